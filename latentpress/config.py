@@ -1,0 +1,45 @@
+"""Typed settings read from the environment.
+
+Every setting has one environment variable, so that Dask workers started elsewhere
+see the same configuration as the command that submitted the work.
+
+- ``LATENTPRESS_MODELS``: folder holding pretrained models by name (``taesd/``,
+  ``lpips/``, ``torchvision/`` ...). Unset: names resolve as hub ids only.
+- ``LATENTPRESS_DEVICE``: torch device for models (default: ``cuda`` when available,
+  else ``cpu``).
+
+Object-storage options (endpoint, credentials) come from fsspec's own configuration,
+for example ``FSSPEC_S3_ENDPOINT_URL`` and the usual ``AWS_*`` variables.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+DEFAULT_VAE = "taesd"
+DEFAULT_SHARD_SIZE = 64
+"""Images per shard: the unit of a shared (per-shard) model."""
+DEFAULT_BATCH_SIZE = 16
+"""Images per task."""
+
+MODELS_ENV = "LATENTPRESS_MODELS"
+DEVICE_ENV = "LATENTPRESS_DEVICE"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Process-wide settings."""
+
+    models_dir: str | None
+    device: str
+
+
+def get_settings() -> Settings:
+    """Read the settings from the environment (cheap; call where needed)."""
+    device = os.environ.get(DEVICE_ENV)
+    if not device:
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return Settings(models_dir=os.environ.get(MODELS_ENV) or None, device=device)

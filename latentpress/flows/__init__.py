@@ -1,0 +1,1 @@
+"""Prefect flows: ingest, compress, evaluate, restore and archive."""

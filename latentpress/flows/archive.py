@@ -1,0 +1,61 @@
+"""Archive flow: ingest, compress and evaluate a collection in one run."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+from prefect import flow
+
+from latentpress.config import DEFAULT_BATCH_SIZE, DEFAULT_SHARD_SIZE, DEFAULT_VAE
+from latentpress.flows.compress import compress_flow, parse_specs
+from latentpress.flows.evaluate import evaluate_flow
+from latentpress.flows.ingest import ingest_flow
+from latentpress.infra.archive import ArchiveLayout
+from latentpress.infra.cluster import dask_scheduler
+from latentpress.infra.collection import Item
+
+
+@dataclass
+class ArchiveReport:
+    """What one archive run did."""
+
+    run_id: str
+    items: list[Item]
+    compress: list[dict] = field(default_factory=list)
+    rows: list[dict] = field(default_factory=list)
+
+    @property
+    def failed_items(self) -> list[Item]:
+        return [i for i in self.items if i.status != "ok"]
+
+
+@flow(name="archive")
+def archive_flow(
+    source: str,
+    archive: str,
+    codecs: list[str],
+    ledger: str | None = None,
+    vae: str = DEFAULT_VAE,
+    latents: str | None = None,
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    dask_address: str | None = None,
+    workers: int | None = None,
+) -> ArchiveReport:
+    """Archive every image under ``source`` into ``archive`` with each codec and
+    record the results in the ledger (default ``<archive>/ledger``).
+
+    Reruns are idempotent: stored containers and ledger rows are never redone.
+    """
+    parse_specs(codecs)  # fail fast on a bad codec spec, before any work
+    run_id = uuid.uuid4().hex[:12]
+    ledger_url = ledger or ArchiveLayout(archive).ledger
+    with dask_scheduler(dask_address, workers) as address:
+        cluster = {"dask_address": address, "workers": workers}
+        items = ingest_flow(source, archive, shard_size=shard_size, **cluster)
+        statuses = compress_flow(
+            archive, codecs, vae=vae, latents=latents, ledger=ledger_url, run_id=run_id, batch_size=batch_size, **cluster
+        )
+        rows = evaluate_flow(archive, ledger=ledger_url, run_id=run_id, batch_size=batch_size, **cluster)
+    return ArchiveReport(run_id=run_id, items=items, compress=statuses, rows=rows)

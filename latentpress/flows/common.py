@@ -1,0 +1,62 @@
+"""Helpers shared by the flows: batching work and gathering task results."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any, TypeVar
+
+from prefect.futures import PrefectFuture, as_completed
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from latentpress.infra.collection import Item
+
+T = TypeVar("T")
+
+
+
+class FlowError(RuntimeError):
+    """Some tasks of a flow failed after their retries."""
+
+
+def chunks(values: Sequence[T], size: int) -> list[list[T]]:
+    """``values`` in consecutive lists of at most ``size``."""
+    if size < 1:
+        raise ValueError(f"batch size must be at least 1, got {size}")
+    return [list(values[i : i + size]) for i in range(0, len(values), size)]
+
+
+def shard_batches(items: Iterable[Item], batch_size: int) -> list[list[Item]]:
+    """Items of each shard in batches of at most ``batch_size`` (batches never span shards)."""
+    by_shard: dict[int, list[Item]] = {}
+    for item in items:
+        by_shard.setdefault(item.shard, []).append(item)
+    return [batch for shard in sorted(by_shard) for batch in chunks(by_shard[shard], batch_size)]
+
+
+def gather(futures: Sequence[PrefectFuture], description: str) -> list[Any]:
+    """Wait for ``futures`` with a progress bar; results in submission order.
+
+    Raises ``FlowError`` naming every failed task once all have finished, so work
+    that succeeded is never thrown away.
+    """
+    index = {id(future): i for i, future in enumerate(futures)}
+    results: list[Any] = [None] * len(futures)
+    errors: list[str] = []
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, transient=not sys.stderr.isatty(), disable=not futures) as progress:
+        bar = progress.add_task(description, total=len(futures))
+        for future in as_completed(futures):
+            try:
+                results[index[id(future)]] = future.result()
+            except Exception as exc:  # a task that failed after its retries
+                errors.append(f"{type(exc).__name__}: {exc}")
+            progress.advance(bar)
+    if errors:
+        raise FlowError(f"{description}: {len(errors)} task(s) failed: " + "; ".join(errors[:5]))
+    return results
+
+
+def flatten(lists: Iterable[list[T]]) -> list[T]:
+    """One list of all elements of ``lists``."""
+    return [value for values in lists for value in values]

@@ -1,0 +1,70 @@
+"""Evaluate flow: decode every stored container not yet in the ledger and measure it."""
+
+from __future__ import annotations
+
+import uuid
+
+from prefect import flow
+
+from latentpress.codecs import CodecConfig
+from latentpress.config import DEFAULT_BATCH_SIZE
+from latentpress.flows.common import flatten, gather, shard_batches
+from latentpress.infra import storage
+from latentpress.infra.archive import ArchiveLayout, read_manifest
+from latentpress.infra.cluster import dask_scheduler, task_runner
+from latentpress.infra.collection import read_collection
+from latentpress.infra.ledger import read_ledger
+from latentpress.tasks.evaluate import evaluate_batch
+
+
+def stored_ids(archive: str, config_key: str) -> set[str]:
+    """Ids of the images with a container stored under ``config_key``."""
+    folder = storage.join(archive, "images", config_key)
+    if not storage.exists(folder):
+        return set()
+    names = (url.rsplit("/", 1)[-1] for url in storage.list_files(folder, recursive=False))
+    return {name[: -len(".lpc")] for name in names if name.endswith(".lpc")}
+
+
+@flow(name="evaluate")
+def evaluate_flow(
+    archive: str,
+    ledger: str | None = None,
+    run_id: str | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    dask_address: str | None = None,
+    workers: int | None = None,
+) -> list[dict]:
+    """Append a ledger row for every stored (image, configuration) the ledger lacks.
+
+    Returns the new rows.
+    """
+    layout = ArchiveLayout(archive)
+    ledger_url = ledger or layout.ledger
+    run_id = run_id or uuid.uuid4().hex[:12]
+    manifest = read_manifest(archive)
+    items = [item for item in read_collection(layout.collection) if item.status == "ok"]
+    existing = read_ledger(ledger_url)
+    done = set(zip(existing["image_id"], existing["config_key"]))
+    jobs = []
+    for entry in manifest["configs"]:
+        config = CodecConfig(entry["codec"], entry["preset"], entry["quality"])
+        stored = stored_ids(archive, config.key)
+        todo = [i for i in items if i.image_id in stored and (i.image_id, config.key) not in done]
+        jobs += [(config, batch) for batch in shard_batches(todo, batch_size)]
+    with dask_scheduler(dask_address, workers) as address, task_runner(address) as runner:
+        futures = [
+            runner.submit(
+                evaluate_batch,
+                {
+                    "items": batch,
+                    "archive": archive,
+                    "config": config,
+                    "vae_name": manifest["vae"],
+                    "ledger_url": ledger_url,
+                    "run_id": run_id,
+                },
+            )
+            for config, batch in jobs
+        ]
+        return flatten(gather(futures, "evaluate"))

@@ -1,0 +1,1 @@
+"""Infrastructure: storage, latent store, archive format, ledger, cluster, models."""

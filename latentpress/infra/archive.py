@@ -1,0 +1,121 @@
+"""Archive layout on object storage, image containers and the manifest.
+
+```
+<archive>/manifest.json                       written last: collection, configs, items
+<archive>/collection.parquet                  ingest result (every item, failed ones too)
+<archive>/latents/<vae-id>/<image-id>         Zarr v3 latent store (default location)
+<archive>/images/<config-key>/<image-id>.lpc  one container per image and configuration
+<archive>/images/<config-key>/<image-id>.json encode statistics, written before the .lpc
+<archive>/ledger/                             Parquet ledger (default location)
+```
+An ``.lpc`` object's presence means complete: it is written atomically, last.
+Names inside the archive are ids and configuration keys, never input paths.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from latentpress.infra import storage
+from latentpress.infra.container import Container, ContainerError, pack, unpack
+
+MANIFEST_FORMAT = 1
+IMAGE_ID = re.compile(r"^[0-9a-f]{16}$")
+CONFIG_KEY = re.compile(r"^[a-z0-9][a-z0-9_-]*\.[a-z0-9_-]+\.q[0-9eE.+-]+$")
+
+
+@dataclass(frozen=True)
+class ArchiveLayout:
+    """URLs of everything stored under one archive root."""
+
+    root: str
+
+    @property
+    def manifest(self) -> str:
+        return storage.join(self.root, "manifest.json")
+
+    @property
+    def collection(self) -> str:
+        return storage.join(self.root, "collection.parquet")
+
+    @property
+    def latents(self) -> str:
+        return storage.join(self.root, "latents")
+
+    @property
+    def ledger(self) -> str:
+        return storage.join(self.root, "ledger")
+
+    def image(self, config_key: str, image_id: str) -> str:
+        return storage.join(self.root, "images", check_config_key(config_key), f"{check_image_id(image_id)}.lpc")
+
+    def stats(self, config_key: str, image_id: str) -> str:
+        return storage.join(self.root, "images", check_config_key(config_key), f"{check_image_id(image_id)}.json")
+
+
+def check_image_id(image_id: str) -> str:
+    """``image_id`` if it is a well-formed id, else ValueError (guards paths)."""
+    if not isinstance(image_id, str) or not IMAGE_ID.match(image_id):
+        raise ValueError(f"malformed image id {image_id!r}")
+    return image_id
+
+
+def check_config_key(key: str) -> str:
+    """``key`` if it is a well-formed configuration key, else ValueError."""
+    if not isinstance(key, str) or not CONFIG_KEY.match(key) or ".." in key:
+        raise ValueError(f"malformed codec configuration key {key!r}")
+    return key
+
+
+def pack_image(
+    *, codec: str, codec_version: int, config: dict[str, Any], payload: bytes, width: int, height: int, vae_id: str
+) -> bytes:
+    """An image container: the codec configuration (JSON) and the codec's bitstream."""
+    config_bytes = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
+    return pack(
+        Container(
+            kind="image",
+            codec=codec,
+            codec_version=codec_version,
+            vae_id=vae_id,
+            width=width,
+            height=height,
+            sections={"config": config_bytes, "payload": payload},
+        )
+    )
+
+
+def unpack_image(data: bytes, source: str = "") -> tuple[Container, dict[str, Any]]:
+    """Parse and verify an image container; returns it and its configuration."""
+    container = unpack(data, source=source)
+    if container.kind != "image" or set(container.sections) != {"config", "payload"}:
+        raise ContainerError(f"{source or 'container'}: not an image container")
+    try:
+        config = json.loads(container.sections["config"])
+    except ValueError as exc:
+        raise ContainerError(f"{source or 'container'}: config section is not JSON: {exc}") from None
+    return container, config
+
+
+def read_manifest(root: str) -> dict[str, Any]:
+    """The archive's manifest, checked for well-formed ids and keys."""
+    url = ArchiveLayout(root).manifest
+    if not storage.exists(url):
+        raise FileNotFoundError(f"no archive manifest at {url}")
+    manifest = json.loads(storage.read_bytes(url))
+    if manifest.get("format") != MANIFEST_FORMAT:
+        raise ValueError(f"{url}: unsupported manifest format {manifest.get('format')!r}")
+    for item in manifest["items"]:
+        check_image_id(item["image_id"])
+    for config in manifest["configs"]:
+        check_config_key(config["key"])
+    return manifest
+
+
+def write_manifest(root: str, manifest: dict[str, Any]) -> None:
+    """Write the manifest atomically (the last object of a run)."""
+    body = {"format": MANIFEST_FORMAT, **manifest}
+    storage.write_bytes_atomic(ArchiveLayout(root).manifest, json.dumps(body, indent=1, sort_keys=True).encode())

@@ -1,0 +1,94 @@
+"""Where work runs: a Prefect API for the command and a Dask cluster for the tasks."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+# Prefect and Dask settings this project relies on; set before either is imported by
+# a command, and inherited by local Dask workers.
+QUIET_ENV = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",  # no telemetry traffic
+    "PREFECT_LOGGING_LEVEL": "WARNING",
+    "DASK_DISTRIBUTED__LOGGING__DISTRIBUTED": "warning",
+}
+
+
+def apply_quiet_defaults() -> None:
+    """Set the environment defaults above unless the user chose otherwise."""
+    for key, value in QUIET_ENV.items():
+        os.environ.setdefault(key, value)
+
+
+@contextmanager
+def prefect_api() -> Iterator[str]:
+    """Yield the Prefect API URL to report runs to.
+
+    A configured ``PREFECT_API_URL`` (e.g. ``prefect server start`` on 127.0.0.1) is
+    used as is. Otherwise one temporary local server is started for the whole
+    command and its URL exported, so that every Dask worker started afterwards
+    reports to it instead of starting a server of its own.
+    """
+    configured = os.environ.get("PREFECT_API_URL")
+    if configured:
+        yield configured
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    server = SubprocessASGIServer()
+    server.start()
+    os.environ["PREFECT_API_URL"] = server.api_url
+    try:
+        with temporary_settings({PREFECT_API_URL: server.api_url}):
+            yield server.api_url
+    finally:
+        os.environ.pop("PREFECT_API_URL", None)
+        server.stop()
+
+
+def default_workers() -> int:
+    """One single-threaded worker per CPU core."""
+    return max(1, os.cpu_count() or 1)
+
+
+@contextmanager
+def dask_scheduler(address: str | None = None, workers: int | None = None) -> Iterator[str]:
+    """Yield a Dask scheduler address: ``address`` itself, or a LocalCluster's.
+
+    The local cluster runs ``workers`` processes with one thread each (Dask sets
+    ``OMP_NUM_THREADS=1`` in them, so torch does not oversubscribe the cores); a
+    GPU machine gives every worker a ``GPU=1`` resource for model-heavy tasks.
+    """
+    if address:
+        yield address
+        return
+    from distributed import LocalCluster
+
+    kwargs: dict = {}
+    if _cuda_devices():
+        kwargs["resources"] = {"GPU": 1}
+    with LocalCluster(
+        n_workers=workers or default_workers(),
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        **kwargs,
+    ) as cluster:
+        yield cluster.scheduler_address
+
+
+def _cuda_devices() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+@contextmanager
+def task_runner(address: str) -> Iterator:
+    """A started prefect-dask task runner connected to the scheduler at ``address``."""
+    from prefect_dask import DaskTaskRunner
+
+    with DaskTaskRunner(address=address) as runner:
+        yield runner

@@ -1,0 +1,111 @@
+"""Reading one image safely: bytes in, oriented 8-bit RGB out, or a clear error.
+
+Whatever the file holds (greyscale, 16-bit, palette, CMYK, alpha, EXIF rotation,
+several frames), :func:`decode_image` returns what a viewer shows as an
+``(H, W, 3)`` uint8 array:
+
+- EXIF orientation is applied, so width and height are those of the upright image;
+- 16-bit and 32-bit integer samples are scaled from 0..65535 to 0..255 (rounded, not
+  clipped); float samples are taken as 0..1;
+- transparency is composited on white;
+- multi-frame files (animated WebP, multi-page TIFF, MPO) give their first frame.
+
+Only the formats named by :data:`IMAGE_EXTENSIONS` are tried, whatever the file is
+called, so a file cannot make Pillow run a plugin we never meant to use (EPS, for
+one, starts Ghostscript). The whole file is decoded, so truncated files fail; images
+larger than ``max_pixels`` are refused from their header, before decoding.
+"""
+
+from __future__ import annotations
+
+import io
+import posixpath
+
+import numpy as np
+from PIL import Image, ImageOps
+
+IMAGE_EXTENSIONS = frozenset({"jpg", "jpeg", "png", "webp", "tif", "tiff", "bmp", "avif"})
+
+# Pillow formats those extensions name (its JPEG reader also returns multi-picture
+# MPO files from cameras).
+FORMATS = ("JPEG", "PNG", "WEBP", "TIFF", "BMP", "AVIF")
+
+MAX_PIXELS = 2**28 // 3
+"""Default pixel limit (~89.5 megapixels), Pillow's own ``MAX_IMAGE_PIXELS``.
+
+Pillow itself still refuses images over twice its global limit, so a larger
+``max_pixels`` cannot admit more than that; Pillow may also print its
+``DecompressionBombWarning`` for images we then refuse.
+"""
+
+_ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
+
+
+class ImageError(ValueError):
+    """A file that is not a usable image; ``reason`` says why in a few words."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"{name}: {reason}")
+        self.name = name
+        self.reason = reason
+
+
+def has_image_extension(name: str) -> bool:
+    """Whether ``name`` ends with one of :data:`IMAGE_EXTENSIONS` (any case)."""
+    ext = posixpath.splitext(name)[1]
+    return ext[1:].lower() in IMAGE_EXTENSIONS
+
+
+def decode_image(data: bytes, name: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Decode ``data`` to an upright ``(H, W, 3)`` uint8 RGB array.
+
+    ``name`` only labels errors. Raises :class:`ImageError` for anything that is not
+    a complete, supported image of at most ``max_pixels`` pixels.
+    """
+    if not data:
+        raise ImageError(name, "empty file")
+    try:
+        with Image.open(io.BytesIO(data), formats=FORMATS) as img:
+            width, height = img.size
+            if width * height > max_pixels:
+                raise ImageError(
+                    name,
+                    f"image too large: {width}x{height} = {width * height} pixels "
+                    f"exceeds the limit of {max_pixels}",
+                )
+            img.load()
+            return _to_rgb8(ImageOps.exif_transpose(img))
+    except ImageError:
+        raise
+    except Image.UnidentifiedImageError:
+        raise ImageError(name, "not a supported image (JPEG, PNG, WebP, TIFF, BMP, AVIF)")
+    except Image.DecompressionBombError as exc:
+        raise ImageError(name, f"image too large: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - any decoder failure means bad input bytes
+        raise ImageError(name, f"cannot decode: {exc or type(exc).__name__}") from exc
+
+
+def _to_rgb8(img: Image.Image) -> np.ndarray:
+    """Any Pillow mode as 8-bit RGB (see the module docstring for the rules)."""
+    if img.mode.startswith("I"):  # I;16 variants and 32-bit I
+        wide = np.clip(np.asarray(img), 0, 65535).astype(np.uint32)
+        grey = ((wide * 255 + 32767) // 65535).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    if img.mode == "F":
+        grey = np.rint(np.clip(np.asarray(img), 0.0, 1.0) * 255.0).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    if img.mode in _ALPHA_MODES or "transparency" in img.info:
+        rgba = np.asarray(img.convert("RGBA")).astype(np.uint16)
+        rgb, alpha = rgba[..., :3], rgba[..., 3:]
+        out = (rgb * alpha + 255 * (255 - alpha) + 127) // 255
+        return out.astype(np.uint8)
+    return np.array(img.convert("RGB"))
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """Lossless PNG bytes of an ``(H, W, 3)`` uint8 RGB array."""
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected (H, W, 3) uint8, got {image.shape} {image.dtype}")
+    out = io.BytesIO()
+    Image.fromarray(image).save(out, format="PNG")
+    return out.getvalue()

@@ -1,0 +1,192 @@
+"""The results ledger: a Parquet dataset with one row per (image, codec config, run).
+
+Layout: ``<ledger>/codec=<name>/part-<run_id>-<uuid>.parquet`` (hive partitions).
+Appending writes new files only, so readers never see a file change under them.
+``codec`` lives only in the partition folder name, not inside the files: a column
+duplicated in both makes ``pandas.read_parquet(<ledger>)`` fail to merge schemas.
+Analysts can read the folder with pandas, pyarrow or DuckDB (``hive_partitioning``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from latentpress import __version__
+from latentpress.infra import storage
+
+_NULLABLE = {
+    "vae_id", "bytes", "bpp", "psnr", "ms_ssim", "lpips", "dists",
+    "encode_seconds", "decode_seconds", "error", "shard",
+}  # fmt: skip
+
+LEDGER_SCHEMA = pa.schema(
+    [
+        pa.field(name, type_, nullable=name in _NULLABLE)
+        for name, type_ in [
+            ("image_id", pa.string()),
+            ("source", pa.string()),
+            ("width", pa.int32()),
+            ("height", pa.int32()),
+            ("codec", pa.string()),
+            ("preset", pa.string()),
+            ("quality", pa.float64()),
+            ("config_key", pa.string()),
+            ("params", pa.string()),
+            ("vae_id", pa.string()),
+            ("bytes", pa.int64()),
+            ("bpp", pa.float64()),
+            ("psnr", pa.float64()),
+            ("ms_ssim", pa.float64()),
+            ("lpips", pa.float64()),
+            ("dists", pa.float64()),
+            ("encode_seconds", pa.float64()),
+            ("decode_seconds", pa.float64()),
+            ("device", pa.string()),
+            ("status", pa.string()),
+            ("error", pa.string()),
+            ("shard", pa.int32()),
+            ("run_id", pa.string()),
+            ("code_version", pa.string()),
+            ("timestamp", pa.timestamp("us", tz="UTC")),
+        ]
+    ]
+)
+"""Columns of the ledger, in order (``codec`` is stored as the partition key)."""
+
+FILE_SCHEMA = LEDGER_SCHEMA.remove(LEDGER_SCHEMA.get_field_index("codec"))
+"""Columns inside each Parquet file."""
+
+STATUSES = ("ok", "failed")
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_PARTITIONING = ds.partitioning(pa.schema([("codec", pa.string())]), flavor="hive")
+
+
+class LedgerError(ValueError):
+    """Rows that do not fit the ledger schema."""
+
+
+def append_rows(ledger_url: str, rows: list[dict[str, Any]], run_id: str) -> list[str]:
+    """Append ``rows`` as one new Parquet file per codec; return the new files' URLs.
+
+    ``run_id``, ``code_version`` and ``timestamp`` default to this run, this package's
+    version and now; ``params`` may be a mapping (stored as sorted-key JSON).
+    """
+    if not _SAFE_NAME.match(run_id):
+        raise LedgerError(f"run_id {run_id!r} is not a safe file-name part")
+    defaults = {
+        "run_id": run_id,
+        "code_version": __version__,
+        "timestamp": datetime.now(UTC),
+    }
+    rows = [defaults | row for row in rows]
+    _check_rows(rows, run_id)
+    urls = []
+    for codec in sorted({row["codec"] for row in rows}):
+        table = _table([row for row in rows if row["codec"] == codec])
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer)
+        url = storage.join(
+            ledger_url, f"codec={codec}", f"part-{run_id}-{uuid.uuid4().hex}.parquet"
+        )
+        storage.write_bytes_atomic(url, buffer.getvalue())
+        urls.append(url)
+    return urls
+
+
+def _check_rows(rows: list[dict[str, Any]], run_id: str) -> None:
+    """Raise ``LedgerError`` naming the first missing, unknown or bad column."""
+    for index, row in enumerate(rows):
+        unknown = set(row) - set(LEDGER_SCHEMA.names)
+        if unknown:
+            raise LedgerError(f"row {index}: unknown column(s) {sorted(unknown)}")
+        for field in LEDGER_SCHEMA:
+            if not field.nullable and row.get(field.name) is None:
+                raise LedgerError(f"row {index}: column {field.name!r} is missing or null")
+        if not isinstance(row["codec"], str) or not _SAFE_NAME.match(row["codec"]):
+            raise LedgerError(f"row {index}: column 'codec' = {row['codec']!r} is not a safe name")
+        if row["status"] not in STATUSES:
+            raise LedgerError(
+                f"row {index}: column 'status' must be one of {STATUSES}, got {row['status']!r}"
+            )
+        if row["run_id"] != run_id:
+            raise LedgerError(
+                f"row {index}: column 'run_id' = {row['run_id']!r} differs from {run_id!r}"
+            )
+
+
+def _table(rows: list[dict[str, Any]]) -> pa.Table:
+    """Rows (already checked) as a table with ``FILE_SCHEMA``."""
+    columns = []
+    for field in FILE_SCHEMA:
+        values = [row.get(field.name) for row in rows]
+        if field.name == "params":
+            values = [
+                json.dumps(v, sort_keys=True) if isinstance(v, Mapping) else v for v in values
+            ]
+        try:
+            columns.append(pa.array(values, type=field.type))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError) as error:
+            raise LedgerError(f"column {field.name!r} does not fit {field.type}: {error}") from None
+    return pa.Table.from_arrays(columns, schema=FILE_SCHEMA)
+
+
+def read_ledger(ledger_url: str) -> pd.DataFrame:
+    """All rows, columns in ``LEDGER_SCHEMA`` order (empty frame if there is no ledger)."""
+    fs, path = storage.filesystem(ledger_url)
+    fs.invalidate_cache(path)
+    if not fs.exists(path):
+        return _to_pandas(LEDGER_SCHEMA.empty_table())
+    dataset = ds.dataset(
+        path, schema=LEDGER_SCHEMA, format="parquet", filesystem=fs, partitioning=_PARTITIONING
+    )
+    return _to_pandas(dataset.to_table())
+
+
+def _to_pandas(table: pa.Table) -> pd.DataFrame:
+    """Integer columns stay integers (nullable ``Int32``/``Int64``) when values are missing."""
+    mapping = {pa.int32(): pd.Int32Dtype(), pa.int64(): pd.Int64Dtype()}
+    return table.to_pandas(types_mapper=mapping.get)
+
+
+def summarize(df: pd.DataFrame) -> pd.DataFrame:
+    """Per (codec, preset, quality): images and mean rate, quality and speed of ok rows.
+
+    ``images`` counts distinct image ids among ok rows; ``failed`` counts failed rows.
+    Sorted by codec, then bpp.
+    """
+    keys = ["codec", "preset", "quality"]
+    means = ["bpp", "lpips", "dists", "psnr", "ms_ssim", "encode_seconds", "decode_seconds"]
+    ok = df[df["status"] == "ok"]
+    out = ok.groupby(keys)[means].mean()
+    out.insert(0, "images", ok.groupby(keys)["image_id"].nunique())
+    failed = df[df["status"] == "failed"].groupby(keys).size().rename("failed")
+    out = out.join(failed, how="outer")
+    out["images"] = out["images"].fillna(0).astype("int64")
+    out["failed"] = out["failed"].fillna(0).astype("int64")
+    return out.reset_index().sort_values(["codec", "bpp", "preset", "quality"], ignore_index=True)
+
+
+def export(df: pd.DataFrame, url: str, fmt: Literal["csv", "parquet", "json"]) -> None:
+    """Write ``df`` to ``url`` (any fsspec URL) as CSV, Parquet or JSON records."""
+    if fmt == "csv":
+        data = df.to_csv(index=False).encode()
+    elif fmt == "parquet":
+        buffer = io.BytesIO()
+        df.to_parquet(buffer, index=False)
+        data = buffer.getvalue()
+    elif fmt == "json":
+        data = df.to_json(orient="records", date_format="iso", indent=1).encode()
+    else:
+        raise ValueError(f"unknown export format {fmt!r} (csv, parquet or json)")
+    storage.write_bytes_atomic(url, data)

@@ -1,0 +1,110 @@
+"""Object storage through fsspec: URLs in, bytes out, atomic writes.
+
+Any fsspec URL works (a local path, ``file://``, ``s3://``, ``memory://``). Options
+such as an S3 endpoint come from fsspec's configuration (``FSSPEC_S3_ENDPOINT_URL``
+and friends), so the same URL means the same place in every Dask worker.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import uuid
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+
+def filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    """The filesystem serving ``url`` and the path inside it."""
+    return fsspec.core.url_to_fs(url)
+
+
+def is_remote(url: str) -> bool:
+    """True for URLs that name an object store or other non-local filesystem."""
+    fs, _ = filesystem(url)
+    return not isinstance(fs, LocalFileSystem)
+
+
+def join(base: str, *parts: str) -> str:
+    """Join URL parts with ``/`` (works for local paths and object-store URLs)."""
+    out = base.rstrip("/")
+    for part in parts:
+        out = f"{out}/{part.strip('/')}"
+    return out
+
+
+def read_bytes(url: str) -> bytes:
+    """Whole object as bytes."""
+    fs, path = filesystem(url)
+    return fs.cat_file(path)
+
+
+def exists(url: str) -> bool:
+    """Whether an object exists, without trusting listing caches."""
+    fs, path = filesystem(url)
+    fs.invalidate_cache(posixpath.dirname(path))
+    return fs.exists(path)
+
+
+def size(url: str) -> int:
+    """Size of a stored object in bytes."""
+    fs, path = filesystem(url)
+    fs.invalidate_cache(posixpath.dirname(path))
+    return int(fs.size(path))
+
+
+def write_bytes_atomic(url: str, data: bytes) -> None:
+    """Write ``data`` so that readers see either nothing or the whole object.
+
+    Local files go to a temporary name in the same folder and are renamed into
+    place; object stores make a single PUT, which is atomic by itself.
+    """
+    fs, path = filesystem(url)
+    if isinstance(fs, LocalFileSystem):
+        folder = os.path.dirname(path) or "."
+        os.makedirs(folder, exist_ok=True)
+        tmp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
+        try:
+            with open(tmp, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+    else:
+        fs.pipe_file(path, data)
+        fs.invalidate_cache(posixpath.dirname(path))
+
+
+def list_files(url: str, recursive: bool = True) -> list[str]:
+    """Full URLs of the files under ``url``, sorted.
+
+    Temporary files and hidden names are skipped, including everything inside hidden
+    folders below ``url`` (``.thumbnails/``, ``.Trash-1000/`` ...).
+    """
+    fs, root = filesystem(url)
+    fs.invalidate_cache(root)
+    if not fs.exists(root):
+        raise FileNotFoundError(f"no such folder or bucket prefix: {url}")
+    if fs.isfile(root):
+        paths = [root]
+    else:
+        paths = fs.find(root, maxdepth=None if recursive else 1)
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    out = []
+    for path in sorted(paths):
+        below = posixpath.relpath(path, root) if path != root else posixpath.basename(path)
+        if path.endswith(".tmp") or any(part.startswith(".") for part in below.split("/")):
+            continue
+        out.append(path if isinstance(fs, LocalFileSystem) else f"{protocol}://{path}")
+    return out
+
+
+def remove(url: str) -> None:
+    """Delete an object if it exists."""
+    fs, path = filesystem(url)
+    if fs.exists(path):
+        fs.rm_file(path)

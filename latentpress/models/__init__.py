@@ -1,0 +1,1 @@
+"""Pretrained networks: latent autoencoders and perceptual metrics."""

@@ -1,0 +1,1 @@
+"""Prefect tasks: thin, idempotent wrappers over codecs, models and infra."""

@@ -1,0 +1,95 @@
+"""Evaluation task: decode stored bytes, measure against the original, append ledger rows."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timezone
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from latentpress import __version__
+from latentpress.codecs import CodecConfig
+from latentpress.config import get_settings
+from latentpress.infra import storage
+from latentpress.infra.archive import ArchiveLayout
+from latentpress.infra.collection import Item
+from latentpress.infra.images import decode_image
+from latentpress.infra.ledger import append_rows
+from latentpress.models.metrics import compute_metrics
+from latentpress.tasks.decode import decode_container
+
+
+def base_row(item: Item, config: CodecConfig, run_id: str) -> dict:
+    """A ledger row for ``item`` under ``config`` with no measurement yet."""
+    return {
+        "image_id": item.image_id,
+        "source": item.source,
+        "width": item.width,
+        "height": item.height,
+        "codec": config.name,
+        "preset": config.preset,
+        "quality": config.quality,
+        "config_key": config.key,
+        "params": None,
+        "vae_id": None,
+        "bytes": None,
+        "bpp": None,
+        "psnr": None,
+        "ms_ssim": None,
+        "lpips": None,
+        "dists": None,
+        "encode_seconds": None,
+        "decode_seconds": None,
+        "device": get_settings().device,
+        "status": "ok",
+        "error": None,
+        "shard": item.shard,
+        "run_id": run_id,
+        "code_version": __version__,
+        "timestamp": datetime.now(timezone.utc),
+    }
+
+
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
+def evaluate_batch(
+    items: list[Item], archive: str, config: CodecConfig, vae_name: str, ledger_url: str, run_id: str
+) -> list[dict]:
+    """Ledger rows for the batch (also appended to the ledger as one new file).
+
+    The rate is the stored object's size: every counted byte was written, read
+    back and decoded here.
+    """
+    layout = ArchiveLayout(archive)
+    rows = []
+    for item in items:
+        url = layout.image(config.key, item.image_id)
+        row = base_row(item, config, run_id)
+        try:
+            data = storage.read_bytes(url)
+            stats = json.loads(storage.read_bytes(layout.stats(config.key, item.image_id)))
+            start = time.perf_counter()
+            decoded, container = decode_container(data, vae_name, source=url)
+            decode_seconds = time.perf_counter() - start
+            original = decode_image(storage.read_bytes(item.source), item.name)
+            metrics = compute_metrics(original, decoded)
+        except (ValueError, KeyError, FileNotFoundError) as exc:
+            rows.append({**row, "status": "failed", "error": f"{type(exc).__name__}: {exc}"})
+            continue
+        rows.append(
+            {
+                **row,
+                "params": json.dumps(stats["params"], sort_keys=True),
+                "vae_id": container.vae_id or None,
+                "bytes": len(data),
+                "bpp": 8 * len(data) / (item.width * item.height),
+                **metrics,
+                "encode_seconds": stats["encode_seconds"],
+                "decode_seconds": decode_seconds,
+                "device": stats.get("device", row["device"]),
+            }
+        )
+    if rows:
+        append_rows(ledger_url, rows, run_id)
+    return rows

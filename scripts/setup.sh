@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Create .venv and install latentpress with its test extras, pinned by constraints.txt.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q -c constraints.txt -e ".[dev]"

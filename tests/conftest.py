@@ -1,0 +1,49 @@
+"""Shared fixtures: configuration for offline models, small real and synthetic images."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+# Tests and CI load pretrained weights from the shared models folder, through the
+# same configuration a user sets.
+os.environ.setdefault("LATENTPRESS_MODELS", str(SHARED / "models"))
+os.environ.setdefault("LATENTPRESS_DEVICE", "cpu")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+KODAK = SHARED / "data" / "kodak-dev"
+
+pytest_plugins = ["s3fixture", "pipeline_fixtures"]
+
+
+@pytest.fixture(scope="session")
+def kodak_dir() -> Path:
+    """Folder of the six real Kodak development photos."""
+    assert KODAK.is_dir(), f"missing real test photos at {KODAK}"
+    return KODAK
+
+
+@pytest.fixture(scope="session")
+def kodak_crop() -> np.ndarray:
+    """A 128x96 crop of a real photo (kodim03), (H, W, 3) uint8."""
+    from PIL import Image
+
+    with Image.open(KODAK / "kodim03.png") as img:
+        return np.asarray(img.convert("RGB"))[200:296, 300:428].copy()
+
+
+@pytest.fixture
+def smooth_image() -> np.ndarray:
+    """A deterministic 61x75 synthetic image with edges and gradients (odd sizes)."""
+    h, w = 61, 75
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    r = 127 + 120 * np.sin(x / 9.0)
+    g = 127 + 120 * np.cos(y / 7.0)
+    b = np.where((x - 37) ** 2 + (y - 30) ** 2 < 300, 230.0, 30.0)
+    return np.clip(np.stack([r, g, b], -1), 0, 255).astype(np.uint8)

@@ -1,0 +1,80 @@
+"""Fixtures for the end-to-end tests: a Prefect API, a Dask cluster, small collections."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import KODAK
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[str]:
+    """One temporary Prefect server on 127.0.0.1 for the whole test session."""
+    from latentpress.infra.cluster import apply_quiet_defaults, prefect_api
+
+    apply_quiet_defaults()
+    with prefect_api() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def dask_address(prefect_server: str, s3_bucket: str) -> Iterator[str]:
+    """A two-worker local Dask cluster shared by the end-to-end tests.
+
+    Started after the Prefect server and the S3 settings, which its workers inherit.
+    """
+    from latentpress.infra.cluster import dask_scheduler
+
+    with dask_scheduler(None, workers=2) as address:
+        yield address
+
+
+def real_crops() -> list[np.ndarray]:
+    """Three small crops of real photos, of different sizes (one not a multiple of 8)."""
+    crops = []
+    for name, (top, left, h, w) in {
+        "kodim01.png": (100, 200, 64, 96),
+        "kodim03.png": (200, 300, 72, 100),
+        "kodim05.png": (50, 60, 80, 64),
+    }.items():
+        with Image.open(KODAK / name) as img:
+            crops.append(np.asarray(img.convert("RGB"))[top : top + h, left : left + w].copy())
+    return crops
+
+
+def write_good_images(folder: Path) -> list[Path]:
+    """PNG, JPEG and (in a subfolder) CMYK JPEG files of real crops."""
+    first, second, third = real_crops()
+    (folder / "nested").mkdir(parents=True, exist_ok=True)
+    paths = [folder / "a.png", folder / "b.jpg", folder / "nested" / "c_cmyk.jpg"]
+    Image.fromarray(first).save(paths[0])
+    Image.fromarray(second).save(paths[1], quality=95)
+    Image.fromarray(third).convert("CMYK").save(paths[2], quality=95)
+    return paths
+
+
+def write_bad_files(folder: Path) -> dict[str, str]:
+    """A truncated JPEG, a zero-byte file and a text file named .png; name -> kind."""
+    buffer = io.BytesIO()
+    Image.fromarray(real_crops()[0]).save(buffer, format="JPEG", quality=95)
+    data = buffer.getvalue()
+    (folder / "truncated.jpg").write_bytes(data[: len(data) // 2])
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "notes.png").write_text("these are not pixels\n")
+    return {"truncated.jpg": "truncated", "empty.png": "zero-byte", "notes.png": "not an image"}
+
+
+@pytest.fixture
+def mixed_collection(tmp_path: Path) -> Path:
+    """A folder of three good images (one CMYK) and three bad files."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    write_good_images(folder)
+    write_bad_files(folder)
+    return folder

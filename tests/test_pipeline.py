@@ -1,0 +1,134 @@
+"""End to end through Prefect and Dask: archive, ledger, restore, idempotent reruns."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from latentpress.codecs import get_codec
+from latentpress.flows.archive import archive_flow
+from latentpress.flows.compress import compress_flow
+from latentpress.flows.restore import restore_flow
+from latentpress.infra import storage
+from latentpress.infra.archive import ArchiveLayout, read_manifest, unpack_image
+from latentpress.infra.collection import read_collection
+from latentpress.infra.latent_store import LatentStore
+from latentpress.infra.ledger import read_ledger
+from latentpress.tasks.decode import decode_container
+
+pytestmark = pytest.mark.e2e
+
+CODECS = ["jpeg@50", "latent-q@0.5"]
+
+
+def snapshot(folder: Path) -> dict[str, tuple[int, bytes]]:
+    """Every file under ``folder`` with its modification time and contents."""
+    return {str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.read_bytes()) for p in folder.rglob("*") if p.is_file()}
+
+
+def test_archive_evaluate_restore_and_rerun(mixed_collection: Path, tmp_path: Path, dask_address: str) -> None:
+    archive = tmp_path / "archive"
+    report = archive_flow(str(mixed_collection), str(archive), CODECS, dask_address=dask_address)
+
+    # Good images (a CMYK JPEG in a subfolder among them) archived, bad ones recorded with reasons.
+    by_name = {item.name: item for item in read_collection(ArchiveLayout(str(archive)).collection)}
+    assert {n for n, i in by_name.items() if i.status == "ok"} == {"a.png", "b.jpg", "nested/c_cmyk.jpg"}
+    for bad in ("truncated.jpg", "empty.png", "notes.png"):
+        assert by_name[bad].status == "failed" and bad in by_name[bad].error
+    assert "empty" in by_name["empty.png"].error or "zero" in by_name["empty.png"].error
+    assert len(report.failed_items) == 3
+
+    # One ok ledger row per (good image, configuration); rate from the stored object's size.
+    ledger = read_ledger(str(archive / "ledger"))
+    assert len(ledger) == 6 and set(ledger["status"]) == {"ok"}
+    assert sorted(set(ledger["config_key"])) == ["jpeg.default.q50", "latent-q.default.q0.5"]
+    for row in ledger.itertuples():
+        stored = archive / "images" / row.config_key / f"{row.image_id}.lpc"
+        assert row.bytes == stored.stat().st_size
+        assert row.bpp == pytest.approx(8 * stored.stat().st_size / (row.width * row.height))
+        assert 0 <= row.lpips < 0.6 and 0 <= row.dists < 0.6 and 0 < row.ms_ssim <= 1
+        assert row.encode_seconds > 0 and row.decode_seconds > 0
+    jpeg = ledger[ledger["codec"] == "jpeg"]
+    assert (jpeg["psnr"] > 25).all()
+    latent = ledger[ledger["codec"] == "latent-q"]
+    assert (latent["psnr"] > 17).all() and set(latent["vae_id"]) == {"taesd"}
+
+    # Each stored latent-q container decodes to exactly the encoder's reconstruction.
+    store = LatentStore(str(archive / "latents"), "taesd")
+    codec = get_codec("latent-q")
+    for image_id in latent["image_id"]:
+        container, config = unpack_image((archive / "images" / "latent-q.default.q0.5" / f"{image_id}.lpc").read_bytes())
+        assert config == {"codec": "latent-q", "preset": "default", "quality": 0.5}
+        latent_in, _ = store.read(image_id)
+        from latentpress.codecs import DecodeContext
+
+        decoded = codec.decode(container.sections["payload"], DecodeContext(container.width, container.height, "taesd"))
+        np.testing.assert_array_equal(decoded, np.round(latent_in / 0.5).astype(np.float32) * np.float32(0.5))
+
+    # Restore writes images of the original sizes, equal to the decoded containers.
+    out = tmp_path / "restored"
+    statuses = restore_flow(str(archive), str(out), dask_address=dask_address)
+    assert {s["status"] for s in statuses} == {"restored"} and len(statuses) == 6
+    for item in (i for i in by_name.values() if i.status == "ok"):
+        for key in ("jpeg.default.q50", "latent-q.default.q0.5"):
+            restored = np.asarray(Image.open(out / key / f"{item.image_id}.png"))
+            assert restored.shape == (item.height, item.width, 3)
+            expected, _ = decode_container((archive / "images" / key / f"{item.image_id}.lpc").read_bytes(), "taesd")
+            np.testing.assert_array_equal(restored, expected)
+    assert "nested/c_cmyk.jpg" in (out / "restored.csv").read_text()
+
+    # A second run does no codec work, rewrites no object and adds no ledger row.
+    before = snapshot(archive / "images") | {f"ledger/{k}": v for k, v in snapshot(archive / "ledger").items()}
+    again = archive_flow(str(mixed_collection), str(archive), CODECS, dask_address=dask_address)
+    after = snapshot(archive / "images") | {f"ledger/{k}": v for k, v in snapshot(archive / "ledger").items()}
+    assert again.rows == [] and after == before
+    assert {s["status"] for s in again.compress} == {"skipped"}
+    assert len(read_ledger(str(archive / "ledger"))) == 6
+
+
+def test_rerun_finishes_only_missing_work(mixed_collection: Path, tmp_path: Path, dask_address: str) -> None:
+    archive = tmp_path / "archive"
+    archive_flow(str(mixed_collection), str(archive), ["jpeg@40"], dask_address=dask_address)
+    # Lose one container, as if the run had stopped before writing it.
+    lost = next((archive / "images" / "jpeg.default.q40").glob("*.lpc"))
+    kept = {p: p.stat().st_mtime_ns for p in (archive / "images").rglob("*.lpc") if p != lost}
+    lost.unlink()
+    ledger_files = set((archive / "ledger").rglob("*.parquet"))
+
+    report = archive_flow(str(mixed_collection), str(archive), ["jpeg@40", "webp@30"], dask_address=dask_address)
+
+    statuses = {(s["config_key"], s["image_id"]): s["status"] for s in report.compress}
+    assert statuses[("jpeg.default.q40", lost.stem)] == "written"
+    assert sum(v == "written" for v in statuses.values()) == 4  # the lost one and three webp
+    assert all(p.stat().st_mtime_ns == t for p, t in kept.items())
+    assert ledger_files <= set((archive / "ledger").rglob("*.parquet"))
+    ledger = read_ledger(str(archive / "ledger"))
+    # The lost container's image already had its row: no duplicate, webp rows added.
+    assert len(ledger) == 6 and not ledger.duplicated(["image_id", "config_key"]).any()
+    manifest = read_manifest(str(archive))
+    assert [c["key"] for c in manifest["configs"]] == ["jpeg.default.q40", "webp.default.q30"]
+
+
+def test_compress_then_evaluate_on_s3(mixed_collection: Path, s3_bucket: str, dask_address: str) -> None:
+    source = f"s3://{s3_bucket}/photos"
+    for path in mixed_collection.rglob("*"):
+        if path.is_file():
+            storage.write_bytes_atomic(f"{source}/{path.relative_to(mixed_collection).as_posix()}", path.read_bytes())
+    archive, ledger = f"s3://{s3_bucket}/archive", f"s3://{s3_bucket}/elsewhere/ledger"
+
+    report = archive_flow(source, archive, ["webp@50", "latent-q@1"], ledger=ledger, dask_address=dask_address)
+
+    assert len(report.failed_items) == 3 and len(report.rows) == 6
+    frame = read_ledger(ledger)
+    assert len(frame) == 6 and set(frame["status"]) == {"ok"}
+    for row in frame.itertuples():
+        url = ArchiveLayout(archive).image(row.config_key, row.image_id)
+        assert row.bytes == storage.size(url)
+    assert not storage.exists(f"{archive}/ledger")
+    statuses = restore_flow(archive, f"s3://{s3_bucket}/restored", dask_address=dask_address)
+    assert {s["status"] for s in statuses} == {"restored"}
+    again = compress_flow(archive, ["webp@50", "latent-q@1"], ledger=ledger, dask_address=dask_address)
+    assert {s["status"] for s in again} == {"skipped"}
