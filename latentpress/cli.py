@@ -7,14 +7,29 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
 from latentpress import __version__
 from latentpress.config import DEFAULT_BATCH_SIZE, DEFAULT_SHARD_SIZE, DEFAULT_VAE, DEVICE_ENV, MODELS_ENV
 
-console = Console(stderr=False)
+console = Console()
+if not console.is_terminal:  # logs and pipes: wide enough for the summary table
+    console = Console(width=160)
 errors = Console(stderr=True)
+
+SUMMARY_HEADERS = {
+    "images": "images",
+    "bpp": "bpp",
+    "lpips": "LPIPS",
+    "dists": "DISTS",
+    "psnr": "PSNR dB",
+    "ms_ssim": "MS-SSIM",
+    "encode_seconds": "enc s",
+    "decode_seconds": "dec s",
+    "failed": "failed",
+}
 
 CODEC_HELP = (
     "codec and quality points as NAME[:PRESET][@Q1,Q2,...], repeatable, e.g. "
@@ -132,8 +147,10 @@ def _cluster(args: argparse.Namespace) -> dict:
 
 def run_archive(args: argparse.Namespace) -> int:
     from latentpress.flows.archive import archive_flow
+    from latentpress.flows.compress import parse_specs
     from latentpress.infra.cluster import prefect_api
 
+    parse_specs(args.codec)  # a bad spec fails before any server or cluster starts
     with prefect_api():
         report = archive_flow(
             args.source,
@@ -166,9 +183,10 @@ def run_ingest(args: argparse.Namespace) -> int:
 
 
 def run_compress(args: argparse.Namespace) -> int:
-    from latentpress.flows.compress import compress_flow
+    from latentpress.flows.compress import compress_flow, parse_specs
     from latentpress.infra.cluster import prefect_api
 
+    parse_specs(args.codec)
     with prefect_api():
         statuses = compress_flow(
             args.archive, args.codec, vae=args.vae, latents=args.latents, ledger=args.ledger, **_cluster(args)
@@ -238,10 +256,13 @@ def _summary(ledger_url: str) -> int:
         return 0
     summary = summarize(frame)
     table = Table(title=f"ledger {ledger_url}")
-    for column in summary.columns:
-        table.add_column(str(column), justify="left" if summary[column].dtype == object else "right")
-    for _, row in summary.iterrows():
-        table.add_row(*(_cell(v) for v in row))
+    table.add_column("codec")
+    table.add_column("quality", justify="right")
+    for header in SUMMARY_HEADERS.values():
+        table.add_column(header, justify="right")
+    for row in summary.itertuples(index=False):
+        codec = row.codec if row.preset == "default" else f"{row.codec}:{row.preset}"
+        table.add_row(codec, f"{row.quality:g}", *(_cell(getattr(row, c)) for c in SUMMARY_HEADERS))
     console.print(table)
     return 0
 
@@ -249,7 +270,7 @@ def _summary(ledger_url: str) -> int:
 def _cell(value) -> str:
     if isinstance(value, float):
         return "-" if value != value else f"{value:.4g}"
-    return str(value)
+    return "-" if value is None or value is pd.NA else str(value)
 
 
 def _count(statuses: list[dict]) -> dict[str, int]:

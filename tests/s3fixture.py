@@ -1,8 +1,8 @@
 """A real S3 server (moto) on loopback, configured the way a user configures fsspec.
 
-Use it from a test module with ``from s3fixture import s3_bucket  # noqa: F401`` (or
-list ``"s3fixture"`` in ``pytest_plugins`` of ``conftest.py``); the fixture yields
-a bucket name, so tests write to ``s3://<bucket>/...``.
+``conftest.py`` lists it in ``pytest_plugins``, so every test may ask for
+``s3_bucket``: one server per session, yielding a bucket name for
+``s3://<bucket>/...`` URLs.
 
 fsspec reads ``FSSPEC_<PROTOCOL>_<KWARG>`` variables once, when it is imported, into
 ``fsspec.config.conf``; every new filesystem instance takes its defaults from that

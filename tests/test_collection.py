@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from s3fixture import s3_bucket  # noqa: F401
 
 from latentpress.infra import storage
 from latentpress.infra.collection import (
@@ -141,7 +140,7 @@ def test_ingest_and_parquet_round_trip(photos: Path, tmp_path: Path) -> None:
     assert read_collection(url) == items
 
 
-def test_collection_on_s3(s3_bucket: str, photos: Path) -> None:  # noqa: F811
+def test_collection_on_s3(s3_bucket: str, photos: Path) -> None:
     root = f"s3://{s3_bucket}/photos"
     for path in sorted(photos.rglob("*")):
         if path.is_file():

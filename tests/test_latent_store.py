@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr
-from s3fixture import s3_bucket  # noqa: F401
 from zarr.storage import LocalStore
 
 from latentpress.infra.latent_store import LatentStore
@@ -118,7 +117,7 @@ def test_concurrent_writers(tmp_path: Path) -> None:
         np.testing.assert_array_equal(store.read(image_id)[0], latent(int(image_id, 16)))
 
 
-def test_s3_round_trip(s3_bucket: str) -> None:  # noqa: F811
+def test_s3_round_trip(s3_bucket: str) -> None:
     store = LatentStore(f"s3://{s3_bucket}/latents", "madebyollin/taesd")
     assert store.ids() == [] and not store.has("a")
     x = latent(5)

@@ -234,30 +234,8 @@ def test_memory_filesystem() -> None:
         fsspec.filesystem("memory").rm("/latentpress-test-ledger", recursive=True)
 
 
-@pytest.fixture
-def s3_bucket(monkeypatch: pytest.MonkeyPatch) -> str:
-    """A bucket on a moto S3 server on loopback, configured through fsspec's settings."""
-    from moto.server import ThreadedMotoServer
-    from s3fs import S3FileSystem
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setitem(
-        fsspec.config.conf,
-        "s3",
-        {"endpoint_url": f"http://{host}:{port}", "key": "test", "secret": "test"},
-    )
-    S3FileSystem.clear_instance_cache()
-    fsspec.filesystem("s3").mkdir("ledger-bucket")
-    yield "s3://ledger-bucket"
-    S3FileSystem.clear_instance_cache()
-    server.stop()
-
-
 def test_s3_round_trip(s3_bucket: str) -> None:
-    url = f"{s3_bucket}/ledger"
+    url = f"s3://{s3_bucket}/ledger-round-trip"
     assert read_ledger(url).empty
     rows = [_row("a"), _row("b", codec="avif", shard=None)]
     urls = append_rows(url, rows, "run1")

@@ -35,7 +35,7 @@ REQUIRED_ATTRS = ("source", "width", "height", "padding", "scaling_factor", "shi
 """What a latent needs to be decoded back to its image.
 
 ``source``: URL of the original; ``width``, ``height``: its size in pixels (after EXIF
-orientation); ``padding``: ``[right, bottom]`` pixels added before encoding;
+orientation); ``padding``: ``[bottom, right]`` pixels added before encoding (axis order);
 ``scaling_factor``, ``shift_factor``: the VAE's latent scaling (``shift_factor`` may be
 ``None``).
 """

@@ -54,14 +54,16 @@ def compress_batch(
             continue
         try:
             if store is not None:
-                latent, _ = store.read(item.image_id)
+                latent, attrs = store.read(item.image_id)
+                vae_seconds = float(attrs.get("encode_seconds", 0.0))
                 codec_input = CodecInput(item.image_id, item.width, item.height, latent=latent, vae_id=vae_id)
             else:
                 image = decode_image(storage.read_bytes(item.source), item.name)
+                vae_seconds = 0.0
                 codec_input = CodecInput(item.image_id, item.width, item.height, image=image)
             start = time.perf_counter()
             payload = codec.encode(codec_input, params)
-            encode_seconds = time.perf_counter() - start
+            encode_seconds = time.perf_counter() - start + vae_seconds
         except (ValueError, KeyError) as exc:  # bad input or codec refusal: record, go on
             statuses.append({**status, "status": "failed", "error": f"{type(exc).__name__}: {exc}"})
             continue

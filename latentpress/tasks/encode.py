@@ -1,6 +1,12 @@
-"""Latent encoding task: images of a batch through the VAE encoder into the store."""
+"""Latent encoding task: images of a batch through the VAE encoder into the store.
+
+Each latent records its share of the batch's VAE encoding time, which the latent
+codecs add to their own encoding time in the ledger.
+"""
 
 from __future__ import annotations
+
+import time
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -28,7 +34,9 @@ def encode_batch(items: list[Item], latents_url: str, vae_name: str) -> list[dic
         except ImageError as exc:
             statuses.append({"image_id": item.image_id, "status": "failed", "error": str(exc)})
     if todo:
+        start = time.perf_counter()
         latents = vae.encode([image for _, image in todo])
+        seconds_each = (time.perf_counter() - start) / len(todo)
         for (item, _), latent in zip(todo, latents):
             pad_h = latent.shape[1] * vae.stride - item.height
             pad_w = latent.shape[2] * vae.stride - item.width
@@ -43,6 +51,7 @@ def encode_batch(items: list[Item], latents_url: str, vae_name: str) -> list[dic
                     "vae_id": vae.vae_id,
                     "scaling_factor": vae.scaling_factor,
                     "shift_factor": vae.shift_factor,
+                    "encode_seconds": seconds_each,
                 },
             )
             statuses.append({"image_id": item.image_id, "status": "encoded", "error": None})
