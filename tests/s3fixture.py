@@ -64,3 +64,9 @@ def s3_bucket() -> Iterator[str]:
         finally:
             s3_class.clear_instance_cache()
             server.stop()
+
+
+@pytest.fixture
+def s3_root(s3_bucket: str) -> str:
+    """A fresh ``s3://`` prefix of its own for one test (tests share the bucket)."""
+    return f"s3://{s3_bucket}/{uuid.uuid4().hex[:8]}"

@@ -140,8 +140,8 @@ def test_ingest_and_parquet_round_trip(photos: Path, tmp_path: Path) -> None:
     assert read_collection(url) == items
 
 
-def test_collection_on_s3(s3_bucket: str, photos: Path) -> None:
-    root = f"s3://{s3_bucket}/photos"
+def test_collection_on_s3(s3_root: str, photos: Path) -> None:
+    root = f"{s3_root}/photos"
     for path in sorted(photos.rglob("*")):
         if path.is_file():
             storage.write_bytes_atomic(f"{root}/{path.relative_to(photos).as_posix()}",
@@ -155,6 +155,6 @@ def test_collection_on_s3(s3_bucket: str, photos: Path) -> None:
     assert [(i.image_id, i.name, i.status, i.shard) for i in items] == [
         (i.image_id, i.name, i.status, i.shard) for i in local
     ]
-    url = f"s3://{s3_bucket}/archive/collection.parquet"
+    url = f"{s3_root}/archive/collection.parquet"
     write_collection(url, items)
     assert read_collection(url) == items

@@ -117,8 +117,8 @@ def test_concurrent_writers(tmp_path: Path) -> None:
         np.testing.assert_array_equal(store.read(image_id)[0], latent(int(image_id, 16)))
 
 
-def test_s3_round_trip(s3_bucket: str) -> None:
-    store = LatentStore(f"s3://{s3_bucket}/latents", "madebyollin/taesd")
+def test_s3_round_trip(s3_root: str) -> None:
+    store = LatentStore(f"{s3_root}/latents", "madebyollin/taesd")
     assert store.ids() == [] and not store.has("a")
     x = latent(5)
     store.write("a", x, ATTRS)

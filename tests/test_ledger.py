@@ -234,8 +234,8 @@ def test_memory_filesystem() -> None:
         fsspec.filesystem("memory").rm("/latentpress-test-ledger", recursive=True)
 
 
-def test_s3_round_trip(s3_bucket: str) -> None:
-    url = f"s3://{s3_bucket}/ledger-round-trip"
+def test_s3_round_trip(s3_root: str) -> None:
+    url = f"{s3_root}/ledger-round-trip"
     assert read_ledger(url).empty
     rows = [_row("a"), _row("b", codec="avif", shard=None)]
     urls = append_rows(url, rows, "run1")

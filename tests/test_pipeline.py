@@ -112,12 +112,12 @@ def test_rerun_finishes_only_missing_work(mixed_collection: Path, tmp_path: Path
     assert [c["key"] for c in manifest["configs"]] == ["jpeg.default.q40", "webp.default.q30"]
 
 
-def test_compress_then_evaluate_on_s3(mixed_collection: Path, s3_bucket: str, dask_address: str) -> None:
-    source = f"s3://{s3_bucket}/photos"
+def test_compress_then_evaluate_on_s3(mixed_collection: Path, s3_root: str, dask_address: str) -> None:
+    source = f"{s3_root}/photos"
     for path in mixed_collection.rglob("*"):
         if path.is_file():
             storage.write_bytes_atomic(f"{source}/{path.relative_to(mixed_collection).as_posix()}", path.read_bytes())
-    archive, ledger = f"s3://{s3_bucket}/archive", f"s3://{s3_bucket}/elsewhere/ledger"
+    archive, ledger = f"{s3_root}/archive", f"{s3_root}/elsewhere/ledger"
 
     report = archive_flow(source, archive, ["webp@50", "latent-q@1"], ledger=ledger, dask_address=dask_address)
 
@@ -128,7 +128,7 @@ def test_compress_then_evaluate_on_s3(mixed_collection: Path, s3_bucket: str, da
         url = ArchiveLayout(archive).image(row.config_key, row.image_id)
         assert row.bytes == storage.size(url)
     assert not storage.exists(f"{archive}/ledger")
-    statuses = restore_flow(archive, f"s3://{s3_bucket}/restored", dask_address=dask_address)
+    statuses = restore_flow(archive, f"{s3_root}/restored", dask_address=dask_address)
     assert {s["status"] for s in statuses} == {"restored"}
     again = compress_flow(archive, ["webp@50", "latent-q@1"], ledger=ledger, dask_address=dask_address)
     assert {s["status"] for s in again} == {"skipped"}

@@ -32,7 +32,7 @@ def base_row(item: Item, config: CodecConfig, run_id: str) -> dict:
         "preset": config.preset,
         "quality": config.quality,
         "config_key": config.key,
-        "params": None,
+        "params": json.dumps({"codec": config.name, "preset": config.preset, "quality": config.quality}),
         "vae_id": None,
         "bytes": None,
         "bpp": None,
