@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import io
+import os
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +38,34 @@ def dask_address(prefect_server: str, s3_bucket: str) -> Iterator[str]:
 
     with dask_scheduler(None, workers=2) as address:
         yield address
+
+
+@contextmanager
+def dask_processes(worker_args: list[list[str]], prefect_url: str) -> Iterator[str]:
+    """A `dask scheduler` and one `dask worker` per entry of ``worker_args`` (extra
+    command-line arguments), started as a user would, on 127.0.0.1."""
+    from distributed import Client
+
+    dask = str(Path(sys.executable).parent / "dask")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    env = {**os.environ, "PREFECT_API_URL": prefect_url}
+    quiet = {"env": env, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"], **quiet)]
+    procs += [
+        subprocess.Popen([dask, "worker", address, "--host", "127.0.0.1", "--nthreads", "1", "--no-dashboard", *args], **quiet)
+        for args in worker_args
+    ]
+    try:
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(len(worker_args), timeout=120)
+        yield address
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+            proc.wait(timeout=60)
 
 
 def real_crops() -> list[np.ndarray]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ import pytest
 from PIL import Image
 
 from latentpress.infra.ledger import read_ledger
+from pipeline_fixtures import dask_processes
 
 BIN = Path(sys.executable).parent / "latentpress"
 
@@ -90,36 +90,11 @@ def test_killed_run_resumes_then_restore_and_ledger_tools(mixed_collection: Path
     assert len(pd.read_csv(exported)) == 9
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def external_cluster(prefect_server: str) -> Iterator[str]:
     """A `dask scheduler` and one `dask worker` started as a user would, on 127.0.0.1."""
-    dask = str(Path(sys.executable).parent / "dask")
-    address = f"tcp://127.0.0.1:{_free_port()}"
-    env = {**os.environ, "PREFECT_API_URL": prefect_server}
-    scheduler = subprocess.Popen(
-        [dask, "scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1], "--no-dashboard"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    worker = subprocess.Popen(
-        [dask, "worker", address, "--host", "127.0.0.1", "--nthreads", "1", "--no-dashboard"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    from distributed import Client
-
-    try:
-        with Client(address, timeout=60) as client:
-            client.wait_for_workers(1, timeout=120)
+    with dask_processes([[]], prefect_server) as address:
         yield address
-    finally:
-        for proc in (worker, scheduler):
-            proc.terminate()
-            proc.wait(timeout=60)
 
 
 def test_archive_on_an_external_dask_cluster(mixed_collection: Path, tmp_path: Path, external_cluster: str, prefect_server: str) -> None:

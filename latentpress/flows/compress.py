@@ -13,7 +13,7 @@ from latentpress.config import DEFAULT_BATCH_SIZE, DEFAULT_VAE
 from latentpress.flows.common import flatten, gather, shard_batches
 from latentpress.infra import storage
 from latentpress.infra.archive import ArchiveLayout, read_manifest, write_manifest
-from latentpress.infra.cluster import dask_scheduler, task_runner
+from latentpress.infra.cluster import cluster_has_gpus, dask_scheduler, gpu_tasks, task_runner
 from latentpress.infra.collection import Item, read_collection
 from latentpress.infra.ledger import append_rows
 from latentpress.infra.models import model_id
@@ -58,21 +58,30 @@ def compress_flow(
     batches = shard_batches(items, batch_size)
     statuses: list[dict] = []
     with dask_scheduler(dask_address, workers) as address, task_runner(address) as runner:
-        if any(get_codec(c.name).domain == "latent" for c in configs):
-            futures = [runner.submit(encode_batch, {"items": b, "latents_url": latents_url, "vae_name": vae}) for b in batches]
+        gpus = cluster_has_gpus(address)
+        if any(is_latent(c) for c in configs):
+            with gpu_tasks(gpus):
+                futures = [runner.submit(encode_batch, {"items": b, "latents_url": latents_url, "vae_name": vae}) for b in batches]
             statuses += [{**s, "config_key": "latent"} for s in flatten(gather(futures, "encode latents"))]
-        futures = [
-            runner.submit(
-                compress_batch,
-                {"items": b, "archive": archive, "latents_url": latents_url, "vae_name": vae, "config": c},
-            )
-            for c in configs
-            for b in batches
-        ]
+        futures = []
+        for config in configs:
+            with gpu_tasks(gpus and is_latent(config)):
+                futures += [
+                    runner.submit(
+                        compress_batch,
+                        {"items": b, "archive": archive, "latents_url": latents_url, "vae_name": vae, "config": config},
+                    )
+                    for b in batches
+                ]
         statuses += flatten(gather(futures, "compress"))
     record_failures(ledger or layout.ledger, items, configs, statuses, run_id or uuid.uuid4().hex[:12])
     write_manifest(archive, build_manifest(archive, items, configs, vae))
     return statuses
+
+
+def is_latent(config: CodecConfig) -> bool:
+    """Whether the configuration's codec works on VAE latents (model-heavy work)."""
+    return get_codec(config.name).domain == "latent"
 
 
 def record_failures(

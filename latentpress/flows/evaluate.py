@@ -11,7 +11,7 @@ from latentpress.config import DEFAULT_BATCH_SIZE
 from latentpress.flows.common import flatten, gather, shard_batches
 from latentpress.infra import storage
 from latentpress.infra.archive import ArchiveLayout, read_manifest
-from latentpress.infra.cluster import dask_scheduler, task_runner
+from latentpress.infra.cluster import cluster_has_gpus, dask_scheduler, gpu_tasks, task_runner
 from latentpress.infra.collection import read_collection
 from latentpress.infra.ledger import read_ledger
 from latentpress.tasks.evaluate import evaluate_batch
@@ -52,7 +52,9 @@ def evaluate_flow(
         stored = stored_ids(archive, config.key)
         todo = [i for i in items if i.image_id in stored and (i.image_id, config.key) not in done]
         jobs += [(config, batch) for batch in shard_batches(todo, batch_size)]
-    with dask_scheduler(dask_address, workers) as address, task_runner(address) as runner:
+    with dask_scheduler(dask_address, workers) as address, task_runner(address) as runner, gpu_tasks(
+        cluster_has_gpus(address)
+    ):
         futures = [
             runner.submit(
                 evaluate_batch,

@@ -8,7 +8,8 @@ from latentpress.config import DEFAULT_BATCH_SIZE
 from latentpress.flows.common import chunks, flatten, gather
 from latentpress.infra import storage
 from latentpress.infra.archive import read_manifest
-from latentpress.infra.cluster import dask_scheduler, task_runner
+from latentpress.codecs import get_codec
+from latentpress.infra.cluster import cluster_has_gpus, dask_scheduler, gpu_tasks, task_runner
 from latentpress.tasks.restore import restore_batch
 
 
@@ -31,15 +32,19 @@ def restore_flow(
     if unknown:
         raise ValueError(f"archive {archive} has no configuration {', '.join(unknown)} (it has: {', '.join(known)})")
     ids = [item["image_id"] for item in manifest["items"]]
+    codecs = {c["key"]: c["codec"] for c in manifest["configs"]}
     with dask_scheduler(dask_address, workers) as address, task_runner(address) as runner:
-        futures = [
-            runner.submit(
-                restore_batch,
-                {"image_ids": batch, "archive": archive, "config_key": key, "out": out, "vae_name": vae or manifest["vae"]},
-            )
-            for key in chosen
-            for batch in chunks(ids, batch_size)
-        ]
+        gpus = cluster_has_gpus(address)
+        futures = []
+        for key in chosen:
+            with gpu_tasks(gpus and get_codec(codecs[key]).domain == "latent"):
+                futures += [
+                    runner.submit(
+                        restore_batch,
+                        {"image_ids": b, "archive": archive, "config_key": key, "out": out, "vae_name": vae or manifest["vae"]},
+                    )
+                    for b in chunks(ids, batch_size)
+                ]
         statuses = flatten(gather(futures, "restore"))
     write_index(out, manifest, statuses)
     return statuses

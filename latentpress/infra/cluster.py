@@ -85,6 +85,31 @@ def _cuda_devices() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
+def cluster_has_gpus(address: str) -> bool:
+    """Whether any worker of the cluster at ``address`` offers a ``GPU`` resource."""
+    from distributed import Client
+
+    with Client(address, set_as_default=False) as client:
+        workers = client.scheduler_info(n_workers=-1)["workers"].values()
+    return any(w.get("resources", {}).get("GPU", 0) > 0 for w in workers)
+
+
+@contextmanager
+def gpu_tasks(enabled: bool) -> Iterator[None]:
+    """Tasks submitted inside need one ``GPU`` resource when ``enabled``.
+
+    Only enable it on clusters with GPU workers (``cluster_has_gpus``); elsewhere the
+    same tasks run on any worker, on the CPU.
+    """
+    if not enabled:
+        yield
+        return
+    import dask
+
+    with dask.annotate(resources={"GPU": 1}):
+        yield
+
+
 @contextmanager
 def task_runner(address: str) -> Iterator:
     """A started prefect-dask task runner connected to the scheduler at ``address``."""
