@@ -76,7 +76,7 @@ def test_archive_evaluate_restore_and_rerun(mixed_collection: Path, tmp_path: Pa
         for key in ("jpeg.default.q50", "latent-q.default.q0.5"):
             restored = np.asarray(Image.open(out / key / f"{item.image_id}.png"))
             assert restored.shape == (item.height, item.width, 3)
-            expected, _ = decode_container((archive / "images" / key / f"{item.image_id}.lpc").read_bytes(), "taesd")
+            expected, _ = decode_container((archive / "images" / key / f"{item.image_id}.lpc").read_bytes(), "taesd", str(archive))
             np.testing.assert_array_equal(restored, expected)
     assert "nested/c_cmyk.jpg" in (out / "restored.csv").read_text()
 

@@ -7,12 +7,13 @@ Usable as a plain library::
     data = codec.encode(item, codec.params(quality=40))
 """
 
-from latentpress.codecs.base import Codec, CodecError, CodecInput, DecodeContext
+from latentpress.codecs.base import Codec, CodecError, CodecInput, DecodeContext, SharedFit
 from latentpress.codecs.registry import CODECS, get_codec, register_codec
 from latentpress.codecs.spec import CodecConfig, parse_codec_spec
 
 # Built-in codecs register themselves on import.
 from latentpress.codecs import latent_q, reference  # noqa: E402,F401  isort: skip
+from latentpress.codecs import laduree  # noqa: E402,F401  isort: skip
 
 __all__ = [
     "CODECS",
@@ -24,4 +25,5 @@ __all__ = [
     "get_codec",
     "parse_codec_spec",
     "register_codec",
+    "SharedFit",
 ]

@@ -8,6 +8,11 @@ A codec turns one image (pixels or its VAE latent) into bytes and back:
   ``domain`` is ``"pixels"``, or the ``(C, h, w) float32`` latent for ``"latent"``
   codecs (the pipeline runs the VAE decoder and crops to the image size).
 
+Codecs that learn one model for a whole shard (``shared = True``) also implement
+``fit(items, params) -> SharedFit``: the shared model's bytes (stored once per
+shard) and each image's payload; their ``decode`` reads the shared model from
+``context.shared_model``.
+
 Parameters are a frozen dataclass per codec with a ``quality`` field (the codec's one
 continuous knob: a JPEG quality, a quantization step, a lambda); named presets fill
 in the rest.
@@ -46,6 +51,18 @@ class DecodeContext:
     width: int
     height: int
     vae_id: str | None = None
+    shared_model: bytes | None = None
+    """The shared model's bytes, for codecs with ``shared = True``."""
+
+
+@dataclass(frozen=True)
+class SharedFit:
+    """What a shared-model codec learns from one shard."""
+
+    model: bytes
+    """The shared model's own bitstream (stored once, in its own container)."""
+    payloads: dict[str, bytes]
+    """Image id -> that image's payload (e.g. its index into the model)."""
 
 
 class CodecError(ValueError):
@@ -63,6 +80,8 @@ class Codec(ABC):
     default_qualities: ClassVar[tuple[float, ...]]
     quality_name: ClassVar[str] = "quality"
     """What the quality knob means for this codec (shown in help and ledgers)."""
+    shared: ClassVar[bool] = False
+    """True for codecs that ``fit`` one model per shard instead of ``encode`` per image."""
 
     def params(self, preset: str = "default", quality: float | None = None) -> Any:
         """Parameters of ``preset`` with the quality knob set (default: the preset's)."""
@@ -80,6 +99,10 @@ class Codec(ABC):
     @abstractmethod
     def encode(self, item: CodecInput, params: Any) -> bytes:
         """Compress one image into this codec's bitstream."""
+
+    def fit(self, items: list[CodecInput], params: Any) -> SharedFit:
+        """Learn one shared model for ``items`` (only for ``shared`` codecs)."""
+        raise CodecError(f"codec {self.name!r} does not fit shared models")
 
     @abstractmethod
     def decode(self, data: bytes, context: DecodeContext) -> np.ndarray:

@@ -17,7 +17,7 @@ from latentpress.infra.cluster import cluster_has_gpus, dask_scheduler, gpu_task
 from latentpress.infra.collection import Item, read_collection
 from latentpress.infra.ledger import append_rows
 from latentpress.infra.models import model_id
-from latentpress.tasks.compress import compress_batch
+from latentpress.tasks.compress import compress_batch, fit_shard
 from latentpress.tasks.encode import encode_batch
 from latentpress.tasks.evaluate import base_row
 
@@ -48,7 +48,8 @@ def compress_flow(
     """Compress the ingested collection of ``archive`` with every codec configuration.
 
     Images whose container already exists and verifies are skipped; the manifest is
-    written last. Images a codec fails on get a ``failed`` ledger row with the
+    written last. Shared-model codecs fit one model per shard (one task each).
+    Images a codec fails on get a ``failed`` ledger row with the
     reason. Returns a status dict per (image, configuration).
     """
     configs = parse_specs(codecs)
@@ -65,13 +66,15 @@ def compress_flow(
             statuses += [{**s, "config_key": "latent"} for s in flatten(gather(futures, "encode latents"))]
         futures = []
         for config in configs:
+            shared = get_codec(config.name).shared
+            task, groups = (fit_shard, shard_batches(items, max(1, len(items)))) if shared else (compress_batch, batches)
             with gpu_tasks(gpus and is_latent(config)):
                 futures += [
                     runner.submit(
-                        compress_batch,
-                        {"items": b, "archive": archive, "latents_url": latents_url, "vae_name": vae, "config": config},
+                        task,
+                        {"items": g, "archive": archive, "latents_url": latents_url, "vae_name": vae, "config": config},
                     )
-                    for b in batches
+                    for g in groups
                 ]
         statuses += flatten(gather(futures, "compress"))
     record_failures(ledger or layout.ledger, items, configs, statuses, run_id or uuid.uuid4().hex[:12])

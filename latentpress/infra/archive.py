@@ -6,6 +6,7 @@
 <archive>/latents/<vae-id>/<image-id>         Zarr v3 latent store (default location)
 <archive>/images/<config-key>/<image-id>.lpc  one container per image and configuration
 <archive>/images/<config-key>/<image-id>.json encode statistics, written before the .lpc
+<archive>/shared/<config-key>/<model-id>.lpm  shared models of shared-model codecs (per shard)
 <archive>/ledger/                             Parquet ledger (default location)
 ```
 An ``.lpc`` object's presence means complete: it is written atomically, last.
@@ -14,6 +15,7 @@ Names inside the archive are ids and configuration keys, never input paths.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -55,6 +57,14 @@ class ArchiveLayout:
     def stats(self, config_key: str, image_id: str) -> str:
         return storage.join(self.root, "images", check_config_key(config_key), f"{check_image_id(image_id)}.json")
 
+    def shared(self, config_key: str, model_id: str) -> str:
+        return storage.join(self.root, "shared", check_config_key(config_key), f"{check_image_id(model_id)}.lpm")
+
+
+def content_id(data: bytes) -> str:
+    """Id of stored bytes: the first 16 hex digits of their SHA-256 (as image ids)."""
+    return hashlib.sha256(data).hexdigest()[:16]
+
 
 def check_image_id(image_id: str) -> str:
     """``image_id`` if it is a well-formed id, else ValueError (guards paths)."""
@@ -70,34 +80,62 @@ def check_config_key(key: str) -> str:
     return key
 
 
+def _json(value: dict[str, Any]) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+
+
 def pack_image(
-    *, codec: str, codec_version: int, config: dict[str, Any], payload: bytes, width: int, height: int, vae_id: str
+    *,
+    codec: str,
+    codec_version: int,
+    config: dict[str, Any],
+    payload: bytes,
+    width: int,
+    height: int,
+    vae_id: str,
+    shared_model: str | None = None,
 ) -> bytes:
-    """An image container: the codec configuration (JSON) and the codec's bitstream."""
-    config_bytes = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
-    return pack(
-        Container(
-            kind="image",
-            codec=codec,
-            codec_version=codec_version,
-            vae_id=vae_id,
-            width=width,
-            height=height,
-            sections={"config": config_bytes, "payload": payload},
-        )
-    )
+    """An image container: the codec configuration (JSON), the codec's bitstream and,
+    for shared-model codecs, the id of the shared model (section ``shared``)."""
+    sections = {"config": _json(config), "payload": payload}
+    if shared_model is not None:
+        sections["shared"] = check_image_id(shared_model).encode()
+    return pack(Container("image", codec, codec_version, vae_id, width, height, sections))
 
 
 def unpack_image(data: bytes, source: str = "") -> tuple[Container, dict[str, Any]]:
     """Parse and verify an image container; returns it and its configuration."""
     container = unpack(data, source=source)
-    if container.kind != "image" or set(container.sections) != {"config", "payload"}:
+    names = set(container.sections)
+    if container.kind != "image" or names not in ({"config", "payload"}, {"config", "payload", "shared"}):
         raise ContainerError(f"{source or 'container'}: not an image container")
+    if "shared" in names:
+        try:
+            check_image_id(container.sections["shared"].decode("ascii"))
+        except (UnicodeDecodeError, ValueError):
+            raise ContainerError(f"{source or 'container'}: malformed shared model id") from None
+    return container, _config(container, source)
+
+
+def pack_model(*, codec: str, codec_version: int, config: dict[str, Any], model: bytes, vae_id: str) -> bytes:
+    """A shared-model container: its configuration (JSON, with ``images``: how many
+    images share it) and the model's bitstream."""
+    return pack(Container("model", codec, codec_version, vae_id, 0, 0, {"config": _json(config), "model": model}))
+
+
+def unpack_model(data: bytes, source: str = "") -> tuple[Container, dict[str, Any]]:
+    """Parse and verify a shared-model container; returns it and its configuration."""
+    container = unpack(data, source=source)
+    if container.kind != "model" or set(container.sections) != {"config", "model"}:
+        raise ContainerError(f"{source or 'container'}: not a shared-model container")
+    return container, _config(container, source)
+
+
+def _config(container: Container, source: str) -> dict[str, Any]:
     try:
-        config = json.loads(container.sections["config"])
+        return json.loads(container.sections["config"])
     except ValueError as exc:
         raise ContainerError(f"{source or 'container'}: config section is not JSON: {exc}") from None
-    return container, config
 
 
 def read_manifest(root: str) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from latentpress.infra import storage
 _NULLABLE = {
     "vae_id", "bytes", "bpp", "psnr", "ms_ssim", "lpips", "dists",
     "encode_seconds", "decode_seconds", "error", "shard",
+    "shared_model_id", "shared_model_bytes", "shared_images",
 }  # fmt: skip
 
 LEDGER_SCHEMA = pa.schema(
@@ -45,6 +46,9 @@ LEDGER_SCHEMA = pa.schema(
             ("params", pa.string()),
             ("vae_id", pa.string()),
             ("bytes", pa.int64()),
+            ("shared_model_id", pa.string()),
+            ("shared_model_bytes", pa.int64()),
+            ("shared_images", pa.int32()),
             ("bpp", pa.float64()),
             ("psnr", pa.float64()),
             ("ms_ssim", pa.float64()),
@@ -159,22 +163,35 @@ def _to_pandas(table: pa.Table) -> pd.DataFrame:
     return table.to_pandas(types_mapper=mapping.get)
 
 
-def summarize(df: pd.DataFrame) -> pd.DataFrame:
-    """Per (codec, preset, quality): images and mean rate, quality and speed of ok rows.
+SUMMARY_GROUPS: dict[str, list[str]] = {
+    "quality": ["codec", "preset", "quality"],
+    "codec": ["codec", "preset"],
+    "shard": ["shard", "codec", "preset"],
+    "vae": ["vae_id", "codec", "preset"],
+}
+"""``summarize(by=...)`` choices and the columns each groups rows by."""
+
+
+def summarize(df: pd.DataFrame, by: str = "quality") -> pd.DataFrame:
+    """Images and mean rate, quality and speed of ok rows per group of ``SUMMARY_GROUPS[by]``.
 
     ``images`` counts distinct image ids among ok rows; ``failed`` counts failed rows.
-    Sorted by codec, then bpp.
+    A missing key (no VAE for pixel codecs) is a group of its own. Sorted by the
+    group columns other than quality, then bpp.
     """
-    keys = ["codec", "preset", "quality"]
+    if by not in SUMMARY_GROUPS:
+        raise ValueError(f"cannot summarize by {by!r} (choose from {', '.join(SUMMARY_GROUPS)})")
+    keys = SUMMARY_GROUPS[by]
     means = ["bpp", "lpips", "dists", "psnr", "ms_ssim", "encode_seconds", "decode_seconds"]
     ok = df[df["status"] == "ok"]
-    out = ok.groupby(keys)[means].mean()
-    out.insert(0, "images", ok.groupby(keys)["image_id"].nunique())
-    failed = df[df["status"] == "failed"].groupby(keys).size().rename("failed")
+    out = ok.groupby(keys, dropna=False)[means].mean()
+    out.insert(0, "images", ok.groupby(keys, dropna=False)["image_id"].nunique())
+    failed = df[df["status"] == "failed"].groupby(keys, dropna=False).size().rename("failed")
     out = out.join(failed, how="outer")
     out["images"] = out["images"].fillna(0).astype("int64")
     out["failed"] = out["failed"].fillna(0).astype("int64")
-    return out.reset_index().sort_values(["codec", "bpp", "preset", "quality"], ignore_index=True)
+    order = [k for k in keys if k != "quality"] + ["bpp"] + (["quality"] if "quality" in keys else [])
+    return out.reset_index().sort_values(order, ignore_index=True)
 
 
 def export(df: pd.DataFrame, url: str, fmt: Literal["csv", "parquet", "json"]) -> None:

@@ -1,4 +1,5 @@
-"""Compression task: one codec configuration over a batch of images."""
+"""Compression tasks: a codec configuration over a batch of images, or one shared
+model fitted per shard."""
 
 from __future__ import annotations
 
@@ -6,14 +7,15 @@ import dataclasses
 import json
 import time
 from datetime import datetime, timezone
+from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from latentpress.codecs import CodecConfig, CodecInput, get_codec
+from latentpress.codecs import Codec, CodecConfig, CodecInput, get_codec
 from latentpress.config import get_settings
 from latentpress.infra import storage
-from latentpress.infra.archive import ArchiveLayout, pack_image, unpack_image
+from latentpress.infra.archive import ArchiveLayout, content_id, pack_image, pack_model, unpack_image
 from latentpress.infra.collection import Item
 from latentpress.infra.container import ContainerError
 from latentpress.infra.images import decode_image
@@ -32,6 +34,60 @@ def stored_and_valid(url: str) -> bool:
     return True
 
 
+class Compressor:
+    """Reads codec inputs and writes image containers for one configuration."""
+
+    def __init__(self, archive: str, latents_url: str, vae_name: str, config: CodecConfig) -> None:
+        self.layout = ArchiveLayout(archive)
+        self.config = config
+        self.codec: Codec = get_codec(config.name)
+        self.params = self.codec.params(config.preset, config.quality)
+        latent = self.codec.domain == "latent"
+        self.vae_id = model_id(vae_name) if latent else ""
+        self.store = LatentStore(latents_url, self.vae_id) if latent else None
+
+    def status(self, item: Item, status: str, error: str | None = None) -> dict[str, Any]:
+        return {"image_id": item.image_id, "config_key": self.config.key, "status": status, "error": error}
+
+    def done(self, item: Item) -> bool:
+        return stored_and_valid(self.layout.image(self.config.key, item.image_id))
+
+    def codec_input(self, item: Item) -> tuple[CodecInput, float]:
+        """The codec's input for ``item`` and the seconds its latent took to encode."""
+        if self.store is not None:
+            latent, attrs = self.store.read(item.image_id)
+            seconds = float(attrs.get("encode_seconds", 0.0))
+            return CodecInput(item.image_id, item.width, item.height, latent=latent, vae_id=self.vae_id), seconds
+        image = decode_image(storage.read_bytes(item.source), item.name)
+        return CodecInput(item.image_id, item.width, item.height, image=image), 0.0
+
+    def write(self, item: Item, payload: bytes, encode_seconds: float, shared_model: str | None = None) -> dict:
+        """Store the statistics sidecar, then the container (whose presence means done)."""
+        data = pack_image(
+            codec=self.codec.name,
+            codec_version=self.codec.version,
+            config={"codec": self.config.name, "preset": self.config.preset, "quality": self.config.quality},
+            payload=payload,
+            width=item.width,
+            height=item.height,
+            vae_id=self.vae_id,
+            shared_model=shared_model,
+        )
+        stats = {
+            "encode_seconds": encode_seconds,
+            "device": get_settings().device,
+            "params": dataclasses.asdict(self.params),
+            "timestamp": datetime.now(timezone.utc).isoformat(),
+        }
+        storage.write_bytes_atomic(self.layout.stats(self.config.key, item.image_id), json.dumps(stats).encode())
+        storage.write_bytes_atomic(self.layout.image(self.config.key, item.image_id), data)
+        return {**self.status(item, "written"), "bytes": len(data)}
+
+
+def _failure(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
 def compress_batch(
     items: list[Item], archive: str, latents_url: str, vae_name: str, config: CodecConfig
@@ -40,49 +96,60 @@ def compress_batch(
 
     A failing image is reported with its error and never stops the batch.
     """
-    layout = ArchiveLayout(archive)
-    codec = get_codec(config.name)
-    params = codec.params(config.preset, config.quality)
-    vae_id = model_id(vae_name) if codec.domain == "latent" else ""
-    store = LatentStore(latents_url, vae_id) if codec.domain == "latent" else None
+    job = Compressor(archive, latents_url, vae_name, config)
     statuses = []
     for item in items:
-        url = layout.image(config.key, item.image_id)
-        status = {"image_id": item.image_id, "config_key": config.key, "status": "skipped", "error": None}
-        if stored_and_valid(url):
-            statuses.append(status)
+        if job.done(item):
+            statuses.append(job.status(item, "skipped"))
             continue
         try:
-            if store is not None:
-                latent, attrs = store.read(item.image_id)
-                vae_seconds = float(attrs.get("encode_seconds", 0.0))
-                codec_input = CodecInput(item.image_id, item.width, item.height, latent=latent, vae_id=vae_id)
-            else:
-                image = decode_image(storage.read_bytes(item.source), item.name)
-                vae_seconds = 0.0
-                codec_input = CodecInput(item.image_id, item.width, item.height, image=image)
+            codec_input, vae_seconds = job.codec_input(item)
             start = time.perf_counter()
-            payload = codec.encode(codec_input, params)
-            encode_seconds = time.perf_counter() - start + vae_seconds
+            payload = job.codec.encode(codec_input, job.params)
+            seconds = time.perf_counter() - start + vae_seconds
         except (ValueError, KeyError) as exc:  # bad input or codec refusal: record, go on
-            statuses.append({**status, "status": "failed", "error": f"{type(exc).__name__}: {exc}"})
+            statuses.append(job.status(item, "failed", _failure(exc)))
             continue
-        data = pack_image(
-            codec=codec.name,
-            codec_version=codec.version,
-            config={"codec": config.name, "preset": config.preset, "quality": config.quality},
-            payload=payload,
-            width=item.width,
-            height=item.height,
-            vae_id=vae_id,
-        )
-        stats = {
-            "encode_seconds": encode_seconds,
-            "device": get_settings().device,
-            "params": dataclasses.asdict(params),
-            "timestamp": datetime.now(timezone.utc).isoformat(),
-        }
-        storage.write_bytes_atomic(layout.stats(config.key, item.image_id), json.dumps(stats).encode())
-        storage.write_bytes_atomic(url, data)
-        statuses.append({**status, "status": "written", "bytes": len(data)})
+        statuses.append(job.write(item, payload, seconds))
     return statuses
+
+
+@task(cache_policy=NO_CACHE, retries=1, retry_delay_seconds=[10])
+def fit_shard(items: list[Item], archive: str, latents_url: str, vae_name: str, config: CodecConfig) -> list[dict]:
+    """Fit one shared model on a shard's images and store it, then each image's container.
+
+    A shard whose images all have containers is skipped. Otherwise the model is
+    fitted again on every image of the shard that has a latent (a rerun never
+    mixes halves of two fits); each image's encoding time is its share of the fit.
+    """
+    job = Compressor(archive, latents_url, vae_name, config)
+    if all(job.done(item) for item in items):
+        return [job.status(item, "skipped") for item in items]
+    statuses, members, inputs, vae_seconds = [], [], [], 0.0
+    for item in items:
+        try:
+            codec_input, seconds = job.codec_input(item)
+        except (ValueError, KeyError) as exc:
+            statuses.append(job.status(item, "failed", _failure(exc)))
+            continue
+        members.append(item)
+        inputs.append(codec_input)
+        vae_seconds += seconds
+    if not members:
+        return statuses
+    start = time.perf_counter()
+    try:
+        fitted = job.codec.fit(inputs, job.params)
+    except ValueError as exc:
+        return statuses + [job.status(item, "failed", _failure(exc)) for item in members]
+    share = (time.perf_counter() - start + vae_seconds) / len(members)
+    model = pack_model(
+        codec=job.codec.name,
+        codec_version=job.codec.version,
+        config={"codec": config.name, "preset": config.preset, "quality": config.quality, "images": len(members)},
+        model=fitted.model,
+        vae_id=job.vae_id,
+    )
+    shared_id = content_id(model)
+    storage.write_bytes_atomic(job.layout.shared(config.key, shared_id), model)
+    return statuses + [job.write(item, fitted.payloads[item.image_id], share, shared_id) for item in members]

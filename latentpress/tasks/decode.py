@@ -2,28 +2,51 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
-from latentpress.codecs import DecodeContext, get_codec
-from latentpress.infra.archive import unpack_image
+from latentpress.codecs import CodecConfig, DecodeContext, get_codec
+from latentpress.infra import storage
+from latentpress.infra.archive import ArchiveLayout, unpack_image, unpack_model
 from latentpress.infra.container import Container
 from latentpress.models.vae import load_vae
 
 
-def decode_container(data: bytes, vae_name: str, source: str = "") -> tuple[np.ndarray, Container]:
+@lru_cache(maxsize=4)
+def shared_model(url: str) -> tuple[bytes, int, int]:
+    """A shared model's bitstream, its container's size and how many images share it
+    (read and verified once per process)."""
+    data = storage.read_bytes(url)
+    container, config = unpack_model(data, source=url)
+    return container.sections["model"], len(data), int(config["images"])
+
+
+def shared_model_url(container: Container, config: dict, archive: str) -> str | None:
+    """Where the shared model an image container names is stored (None if it names none)."""
+    if "shared" not in container.sections:
+        return None
+    key = CodecConfig(config["codec"], config["preset"], config["quality"]).key
+    return ArchiveLayout(archive).shared(key, container.sections["shared"].decode("ascii"))
+
+
+def decode_container(data: bytes, vae_name: str, archive: str, source: str = "") -> tuple[np.ndarray, Container]:
     """Pixels (H, W, 3) uint8 of a stored image container, and the container.
 
     Latent codecs' output goes through the VAE decoder ``vae_name`` and is cropped to
-    the image size recorded in the container.
+    the image size recorded in the container; a shared model named by the container
+    is read from ``archive``.
     """
-    container, _ = unpack_image(data, source=source)
+    container, config = unpack_image(data, source=source)
     codec = get_codec(container.codec)
     if container.codec_version != codec.version:
         raise ValueError(
             f"{source}: made by {container.codec} version {container.codec_version}, "
             f"this latentpress decodes version {codec.version}"
         )
-    context = DecodeContext(container.width, container.height, container.vae_id or None)
+    model_url = shared_model_url(container, config, archive)
+    model = shared_model(model_url)[0] if model_url else None
+    context = DecodeContext(container.width, container.height, container.vae_id or None, model)
     decoded = codec.decode(container.sections["payload"], context)
     if codec.domain == "pixels":
         return decoded, container

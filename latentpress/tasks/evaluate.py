@@ -18,7 +18,8 @@ from latentpress.infra.collection import Item
 from latentpress.infra.images import decode_image
 from latentpress.infra.ledger import append_rows
 from latentpress.models.metrics import compute_metrics
-from latentpress.tasks.decode import decode_container
+from latentpress.infra.container import Container
+from latentpress.tasks.decode import decode_container, shared_model, shared_model_url
 
 
 def base_row(item: Item, config: CodecConfig, run_id: str) -> dict:
@@ -52,6 +53,15 @@ def base_row(item: Item, config: CodecConfig, run_id: str) -> dict:
     }
 
 
+def shared_columns(container: Container, archive: str) -> dict:
+    """Ledger columns of the shared model an image container uses (nulls if none)."""
+    url = shared_model_url(container, json.loads(container.sections["config"]), archive)
+    if url is None:
+        return {"shared_model_id": None, "shared_model_bytes": None, "shared_images": None}
+    _, size, images = shared_model(url)
+    return {"shared_model_id": container.sections["shared"].decode("ascii"), "shared_model_bytes": size, "shared_images": images}
+
+
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
 def evaluate_batch(
     items: list[Item], archive: str, config: CodecConfig, vae_name: str, ledger_url: str, run_id: str
@@ -59,7 +69,8 @@ def evaluate_batch(
     """Ledger rows for the batch (also appended to the ledger as one new file).
 
     The rate is the stored object's size: every counted byte was written, read
-    back and decoded here.
+    back and decoded here. Images of a shared-model codec also carry their share of
+    the shared model's container (its size over the images sharing it).
     """
     layout = ArchiveLayout(archive)
     rows = []
@@ -70,8 +81,9 @@ def evaluate_batch(
             data = storage.read_bytes(url)
             stats = json.loads(storage.read_bytes(layout.stats(config.key, item.image_id)))
             start = time.perf_counter()
-            decoded, container = decode_container(data, vae_name, source=url)
+            decoded, container = decode_container(data, vae_name, archive, source=url)
             decode_seconds = time.perf_counter() - start
+            shared = shared_columns(container, archive)
             original = decode_image(storage.read_bytes(item.source), item.name)
             metrics = compute_metrics(original, decoded)
         except (ValueError, KeyError, FileNotFoundError) as exc:
@@ -83,7 +95,9 @@ def evaluate_batch(
                 "params": json.dumps(stats["params"], sort_keys=True),
                 "vae_id": container.vae_id or None,
                 "bytes": len(data),
-                "bpp": 8 * len(data) / (item.width * item.height),
+                **shared,
+                "bpp": 8 * (len(data) + (shared["shared_model_bytes"] or 0) / (shared["shared_images"] or 1))
+                / (item.width * item.height),
                 **metrics,
                 "encode_seconds": stats["encode_seconds"],
                 "decode_seconds": decode_seconds,

@@ -27,7 +27,7 @@ def restore_batch(image_ids: list[str], archive: str, config_key: str, out: str,
             continue
         url = layout.image(config_key, image_id)
         try:
-            pixels, _ = decode_container(storage.read_bytes(url), vae_name, source=url)
+            pixels, _ = decode_container(storage.read_bytes(url), vae_name, archive, source=url)
         except (ValueError, FileNotFoundError) as exc:
             statuses.append({**status, "status": "failed", "error": f"{type(exc).__name__}: {exc}"})
             continue

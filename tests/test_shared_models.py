@@ -1,0 +1,104 @@
+"""Plumbing for shared-model codecs: one model per shard, stored once, named by
+every image container, loaded once when decoding, amortised in the ledger."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from latentpress.codecs import CODECS, Codec, CodecConfig, CodecError, SharedFit, register_codec
+from latentpress.infra.archive import ArchiveLayout, unpack_image, unpack_model
+from latentpress.infra.collection import assign_shards, inspect_image, list_images
+from latentpress.models.vae import load_vae
+from latentpress.tasks.compress import fit_shard
+from latentpress.tasks.decode import shared_model
+from latentpress.tasks.encode import encode_batch
+from latentpress.tasks.evaluate import evaluate_batch
+from latentpress.tasks.restore import restore_batch
+from pipeline_fixtures import real_crops
+
+
+
+
+@pytest.fixture(scope="module")
+def shared_mean_codec():
+    """A small shared-model codec for the test: the shard's mean latent, one byte an image."""
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Params:
+        quality: float = 1.0
+
+    @register_codec("test-shared-mean")
+    class SharedMean(Codec):
+        domain = "latent"
+        shared = True
+        presets = {"default": Params()}
+        default_qualities = (1.0,)
+
+        def fit(self, items, params) -> SharedFit:
+            mean = np.mean([item.latent for item in items], axis=0).astype(np.float16)
+            model = struct.pack("<3H", *mean.shape) + mean.tobytes()
+            return SharedFit(model, {item.image_id: bytes([i]) for i, item in enumerate(items)})
+
+        def encode(self, item, params) -> bytes:
+            raise CodecError("needs fit")
+
+        def decode(self, data, context) -> np.ndarray:
+            shape = struct.unpack("<3H", context.shared_model[:6])
+            return np.frombuffer(context.shared_model[6:], np.float16).reshape(shape).astype(np.float32)
+
+    yield SharedMean
+    del CODECS["test-shared-mean"]
+
+
+def test_one_model_per_shard_amortised_in_the_ledger(shared_mean_codec, tmp_path: Path) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i, crop in enumerate(real_crops()):
+        Image.fromarray(crop[:64, :64]).save(photos / f"{i}.png")
+    items = assign_shards([inspect_image(url, str(photos)) for url in list_images(str(photos))], shard_size=64)
+    archive = str(tmp_path / "archive")
+    layout = ArchiveLayout(archive)
+    encode_batch.fn(items, layout.latents, "taesd")
+    config = CodecConfig("test-shared-mean", "default", 1.0)
+
+    statuses = fit_shard.fn(items, archive, layout.latents, "taesd", config)
+    assert [s["status"] for s in statuses] == ["written"] * 3
+    models = list((tmp_path / "archive" / "shared" / config.key).glob("*.lpm"))
+    assert len(models) == 1
+    model_container, model_config = unpack_model(models[0].read_bytes())
+    assert model_config["images"] == 3 and model_container.kind == "model"
+    for item in items:
+        container, _ = unpack_image(Path(layout.image(config.key, item.image_id)).read_bytes())
+        assert container.sections["shared"].decode() == models[0].stem
+        assert container.sections["payload"] in {b"\x00", b"\x01", b"\x02"}
+
+    rows = evaluate_batch.fn(items, archive, config, "taesd", str(tmp_path / "ledger"), "run1")
+    model_size = models[0].stat().st_size
+    for row, item in zip(rows, items):
+        assert row["status"] == "ok" and row["shared_model_id"] == models[0].stem
+        assert row["shared_model_bytes"] == model_size and row["shared_images"] == 3
+        image_bytes = Path(layout.image(config.key, item.image_id)).stat().st_size
+        assert row["bytes"] == image_bytes
+        assert row["bpp"] == pytest.approx(8 * (image_bytes + model_size / 3) / (64 * 64))
+
+    # Restore decodes every image from the one shared model, loaded once per process.
+    shared_model.cache_clear()
+    out = str(tmp_path / "restored")
+    restored = restore_batch.fn([i.image_id for i in items], archive, config.key, out, "taesd")
+    assert {s["status"] for s in restored} == {"restored"}
+    assert shared_model.cache_info().misses == 1
+    mean = shared_mean_codec().decode(b"\x00", type("C", (), {"shared_model": model_container.sections["model"]})())
+    expected = load_vae("taesd").decode([mean], [(64, 64)])[0]
+    for item in items:
+        with Image.open(Path(out) / config.key / f"{item.image_id}.png") as img:
+            np.testing.assert_array_equal(np.asarray(img), expected)
+
+    # A rerun skips the shard; no second model appears.
+    assert {s["status"] for s in fit_shard.fn(items, archive, layout.latents, "taesd", config)} == {"skipped"}
+    assert len(list((tmp_path / "archive" / "shared" / config.key).glob("*.lpm"))) == 1
