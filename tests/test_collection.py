@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import shutil
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from latentpress.infra.collection import (
     inspect_image,
     list_images,
     read_collection,
+    reusable,
     write_collection,
 )
 
@@ -158,3 +160,33 @@ def test_collection_on_s3(s3_root: str, photos: Path) -> None:
     url = f"{s3_root}/archive/collection.parquet"
     write_collection(url, items)
     assert read_collection(url) == items
+
+
+def test_versions_change_with_the_file(tmp_path: Path) -> None:
+    (tmp_path / "a.png").write_bytes(b"one")
+    first = list_images(str(tmp_path))
+    os.utime(tmp_path / "a.png", ns=(1_000_000_000, 1_000_000_000))
+    (tmp_path / "a.png").write_bytes(b"three")
+    second = list_images(str(tmp_path))
+    assert list(first) == list(second) and first != second
+    assert second[str(tmp_path / "a.png")].startswith("5:")
+
+
+def test_reusable_keeps_only_unchanged_files() -> None:
+    previous = [
+        Item("0" * 16, "s3://b/same.jpg", "same.jpg", 8, 8, 3, "ok", None, 0, "3:100"),
+        Item("1" * 16, "s3://b/changed.jpg", "changed.jpg", 8, 8, 3, "ok", None, 0, "3:100"),
+        Item("2" * 16, "s3://b/gone.jpg", "gone.jpg", 8, 8, 3, "ok", None, 0, "3:100"),
+        Item("3" * 16, "s3://b/bad.jpg", "bad.jpg", 0, 0, 3, "failed", "truncated", None, "3:100"),
+        Item("4" * 16, "s3://b/old.jpg", "old.jpg", 8, 8, 3, "ok", None, 0, None),
+    ]
+    listing = {
+        "s3://b/bad.jpg": "3:100",
+        "s3://b/changed.jpg": "4:200",
+        "s3://b/new.jpg": "3:100",
+        "s3://b/old.jpg": "3:100",
+        "s3://b/same.jpg": "3:100",
+    }
+    kept, todo = reusable(listing, previous)
+    assert [i.source for i in kept] == ["s3://b/bad.jpg", "s3://b/same.jpg"]
+    assert todo == ["s3://b/changed.jpg", "s3://b/new.jpg", "s3://b/old.jpg"]

@@ -132,3 +132,21 @@ def test_compress_then_evaluate_on_s3(mixed_collection: Path, s3_root: str, dask
     assert {s["status"] for s in statuses} == {"restored"}
     again = compress_flow(archive, ["webp@50", "latent-q@1"], ledger=ledger, dask_address=dask_address)
     assert {s["status"] for s in again} == {"skipped"}
+
+
+def test_ingest_reads_again_only_changed_files(mixed_collection: Path, tmp_path: Path, dask_address: str) -> None:
+    from latentpress.flows.ingest import ingest_flow
+
+    archive = str(tmp_path / "archive")
+    first = {i.source: i for i in ingest_flow(str(mixed_collection), archive, dask_address=dask_address)}
+    changed = mixed_collection / "a.png"
+    Image.fromarray(np.zeros((40, 48, 3), np.uint8)).save(changed)
+    second = {i.source: i for i in ingest_flow(str(mixed_collection), archive, dask_address=dask_address)}
+    assert second[str(changed)].image_id != first[str(changed)].image_id
+    assert (second[str(changed)].width, second[str(changed)].height) == (48, 40)
+    for source, item in first.items():
+        if source != str(changed):
+            assert second[source] == item
+    assert read_collection(ArchiveLayout(archive).collection) == list(
+        ingest_flow(str(mixed_collection), archive, dask_address=dask_address)
+    )

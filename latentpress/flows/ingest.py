@@ -8,7 +8,8 @@ from latentpress.config import DEFAULT_SHARD_SIZE
 from latentpress.flows.common import chunks, flatten, gather
 from latentpress.infra.archive import ArchiveLayout
 from latentpress.infra.cluster import dask_scheduler, task_runner
-from latentpress.infra.collection import Item, assign_shards, list_images, write_collection
+from latentpress.infra import storage
+from latentpress.infra.collection import Item, assign_shards, list_images, read_collection, reusable, write_collection
 from latentpress.tasks.ingest import inspect_batch
 
 INSPECT_BATCH = 100
@@ -24,13 +25,20 @@ def ingest_flow(
 ) -> list[Item]:
     """Inspect every image under ``source`` and write ``<archive>/collection.parquet``.
 
-    Returns all items: good ones with their shard, bad ones with their reason.
+    Files unchanged since the archive's last ingest (same URL, size and modification
+    time) are not read again. Returns all items: good ones with their shard, bad ones
+    with their reason.
     """
-    urls = list_images(source)
-    if not urls:
+    listing = list_images(source)
+    if not listing:
         raise ValueError(f"no image files (by extension) under {source}")
+    url = ArchiveLayout(archive).collection
+    kept, todo = reusable(listing, read_collection(url) if storage.exists(url) else [])
     with dask_scheduler(dask_address, workers) as address, task_runner(address) as runner:
-        futures = [runner.submit(inspect_batch, {"urls": batch, "root": source}) for batch in chunks(urls, INSPECT_BATCH)]
-        items = assign_shards(flatten(gather(futures, "inspect")), shard_size)
-    write_collection(ArchiveLayout(archive).collection, items)
+        futures = [
+            runner.submit(inspect_batch, {"files": {u: listing[u] for u in batch}, "root": source})
+            for batch in chunks(todo, INSPECT_BATCH)
+        ]
+        items = assign_shards(kept + flatten(gather(futures, "inspect")), shard_size)
+    write_collection(url, items)
     return items

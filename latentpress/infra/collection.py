@@ -46,6 +46,9 @@ class Item:
     status: str
     error: str | None
     shard: int | None
+    version: str | None = None
+    """The file's version when inspected (size and modification time, see
+    ``storage.file_versions``): an unchanged file is not read again."""
 
 
 _SCHEMA = pa.schema(
@@ -59,6 +62,7 @@ _SCHEMA = pa.schema(
         ("status", pa.string()),
         ("error", pa.string()),
         ("shard", pa.int32()),
+        ("version", pa.string()),
     ]
 )
 
@@ -73,13 +77,23 @@ def _source_id(url: str) -> str:
     return "x" + hashlib.sha256(url.encode()).hexdigest()[:15]
 
 
-def list_images(url: str) -> list[str]:
-    """Sorted URLs of the files under ``url`` (recursively) with an image extension.
+def list_images(url: str) -> dict[str, str]:
+    """Sorted URLs of the files under ``url`` (recursively) with an image extension,
+    each with its version (``storage.file_versions``).
 
     Files are chosen by name only: a broken ``.jpg`` is listed (and later recorded as
     failed); files with other extensions are ignored.
     """
-    return [u for u in storage.list_files(url) if has_image_extension(u)]
+    return {u: v for u, v in storage.file_versions(url).items() if has_image_extension(u)}
+
+
+def reusable(listing: dict[str, str], previous: list[Item]) -> tuple[list[Item], list[str]]:
+    """Split a listing into earlier items whose file is unchanged (same source and
+    version) and the URLs that must be inspected (new or changed files)."""
+    known = {item.source: item for item in previous if item.version is not None}
+    kept = [known[u] for u, v in listing.items() if u in known and known[u].version == v]
+    kept_sources = {item.source for item in kept}
+    return kept, [u for u in listing if u not in kept_sources]
 
 
 def _relative_name(url: str, root: str) -> str:
@@ -91,7 +105,7 @@ def _relative_name(url: str, root: str) -> str:
     return posixpath.basename(path)
 
 
-def inspect_image(url: str, root: str) -> Item:
+def inspect_image(url: str, root: str, version: str | None = None) -> Item:
     """Read, identify and validate one file; bad input gives a ``failed`` item.
 
     Raises only storage errors other than a missing or forbidden file (for example a
@@ -102,13 +116,13 @@ def inspect_image(url: str, root: str) -> Item:
         data = storage.read_bytes(url)
     except _UNREADABLE as exc:
         reason = f"cannot read: {type(exc).__name__}: {exc}"
-        return Item(_source_id(url), url, name, 0, 0, 0, FAILED, reason, None)
+        return Item(_source_id(url), url, name, 0, 0, 0, FAILED, reason, None, version)
     image_id = content_id(data)
     try:
         height, width, _ = decode_image(data, name).shape
     except ImageError as exc:
-        return Item(image_id, url, name, 0, 0, len(data), FAILED, str(exc), None)
-    return Item(image_id, url, name, width, height, len(data), OK, None, None)
+        return Item(image_id, url, name, 0, 0, len(data), FAILED, str(exc), None, version)
+    return Item(image_id, url, name, width, height, len(data), OK, None, None, version)
 
 
 def assign_shards(items: list[Item], shard_size: int) -> list[Item]:
@@ -151,7 +165,8 @@ def write_collection(url: str, items: list[Item]) -> None:
 def read_collection(url: str) -> list[Item]:
     """The items stored by :func:`write_collection`."""
     table = pq.read_table(io.BytesIO(storage.read_bytes(url)))
-    missing = set(_SCHEMA.names) - set(table.column_names)
+    missing = set(_SCHEMA.names) - set(table.column_names) - {"version"}
     if missing:
         raise ValueError(f"{url}: not a collection file (missing {sorted(missing)})")
-    return [Item(**row) for row in table.select(_SCHEMA.names).to_pylist()]
+    names = [n for n in _SCHEMA.names if n in table.column_names]
+    return [Item(**row) for row in table.select(names).to_pylist()]

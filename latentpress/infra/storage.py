@@ -85,21 +85,29 @@ def list_files(url: str, recursive: bool = True) -> list[str]:
     Temporary files and hidden names are skipped, including everything inside hidden
     folders below ``url`` (``.thumbnails/``, ``.Trash-1000/`` ...).
     """
+    return list(file_versions(url, recursive))
+
+
+def file_versions(url: str, recursive: bool = True) -> dict[str, str]:
+    """The files of :func:`list_files` (same order), each with a version string that
+    changes when the file does: its size and modification time (or ETag)."""
     fs, root = filesystem(url)
     fs.invalidate_cache(root)
     if not fs.exists(root):
         raise FileNotFoundError(f"no such folder or bucket prefix: {url}")
     if fs.isfile(root):
-        paths = [root]
+        infos = {root: fs.info(root)}
     else:
-        paths = fs.find(root, maxdepth=None if recursive else 1)
+        infos = fs.find(root, maxdepth=None if recursive else 1, detail=True)
     protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-    out = []
-    for path in sorted(paths):
+    out = {}
+    for path in sorted(infos):
         below = posixpath.relpath(path, root) if path != root else posixpath.basename(path)
         if path.endswith(".tmp") or any(part.startswith(".") for part in below.split("/")):
             continue
-        out.append(path if isinstance(fs, LocalFileSystem) else f"{protocol}://{path}")
+        info = infos[path]
+        stamp = info.get("mtime") or info.get("LastModified") or info.get("ETag") or ""
+        out[path if isinstance(fs, LocalFileSystem) else f"{protocol}://{path}"] = f"{info.get('size')}:{stamp}"
     return out
 
 

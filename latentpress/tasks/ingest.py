@@ -9,9 +9,9 @@ from latentpress.infra.collection import Item, inspect_image
 
 
 @task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 4, 16])
-def inspect_batch(urls: list[str], root: str) -> list[Item]:
-    """Inspect a batch of files; bad images come back as failed items.
+def inspect_batch(files: dict[str, str], root: str) -> list[Item]:
+    """Inspect a batch of files (URL -> version); bad images come back as failed items.
 
     Only storage errors raise (and are retried); bad input never does.
     """
-    return [inspect_image(url, root) for url in urls]
+    return [inspect_image(url, root, version) for url, version in files.items()]
