@@ -150,3 +150,30 @@ def test_ingest_reads_again_only_changed_files(mixed_collection: Path, tmp_path:
     assert read_collection(ArchiveLayout(archive).collection) == list(
         ingest_flow(str(mixed_collection), archive, dask_address=dask_address)
     )
+
+
+def test_laduree_archive_one_model_per_shard(tmp_path: Path, dask_address: str) -> None:
+    from pipeline_fixtures import real_crops
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i, crop in enumerate(real_crops()):
+        Image.fromarray(crop[:64, :64]).save(photos / f"{i}.png")
+    archive = tmp_path / "archive"
+    report = archive_flow(str(photos), str(archive), ["laduree:tiny@32"], shard_size=2, dask_address=dask_address)
+
+    assert {s["status"] for s in report.compress if s["config_key"] != "latent"} == {"written"}
+    models = sorted((archive / "shared" / "laduree.tiny.q32").glob("*.lpm"))
+    assert len(models) == 2  # shards of 2 and 1 images
+    ledger = read_ledger(str(archive / "ledger"))
+    assert len(ledger) == 3 and set(ledger["status"]) == {"ok"}
+    assert set(ledger["shared_model_id"]) == {m.stem for m in models}
+    for row in ledger.itertuples():
+        image_bytes = (archive / "images" / row.config_key / f"{row.image_id}.lpc").stat().st_size
+        model_bytes = (archive / "shared" / row.config_key / f"{row.shared_model_id}.lpm").stat().st_size
+        assert row.shared_model_bytes == model_bytes
+        assert row.bpp == pytest.approx(8 * (image_bytes + model_bytes / row.shared_images) / (64 * 64))
+    out = tmp_path / "restored"
+    statuses = restore_flow(str(archive), str(out), dask_address=dask_address)
+    assert {s["status"] for s in statuses} == {"restored"}
+    assert {Image.open(p).size for p in (out / "laduree.tiny.q32").glob("*.png")} == {(64, 64)}

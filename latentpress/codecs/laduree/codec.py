@@ -1,0 +1,217 @@
+"""The ``laduree`` codec: one diffusion decoder per shard, one index per image.
+
+``fit`` trains a denoiser on the shard's latents and returns its bitstream (see
+:mod:`.bitstream`) and each image's payload: its index ``i`` in the shard (the order
+of ``items``) as a big-endian integer of ``ceil(ceil(log2 M) / 8)`` bytes (empty when
+``M = 1``). ``decode`` regenerates the latent of index ``i`` from the shared model;
+deserialised models are cached per process by the SHA-256 of their bytes, so a shard
+of ``M`` images builds its network once.
+
+Images of different sizes may share a shard: the denoiser works on any whole number
+of patches, and the model lists each index's latent shape.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from latentpress.codecs.base import Codec, CodecError, CodecInput, DecodeContext, SharedFit
+from latentpress.codecs.laduree import latents
+from latentpress.codecs.laduree.bitstream import MAX_IMAGES, ModelRecord, pack_model, unpack_model
+from latentpress.codecs.laduree.floatq import FloatFormat
+from latentpress.codecs.laduree.model import Architecture, Denoiser
+from latentpress.codecs.laduree.sample import generate
+from latentpress.codecs.laduree.schedule import Schedule, make_scheduler
+from latentpress.codecs.laduree.train import Training, train
+from latentpress.codecs.registry import register_codec
+from latentpress.config import get_settings
+
+_CACHE_SIZE = 4
+
+
+@dataclass(frozen=True)
+class LadureeParams:
+    """``quality`` is the denoiser's hidden size (with the weight precision, the rate knob)."""
+
+    quality: float = 108
+    depth: int = 12
+    heads: int = 6
+    patch: int = 2
+    exponent_bits: int = 5
+    mantissa_bits: int = 8
+    epochs: int = 50
+    min_steps: int = 2000
+    batch_size: int = 16
+    learning_rate: float = 2e-4
+    sample_steps: int = 50
+    seed: int = 0
+
+    @property
+    def hidden(self) -> int:
+        return int(self.quality)
+
+    def architecture(self, channels: int) -> Architecture:
+        return Architecture(channels, self.patch, self.hidden, self.depth, self.heads)
+
+    def number_format(self) -> FloatFormat:
+        return FloatFormat(self.exponent_bits, self.mantissa_bits)
+
+    def schedule(self) -> Schedule:
+        return Schedule(steps=self.sample_steps)
+
+    def training(self) -> Training:
+        return Training(self.epochs, self.min_steps, self.batch_size, self.learning_rate)
+
+
+@register_codec("laduree")
+class Laduree(Codec):
+    """Unicorn's Laduree prototype: a conditional latent diffusion model per shard."""
+
+    domain = "latent"
+    shared = True
+    quality_name = "hidden"
+    default_qualities = (108.0, 168.0, 240.0)
+    presets = {
+        "tiny": LadureeParams(quality=32, depth=2, heads=2, epochs=0, min_steps=600,
+                              batch_size=4, learning_rate=2e-3, sample_steps=10),
+        "fast": LadureeParams(depth=6, epochs=20, min_steps=500),
+        "default": LadureeParams(),
+        "best": LadureeParams(quality=240, mantissa_bits=10, epochs=100, min_steps=4000),
+    }
+
+    def validate(self, params: LadureeParams) -> None:
+        if params.quality != params.hidden:
+            raise CodecError(f"laduree hidden size must be a whole number, got {params.quality}")
+        try:
+            params.architecture(channels=4).check()
+            params.number_format()
+            params.schedule().check()
+        except ValueError as err:
+            raise CodecError(f"bad laduree parameters: {err}") from None
+        if not 4 <= params.hidden <= 4096 or params.depth > 64 or params.patch > 16:
+            raise CodecError(f"laduree sizes out of range: hidden {params.hidden}, "
+                             f"depth {params.depth}, patch {params.patch}")
+        if min(params.epochs, params.min_steps) < 0 or params.epochs + params.min_steps == 0:
+            raise CodecError("laduree needs epochs or min_steps > 0")
+        if params.batch_size < 1 or not params.learning_rate > 0 or not 0 <= params.seed < 1 << 32:
+            raise CodecError("laduree needs batch_size >= 1, learning_rate > 0, seed in [0, 2**32)")
+
+    def encode(self, item: CodecInput, params: LadureeParams) -> bytes:
+        raise CodecError("laduree learns one model per shard: use fit(items, params)")
+
+    def fit(self, items: list[CodecInput], params: LadureeParams) -> SharedFit:
+        self.validate(params)
+        raw = _check_items(items)
+        mean, std = latents.statistics(raw)
+        arch = params.architecture(channels=raw[0].shape[0])
+        scaled = [latents.pad(latents.rescale(z, mean, std), arch.patch) for z in raw]
+        net = train(scaled, arch, params.schedule(), params.training(), params.seed,
+                    get_settings().device)
+        weights = {name: p.detach().cpu().numpy() for name, p in net.named_parameters()}
+        shapes = tuple((z.shape[1], z.shape[2]) for z in raw)
+        record = ModelRecord(arch, params.number_format(), mean, std, params.seed,
+                             params.schedule(), shapes, weights)
+        payloads = {item.image_id: pack_index(i, len(items)) for i, item in enumerate(items)}
+        return SharedFit(model=pack_model(record), payloads=payloads)
+
+    def decode(self, data: bytes, context: DecodeContext) -> np.ndarray:
+        if context.shared_model is None:
+            raise CodecError("laduree decoding needs the shared model (context.shared_model)")
+        model = load_model(context.shared_model)
+        index = unpack_index(data, len(model.record.shapes))
+        height, width = model.record.shapes[index]
+        if height > context.height or width > context.width:
+            raise CodecError(f"latent {height}x{width} is larger than the image "
+                             f"{context.height}x{context.width}")
+        return model.latent(index)
+
+
+class LoadedModel:
+    """A deserialised model on the configured device, ready to regenerate latents."""
+
+    def __init__(self, record: ModelRecord, device: str) -> None:
+        self.record = record
+        with torch.device("meta"):
+            net = Denoiser(record.architecture, record.seed)
+        state = {name: torch.from_numpy(values) for name, values in record.weights.items()}
+        net.load_state_dict(state, strict=True, assign=True)
+        self.net = net.to(device).eval()
+        self.scheduler = make_scheduler(record.schedule)
+
+    def latent(self, index: int) -> np.ndarray:
+        """The (C, h, w) float32 raw latent of image ``index``."""
+        record = self.record
+        height, width = record.shapes[index]
+        shape = latents.padded_shape(height, width, record.architecture.patch)
+        z = generate(self.net, self.scheduler, record.seed, index, shape)[:, :height, :width]
+        return np.ascontiguousarray(latents.unscale(z, record.mean, record.std))
+
+
+_cache: OrderedDict[tuple[bytes, str], LoadedModel] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def load_model(data: bytes) -> LoadedModel:
+    """The model of bitstream ``data``, built once per process and device (LRU of 4)."""
+    device = get_settings().device
+    key = (hashlib.sha256(data).digest(), device)
+    with _cache_lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+        model = LoadedModel(unpack_model(data), device)
+        _cache[key] = model
+        if len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+        return model
+
+
+def index_bytes(count: int) -> int:
+    """Payload size for a set of ``count`` images: ``ceil(log2 count)`` bits in whole bytes."""
+    return -(-(count - 1).bit_length() // 8)
+
+
+def pack_index(index: int, count: int) -> bytes:
+    """The payload of image ``index`` in a set of ``count``."""
+    return index.to_bytes(index_bytes(count), "big")
+
+
+def unpack_index(data: bytes, count: int) -> int:
+    """Inverse of :func:`pack_index`; ``CodecError`` on a wrong length or index."""
+    if len(data) != index_bytes(count):
+        raise CodecError(f"laduree payload of {len(data)} bytes, expected "
+                         f"{index_bytes(count)} for {count} images")
+    index = int.from_bytes(data, "big")
+    if index >= count:
+        raise CodecError(f"laduree index {index} is outside the model's {count} images")
+    return index
+
+
+def _check_items(items: list[CodecInput]) -> list[np.ndarray]:
+    """The items' latents as float32, after checking what ``fit`` needs of them."""
+    if not 1 <= len(items) <= MAX_IMAGES:
+        raise CodecError(f"laduree fits 1 to {MAX_IMAGES} images, got {len(items)}")
+    ids = [item.image_id for item in items]
+    if len(set(ids)) != len(ids):
+        raise CodecError("laduree items have duplicate image ids")
+    raw = []
+    for item in items:
+        z = item.latent
+        if z is None or z.ndim != 3 or min(z.shape) == 0 or max(z.shape[1:]) >= 1 << 16:
+            shape = None if z is None else z.shape
+            raise CodecError(f"laduree needs a non-empty (C, h, w) latent, "
+                             f"image {item.image_id} has {shape}")
+        if not np.all(np.isfinite(z)):
+            raise CodecError(f"latent of image {item.image_id} has non-finite values")
+        raw.append(np.asarray(z, dtype=np.float32))
+    channels = {z.shape[0] for z in raw}
+    if len(channels) > 1 or raw[0].shape[0] > 255:
+        raise CodecError(f"laduree latents must share one channel count <= 255, "
+                         f"got {sorted(channels)}")
+    return raw
