@@ -31,6 +31,8 @@ SUMMARY_HEADERS = {
     "failed": "failed",
 }
 
+KEY_HEADERS = {"codec": "codec", "quality": "quality", "shard": "shard", "vae_id": "VAE"}
+
 CODEC_HELP = (
     "codec and quality points as NAME[:PRESET][@Q1,Q2,...], repeatable, e.g. "
     "--codec avif@20,40 --codec latent-q (see `latentpress codecs`)"
@@ -101,10 +103,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     codecs = _command(commands, "codecs", "list the available codecs, presets and default quality points", run_codecs)
 
+    report = _command(commands, "report", "write an HTML report of a ledger: rate/quality curves, BD-rates, speed, crops", run_report)
+    report.add_argument("ledger", help="ledger folder or URL (an archive's is <archive>/ledger)")
+    report.add_argument("out", help="output folder or URL: OUT/index.html and the PNG plots it embeds")
+    report.add_argument("--anchor", default="avif", help="curve the BD-rates are measured against, e.g. avif or jpeg:best (default %(default)s)")
+    report.add_argument("--archive", help="archive to decode the side-by-side crops from (default: the ledger's parent when the ledger is <archive>/ledger)")
+    report.add_argument("--crops", type=int, default=3, help="images shown as side-by-side crops; 0 for none (default %(default)s)")
+
     ledger = _command(commands, "ledger", "summarise or export a ledger", None)
     ledger_commands = ledger.add_subparsers(dest="ledger_command", required=True, metavar="ACTION")
-    summary = _command(ledger_commands, "summary", "a table per codec and quality point", run_ledger_summary)
+    summary = _command(ledger_commands, "summary", "mean rate, quality and speed per group of rows", run_ledger_summary)
     summary.add_argument("ledger", help="ledger folder or URL (an archive's is <archive>/ledger)")
+    summary.add_argument("--by", choices=["codec", "quality", "shard", "vae"], default="quality", help="one row per codec, per codec and quality point (default), per shard and codec, or per VAE and codec")
+    summary.add_argument("--format", choices=["table", "csv", "json"], default="table", help="a table for people (default), or CSV or JSON records on standard output")
     export = _command(ledger_commands, "export", "write all ledger rows to one file", run_ledger_export)
     export.add_argument("ledger", help="ledger folder or URL")
     export.add_argument("out", help="output file or URL")
@@ -122,6 +133,24 @@ def _codec_options(parser: argparse.ArgumentParser, required: bool) -> None:
     parser.add_argument("--codec", action="append", required=required, metavar="SPEC", help=CODEC_HELP)
     parser.add_argument("--vae", default=DEFAULT_VAE, help="latent autoencoder: name, folder or hub id (default %(default)s)")
     parser.add_argument("--latents", help="latent store URL (default <archive>/latents)")
+    parser.add_argument("--target-bpp", type=_bpp_list, metavar="X[,Y...]", help="encode each codec with rate control (clric) to these bits per pixel, each within 10%%, instead of its default quality points (configuration keys NAME.PRESET.bppX)")
+
+
+def _bpp_list(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers like 0.1,0.2, got {text!r}") from None
+    if not values or not all(0 < v < 64 for v in values):
+        raise argparse.ArgumentTypeError(f"bits per pixel must be in (0, 64), got {text!r}")
+    return values
+
+
+def _codec_specs(args: argparse.Namespace) -> list[str]:
+    """The --codec values, with --target-bpp points for codecs with rate control."""
+    from latentpress.codecs.spec import with_target_bpp
+
+    return with_target_bpp(args.codec, args.target_bpp) if args.target_bpp else args.codec
 
 
 def _ledger_option(parser: argparse.ArgumentParser) -> None:
@@ -150,6 +179,7 @@ def run_archive(args: argparse.Namespace) -> int:
     from latentpress.flows.compress import parse_specs
     from latentpress.infra.cluster import prefect_api
 
+    args.codec = _codec_specs(args)
     parse_specs(args.codec)  # a bad spec fails before any server or cluster starts
     with prefect_api():
         report = archive_flow(
@@ -186,6 +216,7 @@ def run_compress(args: argparse.Namespace) -> int:
     from latentpress.flows.compress import compress_flow, parse_specs
     from latentpress.infra.cluster import prefect_api
 
+    args.codec = _codec_specs(args)
     parse_specs(args.codec)
     with prefect_api():
         statuses = compress_flow(
@@ -234,7 +265,15 @@ def run_codecs(args: argparse.Namespace) -> int:
 
 
 def run_ledger_summary(args: argparse.Namespace) -> int:
-    return _summary(args.ledger)
+    return _summary(args.ledger, args.by, args.format)
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from latentpress.report import write_report
+
+    page = write_report(args.ledger, args.out, anchor=args.anchor, archive=args.archive, crop_images=args.crops)
+    console.print(f"report written to {page}")
+    return 0
 
 
 def run_ledger_export(args: argparse.Namespace) -> int:
@@ -247,22 +286,30 @@ def run_ledger_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _summary(ledger_url: str) -> int:
-    from latentpress.infra.ledger import read_ledger, summarize
+def _summary(ledger_url: str, by: str = "quality", fmt: str = "table") -> int:
+    from latentpress.infra.ledger import SUMMARY_GROUPS, read_ledger, summarize
 
     frame = read_ledger(ledger_url)
+    summary = summarize(frame, by=by)
+    if fmt == "csv":
+        sys.stdout.write(summary.to_csv(index=False))
+        return 0
+    if fmt == "json":
+        sys.stdout.write(summary.to_json(orient="records", indent=1, double_precision=15) + "\n")
+        return 0
     if frame.empty:
         console.print(f"ledger {ledger_url} is empty")
         return 0
-    summary = summarize(frame)
+    keys = [k for k in SUMMARY_GROUPS[by] if k != "preset"]
     table = Table(title=f"ledger {ledger_url}")
-    table.add_column("codec")
-    table.add_column("quality", justify="right")
+    for key in keys:
+        table.add_column(KEY_HEADERS[key], justify="left" if key in ("codec", "vae_id") else "right")
     for header in SUMMARY_HEADERS.values():
         table.add_column(header, justify="right")
     for row in summary.itertuples(index=False):
         codec = row.codec if row.preset == "default" else f"{row.codec}:{row.preset}"
-        table.add_row(codec, f"{row.quality:g}", *(_cell(getattr(row, c)) for c in SUMMARY_HEADERS))
+        cells = [codec if key == "codec" else _cell(getattr(row, key)) for key in keys]
+        table.add_row(*cells, *(_cell(getattr(row, c)) for c in SUMMARY_HEADERS))
     console.print(table)
     return 0
 

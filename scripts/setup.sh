@@ -6,3 +6,5 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q -c constraints.txt -e ".[dev]"
+# Headless Chromium for the report's browser test (Debian package; CI runs as root).
+command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)

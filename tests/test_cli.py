@@ -93,7 +93,7 @@ def test_killed_run_resumes_then_restore_and_ledger_tools(mixed_collection: Path
 @pytest.fixture
 def external_cluster(prefect_server: str) -> Iterator[str]:
     """A `dask scheduler` and one `dask worker` started as a user would, on 127.0.0.1."""
-    with dask_processes([[]], prefect_server) as address:
+    with dask_processes([["--preload", "latentpress.tasks.all"]], prefect_server) as address:
         yield address
 
 

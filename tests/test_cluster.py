@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from distributed import Client
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
@@ -27,9 +28,11 @@ def where_tasks_run(address: str, gpu: bool, count: int) -> list[str]:
 def test_gpu_tasks_run_only_on_gpu_workers(prefect_server: str) -> None:
     workers = [["--resources", "GPU=1", "--name", "gpu-worker"], ["--name", "cpu-worker"]]
     with dask_processes(workers, prefect_server) as address:
-        assert cluster_has_gpus(address)
+        with Client(address) as client:
+            assert cluster_has_gpus(client)
         assert set(where_tasks_run(address, gpu=True, count=8)) == {"gpu-worker"}
 
 
 def test_cpu_only_cluster_has_no_gpus(dask_address: str) -> None:
-    assert not cluster_has_gpus(dask_address)
+    with Client(dask_address) as client:
+        assert not cluster_has_gpus(client)

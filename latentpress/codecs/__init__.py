@@ -12,8 +12,7 @@ from latentpress.codecs.registry import CODECS, get_codec, register_codec
 from latentpress.codecs.spec import CodecConfig, parse_codec_spec
 
 # Built-in codecs register themselves on import.
-from latentpress.codecs import latent_q, reference  # noqa: E402,F401  isort: skip
-from latentpress.codecs import laduree  # noqa: E402,F401  isort: skip
+from latentpress.codecs import clric, latent_q, reference  # noqa: E402,F401  isort: skip
 from latentpress.codecs import laduree  # noqa: E402,F401  isort: skip
 
 __all__ = [

@@ -80,6 +80,8 @@ class Codec(ABC):
     default_qualities: ClassVar[tuple[float, ...]]
     quality_name: ClassVar[str] = "quality"
     """What the quality knob means for this codec (shown in help and ledgers)."""
+    rate_control: ClassVar[bool] = False
+    """Whether :meth:`encode_at_bpp` can aim at a size."""
     shared: ClassVar[bool] = False
     """True for codecs that ``fit`` one model per shard instead of ``encode`` per image."""
 
@@ -103,6 +105,14 @@ class Codec(ABC):
     def fit(self, items: list[CodecInput], params: Any) -> SharedFit:
         """Learn one shared model for ``items`` (only for ``shared`` codecs)."""
         raise CodecError(f"codec {self.name!r} does not fit shared models")
+
+    def encode_at_bpp(self, item: CodecInput, params: Any, bpp: float, overhead_bytes: int = 0) -> tuple[bytes, Any]:
+        """Compress to ``bpp`` bits per image pixel, counting ``overhead_bytes`` of
+        packaging too; returns the bitstream and the parameters used (the quality found).
+
+        Only codecs with ``rate_control``; ``CodecError`` when the size cannot be reached.
+        """
+        raise CodecError(f"codec {self.name!r} has no rate control (no target bpp)")
 
     @abstractmethod
     def decode(self, data: bytes, context: DecodeContext) -> np.ndarray:

@@ -1,4 +1,8 @@
-"""Codec choices on the command line: ``NAME[:PRESET][@Q1,Q2,...]``."""
+"""Codec choices on the command line: ``NAME[:PRESET][@Q1,Q2,...]``.
+
+A point ``bppX`` (codecs with rate control only) asks for a stream of X bits per
+pixel instead of a quality: ``clric:fast@bpp0.1,bpp0.2``.
+"""
 
 from __future__ import annotations
 
@@ -18,15 +22,31 @@ class CodecConfig:
     name: str
     preset: str
     quality: float
+    target_bpp: bool = False
+    """``quality`` is a target size in bits per pixel, not the codec's quality knob."""
 
     @property
     def key(self) -> str:
-        """Stable, path-safe name of this configuration, e.g. ``avif.default.q20``."""
-        return f"{self.name}.{self.preset}.q{self.quality:g}"
+        """Stable, path-safe name of this configuration, e.g. ``avif.default.q20``
+        (``clric.fast.bpp0.1`` for a target size)."""
+        return f"{self.name}.{self.preset}.{'bpp' if self.target_bpp else 'q'}{self.quality:g}"
 
     def params(self) -> Any:
-        """The codec's parameter dataclass for this configuration."""
+        """The codec's parameter dataclass for this configuration (the preset's
+        quality for a target size: the codec searches its own)."""
+        if self.target_bpp:
+            return get_codec(self.name).params(self.preset)
         return get_codec(self.name).params(self.preset, self.quality)
+
+    def to_dict(self) -> dict[str, Any]:
+        """As stored in containers and manifests (``target_bpp`` only when set)."""
+        out: dict[str, Any] = {"codec": self.name, "preset": self.preset, "quality": self.quality}
+        return (out | {"target_bpp": True}) if self.target_bpp else out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CodecConfig:
+        """Inverse of :meth:`to_dict`."""
+        return cls(data["codec"], data["preset"], data["quality"], bool(data.get("target_bpp", False)))
 
 
 def parse_codec_spec(text: str) -> list[CodecConfig]:
@@ -40,15 +60,39 @@ def parse_codec_spec(text: str) -> list[CodecConfig]:
     name, preset = match["name"], match["preset"] or "default"
     codec = get_codec(name)
     if match["q"] is None:
-        qualities = list(codec.default_qualities)
+        configs = [CodecConfig(name, preset, q) for q in codec.default_qualities]
     else:
+        points = [q.strip() for q in match["q"].split(",") if q.strip()]
         try:
-            qualities = [float(q) for q in match["q"].split(",") if q.strip()]
+            configs = [CodecConfig(name, preset, float(q.removeprefix("bpp")), q.startswith("bpp")) for q in points]
         except ValueError:
             raise ValueError(f"bad quality list in codec spec {text!r}") from None
-        if not qualities:
+        if not configs:
             raise ValueError(f"empty quality list in codec spec {text!r}")
-    configs = [CodecConfig(name, preset, q) for q in qualities]
     for config in configs:
-        codec.params(config.preset, config.quality)  # validates preset and range
+        if config.target_bpp and not codec.rate_control:
+            raise ValueError(f"codec {name!r} has no rate control: {text!r} cannot ask for a bpp")
+        if config.target_bpp and not 0 < config.quality < 64:
+            raise ValueError(f"target bpp must be in (0, 64), got {config.quality:g} in {text!r}")
+        config.params()  # validates preset and range
     return configs
+
+
+def with_target_bpp(specs: list[str], bpps: list[float]) -> list[str]:
+    """``specs`` with target sizes ``bpps`` for every codec that has rate control.
+
+    Such a spec without quality points gets the targets instead of its default
+    points; one with points keeps them and gets the targets too. ``ValueError`` if
+    no spec names a codec with rate control.
+    """
+    targets = ",".join(f"bpp{b:g}" for b in bpps)
+    out, found = [], False
+    for text in specs:
+        match = _SPEC.match(text.strip())
+        if match and get_codec(match["name"]).rate_control:
+            found = True
+            text = f"{text.strip()},{targets}" if match["q"] else f"{text.strip()}@{targets}"
+        out.append(text)
+    if not found:
+        raise ValueError("--target-bpp needs a --codec with rate control (e.g. clric)")
+    return out

@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from prefect import flow
 
 from latentpress.config import DEFAULT_BATCH_SIZE, DEFAULT_SHARD_SIZE, DEFAULT_VAE
-from latentpress.flows.compress import compress_flow, parse_specs
-from latentpress.flows.evaluate import evaluate_flow
-from latentpress.flows.ingest import ingest_flow
+from latentpress.flows.common import use_cluster
+from latentpress.flows.compress import compress, parse_specs
+from latentpress.flows.evaluate import evaluate
+from latentpress.flows.ingest import ingest
 from latentpress.infra.archive import ArchiveLayout
-from latentpress.infra.cluster import dask_scheduler
 from latentpress.infra.collection import Item
 
 
@@ -46,16 +46,16 @@ def archive_flow(
     """Archive every image under ``source`` into ``archive`` with each codec and
     record the results in the ledger (default ``<archive>/ledger``).
 
+    The ingest, compress and evaluate steps run in this one flow on one set of
+    workers (each is also a flow of its own).
+
     Reruns are idempotent: stored containers and ledger rows are never redone.
     """
     parse_specs(codecs)  # fail fast on a bad codec spec, before any work
     run_id = uuid.uuid4().hex[:12]
     ledger_url = ledger or ArchiveLayout(archive).ledger
-    with dask_scheduler(dask_address, workers) as address:
-        cluster = {"dask_address": address, "workers": workers}
-        items = ingest_flow(source, archive, shard_size=shard_size, **cluster)
-        statuses = compress_flow(
-            archive, codecs, vae=vae, latents=latents, ledger=ledger_url, run_id=run_id, batch_size=batch_size, **cluster
-        )
-        rows = evaluate_flow(archive, ledger=ledger_url, run_id=run_id, batch_size=batch_size, **cluster)
+    with use_cluster(dask_address, workers) as running:
+        items = ingest(running, source, archive, shard_size)
+        statuses = compress(running, archive, codecs, vae, latents, ledger_url, run_id, batch_size)
+        rows = evaluate(running, archive, ledger_url, run_id, batch_size)
     return ArchiveReport(run_id=run_id, items=items, compress=statuses, rows=rows)

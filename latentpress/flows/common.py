@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from prefect.futures import PrefectFuture, as_completed
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from latentpress.infra.cluster import cluster_has_gpus, dask_scheduler, task_runner
 from latentpress.infra.collection import Item
 
 T = TypeVar("T")
@@ -17,6 +20,21 @@ T = TypeVar("T")
 
 class FlowError(RuntimeError):
     """Some tasks of a flow failed after their retries."""
+
+
+@dataclass(frozen=True)
+class Workers:
+    """A started task runner on a Dask cluster, and whether the cluster has GPUs."""
+
+    runner: Any
+    gpus: bool
+
+
+@contextmanager
+def use_cluster(dask_address: str | None, count: int | None) -> Iterator[Workers]:
+    """Workers of the cluster at ``dask_address`` (default: a local cluster of ``count``)."""
+    with dask_scheduler(dask_address, count) as address, task_runner(address) as runner:
+        yield Workers(runner, cluster_has_gpus(runner.client))
 
 
 def chunks(values: Sequence[T], size: int) -> list[list[T]]:

@@ -10,10 +10,11 @@ from prefect import flow
 from latentpress import __version__
 from latentpress.codecs import CodecConfig, get_codec, parse_codec_spec
 from latentpress.config import DEFAULT_BATCH_SIZE, DEFAULT_VAE
-from latentpress.flows.common import flatten, gather, shard_batches
+from latentpress.flows.common import Workers, flatten, gather, shard_batches
+from latentpress.flows.common import use_cluster
 from latentpress.infra import storage
 from latentpress.infra.archive import ArchiveLayout, read_manifest, write_manifest
-from latentpress.infra.cluster import cluster_has_gpus, dask_scheduler, gpu_tasks, task_runner
+from latentpress.infra.cluster import gpu_tasks
 from latentpress.infra.collection import Item, read_collection
 from latentpress.infra.ledger import append_rows
 from latentpress.infra.models import model_id
@@ -52,31 +53,46 @@ def compress_flow(
     Images a codec fails on get a ``failed`` ledger row with the
     reason. Returns a status dict per (image, configuration).
     """
+    with use_cluster(dask_address, workers) as running:
+        return compress(running, archive, codecs, vae, latents, ledger, run_id, batch_size)
+
+
+def compress(
+    running: Workers,
+    archive: str,
+    codecs: list[str],
+    vae: str = DEFAULT_VAE,
+    latents: str | None = None,
+    ledger: str | None = None,
+    run_id: str | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> list[dict]:
+    """The compress step on already running workers (see ``compress_flow``)."""
     configs = parse_specs(codecs)
     layout = ArchiveLayout(archive)
     latents_url = latents or layout.latents
     items = [item for item in read_collection(layout.collection) if item.status == "ok"]
     batches = shard_batches(items, batch_size)
     statuses: list[dict] = []
-    with dask_scheduler(dask_address, workers) as address, task_runner(address) as runner:
-        gpus = cluster_has_gpus(address)
-        if any(is_latent(c) for c in configs):
-            with gpu_tasks(gpus):
-                futures = [runner.submit(encode_batch, {"items": b, "latents_url": latents_url, "vae_name": vae}) for b in batches]
-            statuses += [{**s, "config_key": "latent"} for s in flatten(gather(futures, "encode latents"))]
-        futures = []
-        for config in configs:
-            shared = get_codec(config.name).shared
-            task, groups = (fit_shard, shard_batches(items, max(1, len(items)))) if shared else (compress_batch, batches)
-            with gpu_tasks(gpus and is_latent(config)):
-                futures += [
-                    runner.submit(
-                        task,
-                        {"items": g, "archive": archive, "latents_url": latents_url, "vae_name": vae, "config": config},
-                    )
-                    for g in groups
-                ]
-        statuses += flatten(gather(futures, "compress"))
+    if any(is_latent(c) for c in configs):
+        with gpu_tasks(running.gpus):
+            futures = [
+                running.runner.submit(encode_batch, {"items": b, "latents_url": latents_url, "vae_name": vae})
+                for b in batches
+            ]
+        statuses += [{**s, "config_key": "latent"} for s in flatten(gather(futures, "encode latents"))]
+    futures = []
+    for config in configs:
+        shared = get_codec(config.name).shared
+        task, groups = (fit_shard, shard_batches(items, max(1, len(items)))) if shared else (compress_batch, batches)
+        with gpu_tasks(running.gpus and is_latent(config)):
+            futures += [
+                running.runner.submit(
+                    task, {"items": g, "archive": archive, "latents_url": latents_url, "vae_name": vae, "config": config}
+                )
+                for g in groups
+            ]
+    statuses += flatten(gather(futures, "compress"))
     record_failures(ledger or layout.ledger, items, configs, statuses, run_id or uuid.uuid4().hex[:12])
     write_manifest(archive, build_manifest(archive, items, configs, vae))
     return statuses
@@ -107,13 +123,7 @@ def build_manifest(archive: str, items: list[Item], configs: list[CodecConfig], 
     previous = read_manifest(archive) if storage.exists(ArchiveLayout(archive).manifest) else {}
     known = {c["key"]: c for c in previous.get("configs", [])}
     for config in configs:
-        known[config.key] = {
-            "key": config.key,
-            "codec": config.name,
-            "preset": config.preset,
-            "quality": config.quality,
-            "codec_version": get_codec(config.name).version,
-        }
+        known[config.key] = {"key": config.key, **config.to_dict(), "codec_version": get_codec(config.name).version}
     return {
         "code_version": __version__,
         "updated": datetime.now(timezone.utc).isoformat(),

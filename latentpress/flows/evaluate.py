@@ -8,10 +8,11 @@ from prefect import flow
 
 from latentpress.codecs import CodecConfig
 from latentpress.config import DEFAULT_BATCH_SIZE
-from latentpress.flows.common import flatten, gather, shard_batches
+from latentpress.flows.common import Workers, flatten, gather, shard_batches
+from latentpress.flows.common import use_cluster
 from latentpress.infra import storage
 from latentpress.infra.archive import ArchiveLayout, read_manifest
-from latentpress.infra.cluster import cluster_has_gpus, dask_scheduler, gpu_tasks, task_runner
+from latentpress.infra.cluster import gpu_tasks
 from latentpress.infra.collection import read_collection
 from latentpress.infra.ledger import read_ledger
 from latentpress.tasks.evaluate import evaluate_batch
@@ -39,6 +40,18 @@ def evaluate_flow(
 
     Returns the new rows.
     """
+    with use_cluster(dask_address, workers) as running:
+        return evaluate(running, archive, ledger, run_id, batch_size)
+
+
+def evaluate(
+    running: Workers,
+    archive: str,
+    ledger: str | None = None,
+    run_id: str | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> list[dict]:
+    """The evaluate step on already running workers (see ``evaluate_flow``)."""
     layout = ArchiveLayout(archive)
     ledger_url = ledger or layout.ledger
     run_id = run_id or uuid.uuid4().hex[:12]
@@ -48,15 +61,13 @@ def evaluate_flow(
     done = set(zip(existing["image_id"], existing["config_key"]))
     jobs = []
     for entry in manifest["configs"]:
-        config = CodecConfig(entry["codec"], entry["preset"], entry["quality"])
+        config = CodecConfig.from_dict(entry)
         stored = stored_ids(archive, config.key)
         todo = [i for i in items if i.image_id in stored and (i.image_id, config.key) not in done]
         jobs += [(config, batch) for batch in shard_batches(todo, batch_size)]
-    with dask_scheduler(dask_address, workers) as address, task_runner(address) as runner, gpu_tasks(
-        cluster_has_gpus(address)
-    ):
+    with gpu_tasks(running.gpus):
         futures = [
-            runner.submit(
+            running.runner.submit(
                 evaluate_batch,
                 {
                     "items": batch,
@@ -69,4 +80,4 @@ def evaluate_flow(
             )
             for config, batch in jobs
         ]
-        return flatten(gather(futures, "evaluate"))
+    return flatten(gather(futures, "evaluate"))

@@ -5,9 +5,9 @@ from __future__ import annotations
 from prefect import flow
 
 from latentpress.config import DEFAULT_SHARD_SIZE
-from latentpress.flows.common import chunks, flatten, gather
+from latentpress.flows.common import Workers, chunks, flatten, gather
+from latentpress.flows.common import use_cluster
 from latentpress.infra.archive import ArchiveLayout
-from latentpress.infra.cluster import dask_scheduler, task_runner
 from latentpress.infra import storage
 from latentpress.infra.collection import Item, assign_shards, list_images, read_collection, reusable, write_collection
 from latentpress.tasks.ingest import inspect_batch
@@ -29,16 +29,21 @@ def ingest_flow(
     time) are not read again. Returns all items: good ones with their shard, bad ones
     with their reason.
     """
+    with use_cluster(dask_address, workers) as running:
+        return ingest(running, source, archive, shard_size)
+
+
+def ingest(running: Workers, source: str, archive: str, shard_size: int = DEFAULT_SHARD_SIZE) -> list[Item]:
+    """The ingest step on already running workers (see ``ingest_flow``)."""
     listing = list_images(source)
     if not listing:
         raise ValueError(f"no image files (by extension) under {source}")
     url = ArchiveLayout(archive).collection
     kept, todo = reusable(listing, read_collection(url) if storage.exists(url) else [])
-    with dask_scheduler(dask_address, workers) as address, task_runner(address) as runner:
-        futures = [
-            runner.submit(inspect_batch, {"files": {u: listing[u] for u in batch}, "root": source})
-            for batch in chunks(todo, INSPECT_BATCH)
-        ]
-        items = assign_shards(kept + flatten(gather(futures, "inspect")), shard_size)
+    futures = [
+        running.runner.submit(inspect_batch, {"files": {u: listing[u] for u in batch}, "root": source})
+        for batch in chunks(todo, INSPECT_BATCH)
+    ]
+    items = assign_shards(kept + flatten(gather(futures, "inspect")), shard_size)
     write_collection(url, items)
     return items

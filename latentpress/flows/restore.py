@@ -6,10 +6,11 @@ from prefect import flow
 
 from latentpress.config import DEFAULT_BATCH_SIZE
 from latentpress.flows.common import chunks, flatten, gather
+from latentpress.flows.common import use_cluster
 from latentpress.infra import storage
 from latentpress.infra.archive import read_manifest
 from latentpress.codecs import get_codec
-from latentpress.infra.cluster import cluster_has_gpus, dask_scheduler, gpu_tasks, task_runner
+from latentpress.infra.cluster import gpu_tasks
 from latentpress.tasks.restore import restore_batch
 
 
@@ -33,13 +34,12 @@ def restore_flow(
         raise ValueError(f"archive {archive} has no configuration {', '.join(unknown)} (it has: {', '.join(known)})")
     ids = [item["image_id"] for item in manifest["items"]]
     codecs = {c["key"]: c["codec"] for c in manifest["configs"]}
-    with dask_scheduler(dask_address, workers) as address, task_runner(address) as runner:
-        gpus = cluster_has_gpus(address)
+    with use_cluster(dask_address, workers) as running:
         futures = []
         for key in chosen:
-            with gpu_tasks(gpus and get_codec(codecs[key]).domain == "latent"):
+            with gpu_tasks(running.gpus and get_codec(codecs[key]).domain == "latent"):
                 futures += [
-                    runner.submit(
+                    running.runner.submit(
                         restore_batch,
                         {"image_ids": b, "archive": archive, "config_key": key, "out": out, "vae_name": vae or manifest["vae"]},
                     )

@@ -26,7 +26,7 @@ from latentpress.infra.container import Container, ContainerError, pack, unpack
 
 MANIFEST_FORMAT = 1
 IMAGE_ID = re.compile(r"^[0-9a-f]{16}$")
-CONFIG_KEY = re.compile(r"^[a-z0-9][a-z0-9_-]*\.[a-z0-9_-]+\.q[0-9eE.+-]+$")
+CONFIG_KEY = re.compile(r"^[a-z0-9][a-z0-9_-]*\.[a-z0-9_-]+\.(?:q|bpp)[0-9eE.+-]+$")
 
 
 @dataclass(frozen=True)

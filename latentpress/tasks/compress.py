@@ -41,10 +41,30 @@ class Compressor:
         self.layout = ArchiveLayout(archive)
         self.config = config
         self.codec: Codec = get_codec(config.name)
-        self.params = self.codec.params(config.preset, config.quality)
+        self.params = config.params()
         latent = self.codec.domain == "latent"
         self.vae_id = model_id(vae_name) if latent else ""
         self.store = LatentStore(latents_url, self.vae_id) if latent else None
+
+    def pack(self, item: Item, payload: bytes, shared_model: str | None = None) -> bytes:
+        """The image container of ``payload``."""
+        return pack_image(
+            codec=self.codec.name,
+            codec_version=self.codec.version,
+            config=self.config.to_dict(),
+            payload=payload,
+            width=item.width,
+            height=item.height,
+            vae_id=self.vae_id,
+            shared_model=shared_model,
+        )
+
+    def encode(self, codec_input: CodecInput, item: Item) -> tuple[bytes, Any]:
+        """The payload and the parameters used (a target size: the codec finds the quality)."""
+        if not self.config.target_bpp:
+            return self.codec.encode(codec_input, self.params), self.params
+        overhead = len(self.pack(item, b""))
+        return self.codec.encode_at_bpp(codec_input, self.params, self.config.quality, overhead)
 
     def status(self, item: Item, status: str, error: str | None = None) -> dict[str, Any]:
         return {"image_id": item.image_id, "config_key": self.config.key, "status": status, "error": error}
@@ -61,22 +81,17 @@ class Compressor:
         image = decode_image(storage.read_bytes(item.source), item.name)
         return CodecInput(item.image_id, item.width, item.height, image=image), 0.0
 
-    def write(self, item: Item, payload: bytes, encode_seconds: float, shared_model: str | None = None) -> dict:
-        """Store the statistics sidecar, then the container (whose presence means done)."""
-        data = pack_image(
-            codec=self.codec.name,
-            codec_version=self.codec.version,
-            config={"codec": self.config.name, "preset": self.config.preset, "quality": self.config.quality},
-            payload=payload,
-            width=item.width,
-            height=item.height,
-            vae_id=self.vae_id,
-            shared_model=shared_model,
-        )
+    def write(self, item: Item, payload: bytes, encode_seconds: float, shared_model: str | None = None,
+              params: Any = None) -> dict:
+        """Store the statistics sidecar, then the container (whose presence means done).
+
+        ``params``: the parameters used, when the codec chose them (rate control).
+        """
+        data = self.pack(item, payload, shared_model)
         stats = {
             "encode_seconds": encode_seconds,
             "device": get_settings().device,
-            "params": dataclasses.asdict(self.params),
+            "params": dataclasses.asdict(params or self.params),
             "timestamp": datetime.now(timezone.utc).isoformat(),
         }
         storage.write_bytes_atomic(self.layout.stats(self.config.key, item.image_id), json.dumps(stats).encode())
@@ -105,12 +120,12 @@ def compress_batch(
         try:
             codec_input, vae_seconds = job.codec_input(item)
             start = time.perf_counter()
-            payload = job.codec.encode(codec_input, job.params)
+            payload, params = job.encode(codec_input, item)
             seconds = time.perf_counter() - start + vae_seconds
         except (ValueError, KeyError) as exc:  # bad input or codec refusal: record, go on
             statuses.append(job.status(item, "failed", _failure(exc)))
             continue
-        statuses.append(job.write(item, payload, seconds))
+        statuses.append(job.write(item, payload, seconds, params=params))
     return statuses
 
 

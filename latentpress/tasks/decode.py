@@ -26,7 +26,7 @@ def shared_model_url(container: Container, config: dict, archive: str) -> str | 
     """Where the shared model an image container names is stored (None if it names none)."""
     if "shared" not in container.sections:
         return None
-    key = CodecConfig(config["codec"], config["preset"], config["quality"]).key
+    key = CodecConfig.from_dict(config).key
     return ArchiveLayout(archive).shared(key, container.sections["shared"].decode("ascii"))
 
 

@@ -1,0 +1,321 @@
+"""Pipeline throughput: the same collection archived three ways.
+
+- ``loop``: the pipeline's task functions called one after another in one process,
+  without Prefect or Dask (the work and nothing else);
+- ``dask-1`` and ``dask-2``: the ``archive`` flow on a local Dask cluster of one and
+  of two single-threaded workers, reporting to a Prefect server that is already up.
+
+Each run is a fresh process (no warm caches carried over); every process does its
+torch work on one thread, as Dask workers do. Reported per run: images per minute
+(wall time of ingest + compress + evaluate; cluster start-up is reported apart), the
+work time (measured inside every task body: reading, decoding, encoding, writing,
+metrics), the orchestration share ``1 - work / (wall * workers)`` (Prefect and Dask
+bookkeeping, flow-level reads and writes, and with two workers also time a worker
+waits for work), and each worker's peak resident memory (``ru_maxrss``).
+
+    python benchmarks/pipeline.py                      # 64 images of 256x256, jpeg@50
+    python benchmarks/pipeline.py --images 8 --results /tmp/bench   # a smoke run
+    python benchmarks/pipeline.py --root s3://bucket/bench          # archives on S3
+
+Writes ``pipeline.json`` and ``pipeline.md`` to ``--results`` (default
+``benchmarks/results``). Targets: two workers >= 1.8x one worker, orchestration
+< 5% with one worker, worker peak memory < 3 GiB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import hashlib
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from mdtable import table
+
+REPO = Path(__file__).resolve().parents[1]
+KODAK = REPO.parent / "shared" / "data" / "kodak-dev"
+TARGETS = {"speedup": 1.8, "overhead": 0.05, "peak_gib": 3.0}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--images", type=int, default=64, help="collection size (default %(default)s)")
+    parser.add_argument("--size", type=int, default=256, help="side of the square crops (default %(default)s)")
+    parser.add_argument("--codec", default="jpeg@50", help="codec spec, one cheap configuration (default %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=16, help="images per task (default %(default)s)")
+    parser.add_argument("--root", help="where the archives go, any fsspec URL (default: a temporary folder)")
+    parser.add_argument("--results", default=str(REPO / "benchmarks" / "results"), help="folder for pipeline.json/.md")
+    parser.add_argument("--run", help=argparse.SUPPRESS)  # internal: one run in this process
+    parser.add_argument("--source", help=argparse.SUPPRESS)
+    parser.add_argument("--archive", help=argparse.SUPPRESS)
+    parser.add_argument("--log", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.run:
+        print(json.dumps(one_run(args)))
+        return 0
+    return compare(args)
+
+
+def compare(args: argparse.Namespace) -> int:
+    """Make the collection, run the three ways in child processes, write the results."""
+    from latentpress.infra.cluster import apply_quiet_defaults
+
+    apply_quiet_defaults()
+    with tempfile.TemporaryDirectory(prefix="lp-pipeline-") as folder:
+        runs = run_all(Path(folder), args)
+    results = summarize(runs, args)
+    out = Path(args.results)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "pipeline.json").write_text(json.dumps(results, indent=1) + "\n")
+    (out / "pipeline.md").write_text(markdown(results))
+    print(markdown(results))
+    return 0
+
+
+def run_all(work: Path, args: argparse.Namespace) -> dict[str, dict]:
+    """Each run in a child process of its own, all reporting to one Prefect server."""
+    from latentpress.infra.cluster import prefect_api
+
+    source = work / "photos"
+    make_collection(source, args.images, args.size)
+    root = args.root or str(work / "archives")
+    runs = {}
+    with prefect_api():
+        for name in ("loop", "dask-1", "dask-2"):
+            archive = f"{root.rstrip('/')}/{name}-{uuid.uuid4().hex[:6]}"
+            command = [
+                sys.executable, __file__, "--run", name, "--source", str(source), "--archive", archive,
+                "--log", str(work / f"{name}.jsonl"), "--codec", args.codec, "--batch-size", str(args.batch_size),
+            ]  # fmt: skip
+            env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+            done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                sys.stderr.write(done.stderr)
+                raise SystemExit(f"run {name} failed")
+            runs[name] = json.loads(done.stdout.strip().splitlines()[-1])
+            print(f"{name}: {runs[name]['images_per_minute']:.1f} images/min", flush=True)
+    return runs
+
+
+def make_collection(folder: Path, count: int, size: int) -> None:
+    """``count`` distinct ``size``-square PNG crops of the Kodak photos, at spread offsets."""
+    folder.mkdir(parents=True, exist_ok=True)
+    photos = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(KODAK.glob("*.png"))]
+    if not photos:
+        raise SystemExit(f"no Kodak photos under {KODAK}")
+    for index in range(count):
+        photo = photos[index % len(photos)]
+        step = index // len(photos)
+        top = (step * 97) % (photo.shape[0] - size + 1)
+        left = (step * 151) % (photo.shape[1] - size + 1)
+        Image.fromarray(photo[top : top + size, left : left + size]).save(folder / f"crop{index:04d}.png")
+
+
+# --- one run, in a child process ------------------------------------------------------
+
+
+def timed(fn, log: str, name: str):
+    """``fn`` that appends its duration to the JSON-lines file ``log`` (runs on workers too)."""
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        start, began = time.perf_counter(), time.time()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            record = {"task": name, "pid": os.getpid(), "start": began, "seconds": time.perf_counter() - start}
+            with open(log, "a") as handle:
+                handle.write(json.dumps(record) + "\n")
+
+    return run
+
+
+def instrument(log: str) -> None:
+    """Time every task body: the task objects the flows submit carry the wrapped function."""
+    from latentpress.tasks.compress import compress_batch, fit_shard
+    from latentpress.tasks.encode import encode_batch
+    from latentpress.tasks.evaluate import evaluate_batch
+    from latentpress.tasks.ingest import inspect_batch
+
+    for task in (inspect_batch, encode_batch, compress_batch, fit_shard, evaluate_batch):
+        task.fn = timed(task.fn, log, task.name)
+
+
+def one_run(args: argparse.Namespace) -> dict:
+    """Archive the collection one way (``args.run``); the measurements of that run."""
+    import torch
+
+    torch.set_num_threads(1)
+    instrument(args.log)
+    if args.run == "loop":
+        workers, startup = 1, 0.0
+        began, start = time.time(), time.perf_counter()
+        plain_archive(args.source, args.archive, args.codec, args.batch_size)
+        wall = time.perf_counter() - start
+        peaks = [peak_rss()]
+    else:
+        from distributed import Client
+
+        from latentpress.flows.archive import archive_flow
+        from latentpress.infra.cluster import dask_scheduler
+
+        workers = int(args.run.split("-")[1])
+        begin = time.perf_counter()
+        with dask_scheduler(None, workers) as address, Client(address) as client:
+            client.wait_for_workers(workers)
+            startup = time.perf_counter() - begin
+            began, start = time.time(), time.perf_counter()
+            archive_flow(args.source, args.archive, [args.codec], dask_address=address, batch_size=args.batch_size)
+            wall = time.perf_counter() - start
+            peaks = list(client.run(peak_rss).values())
+    tasks = [json.loads(line) for line in Path(args.log).read_text().splitlines()]
+    images = len(list(Path(args.source).glob("*.png")))
+    work = sum(t["seconds"] for t in tasks)
+    return {
+        "run": args.run,
+        "workers": workers,
+        "images": images,
+        "wall_seconds": wall,
+        "startup_seconds": startup,
+        "work_seconds": work,
+        "images_per_minute": 60 * images / wall,
+        "orchestration_share": 1 - work / (wall * workers),
+        "peak_rss_gib": [p / 2**30 for p in peaks],
+        "archive_digest": archive_digest(args.archive),
+        "tasks": [
+            {"task": t["task"], "pid": t["pid"], "at": round(t["start"] - began, 3), "seconds": round(t["seconds"], 3)}
+            for t in sorted(tasks, key=lambda t: t["start"])
+        ],
+    }
+
+
+def plain_archive(source: str, archive: str, spec: str, batch_size: int) -> None:
+    """What ``archive_flow`` does, as a plain loop over the same task functions."""
+    from latentpress.codecs import get_codec
+    from latentpress.config import DEFAULT_SHARD_SIZE, DEFAULT_VAE
+    from latentpress.flows.common import chunks, shard_batches
+    from latentpress.flows.compress import build_manifest, is_latent, parse_specs, record_failures
+    from latentpress.flows.ingest import INSPECT_BATCH
+    from latentpress.infra.archive import ArchiveLayout, write_manifest
+    from latentpress.infra.collection import assign_shards, list_images, write_collection
+    from latentpress.tasks.compress import compress_batch, fit_shard
+    from latentpress.tasks.encode import encode_batch
+    from latentpress.tasks.evaluate import evaluate_batch
+    from latentpress.tasks.ingest import inspect_batch
+
+    configs = parse_specs([spec])
+    layout = ArchiveLayout(archive)
+    run_id = uuid.uuid4().hex[:12]
+    listing = list_images(source)
+    inspected = [
+        item
+        for batch in chunks(list(listing), INSPECT_BATCH)
+        for item in inspect_batch.fn(files={url: listing[url] for url in batch}, root=source)
+    ]
+    items = assign_shards(inspected, DEFAULT_SHARD_SIZE)
+    write_collection(layout.collection, items)
+    good = [item for item in items if item.status == "ok"]
+    batches = shard_batches(good, batch_size)
+    if any(is_latent(c) for c in configs):
+        for batch in batches:
+            encode_batch.fn(items=batch, latents_url=layout.latents, vae_name=DEFAULT_VAE)
+    statuses = []
+    for config in configs:
+        shared = get_codec(config.name).shared
+        task, groups = (fit_shard, shard_batches(good, max(1, len(good)))) if shared else (compress_batch, batches)
+        for group in groups:
+            statuses += task.fn(items=group, archive=archive, latents_url=layout.latents, vae_name=DEFAULT_VAE, config=config)
+    record_failures(layout.ledger, good, configs, statuses, run_id)
+    write_manifest(archive, build_manifest(archive, good, configs, DEFAULT_VAE))
+    for config in configs:
+        for batch in batches:
+            evaluate_batch.fn(
+                items=batch, archive=archive, config=config, vae_name=DEFAULT_VAE, ledger_url=layout.ledger, run_id=run_id
+            )
+
+
+def peak_rss() -> int:
+    """Peak resident memory of this process in bytes (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def archive_digest(archive: str) -> str:
+    """SHA-256 over the stored containers and the ledger's row count: equal means same work."""
+    from latentpress.infra import storage
+    from latentpress.infra.ledger import read_ledger
+
+    digest = hashlib.sha256()
+    for url in storage.list_files(storage.join(archive, "images")):
+        if url.endswith(".lpc"):
+            digest.update(url.rsplit("/", 2)[-2].encode() + url.rsplit("/", 1)[-1].encode())
+            digest.update(storage.read_bytes(url))
+    digest.update(str(len(read_ledger(storage.join(archive, "ledger")))).encode())
+    return digest.hexdigest()[:16]
+
+
+# --- results --------------------------------------------------------------------------
+
+
+def summarize(runs: dict[str, dict], args: argparse.Namespace) -> dict:
+    one, two = runs["dask-1"], runs["dask-2"]
+    speedup = two["images_per_minute"] / one["images_per_minute"]
+    peak = max(max(r["peak_rss_gib"]) for r in (one, two))
+    return {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "collection": {"images": args.images, "size": args.size, "codec": args.codec, "batch_size": args.batch_size},
+        "runs": runs,
+        "same_work": len({r["archive_digest"] for r in runs.values()}) == 1,
+        "targets": {
+            "two_workers_speedup": {"value": speedup, "target": f">= {TARGETS['speedup']}", "met": speedup >= TARGETS["speedup"]},
+            "orchestration_share_one_worker": {
+                "value": one["orchestration_share"],
+                "target": f"< {TARGETS['overhead']:.0%}",
+                "met": one["orchestration_share"] < TARGETS["overhead"],
+            },
+            "worker_peak_gib": {"value": peak, "target": f"< {TARGETS['peak_gib']}", "met": peak < TARGETS["peak_gib"]},
+        },
+    }
+
+
+def markdown(results: dict) -> str:
+    c = results["collection"]
+    rows = [
+        {
+            "run": name,
+            "workers": r["workers"],
+            "images/min": f"{r['images_per_minute']:.1f}",
+            "wall s": f"{r['wall_seconds']:.1f}",
+            "work s (in tasks)": f"{r['work_seconds']:.1f}",
+            "orchestration": f"{r['orchestration_share']:.1%}",
+            "cluster start s": f"{r['startup_seconds']:.1f}",
+            "peak RSS GiB": ", ".join(f"{p:.2f}" for p in r["peak_rss_gib"]),
+        }
+        for name, r in results["runs"].items()
+    ]
+    targets = [
+        {"measure": name, "value": f"{t['value']:.3g}", "target": t["target"], "met": "yes" if t["met"] else "NO"}
+        for name, t in results["targets"].items()
+    ]
+    return (
+        f"# Pipeline throughput ({results['when']})\n\n"
+        f"{c['images']} crops of {c['size']}x{c['size']} from the Kodak photos, `{c['codec']}`, "
+        f"{c['batch_size']} images per task, {results['machine']['cpus']} CPUs. "
+        f"Same containers and ledger rows in every run: {'yes' if results['same_work'] else 'NO'}.\n\n"
+        f"{table(rows)}\n\n{table(targets)}\n"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""The README's worked ledger queries (pandas and DuckDB) run as printed and agree."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from latentpress.infra.ledger import append_rows
+from ledger_rows import ledger_row
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_blocks() -> list[str]:
+    """The Python code blocks of the README's "Reading the ledger" section."""
+    section = README.read_text().split("## Reading the ledger", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```python\n(.*?)```", section, re.S)
+
+
+def _row(image: str, codec: str, quality: float, size: int, lpips: float, **extra) -> dict:
+    return ledger_row(image, codec, quality, source=f"/photos/{image}.png", bytes=size, bpp=size * 8 / 8000,
+                      lpips=lpips, dists=lpips / 3, **extra)  # fmt: skip
+
+
+def test_readme_queries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = [
+        _row("x", "avif", 20, 100, 0.30), _row("y", "avif", 20, 200, 0.25),
+        _row("x", "avif", 40, 300, 0.15), _row("y", "avif", 40, 400, 0.10),
+        _row("x", "latent-q", 0.5, 150, 0.20, vae_id="taesd"), _row("y", "latent-q", 0.5, 500, 0.22, vae_id="taesd"),
+        _row("x", "latent-q", 1, 50, 0.0, status="failed", error="boom"),
+    ]  # fmt: skip
+    append_rows(str(tmp_path / "example-out" / "archive" / "ledger"), rows, "run1")
+    monkeypatch.chdir(tmp_path)
+    pandas_code, duckdb_code = readme_blocks()
+    with_pandas: dict = {}
+    exec(pandas_code, with_pandas)  # noqa: S102 - the README's own example
+    with_duckdb: dict = {}
+    exec(duckdb_code, with_duckdb)  # noqa: S102
+
+    rates = with_pandas["rates"].reset_index().astype({"codec": str})  # pandas reads the partition as categorical
+    assert list(zip(rates["codec"], rates["quality"])) == [("avif", 20.0), ("avif", 40.0), ("latent-q", 0.5)]
+    assert list(rates["bpp"]) == [0.15, 0.35, 0.325] and list(rates["lpips"]) == [0.275, 0.125, 0.21]
+    pd.testing.assert_frame_equal(with_duckdb["rates"].df().astype({"codec": str}), rates, check_dtype=False)
+
+    cheapest = with_pandas["cheapest"].reset_index(drop=True).astype({"codec": str})
+    assert cheapest.to_dict("records") == [
+        {"image": "x.png", "codec": "latent-q", "quality": 0.5, "bpp": 0.15},
+        {"image": "y.png", "codec": "avif", "quality": 40.0, "bpp": 0.4},
+    ]
+    pd.testing.assert_frame_equal(with_duckdb["cheapest"].df().astype({"codec": str}), cheapest, check_dtype=False)
