@@ -103,24 +103,24 @@ def pixel_or_latent_rows(codec_name: str, preset: str, quality: float, images: d
     return rows
 
 
-def clric_rows(preset: str, lambdas: list[float], images: dict, latents: dict, jobs: int) -> list[dict]:
+def clric_rows(preset: str, lambdas: list[float], images: dict, latents: dict, jobs_at_once: int) -> list[dict]:
     """clric at each lambda: fitting jobs (one per lambda and latent shape, portrait
     shapes transposed to landscape as ``encode_many`` does) in parallel."""
     groups: dict[tuple[int, ...], list[str]] = {}
     for name, latent in latents.items():
         groups.setdefault((latent.shape[0], *sorted(latent.shape[1:])), []).append(name)
     work = [(lam, names) for lam in lambdas for names in groups.values()]
-    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:  # fork can hang torch
-        results = pool.map(_fit_job, [(preset, lam, [latents[n] for n in names], [images[n].shape[:2] for n in names])
-                                      for lam, names in work])
-        rows = []
-        for (lam, names), (payloads, wall, cpu, load) in zip(work, results, strict=True):
-            print(f"clric lambda {lam:g}: {len(names)} image(s) in {wall:.0f} s ({cpu:.0f} s CPU), load {load:.1f}", flush=True)
-            codec = get_codec("clric")
-            for name, payload in zip(names, payloads, strict=True):
-                height, width = images[name].shape[:2]
-                rows.append(measure(name, images[name], "clric", lam, len(payload), _decode(codec, payload, width, height),
-                                    wall / len(names), cpu / len(names), load))
+    jobs = [(preset, lam, [latents[n] for n in names], [images[n].shape[:2] for n in names]) for lam, names in work]
+    with ProcessPoolExecutor(jobs_at_once, mp_context=multiprocessing.get_context("spawn")) as pool:  # fork can hang torch
+        results = list(pool.map(_fit_job, jobs))  # every fit ends before anything else is timed
+    codec = get_codec("clric")
+    rows = []
+    for (lam, names), (payloads, wall, cpu, load) in zip(work, results, strict=True):
+        print(f"clric lambda {lam:g}: {len(names)} image(s) in {wall:.0f} s ({cpu:.0f} s CPU), load {load:.1f}", flush=True)
+        for name, payload in zip(names, payloads, strict=True):
+            height, width = images[name].shape[:2]
+            rows.append(measure(name, images[name], "clric", lam, len(payload), _decode(codec, payload, width, height),
+                                wall / len(names), cpu / len(names), load))
     return rows
 
 
