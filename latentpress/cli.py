@@ -300,7 +300,7 @@ def _summary(ledger_url: str, by: str = "quality", fmt: str = "table") -> int:
     if frame.empty:
         console.print(f"ledger {ledger_url} is empty")
         return 0
-    keys = [k for k in SUMMARY_GROUPS[by] if k != "preset"]
+    keys = [k for k in SUMMARY_GROUPS[by] if k not in ("preset", "config_key")]
     table = Table(title=f"ledger {ledger_url}")
     for key in keys:
         table.add_column(KEY_HEADERS[key], justify="left" if key in ("codec", "vae_id") else "right")
@@ -308,10 +308,17 @@ def _summary(ledger_url: str, by: str = "quality", fmt: str = "table") -> int:
         table.add_column(header, justify="right")
     for row in summary.itertuples(index=False):
         codec = row.codec if row.preset == "default" else f"{row.codec}:{row.preset}"
-        cells = [codec if key == "codec" else _cell(getattr(row, key)) for key in keys]
+        cells = [codec if key == "codec" else _quality_cell(row) if key == "quality" else _cell(getattr(row, key))
+                 for key in keys]
         table.add_row(*cells, *(_cell(getattr(row, c)) for c in SUMMARY_HEADERS))
     console.print(table)
     return 0
+
+
+def _quality_cell(row) -> str:
+    """The quality knob's value, or the target size (``bpp0.1``) of a rate-controlled configuration."""
+    setting = row.config_key.split(".", 2)[-1]
+    return setting if setting.startswith("bpp") else _cell(row.quality)
 
 
 def _cell(value) -> str:

@@ -24,7 +24,7 @@ KEYS = ["clric.fast.bpp0.7", "clric.fast.q1"]
 
 def test_archive_restore_clric_at_lambda_and_target_bpp(mixed_collection: Path, tmp_path: Path, dask_address: str) -> None:
     archive = tmp_path / "archive"
-    report = archive_flow(str(mixed_collection), str(archive), ["clric:fast@1,bpp0.7"], batch_size=1, dask_address=dask_address)
+    report = archive_flow(str(mixed_collection), str(archive), ["clric:fast@1,bpp0.7"], batch_size=3, dask_address=dask_address)
     assert len(report.failed_items) == 3
 
     ledger = read_ledger(str(archive / "ledger"))

@@ -1,4 +1,5 @@
-"""Cluster plumbing: GPU-tagged tasks go to GPU workers, untagged ones anywhere."""
+"""Cluster plumbing: GPU-tagged tasks go to GPU workers, untagged ones anywhere;
+batches sized to the cluster; local workers run without Dask's fast monitors."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ from distributed import Client
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from latentpress.infra.cluster import cluster_has_gpus, gpu_tasks, task_runner
+import pytest
+
+from latentpress.flows.common import MIN_BATCH, TASKS_PER_WORKER, Workers, chunks
+from latentpress.infra.cluster import cluster_has_gpus, cluster_threads, dask_scheduler, gpu_tasks, task_runner
 from pipeline_fixtures import dask_processes
 
 
@@ -36,3 +40,46 @@ def test_gpu_tasks_run_only_on_gpu_workers(prefect_server: str) -> None:
 def test_cpu_only_cluster_has_no_gpus(dask_address: str) -> None:
     with Client(dask_address) as client:
         assert not cluster_has_gpus(client)
+
+
+def test_cpu_only_cluster_threads(dask_address: str) -> None:
+    with Client(dask_address) as client:
+        assert cluster_threads(client) == sum(w["nthreads"] for w in client.scheduler_info()["workers"].values()) >= 1
+
+
+@pytest.mark.parametrize(
+    ("requested", "images", "threads", "expected"),
+    [
+        (16, 64, 1, 16),  # four tasks for the one thread already
+        (16, 64, 2, 8),  # eight tasks: four per thread
+        (16, 6, 2, MIN_BATCH),  # few images: not below the floor
+        (3, 6, 2, 3),  # a smaller request stands
+        (16, 100_000, 16, 16),  # large collections keep the requested size
+    ],
+)
+def test_batch_size_gives_each_thread_several_tasks(requested: int, images: int, threads: int, expected: int) -> None:
+    workers = Workers(runner=None, gpus=False, threads=threads)
+    assert workers.batch_size(requested, images) == expected
+    if expected < requested and expected > MIN_BATCH:
+        assert -(-images // expected) >= TASKS_PER_WORKER * threads
+    with pytest.raises(ValueError, match="at least 1"):
+        workers.batch_size(0, images)
+
+
+def _monitor_settings() -> dict:
+    import dask
+
+    return {key: dask.config.get(key) for key in ("distributed.worker.profile.enabled", "distributed.admin.tick.interval")}
+
+
+def test_local_workers_run_without_fast_monitors() -> None:
+    with dask_scheduler(None, 1) as address, Client(address) as client:
+        settings = list(client.run(_monitor_settings).values())
+    assert settings == [{"distributed.worker.profile.enabled": False, "distributed.admin.tick.interval": "1s"}]
+
+
+@pytest.mark.parametrize(("count", "size", "lengths"), [(6, 4, [3, 3]), (64, 16, [16] * 4), (10, 3, [2, 3, 2, 3]), (0, 5, []), (1, 5, [1])])
+def test_chunks_are_even_and_keep_order(count: int, size: int, lengths: list[int]) -> None:
+    values = list(range(count))
+    parts = chunks(values, size)
+    assert [len(p) for p in parts] == lengths and sum(parts, []) == values

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,41 +20,15 @@ from latentpress.infra.ledger import (
     read_ledger,
     summarize,
 )
-
-WHEN = datetime(2025, 5, 1, 12, 30, 15, 123456, tzinfo=UTC)
+from ledger_rows import ledger_row
 
 
 def _row(
     image: str, codec: str = "jpeg", quality: float = 5, run_id: str = "run1", **extra: Any
 ) -> dict[str, Any]:
-    row = {
-        "image_id": image,
-        "source": f"photos/{image}.png",
-        "width": 768,
-        "height": 512,
-        "codec": codec,
-        "preset": "default",
-        "quality": quality,
-        "config_key": f"{codec}.default.q{quality:g}",
-        "params": json.dumps({"quality": quality}),
-        "vae_id": None,
-        "bytes": 4915,
-        "bpp": 0.1,
-        "psnr": 30.5,
-        "ms_ssim": 0.95,
-        "lpips": 0.3,
-        "dists": 0.2,
-        "encode_seconds": 0.01,
-        "decode_seconds": 0.02,
-        "device": "cpu",
-        "status": "ok",
-        "error": None,
-        "shard": 0,
-        "run_id": run_id,
-        "code_version": "0.1.0",
-        "timestamp": WHEN,
-    }
-    return row | extra
+    """A ledger row of a 768x512 image (the Kodak size)."""
+    base = {"width": 768, "height": 512, "bytes": 4915, "bpp": 0.1, "params": json.dumps({"quality": quality})}
+    return ledger_row(image, codec, quality, run_id=run_id, **(base | extra))
 
 
 def _snapshot(folder: Path) -> dict[Path, tuple[bytes, int]]:
@@ -182,7 +155,7 @@ def test_summarize_hand_computed() -> None:
     ]
     out = summarize(pd.DataFrame(rows))
     assert list(out.columns) == [
-        "codec", "preset", "quality", "images", "bpp", "lpips", "dists", "psnr", "ms_ssim",
+        "codec", "preset", "config_key", "quality", "images", "bpp", "lpips", "dists", "psnr", "ms_ssim",
         "encode_seconds", "decode_seconds", "failed",
     ]  # fmt: skip
     assert list(zip(out["codec"], out["quality"], strict=True)) == [

@@ -53,10 +53,18 @@ def test_summary_by_vae_keeps_pixel_codecs() -> None:
     assert out.loc[out["vae_id"] == "taesd", "bpp"].item() == pytest.approx(0.075)
 
 
+TARGETED = ledger_row("a", "clric", 0.1, vae_id="taesd", bpp=0.1, lpips=0.3, config_key="clric.default.bpp0.1")
+AT_LAMBDA = ledger_row("a", "clric", 0.1, vae_id="taesd", bpp=0.9, lpips=0.1)
+
+
 def test_summary_by_quality_is_the_default() -> None:
     frame = pd.DataFrame(ROWS)
     pd.testing.assert_frame_equal(summarize(frame), summarize(frame, by="quality"))
     assert len(summarize(frame)) == 4
+    # A target size and a quality knob of the same value stay apart.
+    out = summarize(pd.DataFrame([TARGETED, AT_LAMBDA]))
+    assert list(out["config_key"]) == ["clric.default.bpp0.1", "clric.default.q0.1"]
+    assert list(out["bpp"]) == [0.1, 0.9]
     with pytest.raises(ValueError, match="cannot summarize by 'colour'"):
         summarize(frame, by="colour")
 
@@ -84,6 +92,12 @@ def test_summary_command_formats(tmp_path: Path) -> None:
     table = run("ledger", "summary", ledger, "--by", "vae")
     assert table.returncode == 0, table.stderr
     assert "VAE" in table.stdout and "taesdxl" in table.stdout and "latent-q" in table.stdout
+
+    append_rows(ledger, [TARGETED, AT_LAMBDA], "run1")
+    by_quality = run("ledger", "summary", ledger)
+    assert by_quality.returncode == 0, by_quality.stderr
+    clric_rows = [line for line in by_quality.stdout.splitlines() if "clric" in line]
+    assert len(clric_rows) == 2 and "bpp0.1" in clric_rows[0] and "0.1" in clric_rows[1]
 
     bad = run("ledger", "summary", ledger, "--by", "colour")
     assert bad.returncode == 2 and "invalid choice" in bad.stderr

@@ -84,6 +84,8 @@ class Codec(ABC):
     """Whether :meth:`encode_at_bpp` can aim at a size."""
     shared: ClassVar[bool] = False
     """True for codecs that ``fit`` one model per shard instead of ``encode`` per image."""
+    batch_encode: ClassVar[bool] = False
+    """True for codecs whose :meth:`encode_many` is faster than encoding one by one."""
 
     def params(self, preset: str = "default", quality: float | None = None) -> Any:
         """Parameters of ``preset`` with the quality knob set (default: the preset's)."""
@@ -101,6 +103,10 @@ class Codec(ABC):
     @abstractmethod
     def encode(self, item: CodecInput, params: Any) -> bytes:
         """Compress one image into this codec's bitstream."""
+
+    def encode_many(self, items: list[CodecInput], params: Any) -> list[bytes]:
+        """Compress several images alike; a ``CodecError`` for one fails them all."""
+        return [self.encode(item, params) for item in items]
 
     def fit(self, items: list[CodecInput], params: Any) -> SharedFit:
         """Learn one shared model for ``items`` (only for ``shared`` codecs)."""

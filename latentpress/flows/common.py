@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -11,12 +12,15 @@ from typing import Any, TypeVar
 from prefect.futures import PrefectFuture, as_completed
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from latentpress.infra.cluster import cluster_has_gpus, dask_scheduler, task_runner
+from latentpress.infra.cluster import cluster_has_gpus, cluster_threads, dask_scheduler, task_runner
 from latentpress.infra.collection import Item
 
 T = TypeVar("T")
 
-
+TASKS_PER_WORKER = 4
+"""Batches shrink (to no fewer than ``MIN_BATCH`` images) until each worker thread has
+this many tasks, so a fast worker takes over from a slow one at the end of a step."""
+MIN_BATCH = 4
 
 class FlowError(RuntimeError):
     """Some tasks of a flow failed after their retries."""
@@ -24,24 +28,36 @@ class FlowError(RuntimeError):
 
 @dataclass(frozen=True)
 class Workers:
-    """A started task runner on a Dask cluster, and whether the cluster has GPUs."""
+    """A started task runner on a Dask cluster: whether it has GPUs, how many threads."""
 
     runner: Any
     gpus: bool
+    threads: int = 1
+
+    def batch_size(self, requested: int, images: int) -> int:
+        """``requested``, or less when ``images`` would give a thread fewer than
+        ``TASKS_PER_WORKER`` tasks (never below ``MIN_BATCH``)."""
+        if requested < 1:
+            raise ValueError(f"batch size must be at least 1, got {requested}")
+        balanced = math.ceil(images / (TASKS_PER_WORKER * self.threads))
+        return min(requested, max(balanced, MIN_BATCH))
 
 
 @contextmanager
 def use_cluster(dask_address: str | None, count: int | None) -> Iterator[Workers]:
     """Workers of the cluster at ``dask_address`` (default: a local cluster of ``count``)."""
     with dask_scheduler(dask_address, count) as address, task_runner(address) as runner:
-        yield Workers(runner, cluster_has_gpus(runner.client))
+        yield Workers(runner, cluster_has_gpus(runner.client), cluster_threads(runner.client))
 
 
 def chunks(values: Sequence[T], size: int) -> list[list[T]]:
-    """``values`` in consecutive lists of at most ``size``."""
+    """``values`` in as few consecutive lists of at most ``size`` as possible, their
+    lengths differing by at most one (6 by 4: 3 and 3, not 4 and 2)."""
     if size < 1:
         raise ValueError(f"batch size must be at least 1, got {size}")
-    return [list(values[i : i + size]) for i in range(0, len(values), size)]
+    count = math.ceil(len(values) / size)
+    bounds = [i * len(values) // count for i in range(count + 1)] if count else [0]
+    return [list(values[a:b]) for a, b in zip(bounds, bounds[1:])]
 
 
 def shard_batches(items: Iterable[Item], batch_size: int) -> list[list[Item]]:

@@ -72,7 +72,7 @@ def compress(
     layout = ArchiveLayout(archive)
     latents_url = latents or layout.latents
     items = [item for item in read_collection(layout.collection) if item.status == "ok"]
-    batches = shard_batches(items, batch_size)
+    batches = shard_batches(items, running.batch_size(batch_size, len(items)))
     statuses: list[dict] = []
     if any(is_latent(c) for c in configs):
         with gpu_tasks(running.gpus):

@@ -59,12 +59,13 @@ def evaluate(
     items = [item for item in read_collection(layout.collection) if item.status == "ok"]
     existing = read_ledger(ledger_url)
     done = set(zip(existing["image_id"], existing["config_key"]))
-    jobs = []
+    todo = {}
     for entry in manifest["configs"]:
         config = CodecConfig.from_dict(entry)
         stored = stored_ids(archive, config.key)
-        todo = [i for i in items if i.image_id in stored and (i.image_id, config.key) not in done]
-        jobs += [(config, batch) for batch in shard_batches(todo, batch_size)]
+        todo[config] = [i for i in items if i.image_id in stored and (i.image_id, config.key) not in done]
+    size = running.batch_size(batch_size, sum(map(len, todo.values())))
+    jobs = [(config, batch) for config, images in todo.items() for batch in shard_batches(images, size)]
     with gpu_tasks(running.gpus):
         futures = [
             running.runner.submit(

@@ -35,7 +35,7 @@ def restore_flow(
     ids = [item["image_id"] for item in manifest["items"]]
     codecs = {c["key"]: c["codec"] for c in manifest["configs"]}
     with use_cluster(dask_address, workers) as running:
-        futures = []
+        futures, size = [], running.batch_size(batch_size, len(ids) * len(chosen))
         for key in chosen:
             with gpu_tasks(running.gpus and get_codec(codecs[key]).domain == "latent"):
                 futures += [
@@ -43,7 +43,7 @@ def restore_flow(
                         restore_batch,
                         {"image_ids": b, "archive": archive, "config_key": key, "out": out, "vae_name": vae or manifest["vae"]},
                     )
-                    for b in chunks(ids, batch_size)
+                    for b in chunks(ids, size)
                 ]
         statuses = flatten(gather(futures, "restore"))
     write_index(out, manifest, statuses)

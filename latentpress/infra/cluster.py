@@ -14,6 +14,16 @@ QUIET_ENV = {
     "DASK_DISTRIBUTED__LOGGING__DISTRIBUTED": "warning",
 }
 
+# Dask's monitors wake every 10-500 ms in each worker and nanny; on two cores their CPU
+# (0.2-0.3 s per 7 s task, mostly the profiler sampling the task thread) came out of
+# the tasks' time. Bulk jobs need none of them at that rate. Local clusters only.
+LOCAL_MONITORS = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.admin.system-monitor.interval": "2s",
+    "distributed.worker.memory.monitor-interval": "1s",
+}
+
 
 def apply_quiet_defaults() -> None:
     """Set the environment defaults above unless the user chose otherwise."""
@@ -62,7 +72,8 @@ def dask_scheduler(address: str | None = None, workers: int | None = None) -> It
     GPU machine gives every worker a ``GPU=1`` resource for model-heavy tasks.
     Dask's default ``MALLOC_TRIM_THRESHOLD_`` of 64 KiB hands every freed tensor
     buffer back to the system, which made torch work in workers about 70% slower
-    here; our workers keep glibc's own threshold. Workers import the task modules
+    here; our workers keep glibc's own threshold, and run Dask's monitors slowly
+    (``LOCAL_MONITORS``). Workers import the task modules
     (torch, diffusers, ...) while the cluster starts (Dask's ``preload``), not
     during the first task; for an external cluster, start workers with
     ``dask worker ... --preload latentpress.tasks.all``.
@@ -73,11 +84,12 @@ def dask_scheduler(address: str | None = None, workers: int | None = None) -> It
     import dask
     from distributed import LocalCluster
 
+    apply_quiet_defaults()  # the workers inherit them
     kwargs: dict = {}
     if _cuda_devices():
         kwargs["resources"] = {"GPU": 1}
     environ = {k: v for k, v in dask.config.get("distributed.nanny.pre-spawn-environ").items() if k != "MALLOC_TRIM_THRESHOLD_"}
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}), LocalCluster(
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ, **LOCAL_MONITORS}), LocalCluster(
         n_workers=workers or default_workers(),
         threads_per_worker=1,
         processes=True,
@@ -98,6 +110,12 @@ def cluster_has_gpus(client) -> bool:
     """Whether any worker of the cluster a Dask ``client`` talks to offers a ``GPU`` resource."""
     workers = client.scheduler_info(n_workers=-1)["workers"].values()
     return any(w.get("resources", {}).get("GPU", 0) > 0 for w in workers)
+
+
+def cluster_threads(client) -> int:
+    """Worker threads of the cluster a Dask ``client`` talks to (at least 1)."""
+    workers = client.scheduler_info(n_workers=-1)["workers"].values()
+    return max(1, sum(w.get("nthreads", 1) for w in workers))
 
 
 @contextmanager

@@ -164,7 +164,7 @@ def _to_pandas(table: pa.Table) -> pd.DataFrame:
 
 
 SUMMARY_GROUPS: dict[str, list[str]] = {
-    "quality": ["codec", "preset", "quality"],
+    "quality": ["codec", "preset", "config_key", "quality"],
     "codec": ["codec", "preset"],
     "shard": ["shard", "codec", "preset"],
     "vae": ["vae_id", "codec", "preset"],
@@ -176,8 +176,10 @@ def summarize(df: pd.DataFrame, by: str = "quality") -> pd.DataFrame:
     """Images and mean rate, quality and speed of ok rows per group of ``SUMMARY_GROUPS[by]``.
 
     ``images`` counts distinct image ids among ok rows; ``failed`` counts failed rows.
-    A missing key (no VAE for pixel codecs) is a group of its own. Sorted by the
-    group columns other than quality, then bpp.
+    A missing key (no VAE for pixel codecs) is a group of its own. By quality, the
+    configuration key keeps a target size (``bpp0.1``) apart from the quality knob
+    of the same value (``q0.1``). Sorted by the group columns other than quality and
+    configuration, then bpp.
     """
     if by not in SUMMARY_GROUPS:
         raise ValueError(f"cannot summarize by {by!r} (choose from {', '.join(SUMMARY_GROUPS)})")
@@ -190,7 +192,7 @@ def summarize(df: pd.DataFrame, by: str = "quality") -> pd.DataFrame:
     out = out.join(failed, how="outer")
     out["images"] = out["images"].fillna(0).astype("int64")
     out["failed"] = out["failed"].fillna(0).astype("int64")
-    order = [k for k in keys if k != "quality"] + ["bpp"] + (["quality"] if "quality" in keys else [])
+    order = [k for k in keys if k not in ("quality", "config_key")] + ["bpp"] + [k for k in keys if k in ("quality", "config_key")]
     return out.reset_index().sort_values(order, ignore_index=True)
 
 

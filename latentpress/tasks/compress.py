@@ -109,24 +109,52 @@ def compress_batch(
 ) -> list[dict]:
     """Write one container per item that lacks a valid one; a status dict per item.
 
-    A failing image is reported with its error and never stops the batch.
+    Codecs with ``batch_encode`` encode the batch's images together (each image's
+    encoding time is its share); if that fails, they are encoded one by one so the
+    image at fault is found. A failing image is reported with its error and never
+    stops the batch.
     """
     job = Compressor(archive, latents_url, vae_name, config)
-    statuses = []
+    statuses, pending = [], []
     for item in items:
         if job.done(item):
             statuses.append(job.status(item, "skipped"))
             continue
         try:
-            codec_input, vae_seconds = job.codec_input(item)
-            start = time.perf_counter()
+            pending.append((item, *job.codec_input(item)))
+        except (ValueError, KeyError) as exc:  # unreadable input: record, go on
+            statuses.append(job.status(item, "failed", _failure(exc)))
+    together = _encode_together(job, pending) if job.codec.batch_encode and not config.target_bpp else None
+    if together is not None:
+        return _in_order(items, statuses + together)
+    for item, codec_input, vae_seconds in pending:
+        start = time.perf_counter()
+        try:
             payload, params = job.encode(codec_input, item)
-            seconds = time.perf_counter() - start + vae_seconds
-        except (ValueError, KeyError) as exc:  # bad input or codec refusal: record, go on
+        except ValueError as exc:  # codec refusal: record, go on
             statuses.append(job.status(item, "failed", _failure(exc)))
             continue
-        statuses.append(job.write(item, payload, seconds, params=params))
-    return statuses
+        statuses.append(job.write(item, payload, time.perf_counter() - start + vae_seconds, params=params))
+    return _in_order(items, statuses)
+
+
+def _in_order(items: list[Item], statuses: list[dict]) -> list[dict]:
+    position = {item.image_id: i for i, item in enumerate(items)}
+    return sorted(statuses, key=lambda s: position[s["image_id"]])
+
+
+def _encode_together(job: Compressor, pending: list[tuple[Item, CodecInput, float]]) -> list[dict] | None:
+    """Statuses of encoding ``pending`` in one call, or ``None`` if the codec refused it
+    (or there is at most one image)."""
+    if len(pending) < 2:
+        return None
+    start = time.perf_counter()
+    try:
+        payloads = job.codec.encode_many([codec_input for _, codec_input, _ in pending], job.params)
+    except ValueError:
+        return None
+    share = (time.perf_counter() - start) / len(pending)
+    return [job.write(item, payload, share + vae_seconds) for (item, _, vae_seconds), payload in zip(pending, payloads, strict=True)]
 
 
 @task(cache_policy=NO_CACHE, retries=1, retry_delay_seconds=[10])

@@ -35,6 +35,7 @@ class Clric(Codec):
     default_qualities = (0.03, 0.3, 1.0, 2.0)
     quality_name = "lambda"
     rate_control = True
+    batch_encode = True
 
     def validate(self, params: ClricParams) -> None:
         params.validate()
