@@ -3,11 +3,13 @@
 - ``loop``: the pipeline's task functions called one after another in one process,
   without Prefect or Dask (the work and nothing else);
 - ``dask-1`` and ``dask-2``: the ``archive`` flow on a local Dask cluster of one and
-  of two single-threaded workers, reporting to a Prefect server that is already up.
+  of two single-threaded workers, reporting to a temporary Prefect server, as
+  ``latentpress archive`` does.
 
 Each run is a fresh process (no warm caches carried over); every process does its
 torch work on one thread, as Dask workers do. Reported per run: images per minute
-(wall time of ingest + compress + evaluate; cluster start-up is reported apart), the
+(wall time of ingest + compress + evaluate; starting the server and the cluster is
+reported apart), the
 work time (measured inside every task body: reading, decoding, encoding, writing,
 metrics), the orchestration share ``1 - work / (wall * workers)`` (Prefect and Dask
 bookkeeping, flow-level reads and writes, and with two workers also time a worker
@@ -84,27 +86,24 @@ def compare(args: argparse.Namespace) -> int:
 
 
 def run_all(work: Path, args: argparse.Namespace) -> dict[str, dict]:
-    """Each run in a child process of its own, all reporting to one Prefect server."""
-    from latentpress.infra.cluster import prefect_api
-
+    """Each run in a child process of its own."""
     source = work / "photos"
     make_collection(source, args.images, args.size)
     root = args.root or str(work / "archives")
     runs = {}
-    with prefect_api():
-        for name in ("loop", "dask-1", "dask-2"):
-            archive = f"{root.rstrip('/')}/{name}-{uuid.uuid4().hex[:6]}"
-            command = [
-                sys.executable, __file__, "--run", name, "--source", str(source), "--archive", archive,
-                "--log", str(work / f"{name}.jsonl"), "--codec", args.codec, "--batch-size", str(args.batch_size),
-            ]  # fmt: skip
-            env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-            done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-            if done.returncode != 0:
-                sys.stderr.write(done.stderr)
-                raise SystemExit(f"run {name} failed")
-            runs[name] = json.loads(done.stdout.strip().splitlines()[-1])
-            print(f"{name}: {runs[name]['images_per_minute']:.1f} images/min", flush=True)
+    for name in ("loop", "dask-1", "dask-2"):
+        archive = f"{root.rstrip('/')}/{name}-{uuid.uuid4().hex[:6]}"
+        command = [
+            sys.executable, __file__, "--run", name, "--source", str(source), "--archive", archive,
+            "--log", str(work / f"{name}.jsonl"), "--codec", args.codec, "--batch-size", str(args.batch_size),
+        ]  # fmt: skip
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            sys.stderr.write(done.stderr)
+            raise SystemExit(f"run {name} failed")
+        runs[name] = json.loads(done.stdout.strip().splitlines()[-1])
+        print(f"{name}: {runs[name]['images_per_minute']:.1f} images/min", flush=True)
     return runs
 
 
@@ -141,8 +140,19 @@ def timed(fn, log: str, name: str):
     return run
 
 
+FLOW_IO = {
+    "latentpress.flows.ingest": ("list_images", "read_collection", "write_collection"),
+    "latentpress.flows.compress": ("read_collection", "record_failures", "build_manifest", "write_manifest"),
+    "latentpress.flows.evaluate": ("read_manifest", "read_collection", "read_ledger", "stored_ids"),
+}
+"""The reads and writes the flows do themselves (listing, collection, manifest, ledger)."""
+
+
 def instrument(log: str) -> None:
-    """Time every task body: the task objects the flows submit carry the wrapped function."""
+    """Time every task body (the task objects the flows submit carry the wrapped
+    function) and the flows' own I/O (``FLOW_IO``)."""
+    import importlib
+
     from latentpress.tasks.compress import compress_batch, fit_shard
     from latentpress.tasks.encode import encode_batch
     from latentpress.tasks.evaluate import evaluate_batch
@@ -150,6 +160,10 @@ def instrument(log: str) -> None:
 
     for task in (inspect_batch, encode_batch, compress_batch, fit_shard, evaluate_batch):
         task.fn = timed(task.fn, log, task.name)
+    for module_name, names in FLOW_IO.items():
+        module = importlib.import_module(module_name)
+        for name in names:
+            setattr(module, name, timed(getattr(module, name), log, f"flow:{name}"))
 
 
 def one_run(args: argparse.Namespace) -> dict:
@@ -168,11 +182,11 @@ def one_run(args: argparse.Namespace) -> dict:
         from distributed import Client
 
         from latentpress.flows.archive import archive_flow
-        from latentpress.infra.cluster import dask_scheduler
+        from latentpress.infra.cluster import dask_scheduler, prefect_api
 
         workers = int(args.run.split("-")[1])
         begin = time.perf_counter()
-        with dask_scheduler(None, workers) as address, Client(address) as client:
+        with prefect_api(), dask_scheduler(None, workers) as address, Client(address) as client:
             client.wait_for_workers(workers)
             startup = time.perf_counter() - begin
             began, start = time.time(), time.perf_counter()
@@ -299,7 +313,7 @@ def markdown(results: dict) -> str:
             "wall s": f"{r['wall_seconds']:.1f}",
             "work s (in tasks)": f"{r['work_seconds']:.1f}",
             "orchestration": f"{r['orchestration_share']:.1%}",
-            "cluster start s": f"{r['startup_seconds']:.1f}",
+            "server + cluster start s": f"{r['startup_seconds']:.1f}",
             "peak RSS GiB": ", ".join(f"{p:.2f}" for p in r["peak_rss_gib"]),
         }
         for name, r in results["runs"].items()

@@ -3,6 +3,10 @@ batches sized to the cluster; local workers run without Dask's fast monitors."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 from distributed import Client
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
@@ -83,3 +87,22 @@ def test_chunks_are_even_and_keep_order(count: int, size: int, lengths: list[int
     values = list(range(count))
     parts = chunks(values, size)
     assert [len(p) for p in parts] == lengths and sum(parts, []) == values
+
+
+CHECK_SERVER = """
+from prefect.settings import get_current_settings
+from latentpress.infra.cluster import prefect_api
+with prefect_api() as url:
+    settings = get_current_settings()
+    print(url, settings.api.url, settings.flows.heartbeat_frequency)
+"""
+
+
+def test_command_server_runs_flows_without_heartbeats() -> None:
+    # In a process of its own: Prefect shares one server object per process, and
+    # stopping it here would stop the tests' server.
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    done = subprocess.run([sys.executable, "-c", CHECK_SERVER], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    url, api_url, heartbeat = done.stdout.split()[-3:]
+    assert url.startswith("http://127.0.0.1:") and api_url == url and heartbeat == "None"

@@ -78,7 +78,7 @@ def gather(futures: Sequence[PrefectFuture], description: str) -> list[Any]:
     results: list[Any] = [None] * len(futures)
     errors: list[str] = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, transient=not sys.stderr.isatty(), disable=not futures) as progress:
+    with Progress(*columns, transient=not sys.stderr.isatty(), disable=not futures, refresh_per_second=2) as progress:
         bar = progress.add_task(description, total=len(futures))
         for future in as_completed(futures):
             try:

@@ -10,8 +10,7 @@ from prefect import flow
 from latentpress import __version__
 from latentpress.codecs import CodecConfig, get_codec, parse_codec_spec
 from latentpress.config import DEFAULT_BATCH_SIZE, DEFAULT_VAE
-from latentpress.flows.common import Workers, flatten, gather, shard_batches
-from latentpress.flows.common import use_cluster
+from latentpress.flows.common import Workers, flatten, gather, shard_batches, use_cluster
 from latentpress.infra import storage
 from latentpress.infra.archive import ArchiveLayout, read_manifest, write_manifest
 from latentpress.infra.cluster import gpu_tasks

@@ -8,8 +8,7 @@ from prefect import flow
 
 from latentpress.codecs import CodecConfig
 from latentpress.config import DEFAULT_BATCH_SIZE
-from latentpress.flows.common import Workers, flatten, gather, shard_batches
-from latentpress.flows.common import use_cluster
+from latentpress.flows.common import Workers, flatten, gather, shard_batches, use_cluster
 from latentpress.infra import storage
 from latentpress.infra.archive import ArchiveLayout, read_manifest
 from latentpress.infra.cluster import gpu_tasks

@@ -5,10 +5,9 @@ from __future__ import annotations
 from prefect import flow
 
 from latentpress.config import DEFAULT_SHARD_SIZE
-from latentpress.flows.common import Workers, chunks, flatten, gather
-from latentpress.flows.common import use_cluster
-from latentpress.infra.archive import ArchiveLayout
+from latentpress.flows.common import Workers, chunks, flatten, gather, use_cluster
 from latentpress.infra import storage
+from latentpress.infra.archive import ArchiveLayout
 from latentpress.infra.collection import Item, assign_shards, list_images, read_collection, reusable, write_collection
 from latentpress.tasks.ingest import inspect_batch
 

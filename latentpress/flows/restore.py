@@ -5,8 +5,7 @@ from __future__ import annotations
 from prefect import flow
 
 from latentpress.config import DEFAULT_BATCH_SIZE
-from latentpress.flows.common import chunks, flatten, gather
-from latentpress.flows.common import use_cluster
+from latentpress.flows.common import chunks, flatten, gather, use_cluster
 from latentpress.infra import storage
 from latentpress.infra.archive import read_manifest
 from latentpress.codecs import get_codec

@@ -14,10 +14,13 @@ QUIET_ENV = {
     "DASK_DISTRIBUTED__LOGGING__DISTRIBUTED": "warning",
 }
 
-# Dask's monitors wake every 10-500 ms in each worker and nanny; on two cores their CPU
-# (0.2-0.3 s per 7 s task, mostly the profiler sampling the task thread) came out of
-# the tasks' time. Bulk jobs need none of them at that rate. Local clusters only.
-LOCAL_MONITORS = {
+# Local clusters only. Dask's monitors wake every 10-500 ms in each worker and nanny; on
+# two cores their CPU (0.2-0.3 s per 7 s task, mostly the profiler sampling the task
+# thread) came out of the tasks' time, and bulk jobs need none of them at that rate.
+# A worker gets its next task only when a thread is free (saturation 1.0, Dask's
+# default 1.1 queues one more), so a slower worker never holds back the last tasks.
+LOCAL_SETTINGS = {
+    "distributed.scheduler.worker-saturation": 1.0,
     "distributed.worker.profile.enabled": False,
     "distributed.admin.tick.interval": "1s",
     "distributed.admin.system-monitor.interval": "2s",
@@ -38,20 +41,22 @@ def prefect_api() -> Iterator[str]:
     A configured ``PREFECT_API_URL`` (e.g. ``prefect server start`` on 127.0.0.1) is
     used as is. Otherwise one temporary local server is started for the whole
     command and its URL exported, so that every Dask worker started afterwards
-    reports to it instead of starting a server of its own.
+    reports to it instead of starting a server of its own. Flow-run heartbeats,
+    which let a lasting server mark crashed runs, are off for a server that ends
+    with the command (stopping them made each flow up to 1 s longer).
     """
     configured = os.environ.get("PREFECT_API_URL")
     if configured:
         yield configured
         return
     from prefect.server.api.server import SubprocessASGIServer
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
     server = SubprocessASGIServer()
     server.start()
     os.environ["PREFECT_API_URL"] = server.api_url
     try:
-        with temporary_settings({PREFECT_API_URL: server.api_url}):
+        with temporary_settings({PREFECT_API_URL: server.api_url, PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
             yield server.api_url
     finally:
         os.environ.pop("PREFECT_API_URL", None)
@@ -73,7 +78,7 @@ def dask_scheduler(address: str | None = None, workers: int | None = None) -> It
     Dask's default ``MALLOC_TRIM_THRESHOLD_`` of 64 KiB hands every freed tensor
     buffer back to the system, which made torch work in workers about 70% slower
     here; our workers keep glibc's own threshold, and run Dask's monitors slowly
-    (``LOCAL_MONITORS``). Workers import the task modules
+    (``LOCAL_SETTINGS``). Workers import the task modules
     (torch, diffusers, ...) while the cluster starts (Dask's ``preload``), not
     during the first task; for an external cluster, start workers with
     ``dask worker ... --preload latentpress.tasks.all``.
@@ -89,7 +94,7 @@ def dask_scheduler(address: str | None = None, workers: int | None = None) -> It
     if _cuda_devices():
         kwargs["resources"] = {"GPU": 1}
     environ = {k: v for k, v in dask.config.get("distributed.nanny.pre-spawn-environ").items() if k != "MALLOC_TRIM_THRESHOLD_"}
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ, **LOCAL_MONITORS}), LocalCluster(
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ, **LOCAL_SETTINGS}), LocalCluster(
         n_workers=workers or default_workers(),
         threads_per_worker=1,
         processes=True,
