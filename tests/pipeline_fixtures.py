@@ -111,3 +111,21 @@ def mixed_collection(tmp_path: Path) -> Path:
     write_good_images(folder)
     write_bad_files(folder)
     return folder
+
+
+@pytest.fixture
+def latent_archive(tmp_path: Path) -> tuple[str, list]:
+    """An archive folder with the TAESD latents of three 64x64 real crops (no codec
+    run yet), and their items (one shard)."""
+    from latentpress.infra.archive import ArchiveLayout
+    from latentpress.infra.collection import assign_shards, inspect_image, list_images
+    from latentpress.tasks.encode import encode_batch
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i, crop in enumerate(real_crops()):
+        Image.fromarray(crop[:64, :64]).save(photos / f"{i}.png")
+    items = assign_shards([inspect_image(url, str(photos)) for url in list_images(str(photos))], shard_size=64)
+    archive = str(tmp_path / "archive")
+    encode_batch.fn(items, ArchiveLayout(archive).latents, "taesd")
+    return archive, items

@@ -9,15 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from latentpress.codecs import CODECS, Codec, CodecConfig, CodecError, register_codec
 from latentpress.infra.archive import ArchiveLayout, unpack_image
-from latentpress.infra.collection import assign_shards, inspect_image, list_images
 from latentpress.infra.latent_store import LatentStore
 from latentpress.tasks.compress import compress_batch
-from latentpress.tasks.encode import encode_batch
-from pipeline_fixtures import real_crops
 
 
 @dataclass(frozen=True)
@@ -51,18 +47,6 @@ def batch_codec():
 
     yield BatchCodec
     del CODECS["test-batch"]
-
-
-@pytest.fixture
-def latent_archive(tmp_path: Path) -> tuple[str, list]:
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for i, crop in enumerate(real_crops()):
-        Image.fromarray(crop[:64, :64]).save(photos / f"{i}.png")
-    items = assign_shards([inspect_image(url, str(photos)) for url in list_images(str(photos))], shard_size=64)
-    archive = str(tmp_path / "archive")
-    encode_batch.fn(items, ArchiveLayout(archive).latents, "taesd")
-    return archive, items
 
 
 def test_batch_encoded_in_one_call(batch_codec, latent_archive) -> None:

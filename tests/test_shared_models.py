@@ -12,14 +12,11 @@ from PIL import Image
 
 from latentpress.codecs import CODECS, Codec, CodecConfig, CodecError, SharedFit, register_codec
 from latentpress.infra.archive import ArchiveLayout, unpack_image, unpack_model
-from latentpress.infra.collection import assign_shards, inspect_image, list_images
 from latentpress.models.vae import load_vae
 from latentpress.tasks.compress import fit_shard
 from latentpress.tasks.decode import shared_model
-from latentpress.tasks.encode import encode_batch
 from latentpress.tasks.evaluate import evaluate_batch
 from latentpress.tasks.restore import restore_batch
-from pipeline_fixtures import real_crops
 
 
 
@@ -56,15 +53,9 @@ def shared_mean_codec():
     del CODECS["test-shared-mean"]
 
 
-def test_one_model_per_shard_amortised_in_the_ledger(shared_mean_codec, tmp_path: Path) -> None:
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for i, crop in enumerate(real_crops()):
-        Image.fromarray(crop[:64, :64]).save(photos / f"{i}.png")
-    items = assign_shards([inspect_image(url, str(photos)) for url in list_images(str(photos))], shard_size=64)
-    archive = str(tmp_path / "archive")
+def test_one_model_per_shard_amortised_in_the_ledger(shared_mean_codec, latent_archive, tmp_path: Path) -> None:
+    archive, items = latent_archive
     layout = ArchiveLayout(archive)
-    encode_batch.fn(items, layout.latents, "taesd")
     config = CodecConfig("test-shared-mean", "default", 1.0)
 
     statuses = fit_shard.fn(items, archive, layout.latents, "taesd", config)
