@@ -100,8 +100,16 @@ def test_mismatched_shapes(kodak_crop: np.ndarray) -> None:
         compute_metrics(kodak_crop, kodak_crop[:, :120])
 
 
-def test_rejects_tiny_and_non_uint8(kodak_crop: np.ndarray) -> None:
-    with pytest.raises(ValueError, match="too small"):
-        compute_metrics(kodak_crop[:20, :20], kodak_crop[:20, :20])
+def test_tiny_images_get_psnr_only(kodak_crop: np.ndarray) -> None:
+    side = metrics.MIN_SIZE
+    noisy = np.clip(kodak_crop[:side, :side].astype(int) + 4, 0, 255).astype(np.uint8)
+    tiny = compute_metrics(kodak_crop[: side - 1, :side], noisy[: side - 1])
+    assert tiny["psnr"] == pytest.approx(metrics.psnr(kodak_crop[: side - 1, :side], noisy[: side - 1]))
+    assert 30 < tiny["psnr"] < 40 and all(math.isnan(tiny[k]) for k in ("ms_ssim", "lpips", "dists"))
+    at_limit = compute_metrics(kodak_crop[:side, :side], noisy)
+    assert all(math.isfinite(v) for v in at_limit.values()) and at_limit["lpips"] > 0
+
+
+def test_rejects_non_uint8(kodak_crop: np.ndarray) -> None:
     with pytest.raises(ValueError, match="uint8"):
         compute_metrics(kodak_crop.astype(np.float32), kodak_crop.astype(np.float32))

@@ -24,7 +24,8 @@ from latentpress.config import get_settings
 from latentpress.infra.models import resolve_model
 
 MIN_SIZE = 32
-"""Smallest image side the metrics accept (LPIPS' AlexNet needs 31 pixels)."""
+"""Smallest image side MS-SSIM, LPIPS and DISTS are measured at (LPIPS' AlexNet needs
+31 pixels); smaller images get PSNR only."""
 
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 _WINDOW, _SIGMA, _PEAK = 11, 1.5, 255.0
@@ -38,8 +39,9 @@ def compute_metrics(
 ) -> dict[str, float]:
     """PSNR, MS-SSIM, LPIPS and DISTS of ``distorted`` against ``reference``.
 
-    Both are (H, W, 3) uint8 RGB arrays of the same shape, at least ``MIN_SIZE``
-    pixels on each side. ``device`` defaults to the configured one.
+    Both are (H, W, 3) uint8 RGB arrays of the same shape. Below ``MIN_SIZE`` pixels
+    on a side only PSNR is defined; the other three are NaN. ``device`` defaults to
+    the configured one.
     """
     for name, img in (("reference", reference), ("distorted", distorted)):
         if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
@@ -49,7 +51,8 @@ def compute_metrics(
     if reference.shape != distorted.shape:
         raise ValueError(f"shapes differ: reference {reference.shape}, distorted {distorted.shape}")
     if min(reference.shape[:2]) < MIN_SIZE:
-        raise ValueError(f"image {reference.shape[:2]} too small: each side must be >= {MIN_SIZE}")
+        nan = float("nan")
+        return {"psnr": psnr(reference, distorted), "ms_ssim": nan, "lpips": nan, "dists": nan}
     device = device or get_settings().device
     ref, dist = _to_tensor(reference, device), _to_tensor(distorted, device)
     with torch.inference_mode():
