@@ -119,6 +119,11 @@ def test_points_use_shared_images_and_latest_rows() -> None:
     assert points.loc["jpeg", "bpp"] == pytest.approx(0.3) and points.loc["jpeg", "lpips"] == pytest.approx(0.3)
     assert points.loc["avif", "bpp"] == pytest.approx(0.2) and points.loc["avif", "lpips"] == pytest.approx(0.4)
     assert points.loc["latent-q (taesd)", "bpp"] == pytest.approx(0.1)
+    # An image measured by PSNR only (a thumbnail) is left out of every curve.
+    nan = float("nan")
+    thumb = [ledger_row("t", codec, q, vae_id=v, bpp=1.0, lpips=nan, dists=nan, ms_ssim=nan)
+             for codec, q, v in (("jpeg", 20, None), ("avif", 30, None), ("latent-q", 1, "taesd"))]
+    assert shared_images(latest_ok_rows(pd.DataFrame(rows + thumb))) == ["a", "b"]
 
 
 def test_bd_table_against_anchor() -> None:

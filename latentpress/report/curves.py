@@ -2,8 +2,9 @@
 
 A *curve* is one codec at one preset (and, for latent codecs, one VAE); its points
 are its quality settings. Points are means over the images that have an ``ok`` row
-under every configuration in the ledger, so every curve is measured on the same
-pictures. When an (image, configuration) was measured more than once, the latest row
+with every metric under every configuration in the ledger (images under 32 pixels a
+side have PSNR only and are left out), so every curve and every metric is measured
+on the same pictures. When an (image, configuration) was measured more than once, the latest row
 counts.
 """
 
@@ -54,8 +55,10 @@ def latest_ok_rows(ledger: pd.DataFrame) -> pd.DataFrame:
 
 
 def shared_images(rows: pd.DataFrame) -> list[str]:
-    """Ids of the images that have a row under every (curve, configuration), sorted."""
-    per_config = rows.groupby(["curve", "config_key"])["image_id"].agg(set)
+    """Ids of the images that have a row with every metric under every (curve,
+    configuration), sorted."""
+    measured = rows[rows[["ms_ssim", "lpips", "dists"]].notna().all(axis=1)]
+    per_config = measured.groupby(["curve", "config_key"])["image_id"].agg(set)
     if per_config.empty:
         return []
     return sorted(set.intersection(*per_config))
