@@ -13,7 +13,7 @@ from prefect.cache_policies import NO_CACHE
 
 import pytest
 
-from latentpress.flows.common import MIN_BATCH, TASKS_PER_WORKER, Workers, chunks
+from latentpress.flows.common import MIN_BATCH, TASKS_PER_WORKER, Workers, chunks, finer_tail
 from latentpress.infra.cluster import cluster_has_gpus, cluster_threads, dask_scheduler, gpu_tasks, task_runner
 from pipeline_fixtures import dask_processes
 
@@ -106,3 +106,32 @@ def test_command_server_runs_flows_without_heartbeats() -> None:
     assert done.returncode == 0, done.stderr
     url, api_url, heartbeat = done.stdout.split()[-3:]
     assert url.startswith("http://127.0.0.1:") and api_url == url and heartbeat == "None"
+
+
+def test_finer_tail_halves_the_last_batches() -> None:
+    jobs = [("a", list(range(i * 8, i * 8 + 8))) for i in range(8)]
+    tail = finer_tail(jobs, threads=2)
+    assert [len(batch) for _, batch in tail] == [8] * 6 + [4] * 4
+    assert [x for _, batch in tail for x in batch] == list(range(64))
+    assert finer_tail([("a", [1]), ("b", [2])], threads=4) == [("a", [1]), ("b", [2])] and finer_tail([], 2) == []
+    assert finer_tail(jobs, threads=1) == jobs
+
+
+def _metric_networks_loaded() -> int:
+    from latentpress.models import metrics
+
+    return metrics._lpips_model.cache_info().currsize + metrics._dists_model.cache_info().currsize
+
+
+def test_workers_warm_up_metric_networks_in_the_background() -> None:
+    import time
+
+    from latentpress.tasks.evaluate import warm_up_in_background
+
+    with dask_scheduler(None, 1) as address, Client(address) as client:
+        assert list(client.run(_metric_networks_loaded).values()) == [0]
+        client.run(warm_up_in_background)
+        deadline = time.monotonic() + 60
+        while list(client.run(_metric_networks_loaded).values()) != [2] and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert list(client.run(_metric_networks_loaded).values()) == [2]

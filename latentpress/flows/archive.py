@@ -14,6 +14,7 @@ from latentpress.flows.evaluate import evaluate
 from latentpress.flows.ingest import ingest
 from latentpress.infra.archive import ArchiveLayout
 from latentpress.infra.collection import Item
+from latentpress.tasks.evaluate import warm_up_in_background
 
 
 @dataclass
@@ -55,6 +56,7 @@ def archive_flow(
     run_id = uuid.uuid4().hex[:12]
     ledger_url = ledger or ArchiveLayout(archive).ledger
     with use_cluster(dask_address, workers) as running:
+        running.runner.client.run(warm_up_in_background)  # while ingest and compress run
         items = ingest(running, source, archive, shard_size)
         statuses = compress(running, archive, codecs, vae, latents, ledger_url, run_id, batch_size)
         rows = evaluate(running, archive, ledger_url, run_id, batch_size)

@@ -16,6 +16,7 @@ from latentpress.infra.cluster import cluster_has_gpus, cluster_threads, dask_sc
 from latentpress.infra.collection import Item
 
 T = TypeVar("T")
+K = TypeVar("K")
 
 TASKS_PER_WORKER = 4
 """Batches shrink (to no fewer than ``MIN_BATCH`` images) until each worker thread has
@@ -58,6 +59,16 @@ def chunks(values: Sequence[T], size: int) -> list[list[T]]:
     count = math.ceil(len(values) / size)
     bounds = [i * len(values) // count for i in range(count + 1)] if count else [0]
     return [list(values[a:b]) for a, b in zip(bounds, bounds[1:])]
+
+
+def finer_tail(jobs: list[tuple[K, list[T]]], threads: int) -> list[tuple[K, list[T]]]:
+    """``jobs`` (a key and a batch each) with the batches of the last ``threads`` jobs
+    halved: a step's last tasks are short, so the workers finish close together (one
+    thread has nobody to wait for: its jobs stay as they are)."""
+    if threads < 2:
+        return jobs
+    cut = max(len(jobs) - threads, 0)
+    return jobs[:cut] + [(key, half) for key, batch in jobs[cut:] for half in chunks(batch, math.ceil(len(batch) / 2))]
 
 
 def shard_batches(items: Iterable[Item], batch_size: int) -> list[list[Item]]:

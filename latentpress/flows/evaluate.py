@@ -8,7 +8,7 @@ from prefect import flow
 
 from latentpress.codecs import CodecConfig
 from latentpress.config import DEFAULT_BATCH_SIZE
-from latentpress.flows.common import Workers, flatten, gather, shard_batches, use_cluster
+from latentpress.flows.common import Workers, finer_tail, flatten, gather, shard_batches, use_cluster
 from latentpress.infra import storage
 from latentpress.infra.archive import ArchiveLayout, read_manifest
 from latentpress.infra.cluster import gpu_tasks
@@ -65,6 +65,7 @@ def evaluate(
         todo[config] = [i for i in items if i.image_id in stored and (i.image_id, config.key) not in done]
     size = running.batch_size(batch_size, sum(map(len, todo.values())))
     jobs = [(config, batch) for config, images in todo.items() for batch in shard_batches(images, size)]
+    jobs = finer_tail(jobs, running.threads)
     with gpu_tasks(running.gpus):
         futures = [
             running.runner.submit(

@@ -32,6 +32,7 @@ _WINDOW, _SIGMA, _PEAK = 11, 1.5, 255.0
 _LPIPS_FILE = "lpips/alex_v0.1_full.pth"
 _VGG16_FILE = "torchvision/vgg16_features.pth"
 _build_lock = threading.Lock()
+_networks_lock = threading.Lock()
 
 
 def compute_metrics(
@@ -54,17 +55,32 @@ def compute_metrics(
         nan = float("nan")
         return {"psnr": psnr(reference, distorted), "ms_ssim": nan, "lpips": nan, "dists": nan}
     device = device or get_settings().device
+    lpips_net, dists_net = _networks(device)
     ref, dist = _to_tensor(reference, device), _to_tensor(distorted, device)
     with torch.inference_mode():
         ms = ms_ssim(ref, dist)
-        lp = _lpips_model(device)(ref / 127.5 - 1.0, dist / 127.5 - 1.0)
-        ds = _dists_model(device)(ref / 255.0, dist / 255.0)
+        lp = lpips_net(ref / 127.5 - 1.0, dist / 127.5 - 1.0)
+        ds = dists_net(ref / 255.0, dist / 255.0)
     return {
         "psnr": psnr(reference, distorted),
         "ms_ssim": float(ms.item()),
         "lpips": float(lp.item()),
         "dists": float(ds.item()),
     }
+
+
+def warm_up(device: str | None = None) -> None:
+    """Load the LPIPS and DISTS networks and run them once on a small image, so that
+    the first real measurement does not wait for them."""
+    image = np.zeros((MIN_SIZE * 2, MIN_SIZE * 2, 3), np.uint8)
+    compute_metrics(image, image, device)
+
+
+def _networks(device: str) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The LPIPS and DISTS networks on ``device``, each built once per process (a
+    warm-up thread and a task asking together wait for one build)."""
+    with _networks_lock:
+        return _lpips_model(device), _dists_model(device)
 
 
 def psnr(reference: np.ndarray, distorted: np.ndarray) -> float:

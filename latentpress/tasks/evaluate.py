@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import threading
 import time
 from datetime import datetime, timezone
 
@@ -17,9 +19,23 @@ from latentpress.infra.archive import ArchiveLayout
 from latentpress.infra.collection import Item
 from latentpress.infra.images import decode_image
 from latentpress.infra.ledger import append_rows
-from latentpress.models.metrics import compute_metrics
 from latentpress.infra.container import Container
+from latentpress.models.metrics import compute_metrics, warm_up
 from latentpress.tasks.decode import decode_container, shared_model, shared_model_url
+
+
+def warm_up_in_background() -> None:
+    """Start loading the metric networks in a thread of this process. Run on every
+    worker when an archive run starts, it overlaps with ingest and compression; a
+    failure is left for the first evaluation to report."""
+
+    def load() -> None:
+        try:
+            warm_up()
+        except Exception:  # noqa: BLE001 - the evaluation task raises it with its item
+            logging.getLogger(__name__).debug("metric warm-up failed", exc_info=True)
+
+    threading.Thread(target=load, name="latentpress-metrics-warm-up", daemon=True).start()
 
 
 def base_row(item: Item, config: CodecConfig, run_id: str) -> dict:
