@@ -23,6 +23,7 @@ TASKS_PER_WORKER = 4
 this many tasks, so a fast worker takes over from a slow one at the end of a step."""
 MIN_BATCH = 4
 
+
 class FlowError(RuntimeError):
     """Some tasks of a flow failed after their retries."""
 

@@ -31,7 +31,6 @@ MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 _WINDOW, _SIGMA, _PEAK = 11, 1.5, 255.0
 _LPIPS_FILE = "lpips/alex_v0.1_full.pth"
 _VGG16_FILE = "torchvision/vgg16_features.pth"
-_build_lock = threading.Lock()
 _networks_lock = threading.Lock()
 
 
@@ -77,8 +76,9 @@ def warm_up(device: str | None = None) -> None:
 
 
 def _networks(device: str) -> tuple[torch.nn.Module, torch.nn.Module]:
-    """The LPIPS and DISTS networks on ``device``, each built once per process (a
-    warm-up thread and a task asking together wait for one build)."""
+    """The LPIPS and DISTS networks on ``device``, each built once per process. Builds
+    are serialised: a warm-up thread and a task asking together wait for one build,
+    and DISTS's build patches a module-level name (see ``_dists_model``)."""
     with _networks_lock:
         return _lpips_model(device), _dists_model(device)
 
@@ -190,12 +190,12 @@ def _dists_model(device: str) -> torch.nn.Module:
     state = {k.removeprefix("features."): v for k, v in state.items()}
     features.load_state_dict(state, strict=True)
     offline_models = SimpleNamespace(vgg16=lambda **_: SimpleNamespace(features=features))
-    with _build_lock:  # DISTS reads the module-level name `models` while it builds
-        saved, DISTS_pt.models = DISTS_pt.models, offline_models
-        try:
-            model = DISTS_pt.DISTS(load_weights=False)
-        finally:
-            DISTS_pt.models = saved
+    # DISTS reads the module-level name `models` while it builds (callers hold _networks_lock).
+    saved, DISTS_pt.models = DISTS_pt.models, offline_models
+    try:
+        model = DISTS_pt.DISTS(load_weights=False)
+    finally:
+        DISTS_pt.models = saved
     weights = torch.load(_dists_weights_file(), map_location="cpu", weights_only=True)
     model.alpha.data.copy_(weights["alpha"])
     model.beta.data.copy_(weights["beta"])
