@@ -185,6 +185,7 @@ FLOW_IO = {
     "latentpress.flows.ingest": ("list_images", "read_collection", "write_collection"),
     "latentpress.flows.compress": ("read_collection", "record_failures", "build_manifest", "write_manifest"),
     "latentpress.flows.evaluate": ("read_manifest", "read_collection", "read_ledger", "stored_ids"),
+    "latentpress.flows.archive": ("read_manifest",),
 }
 """The reads and writes the flows do themselves (listing, collection, manifest, ledger)."""
 

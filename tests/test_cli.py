@@ -110,4 +110,4 @@ def test_archive_on_an_external_dask_cluster(mixed_collection: Path, tmp_path: P
 
     with Client(external_cluster, timeout=60) as client:
         executed = client.run(lambda dask_worker: dask_worker.state.executed_count)
-    assert sum(executed.values()) >= 3  # inspect, compress and evaluate ran on that worker
+    assert sum(executed.values()) >= 2  # inspect, then compress-and-evaluate ran on that worker

@@ -4,6 +4,7 @@ batches sized to the cluster; local workers run without Dask's fast monitors."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -41,6 +42,19 @@ def test_gpu_tasks_run_only_on_gpu_workers(prefect_server: str) -> None:
         assert set(where_tasks_run(address, gpu=True, count=8)) == {"gpu-worker"}
 
 
+@flow
+def same_submission_twice(address: str) -> tuple[list[str], list[str]]:
+    with task_runner(address) as runner:
+        futures = [runner.submit(worker_name, {}) for _ in range(2)]
+        return [f.wrapped_future.key for f in futures], [f.result() for f in futures]
+
+
+def test_task_runner_gives_random_keys_and_runs_every_submission(dask_address: str) -> None:
+    keys, names = same_submission_twice(dask_address)
+    assert len(set(keys)) == 2 and all(re.fullmatch(r"worker_name-[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}", k) for k in keys)
+    assert len(names) == 2 and set(names) <= {0, 1}  # the two workers of the local cluster
+
+
 def test_cpu_only_cluster_has_no_gpus(dask_address: str) -> None:
     with Client(dask_address) as client:
         assert not cluster_has_gpus(client)
@@ -54,8 +68,9 @@ def test_cpu_only_cluster_threads(dask_address: str) -> None:
 @pytest.mark.parametrize(
     ("requested", "images", "threads", "expected"),
     [
-        (16, 64, 1, 16),  # four tasks for the one thread already
-        (16, 64, 2, 8),  # eight tasks: four per thread
+        (16, 32, 1, 16),  # two tasks for the one thread already
+        (16, 64, 2, 16),  # four tasks: two per thread
+        (16, 32, 2, 8),  # four tasks: two per thread
         (16, 6, 2, MIN_BATCH),  # few images: not below the floor
         (3, 6, 2, 3),  # a smaller request stands
         (16, 100_000, 16, 16),  # large collections keep the requested size
@@ -109,10 +124,11 @@ def test_command_server_runs_flows_without_heartbeats() -> None:
 
 
 def test_finer_tail_halves_the_last_batches() -> None:
-    jobs = [("a", list(range(i * 8, i * 8 + 8))) for i in range(8)]
+    jobs = [("a", list(range(i * 16, i * 16 + 16))) for i in range(4)]
     tail = finer_tail(jobs, threads=2)
-    assert [len(batch) for _, batch in tail] == [8] * 6 + [4] * 4
+    assert [len(batch) for _, batch in tail] == [16] * 2 + [8] * 2 + [4] * 2 + [2] * 4
     assert [x for _, batch in tail for x in batch] == list(range(64))
+    assert [len(batch) for _, batch in finer_tail(jobs, threads=2, rounds=1)] == [16] * 2 + [8] * 4
     assert finer_tail([("a", [1]), ("b", [2])], threads=4) == [("a", [1]), ("b", [2])] and finer_tail([], 2) == []
     assert finer_tail(jobs, threads=1) == jobs
 

@@ -11,6 +11,7 @@ from PIL import Image
 from latentpress.codecs import get_codec
 from latentpress.flows.archive import archive_flow
 from latentpress.flows.compress import compress_flow
+from latentpress.flows.ingest import ingest_flow
 from latentpress.flows.restore import restore_flow
 from latentpress.infra import storage
 from latentpress.infra.archive import ArchiveLayout, read_manifest, unpack_image
@@ -110,6 +111,20 @@ def test_rerun_finishes_only_missing_work(mixed_collection: Path, tmp_path: Path
     assert len(ledger) == 6 and not ledger.duplicated(["image_id", "config_key"]).any()
     manifest = read_manifest(str(archive))
     assert [c["key"] for c in manifest["configs"]] == ["jpeg.default.q40", "webp.default.q30"]
+
+
+def test_archive_evaluates_earlier_containers_the_ledger_lacks(mixed_collection: Path, tmp_path: Path, dask_address: str) -> None:
+    archive = str(tmp_path / "archive")
+    ingest_flow(str(mixed_collection), archive, dask_address=dask_address)
+    compress_flow(archive, ["webp@30"], dask_address=dask_address)  # stopped before evaluating
+    assert len(read_ledger(ArchiveLayout(archive).ledger)) == 0
+
+    report = archive_flow(str(mixed_collection), archive, ["jpeg@40"], dask_address=dask_address)
+
+    ledger = read_ledger(ArchiveLayout(archive).ledger)
+    assert len(report.rows) == 6 and len(ledger) == 6 and set(ledger["status"]) == {"ok"}
+    assert ledger.groupby("config_key").size().to_dict() == {"jpeg.default.q40": 3, "webp.default.q30": 3}
+    assert [c["key"] for c in read_manifest(archive)["configs"]] == ["jpeg.default.q40", "webp.default.q30"]
 
 
 def test_compress_then_evaluate_on_s3(mixed_collection: Path, s3_root: str, dask_address: str) -> None:

@@ -18,9 +18,10 @@ from latentpress.infra.collection import Item
 T = TypeVar("T")
 K = TypeVar("K")
 
-TASKS_PER_WORKER = 4
+TASKS_PER_WORKER = 2
 """Batches shrink (to no fewer than ``MIN_BATCH`` images) until each worker thread has
-this many tasks, so a fast worker takes over from a slow one at the end of a step."""
+this many tasks; ``finer_tail`` then splits the last ones, so that a fast worker takes
+over from a slow one at the end of a step."""
 MIN_BATCH = 4
 
 
@@ -62,14 +63,17 @@ def chunks(values: Sequence[T], size: int) -> list[list[T]]:
     return [list(values[a:b]) for a, b in zip(bounds, bounds[1:])]
 
 
-def finer_tail(jobs: list[tuple[K, list[T]]], threads: int) -> list[tuple[K, list[T]]]:
+def finer_tail(jobs: list[tuple[K, list[T]]], threads: int, rounds: int = 3) -> list[tuple[K, list[T]]]:
     """``jobs`` (a key and a batch each) with the batches of the last ``threads`` jobs
-    halved: a step's last tasks are short, so the workers finish close together (one
-    thread has nobody to wait for: its jobs stay as they are)."""
+    halved, ``rounds`` times over (4 jobs of 16 on 2 threads: 2 of 16, 2 of 8, 2 of 4,
+    4 of 2). A step's last tasks are short, so the workers finish close together even
+    when one is slower (one thread has nobody to wait for: its jobs stay as they are)."""
     if threads < 2:
         return jobs
-    cut = max(len(jobs) - threads, 0)
-    return jobs[:cut] + [(key, half) for key, batch in jobs[cut:] for half in chunks(batch, math.ceil(len(batch) / 2))]
+    for _ in range(rounds):
+        cut = max(len(jobs) - threads, 0)
+        jobs = jobs[:cut] + [(key, half) for key, batch in jobs[cut:] for half in chunks(batch, math.ceil(len(batch) / 2))]
+    return jobs
 
 
 def shard_batches(items: Iterable[Item], batch_size: int) -> list[list[Item]]:
@@ -80,26 +84,34 @@ def shard_batches(items: Iterable[Item], batch_size: int) -> list[list[Item]]:
     return [batch for shard in sorted(by_shard) for batch in chunks(by_shard[shard], batch_size)]
 
 
-def gather(futures: Sequence[PrefectFuture], description: str) -> list[Any]:
-    """Wait for ``futures`` with a progress bar; results in submission order.
+def finished(futures: Sequence[PrefectFuture], description: str) -> Iterator[tuple[int, Any]]:
+    """The position and result of each of ``futures`` as it finishes, with a progress bar.
 
     Raises ``FlowError`` naming every failed task once all have finished, so work
     that succeeded is never thrown away.
     """
     index = {id(future): i for i, future in enumerate(futures)}
-    results: list[Any] = [None] * len(futures)
     errors: list[str] = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, transient=not sys.stderr.isatty(), disable=not futures, refresh_per_second=2) as progress:
         bar = progress.add_task(description, total=len(futures))
         for future in as_completed(futures):
+            progress.advance(bar)
             try:
-                results[index[id(future)]] = future.result()
+                result = future.result()
             except Exception as exc:  # a task that failed after its retries
                 errors.append(f"{type(exc).__name__}: {exc}")
-            progress.advance(bar)
+                continue
+            yield index[id(future)], result
     if errors:
         raise FlowError(f"{description}: {len(errors)} task(s) failed: " + "; ".join(errors[:5]))
+
+
+def gather(futures: Sequence[PrefectFuture], description: str) -> list[Any]:
+    """Wait for ``futures`` (see ``finished``); their results in submission order."""
+    results: list[Any] = [None] * len(futures)
+    for position, result in finished(futures, description):
+        results[position] = result
     return results
 
 

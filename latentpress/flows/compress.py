@@ -6,12 +6,12 @@ import uuid
 from datetime import datetime, timezone
 
 from prefect import flow
+from prefect.futures import PrefectFuture
 
 from latentpress import __version__
 from latentpress.codecs import CodecConfig, get_codec, parse_codec_spec
 from latentpress.config import DEFAULT_BATCH_SIZE, DEFAULT_VAE
-from latentpress.flows.common import Workers, flatten, gather, shard_batches, use_cluster
-from latentpress.infra import storage
+from latentpress.flows.common import Workers, finer_tail, flatten, gather, shard_batches, use_cluster
 from latentpress.infra.archive import ArchiveLayout, read_manifest, write_manifest
 from latentpress.infra.cluster import gpu_tasks
 from latentpress.infra.collection import Item, read_collection
@@ -20,7 +20,6 @@ from latentpress.infra.models import model_id
 from latentpress.tasks.compress import compress_batch, fit_shard
 from latentpress.tasks.encode import encode_batch
 from latentpress.tasks.evaluate import base_row
-
 
 
 def parse_specs(codecs: list[str]) -> list[CodecConfig]:
@@ -71,30 +70,61 @@ def compress(
     layout = ArchiveLayout(archive)
     latents_url = latents or layout.latents
     items = [item for item in read_collection(layout.collection) if item.status == "ok"]
-    batches = shard_batches(items, running.batch_size(batch_size, len(items)))
-    statuses: list[dict] = []
-    if any(is_latent(c) for c in configs):
-        with gpu_tasks(running.gpus):
-            futures = [
-                running.runner.submit(encode_batch, {"items": b, "latents_url": latents_url, "vae_name": vae})
-                for b in batches
-            ]
-        statuses += [{**s, "config_key": "latent"} for s in flatten(gather(futures, "encode latents"))]
-    futures = []
-    for config in configs:
-        shared = get_codec(config.name).shared
-        task, groups = (fit_shard, shard_batches(items, max(1, len(items)))) if shared else (compress_batch, batches)
-        with gpu_tasks(running.gpus and is_latent(config)):
-            futures += [
-                running.runner.submit(
-                    task, {"items": g, "archive": archive, "latents_url": latents_url, "vae_name": vae, "config": config}
-                )
-                for g in groups
-            ]
+    size = running.batch_size(batch_size, len(items))
+    statuses = encode_latents(running, items, configs, latents_url, vae, size)
+    jobs = compression_jobs(configs, items, size, running.threads)
+    futures = submit_compression(running, jobs, archive, latents_url, vae)
     statuses += flatten(gather(futures, "compress"))
-    record_failures(ledger or layout.ledger, items, configs, statuses, run_id or uuid.uuid4().hex[:12])
-    write_manifest(archive, build_manifest(archive, items, configs, vae))
+    finish_compression(archive, ledger or layout.ledger, items, configs, statuses, run_id or uuid.uuid4().hex[:12], vae)
     return statuses
+
+
+def encode_latents(
+    running: Workers, items: list[Item], configs: list[CodecConfig], latents_url: str, vae: str, size: int
+) -> list[dict]:
+    """Encode the VAE latents the latent codecs of ``configs`` need (none if no latent
+    codec); a status per image, with ``config_key`` ``latent``."""
+    if not any(is_latent(c) for c in configs):
+        return []
+    with gpu_tasks(running.gpus):
+        futures = [
+            running.runner.submit(encode_batch, {"items": b, "latents_url": latents_url, "vae_name": vae})
+            for b in shard_batches(items, size)
+        ]
+    return [{**s, "config_key": "latent"} for s in flatten(gather(futures, "encode latents"))]
+
+
+def compression_jobs(
+    configs: list[CodecConfig], items: list[Item], size: int, threads: int
+) -> list[tuple[CodecConfig, list[Item]]]:
+    """One task's work each: a batch of at most ``size`` images of one shard, or for a
+    shared-model codec a whole shard; the last batches halved (``finer_tail``)."""
+    shared = [c for c in configs if get_codec(c.name).shared]
+    jobs = [(c, shard) for c in shared for shard in shard_batches(items, max(1, len(items)))]
+    batches = shard_batches(items, size)
+    return jobs + finer_tail([(c, batch) for c in configs if c not in shared for batch in batches], threads)
+
+
+def submit_compression(
+    running: Workers, jobs: list[tuple[CodecConfig, list[Item]]], archive: str, latents_url: str, vae: str
+) -> list[PrefectFuture]:
+    """A ``fit_shard`` or ``compress_batch`` task per job."""
+    futures = []
+    for config, group in jobs:
+        task = fit_shard if get_codec(config.name).shared else compress_batch
+        with gpu_tasks(running.gpus and is_latent(config)):
+            parameters = {"items": group, "archive": archive, "latents_url": latents_url, "vae_name": vae, "config": config}
+            futures.append(running.runner.submit(task, parameters))
+    return futures
+
+
+def finish_compression(
+    archive: str, ledger_url: str, items: list[Item], configs: list[CodecConfig], statuses: list[dict], run_id: str,
+    vae: str,
+) -> None:
+    """Record the images that failed, then write the manifest (last: it lists what is archived)."""
+    record_failures(ledger_url, items, configs, statuses, run_id)
+    write_manifest(archive, build_manifest(archive, items, configs, vae))
 
 
 def is_latent(config: CodecConfig) -> bool:
@@ -119,7 +149,7 @@ def record_failures(
 
 def build_manifest(archive: str, items: list[Item], configs: list[CodecConfig], vae: str) -> dict:
     """The manifest: this run's configurations merged with those already archived."""
-    previous = read_manifest(archive) if storage.exists(ArchiveLayout(archive).manifest) else {}
+    previous = read_manifest(archive, missing_ok=True)
     known = {c["key"]: c for c in previous.get("configs", [])}
     for config in configs:
         known[config.key] = {"key": config.key, **config.to_dict(), "codec_version": get_codec(config.name).version}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from prefect import flow
+from prefect.futures import PrefectFuture
 
 from latentpress.codecs import CodecConfig
 from latentpress.config import DEFAULT_BATCH_SIZE
@@ -12,7 +13,7 @@ from latentpress.flows.common import Workers, finer_tail, flatten, gather, shard
 from latentpress.infra import storage
 from latentpress.infra.archive import ArchiveLayout, read_manifest
 from latentpress.infra.cluster import gpu_tasks
-from latentpress.infra.collection import read_collection
+from latentpress.infra.collection import Item, read_collection
 from latentpress.infra.ledger import read_ledger
 from latentpress.tasks.evaluate import evaluate_batch
 
@@ -55,30 +56,38 @@ def evaluate(
     ledger_url = ledger or layout.ledger
     run_id = run_id or uuid.uuid4().hex[:12]
     manifest = read_manifest(archive)
-    items = [item for item in read_collection(layout.collection) if item.status == "ok"]
+    configs = [CodecConfig.from_dict(entry) for entry in manifest["configs"]]
+    todo = unevaluated(archive, configs, recorded(ledger_url))
+    size = running.batch_size(batch_size, sum(map(len, todo.values())))
+    jobs = finer_tail([(config, batch) for config, images in todo.items() for batch in shard_batches(images, size)], running.threads)
+    futures = [submit_evaluation(running, archive, config, batch, manifest["vae"], ledger_url, run_id) for config, batch in jobs]
+    return flatten(gather(futures, "evaluate"))
+
+
+def recorded(ledger_url: str) -> set[tuple[str, str]]:
+    """The (image id, configuration key) pairs the ledger has a row for."""
     existing = read_ledger(ledger_url)
-    done = set(zip(existing["image_id"], existing["config_key"]))
+    return set(zip(existing["image_id"], existing["config_key"]))
+
+
+def unevaluated(archive: str, configs: list[CodecConfig], done: set[tuple[str, str]]) -> dict[CodecConfig, list[Item]]:
+    """For each of ``configs``, the ingested images with a stored container and no pair in ``done``."""
+    if not configs:
+        return {}
+    items = [item for item in read_collection(ArchiveLayout(archive).collection) if item.status == "ok"]
     todo = {}
-    for entry in manifest["configs"]:
-        config = CodecConfig.from_dict(entry)
+    for config in configs:
         stored = stored_ids(archive, config.key)
         todo[config] = [i for i in items if i.image_id in stored and (i.image_id, config.key) not in done]
-    size = running.batch_size(batch_size, sum(map(len, todo.values())))
-    jobs = [(config, batch) for config, images in todo.items() for batch in shard_batches(images, size)]
-    jobs = finer_tail(jobs, running.threads)
+    return todo
+
+
+def submit_evaluation(
+    running: Workers, archive: str, config: CodecConfig, items: list[Item], vae: str, ledger_url: str, run_id: str
+) -> PrefectFuture:
+    """An ``evaluate_batch`` task for ``items`` under ``config``."""
     with gpu_tasks(running.gpus):
-        futures = [
-            running.runner.submit(
-                evaluate_batch,
-                {
-                    "items": batch,
-                    "archive": archive,
-                    "config": config,
-                    "vae_name": manifest["vae"],
-                    "ledger_url": ledger_url,
-                    "run_id": run_id,
-                },
-            )
-            for config, batch in jobs
-        ]
-    return flatten(gather(futures, "evaluate"))
+        parameters = {
+            "items": items, "archive": archive, "config": config, "vae_name": vae, "ledger_url": ledger_url, "run_id": run_id
+        }  # fmt: skip
+        return running.runner.submit(evaluate_batch, parameters)

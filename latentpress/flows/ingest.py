@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from prefect import flow
 
 from latentpress.config import DEFAULT_SHARD_SIZE
@@ -39,9 +41,10 @@ def ingest(running: Workers, source: str, archive: str, shard_size: int = DEFAUL
         raise ValueError(f"no image files (by extension) under {source}")
     url = ArchiveLayout(archive).collection
     kept, todo = reusable(listing, read_collection(url) if storage.exists(url) else [])
+    size = min(INSPECT_BATCH, max(1, math.ceil(len(todo) / running.threads)))  # every thread gets some
     futures = [
         running.runner.submit(inspect_batch, {"files": {u: listing[u] for u in batch}, "root": source})
-        for batch in chunks(todo, INSPECT_BATCH)
+        for batch in chunks(todo, size)
     ]
     items = assign_shards(kept + flatten(gather(futures, "inspect")), shard_size)
     write_collection(url, items)

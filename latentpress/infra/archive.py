@@ -138,10 +138,13 @@ def _config(container: Container, source: str) -> dict[str, Any]:
         raise ContainerError(f"{source or 'container'}: config section is not JSON: {exc}") from None
 
 
-def read_manifest(root: str) -> dict[str, Any]:
-    """The archive's manifest, checked for well-formed ids and keys."""
+def read_manifest(root: str, missing_ok: bool = False) -> dict[str, Any]:
+    """The archive's manifest, checked for well-formed ids and keys (``{}`` for an
+    archive without one when ``missing_ok``)."""
     url = ArchiveLayout(root).manifest
     if not storage.exists(url):
+        if missing_ok:
+            return {}
         raise FileNotFoundError(f"no archive manifest at {url}")
     manifest = json.loads(storage.read_bytes(url))
     if manifest.get("format") != MANIFEST_FORMAT:

@@ -141,8 +141,9 @@ def gpu_tasks(enabled: bool) -> Iterator[None]:
 
 @contextmanager
 def task_runner(address: str) -> Iterator:
-    """A started prefect-dask task runner connected to the scheduler at ``address``."""
-    from prefect_dask import DaskTaskRunner
+    """A started Prefect task runner on the Dask scheduler at ``address``
+    (``RandomKeyDaskTaskRunner``)."""
+    from latentpress.infra.dask_runner import RandomKeyDaskTaskRunner
 
-    with DaskTaskRunner(address=address) as runner:
+    with RandomKeyDaskTaskRunner(address=address) as runner:
         yield runner
