@@ -15,7 +15,7 @@ from prefect.cache_policies import NO_CACHE
 import pytest
 
 from latentpress.flows.common import MIN_BATCH, TASKS_PER_WORKER, Workers, chunks, finer_tail
-from latentpress.infra.cluster import cluster_has_gpus, cluster_threads, dask_scheduler, gpu_tasks, task_runner
+from latentpress.infra.cluster import cluster_shape, dask_scheduler, gpu_tasks, task_runner
 from pipeline_fixtures import dask_processes
 
 
@@ -38,7 +38,7 @@ def test_gpu_tasks_run_only_on_gpu_workers(prefect_server: str) -> None:
     workers = [["--resources", "GPU=1", "--name", "gpu-worker"], ["--name", "cpu-worker"]]
     with dask_processes(workers, prefect_server) as address:
         with Client(address) as client:
-            assert cluster_has_gpus(client)
+            assert cluster_shape(client)[0]  # has GPUs
         assert set(where_tasks_run(address, gpu=True, count=8)) == {"gpu-worker"}
 
 
@@ -55,14 +55,9 @@ def test_task_runner_gives_random_keys_and_runs_every_submission(dask_address: s
     assert len(names) == 2 and set(names) <= {0, 1}  # the two workers of the local cluster
 
 
-def test_cpu_only_cluster_has_no_gpus(dask_address: str) -> None:
+def test_cpu_only_cluster_shape(dask_address: str) -> None:
     with Client(dask_address) as client:
-        assert not cluster_has_gpus(client)
-
-
-def test_cpu_only_cluster_threads(dask_address: str) -> None:
-    with Client(dask_address) as client:
-        assert cluster_threads(client) == sum(w["nthreads"] for w in client.scheduler_info()["workers"].values()) >= 1
+        assert cluster_shape(client) == (False, 2)  # two single-threaded workers, no GPU
 
 
 @pytest.mark.parametrize(

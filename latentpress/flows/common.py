@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from prefect.futures import PrefectFuture, as_completed
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from latentpress.infra.cluster import cluster_has_gpus, cluster_threads, dask_scheduler, task_runner
+from latentpress.infra.cluster import cluster_shape, dask_scheduler, task_runner
 from latentpress.infra.collection import Item
 
 T = TypeVar("T")
@@ -50,7 +50,7 @@ class Workers:
 def use_cluster(dask_address: str | None, count: int | None) -> Iterator[Workers]:
     """Workers of the cluster at ``dask_address`` (default: a local cluster of ``count``)."""
     with dask_scheduler(dask_address, count) as address, task_runner(address) as runner:
-        yield Workers(runner, cluster_has_gpus(runner.client), cluster_threads(runner.client))
+        yield Workers(runner, *cluster_shape(runner.client))
 
 
 def chunks(values: Sequence[T], size: int) -> list[list[T]]:

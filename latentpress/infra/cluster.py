@@ -111,23 +111,19 @@ def _cuda_devices() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def cluster_has_gpus(client) -> bool:
-    """Whether any worker of the cluster a Dask ``client`` talks to offers a ``GPU`` resource."""
+def cluster_shape(client) -> tuple[bool, int]:
+    """Whether any worker of the cluster a Dask ``client`` talks to offers a ``GPU``
+    resource, and how many worker threads it has (at least 1): one scheduler call."""
     workers = client.scheduler_info(n_workers=-1)["workers"].values()
-    return any(w.get("resources", {}).get("GPU", 0) > 0 for w in workers)
-
-
-def cluster_threads(client) -> int:
-    """Worker threads of the cluster a Dask ``client`` talks to (at least 1)."""
-    workers = client.scheduler_info(n_workers=-1)["workers"].values()
-    return max(1, sum(w.get("nthreads", 1) for w in workers))
+    gpus = any(w.get("resources", {}).get("GPU", 0) > 0 for w in workers)
+    return gpus, max(1, sum(w.get("nthreads", 1) for w in workers))
 
 
 @contextmanager
 def gpu_tasks(enabled: bool) -> Iterator[None]:
     """Tasks submitted inside need one ``GPU`` resource when ``enabled``.
 
-    Only enable it on clusters with GPU workers (``cluster_has_gpus``); elsewhere the
+    Only enable it on clusters with GPU workers (``cluster_shape``); elsewhere the
     same tasks run on any worker, on the CPU.
     """
     if not enabled:
