@@ -11,11 +11,10 @@
 Each run is a fresh process (no warm caches carried over); every process does its
 torch work on one thread, as Dask workers do. Reported per run: images per minute
 (wall time of ingest + compress + evaluate; starting the server and the cluster is
-reported apart), the
-work time (measured inside every task body: reading, decoding, encoding, writing,
-metrics), the orchestration share ``1 - work / (wall * workers)`` (Prefect and Dask
-bookkeeping, flow-level reads and writes, and with two workers also time a worker
-waits for work), and each worker's peak resident memory (``ru_maxrss``).
+reported apart), the work time (measured inside every task body: reading, decoding,
+encoding, writing, metrics), the orchestration share ``1 - work / (wall * workers)``
+(Prefect and Dask bookkeeping, flow-level reads and writes, and with two workers also
+time a worker waits for work), and each worker's peak resident memory (``ru_maxrss``).
 
     python benchmarks/pipeline.py                      # 64 images of 256x256, jpeg@50
     python benchmarks/pipeline.py --images 8 --results /tmp/bench   # a smoke run
@@ -192,7 +191,9 @@ FLOW_IO = {
 
 def instrument(log: str) -> None:
     """Time every task body (the task objects the flows submit carry the wrapped
-    function) and the flows' own I/O (``FLOW_IO``)."""
+    function) and the flows' own I/O (``FLOW_IO``). ``archive_batch`` is not wrapped:
+    its body is ``compress_batch`` and ``evaluate_batch``, timed inside it (cloudpickle
+    sends its function with the wrapped tasks it calls)."""
     import importlib
 
     from latentpress.tasks.compress import compress_batch, fit_shard

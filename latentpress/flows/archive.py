@@ -113,7 +113,7 @@ class Pipeline:
                 config, group = jobs[position]
                 if get_codec(config.name).shared:  # a fitted shard: evaluate it in batches
                     statuses += result
-                    todo = to_evaluate(group, result, recorded_ids(done, config))
+                    todo = to_evaluate(group, result, done.get(config.key, set()))
                     evaluations += [self.evaluation(config, batch, self.vae) for batch in shard_batches(todo, size)]
                 else:
                     statuses += result[0]
@@ -124,13 +124,14 @@ class Pipeline:
         finish_compression(self.archive, self.ledger_url, items, self.configs, statuses, self.run_id, self.vae)
         return statuses, rows + flatten(gather(evaluations, "evaluate"))
 
-    def compression(self, config: CodecConfig, items: list[Item], done: set[tuple[str, str]]) -> PrefectFuture:
+    def compression(self, config: CodecConfig, items: list[Item], done: dict[str, set[str]]) -> PrefectFuture:
         """``fit_shard`` for a shared-model codec's shard, ``archive_batch`` for a batch."""
         if get_codec(config.name).shared:
             return submit_compression(self.running, [(config, items)], self.archive, self.latents_url, self.vae)[0]
+        in_ledger = {i.image_id for i in items} & done.get(config.key, set())  # only this batch's ids travel
         parameters = {
             "items": items, "archive": self.archive, "latents_url": self.latents_url, "vae_name": self.vae,
-            "config": config, "ledger_url": self.ledger_url, "run_id": self.run_id, "recorded": recorded_ids(done, config),
+            "config": config, "ledger_url": self.ledger_url, "run_id": self.run_id, "recorded": in_ledger,
         }  # fmt: skip
         with gpu_tasks(self.running.gpus and is_latent(config)):
             return self.running.runner.submit(archive_batch, parameters)
@@ -138,7 +139,3 @@ class Pipeline:
     def evaluation(self, config: CodecConfig, items: list[Item], vae: str) -> PrefectFuture:
         return submit_evaluation(self.running, self.archive, config, items, vae, self.ledger_url, self.run_id)
 
-
-def recorded_ids(done: set[tuple[str, str]], config: CodecConfig) -> set[str]:
-    """Ids of the images ``done`` has under ``config``."""
-    return {image_id for image_id, key in done if key == config.key}

@@ -64,21 +64,21 @@ def evaluate(
     return flatten(gather(futures, "evaluate"))
 
 
-def recorded(ledger_url: str) -> set[tuple[str, str]]:
-    """The (image id, configuration key) pairs the ledger has a row for."""
+def recorded(ledger_url: str) -> dict[str, set[str]]:
+    """For each configuration key in the ledger, the ids of the images it has a row for."""
     existing = read_ledger(ledger_url)
-    return set(zip(existing["image_id"], existing["config_key"]))
+    return {key: set(ids) for key, ids in existing.groupby("config_key")["image_id"]}
 
 
-def unevaluated(archive: str, configs: list[CodecConfig], done: set[tuple[str, str]]) -> dict[CodecConfig, list[Item]]:
-    """For each of ``configs``, the ingested images with a stored container and no pair in ``done``."""
+def unevaluated(archive: str, configs: list[CodecConfig], done: dict[str, set[str]]) -> dict[CodecConfig, list[Item]]:
+    """For each of ``configs``, the ingested images with a stored container and no row in ``done``."""
     if not configs:
         return {}
     items = [item for item in read_collection(ArchiveLayout(archive).collection) if item.status == "ok"]
     todo = {}
     for config in configs:
-        stored = stored_ids(archive, config.key)
-        todo[config] = [i for i in items if i.image_id in stored and (i.image_id, config.key) not in done]
+        stored, recorded_ids = stored_ids(archive, config.key), done.get(config.key, set())
+        todo[config] = [i for i in items if i.image_id in stored and i.image_id not in recorded_ids]
     return todo
 
 

@@ -4,8 +4,8 @@ A *curve* is one codec at one preset (and, for latent codecs, one VAE); its poin
 are its quality settings. Points are means over the images that have an ``ok`` row
 with every metric under every configuration in the ledger (images under 32 pixels a
 side have PSNR only and are left out), so every curve and every metric is measured
-on the same pictures. When an (image, configuration) was measured more than once, the latest row
-counts.
+on the same pictures. When an (image, configuration) was measured more than once,
+the latest row counts.
 """
 
 from __future__ import annotations
