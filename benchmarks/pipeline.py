@@ -1,7 +1,7 @@
 """Pipeline throughput: the same collection archived three ways.
 
-- ``loop``: the pipeline's task functions called one after another in one process,
-  without Prefect or Dask (the work and nothing else);
+- ``loop``: the archive flow on the in-process executor (``--local``): the pipeline
+  functions called one after another in one process, without Prefect or Dask;
 - ``loop-2``: two such loops at once, each on half of the collection: what two
   cores give with no coordination at all (the machine's own ceiling for ``dask-2``);
 - ``dask-1`` and ``dask-2``: the ``archive`` flow on a local Dask cluster of one and
@@ -181,28 +181,40 @@ def timed(fn, log: str, name: str):
 
 
 FLOW_IO = {
-    "latentpress.flows.ingest": ("list_images", "read_collection", "write_collection"),
-    "latentpress.flows.compress": ("read_collection", "record_failures", "build_manifest", "write_manifest"),
-    "latentpress.flows.evaluate": ("read_manifest", "read_collection", "read_ledger", "stored_ids"),
-    "latentpress.flows.archive": ("read_manifest",),
+    "latentpress.pipeline.ingest": ("list_images", "previous_items", "save_collection"),
+    "latentpress.flows.archive": ("recorded", "read_manifest", "unevaluated", "finish_compression"),
 }
 """The reads and writes the flows do themselves (listing, collection, manifest, ledger)."""
 
+STEPS = {
+    "latentpress.pipeline.archive": ("archive_batch",),  # first: it keeps the unwrapped steps it calls
+    "latentpress.pipeline.ingest": ("inspect_files",),
+    "latentpress.pipeline.encode": ("encode_latents",),
+    "latentpress.pipeline.compress": ("compress_batch", "fit_shard"),
+    "latentpress.pipeline.evaluate": ("evaluate_batch",),
+}
+"""The pipeline functions the archive flow submits (each a task on Dask)."""
 
-def instrument(log: str) -> None:
-    """Time every task body (the task objects the flows submit carry the wrapped
-    function) and the flows' own I/O (``FLOW_IO``). ``archive_batch`` is not wrapped:
-    its body is ``compress_batch`` and ``evaluate_batch``, timed inside it (cloudpickle
-    sends its function with the wrapped tasks it calls)."""
+
+def instrument(log: str, in_process: bool) -> None:
+    """Time every step the flow submits and the flows' own I/O (``FLOW_IO``).
+
+    In process, the pipeline functions themselves are wrapped before the flows import
+    them; on Dask, the function inside each Prefect task (cloudpickle sends the
+    wrapper to the workers). Steps that call other steps (``archive_batch``) are timed
+    once, as a whole."""
     import importlib
 
-    from latentpress.tasks.compress import compress_batch, fit_shard
-    from latentpress.tasks.encode import encode_batch
-    from latentpress.tasks.evaluate import evaluate_batch
-    from latentpress.tasks.ingest import inspect_batch
+    if in_process:
+        for module_name, names in STEPS.items():
+            module = importlib.import_module(module_name)
+            for name in names:
+                setattr(module, name, timed(getattr(module, name), log, name))
+    else:
+        from latentpress.tasks import TASKS
 
-    for task in (inspect_batch, encode_batch, compress_batch, fit_shard, evaluate_batch):
-        task.fn = timed(task.fn, log, task.name)
+        for task in TASKS.values():
+            task.fn = timed(task.fn, log, task.name)
     for module_name, names in FLOW_IO.items():
         module = importlib.import_module(module_name)
         for name in names:
@@ -214,17 +226,20 @@ def one_run(args: argparse.Namespace) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    instrument(args.log)
+    instrument(args.log, in_process=args.run == "loop")
     if args.run == "loop":
+        from latentpress.flows.archive import archive
+        from latentpress.flows.executors import InProcess
+
         workers, startup = 1, 0.0
         began, start = time.time(), time.perf_counter()
-        plain_archive(args.source, args.archive, args.codec, args.batch_size)
+        archive(args.source, args.archive, [args.codec], batch_size=args.batch_size, executor=InProcess())
         wall = time.perf_counter() - start
         peaks = [peak_rss()]
     else:
         from distributed import Client
 
-        from latentpress.flows.archive import archive_flow
+        from latentpress.flows.prefect_flows import archive_flow
         from latentpress.infra.cluster import dask_scheduler, prefect_api
 
         workers = int(args.run.split("-")[1])
@@ -255,51 +270,6 @@ def one_run(args: argparse.Namespace) -> dict:
             for t in sorted(tasks, key=lambda t: t["start"])
         ],
     }
-
-
-def plain_archive(source: str, archive: str, spec: str, batch_size: int) -> None:
-    """What ``archive_flow`` does, as a plain loop over the same task functions."""
-    from latentpress.codecs import get_codec
-    from latentpress.config import DEFAULT_SHARD_SIZE, DEFAULT_VAE
-    from latentpress.flows.common import chunks, shard_batches
-    from latentpress.flows.compress import build_manifest, is_latent, parse_specs, record_failures
-    from latentpress.flows.ingest import INSPECT_BATCH
-    from latentpress.infra.archive import ArchiveLayout, write_manifest
-    from latentpress.infra.collection import assign_shards, list_images, write_collection
-    from latentpress.tasks.compress import compress_batch, fit_shard
-    from latentpress.tasks.encode import encode_batch
-    from latentpress.tasks.evaluate import evaluate_batch
-    from latentpress.tasks.ingest import inspect_batch
-
-    configs = parse_specs([spec])
-    layout = ArchiveLayout(archive)
-    run_id = uuid.uuid4().hex[:12]
-    listing = list_images(source)
-    inspected = [
-        item
-        for batch in chunks(list(listing), INSPECT_BATCH)
-        for item in inspect_batch.fn(files={url: listing[url] for url in batch}, root=source)
-    ]
-    items = assign_shards(inspected, DEFAULT_SHARD_SIZE)
-    write_collection(layout.collection, items)
-    good = [item for item in items if item.status == "ok"]
-    batches = shard_batches(good, batch_size)
-    if any(is_latent(c) for c in configs):
-        for batch in batches:
-            encode_batch.fn(items=batch, latents_url=layout.latents, vae_name=DEFAULT_VAE)
-    statuses = []
-    for config in configs:
-        shared = get_codec(config.name).shared
-        task, groups = (fit_shard, shard_batches(good, max(1, len(good)))) if shared else (compress_batch, batches)
-        for group in groups:
-            statuses += task.fn(items=group, archive=archive, latents_url=layout.latents, vae_name=DEFAULT_VAE, config=config)
-    record_failures(layout.ledger, good, configs, statuses, run_id)
-    write_manifest(archive, build_manifest(archive, good, configs, DEFAULT_VAE))
-    for config in configs:
-        for batch in batches:
-            evaluate_batch.fn(
-                items=batch, archive=archive, config=config, vae_name=DEFAULT_VAE, ledger_url=layout.ledger, run_id=run_id
-            )
 
 
 def peak_rss() -> int:

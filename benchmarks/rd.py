@@ -41,7 +41,7 @@ def main() -> int:
     parser.add_argument("--results", default=str(REPO / "benchmarks" / "results"), help="folder for rd.md/.json/-lpips.png")
     args = parser.parse_args()
 
-    from latentpress.flows.archive import archive_flow
+    from latentpress.flows.prefect_flows import archive_flow
     from latentpress.infra import storage
     from latentpress.infra.cluster import apply_quiet_defaults, prefect_api
     from latentpress.report import write_report

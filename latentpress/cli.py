@@ -1,4 +1,11 @@
-"""The ``latentpress`` command: one subcommand per flow, plus ledger tools."""
+"""The ``latentpress`` command: one subcommand per flow, plus codec and ledger tools.
+
+Every command checks its arguments and environment first (``preflight``): a mistake
+is one line on standard error and exit status 2, before any server or cluster
+starts. A run exits 1 when any image ended in ``error`` (each reason printed once),
+else 0. Tracebacks only with ``--debug``. Importing this module loads neither torch
+nor Prefect; the commands import what they use.
+"""
 
 from __future__ import annotations
 
@@ -6,32 +13,18 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
-
-import pandas as pd
-from rich.console import Console
-from rich.table import Table
+from typing import Any
 
 from latentpress import __version__
-from latentpress.config import DEFAULT_BATCH_SIZE, DEFAULT_SHARD_SIZE, DEFAULT_VAE, DEVICE_ENV, MODELS_ENV
-
-console = Console()
-if not console.is_terminal:  # logs and pipes: wide enough for the summary table
-    console = Console(width=160)
-errors = Console(stderr=True)
-
-SUMMARY_HEADERS = {
-    "images": "images",
-    "bpp": "bpp",
-    "lpips": "LPIPS",
-    "dists": "DISTS",
-    "psnr": "PSNR dB",
-    "ms_ssim": "MS-SSIM",
-    "encode_seconds": "enc s",
-    "decode_seconds": "dec s",
-    "failed": "failed",
-}
-
-KEY_HEADERS = {"codec": "codec", "quality": "quality", "shard": "shard", "vae_id": "VAE"}
+from latentpress.config import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_SHARD_SIZE,
+    DEFAULT_VAE,
+    DEVICE_ENV,
+    LOCAL_MAX_IMAGES,
+    MODELS_ENV,
+)
+from latentpress.preflight import UsageError
 
 CODEC_HELP = (
     "codec and quality points as NAME[:PRESET][@Q1,Q2,...], repeatable, e.g. "
@@ -41,22 +34,28 @@ CODEC_HELP = (
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     if args.models:
         os.environ[MODELS_ENV] = args.models
     if args.device:
         os.environ[DEVICE_ENV] = args.device
     from latentpress.infra.cluster import apply_quiet_defaults
+    from latentpress.terminal import errors
 
-    apply_quiet_defaults()
+    apply_quiet_defaults(debug=args.debug)
     try:
         return args.run(args)
+    except UsageError as exc:
+        errors.print(f"[red]error:[/red] {exc}", soft_wrap=True, highlight=False)
+        return 2
     except KeyboardInterrupt:
         errors.print("[red]interrupted[/red]: rerun the same command to finish the missing work")
         return 130
-    except Exception as exc:  # every failure ends with a clear message and status 1
-        errors.print(f"[red]error:[/red] {type(exc).__name__}: {exc}")
+    except Exception as exc:  # every failure ends with one clear line and status 1
+        if args.debug:
+            raise
+        errors.print(f"[red]error:[/red] {type(exc).__name__}: {exc} (--debug shows the traceback)",
+                     soft_wrap=True, highlight=False)
         return 1
 
 
@@ -67,41 +66,42 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"latentpress {__version__}")
     parser.add_argument("--models", help=f"folder of pretrained models (default: ${MODELS_ENV})")
     parser.add_argument("--device", help=f"torch device for models (default: ${DEVICE_ENV}, else cuda if present, else cpu)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and the logs of Prefect and Dask")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     archive = _command(commands, "archive", "ingest, compress and evaluate a collection in one run", run_archive)
     archive.add_argument("source", help="folder or URL of images (local path, s3://bucket/prefix, ...)")
     archive.add_argument("archive", help="archive folder or URL")
-    _codec_options(archive, required=True)
+    _codec_options(archive)
     _ledger_option(archive)
     archive.add_argument("--shard-size", type=_positive, default=DEFAULT_SHARD_SIZE, help="images per shard (default %(default)s)")
-    _cluster_options(archive)
+    _execution_options(archive)
 
     ingest = _command(commands, "ingest", "list, validate and identify the images of a collection", run_ingest)
     ingest.add_argument("source", help="folder or URL of images")
     ingest.add_argument("archive", help="archive folder or URL")
     ingest.add_argument("--shard-size", type=_positive, default=DEFAULT_SHARD_SIZE, help="images per shard (default %(default)s)")
-    _cluster_options(ingest)
+    _execution_options(ingest)
 
     compress = _command(commands, "compress", "compress an ingested collection", run_compress)
     compress.add_argument("archive", help="archive folder or URL (after `ingest`)")
-    _codec_options(compress, required=True)
+    _codec_options(compress)
     _ledger_option(compress)
-    _cluster_options(compress)
+    _execution_options(compress)
 
     evaluate = _command(commands, "evaluate", "decode stored images and record rate and quality", run_evaluate)
     evaluate.add_argument("archive", help="archive folder or URL")
     _ledger_option(evaluate)
-    _cluster_options(evaluate)
+    _execution_options(evaluate)
 
     restore = _command(commands, "restore", "decode an archive back to PNG images", run_restore)
     restore.add_argument("archive", help="archive folder or URL")
     restore.add_argument("out", help="output folder or URL: <out>/<config-key>/<image-id>.png and restored.csv")
     restore.add_argument("--config", action="append", help="configuration key to restore (repeatable; default: all)")
     restore.add_argument("--vae", help="VAE for latent codecs (default: the one recorded in the archive)")
-    _cluster_options(restore)
+    _execution_options(restore)
 
-    codecs = _command(commands, "codecs", "list the available codecs, presets and default quality points", run_codecs)
+    _command(commands, "codecs", "list the codecs, their presets, quality knobs and default points", run_codecs)
 
     report = _command(commands, "report", "write an HTML report of a ledger: rate/quality curves, BD-rates, speed, crops", run_report)
     report.add_argument("ledger", help="ledger folder or URL (an archive's is <archive>/ledger)")
@@ -129,11 +129,27 @@ def _command(commands, name: str, help_text: str, run: Callable | None) -> argpa
     return sub
 
 
-def _codec_options(parser: argparse.ArgumentParser, required: bool) -> None:
-    parser.add_argument("--codec", action="append", required=required, metavar="SPEC", help=CODEC_HELP)
+def _codec_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--codec", action="append", required=True, metavar="SPEC", help=CODEC_HELP)
     parser.add_argument("--vae", default=DEFAULT_VAE, help="latent autoencoder: name, folder or hub id (default %(default)s)")
     parser.add_argument("--latents", help="latent store URL (default <archive>/latents)")
     parser.add_argument("--target-bpp", type=_bpp_list, metavar="X[,Y...]", help="encode each codec with rate control (clric) to these bits per pixel, each within 10%%, instead of its default quality points (configuration keys NAME.PRESET.bppX)")
+
+
+def _ledger_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ledger", help="ledger folder or URL (default <archive>/ledger)")
+
+
+def _execution_options(parser: argparse.ArgumentParser) -> None:
+    where = parser.add_argument_group(
+        "where the work runs",
+        f"Jobs of at most {LOCAL_MAX_IMAGES} images run in this process; larger ones, and any run given "
+        "--workers, --dask-address or PREFECT_API_URL, run as Prefect tasks on a Dask cluster.",
+    )
+    where.add_argument("--local", action="store_true", help="run in this process: no Prefect server, no Dask cluster")
+    where.add_argument("--dask-address", help="existing Dask scheduler, e.g. tcp://127.0.0.1:8786 (default: a local cluster)")
+    where.add_argument("--workers", type=_positive, help="workers of a local Dask cluster (default: one per CPU core)")
+    where.add_argument("--batch-size", type=_positive, default=DEFAULT_BATCH_SIZE, help="images per task (default %(default)s)")
 
 
 def _bpp_list(text: str) -> list[float]:
@@ -146,129 +162,210 @@ def _bpp_list(text: str) -> list[float]:
     return values
 
 
-def _codec_specs(args: argparse.Namespace) -> list[str]:
-    """The --codec values, with --target-bpp points for codecs with rate control."""
-    from latentpress.codecs.spec import with_target_bpp
-
-    return with_target_bpp(args.codec, args.target_bpp) if args.target_bpp else args.codec
-
-
-def _ledger_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--ledger", help="ledger folder or URL (default <archive>/ledger)")
-
-
-def _cluster_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dask-address", help="existing Dask scheduler, e.g. tcp://127.0.0.1:8786 (default: a local cluster)")
-    parser.add_argument("--workers", type=_positive, help="local cluster workers (default: one per CPU core)")
-    parser.add_argument("--batch-size", type=_positive, default=DEFAULT_BATCH_SIZE, help="images per task (default %(default)s)")
-
-
 def _positive(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
 
 
-def _cluster(args: argparse.Namespace) -> dict:
-    return {"dask_address": args.dask_address, "workers": args.workers, "batch_size": args.batch_size}
+# --- checks before any work ---------------------------------------------------------
+
+
+def _configs(args: argparse.Namespace) -> list:
+    """The codec configurations of ``--codec`` (and ``--target-bpp``); ``UsageError``."""
+    from latentpress.codecs import parse_specs
+    from latentpress.codecs.spec import with_target_bpp
+
+    try:
+        args.codec = with_target_bpp(args.codec, args.target_bpp) if args.target_bpp else args.codec
+        return parse_specs(args.codec)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _check_execution(args: argparse.Namespace) -> None:
+    from latentpress.preflight import check_dask
+
+    if args.local and (args.dask_address or args.workers):
+        raise UsageError("--local runs in this process: leave out --dask-address and --workers")
+    if args.dask_address:
+        check_dask(args.dask_address)
+
+
+def _vaes(configs: list, vae: str) -> list[str]:
+    """``[vae]`` if any configuration needs latents, else none."""
+    from latentpress.codecs import codec_info
+
+    return [vae] if any(codec_info(c.name).domain == "latent" for c in configs) else []
+
+
+def run_locally(args: argparse.Namespace, images: int) -> bool:
+    """Whether to run in this process: ``--local``, or a small job with no cluster or
+    Prefect server asked for."""
+    if args.local:
+        return True
+    asked = args.dask_address or args.workers or os.environ.get("PREFECT_API_URL")
+    return not asked and images <= LOCAL_MAX_IMAGES
+
+
+def _run(args: argparse.Namespace, images: int, local: Callable[..., Any], flow_name: str, **kwargs: Any) -> Any:
+    """``local(**kwargs)`` in this process, or the Prefect flow ``flow_name`` on Dask."""
+    if run_locally(args, images):
+        from latentpress.flows.executors import InProcess
+
+        return local(**kwargs, executor=InProcess())
+    from latentpress.flows import prefect_flows
+    from latentpress.infra.cluster import prefect_api
+
+    with prefect_api():
+        return getattr(prefect_flows, flow_name)(**kwargs, dask_address=args.dask_address, workers=args.workers)
+
+
+# --- commands -------------------------------------------------------------------------
 
 
 def run_archive(args: argparse.Namespace) -> int:
-    from latentpress.flows.archive import archive_flow
-    from latentpress.flows.compress import parse_specs
-    from latentpress.infra.cluster import prefect_api
+    from latentpress.flows.archive import archive
+    from latentpress.models.weights import METRIC_WEIGHTS
+    from latentpress.preflight import check_models, check_source, check_target
+    from latentpress.terminal import console, print_errors, print_items, print_stages
 
-    args.codec = _codec_specs(args)
-    parse_specs(args.codec)  # a bad spec fails before any server or cluster starts
-    with prefect_api():
-        report = archive_flow(
-            args.source,
-            args.archive,
-            args.codec,
-            ledger=args.ledger,
-            vae=args.vae,
-            latents=args.latents,
-            shard_size=args.shard_size,
-            **_cluster(args),
-        )
-    _print_items(report.items)
-    _print_compress(report.compress)
-    console.print(f"run {report.run_id}: {len(report.rows)} new ledger row(s)")
+    configs = _configs(args)
+    _check_execution(args)
+    listing = check_source(args.source)
+    check_target(args.archive)
+    if args.ledger:
+        check_target(args.ledger, "ledger")
+    check_models(_vaes(configs, args.vae), METRIC_WEIGHTS)
+    result = _run(
+        args, len(listing), archive, "archive_flow", source=args.source, archive=args.archive, codecs=args.codec,
+        ledger=args.ledger, vae=args.vae, latents=args.latents, shard_size=args.shard_size, batch_size=args.batch_size,
+    )  # fmt: skip
+    print_items(result.items)
+    print_stages(result)
+    console.print(f"run {result.run_id}: {len(result.rows)} new ledger row(s)")
+    status = print_errors(result)
     from latentpress.infra.archive import ArchiveLayout
 
-    return _summary(args.ledger or ArchiveLayout(args.archive).ledger)
+    _summary(args.ledger or ArchiveLayout(args.archive).ledger)
+    return status
 
 
 def run_ingest(args: argparse.Namespace) -> int:
-    from latentpress.flows.ingest import ingest_flow
-    from latentpress.infra.cluster import prefect_api
+    from latentpress.flows.ingest import ingest
+    from latentpress.flows.results import RunResult, new_run_id
+    from latentpress.preflight import check_source, check_target
+    from latentpress.terminal import print_errors, print_items
 
-    with prefect_api():
-        items = ingest_flow(
-            args.source, args.archive, shard_size=args.shard_size, dask_address=args.dask_address, workers=args.workers
-        )
-    _print_items(items)
-    return 0
+    _check_execution(args)
+    listing = check_source(args.source)
+    check_target(args.archive)
+    items = _run(args, len(listing), ingest, "ingest_flow", source=args.source, archive=args.archive, shard_size=args.shard_size)
+    print_items(items)
+    return print_errors(RunResult(new_run_id(), items=items))
 
 
 def run_compress(args: argparse.Namespace) -> int:
-    from latentpress.flows.compress import compress_flow, parse_specs
-    from latentpress.infra.cluster import prefect_api
+    from latentpress.flows.compress import compress
+    from latentpress.infra.archive import ArchiveLayout
+    from latentpress.infra.collection import read_collection
+    from latentpress.preflight import check_archive, check_models
+    from latentpress.terminal import print_errors, print_stages
 
-    args.codec = _codec_specs(args)
-    parse_specs(args.codec)
-    with prefect_api():
-        statuses = compress_flow(
-            args.archive, args.codec, vae=args.vae, latents=args.latents, ledger=args.ledger, **_cluster(args)
-        )
-    _print_compress(statuses)
-    return 0
+    configs = _configs(args)
+    _check_execution(args)
+    check_archive(args.archive, "collection.parquet")
+    check_models(_vaes(configs, args.vae))
+    images = sum(1 for i in read_collection(ArchiveLayout(args.archive).collection) if i.status == "ok")
+    result = _run(
+        args, images, compress, "compress_flow", archive=args.archive, codecs=args.codec, vae=args.vae,
+        latents=args.latents, ledger=args.ledger, batch_size=args.batch_size,
+    )  # fmt: skip
+    print_stages(result)
+    return print_errors(result)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from latentpress.flows.evaluate import evaluate_flow
-    from latentpress.infra.archive import ArchiveLayout
-    from latentpress.infra.cluster import prefect_api
+    from latentpress.flows.evaluate import evaluate
+    from latentpress.infra.archive import ArchiveLayout, read_manifest
+    from latentpress.models.weights import METRIC_WEIGHTS
+    from latentpress.preflight import check_archive, check_models
+    from latentpress.terminal import console, print_errors, print_stages
 
-    with prefect_api():
-        rows = evaluate_flow(args.archive, ledger=args.ledger, **_cluster(args))
-    console.print(f"{len(rows)} new ledger row(s)")
-    return _summary(args.ledger or ArchiveLayout(args.archive).ledger)
+    _check_execution(args)
+    check_archive(args.archive)
+    manifest = read_manifest(args.archive)
+    check_models(_vaes(_manifest_configs(manifest), manifest["vae"]), METRIC_WEIGHTS)
+    result = _run(args, len(manifest["items"]), evaluate, "evaluate_flow", archive=args.archive, ledger=args.ledger,
+                  batch_size=args.batch_size)  # fmt: skip
+    print_stages(result)
+    console.print(f"run {result.run_id}: {len(result.rows)} new ledger row(s)")
+    status = print_errors(result)
+    _summary(args.ledger or ArchiveLayout(args.archive).ledger)
+    return status
 
 
 def run_restore(args: argparse.Namespace) -> int:
-    from latentpress.flows.restore import restore_flow
-    from latentpress.infra.cluster import prefect_api
+    from latentpress.infra.archive import read_manifest
+    from latentpress.flows.restore import restore
+    from latentpress.preflight import check_archive, check_models, check_target
+    from latentpress.terminal import console, print_errors, print_stages
 
-    with prefect_api():
-        statuses = restore_flow(args.archive, args.out, configs=args.config, vae=args.vae, **_cluster(args))
-    counts = _count(statuses)
-    console.print(f"restore: {_format_counts(counts)} -> {args.out}")
-    for s in statuses:
-        if s["status"] == "failed":
-            errors.print(f"[red]failed[/red] {s['config_key']}/{s['image_id']}: {s['error']}")
-    return 1 if counts.get("failed") else 0
+    _check_execution(args)
+    check_archive(args.archive)
+    check_target(args.out, "output folder")
+    manifest = read_manifest(args.archive)
+    configs = _manifest_configs(manifest)
+    known = [c.key for c in configs]
+    unknown = sorted(set(args.config or []) - set(known))
+    if unknown:
+        raise UsageError(f"archive {args.archive} has no configuration {', '.join(unknown)} (it has: {', '.join(known)})")
+    chosen = [c for c in configs if c.key in (args.config or known)]
+    check_models(_vaes(chosen, args.vae or manifest["vae"]))
+    result = _run(args, len(manifest["items"]) * len(chosen), restore, "restore_flow", archive=args.archive,
+                  out=args.out, configs=args.config, vae=args.vae, batch_size=args.batch_size)  # fmt: skip
+    print_stages(result)
+    console.print(f"restored to {args.out} (index: restored.csv)")
+    return print_errors(result)
+
+
+def _manifest_configs(manifest: dict) -> list:
+    from latentpress.codecs import CodecConfig
+
+    return [CodecConfig.from_dict(entry) for entry in manifest["configs"]]
 
 
 def run_codecs(args: argparse.Namespace) -> int:
-    from latentpress.codecs import CODECS
+    from rich import box
+    from rich.table import Table
 
-    table = Table(title="codecs")
-    for column in ("name", "domain", "knob", "presets", "default quality points"):
-        table.add_column(column)
-    for name, cls in sorted(CODECS.items()):
-        qualities = ",".join(f"{q:g}" for q in cls.default_qualities)
-        table.add_row(name, cls.domain, cls.quality_name, ", ".join(cls.presets), qualities)
+    from latentpress.codecs import CODECS
+    from latentpress.terminal import console
+
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for column in ("codec", "knob", "better", "presets", "default points"):
+        table.add_column(column, overflow="fold")
+    for name, info in sorted(CODECS.items()):
+        points = ",".join(f"{q:g}" for q in info.default_qualities)
+        table.add_row(name, info.knob, info.better, ",".join(info.presets), points)
     console.print(table)
+    for name, info in sorted(CODECS.items()):
+        console.print(f"{name} ({info.domain}): {info.summary}", highlight=False, markup=False)
+    console.print("Pick with --codec NAME[:PRESET][@Q1,Q2,...] (rate control: @bppX).",
+                  highlight=False, markup=False)
     return 0
 
 
-def run_ledger_summary(args: argparse.Namespace) -> int:
-    return _summary(args.ledger, args.by, args.format)
-
-
 def run_report(args: argparse.Namespace) -> int:
+    from latentpress.preflight import check_ledger, check_target
+    from latentpress.terminal import console
+
+    check_ledger(args.ledger)
+    check_target(args.out, "report folder")
     from latentpress.report import write_report
 
     page = write_report(args.ledger, args.out, anchor=args.anchor, archive=args.archive, crop_images=args.crops)
@@ -276,9 +373,19 @@ def run_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_ledger_summary(args: argparse.Namespace) -> int:
+    from latentpress.preflight import check_ledger
+
+    check_ledger(args.ledger)
+    return _summary(args.ledger, args.by, args.format)
+
+
 def run_ledger_export(args: argparse.Namespace) -> int:
     from latentpress.infra.ledger import export, read_ledger
+    from latentpress.preflight import check_ledger
+    from latentpress.terminal import console
 
+    check_ledger(args.ledger)
     fmt = args.format or {"parquet": "parquet", "json": "json"}.get(args.out.rsplit(".", 1)[-1].lower(), "csv")
     frame = read_ledger(args.ledger)
     export(frame, args.out, fmt)
@@ -288,69 +395,19 @@ def run_ledger_export(args: argparse.Namespace) -> int:
 
 def _summary(ledger_url: str, by: str = "quality", fmt: str = "table") -> int:
     from latentpress.infra.ledger import SUMMARY_GROUPS, read_ledger, summarize
+    from latentpress.terminal import console, print_summary
 
     frame = read_ledger(ledger_url)
     summary = summarize(frame, by=by)
     if fmt == "csv":
         sys.stdout.write(summary.to_csv(index=False))
-        return 0
-    if fmt == "json":
+    elif fmt == "json":
         sys.stdout.write(summary.to_json(orient="records", indent=1, double_precision=15) + "\n")
-        return 0
-    if frame.empty:
+    elif frame.empty:
         console.print(f"ledger {ledger_url} is empty")
-        return 0
-    keys = [k for k in SUMMARY_GROUPS[by] if k not in ("preset", "config_key")]
-    table = Table(title=f"ledger {ledger_url}")
-    for key in keys:
-        table.add_column(KEY_HEADERS[key], justify="left" if key in ("codec", "vae_id") else "right")
-    for header in SUMMARY_HEADERS.values():
-        table.add_column(header, justify="right")
-    for row in summary.itertuples(index=False):
-        codec = row.codec if row.preset == "default" else f"{row.codec}:{row.preset}"
-        cells = [codec if key == "codec" else _quality_cell(row) if key == "quality" else _cell(getattr(row, key))
-                 for key in keys]
-        table.add_row(*cells, *(_cell(getattr(row, c)) for c in SUMMARY_HEADERS))
-    console.print(table)
+    else:
+        print_summary(summary, [k for k in SUMMARY_GROUPS[by] if k not in ("preset", "config_key")], ledger_url)
     return 0
-
-
-def _quality_cell(row) -> str:
-    """The quality knob's value, or the target size (``bpp0.1``) of a rate-controlled configuration."""
-    setting = row.config_key.split(".", 2)[-1]
-    return setting if setting.startswith("bpp") else _cell(row.quality)
-
-
-def _cell(value) -> str:
-    if isinstance(value, float):
-        return "-" if value != value else f"{value:.4g}"
-    return "-" if value is None or value is pd.NA else str(value)
-
-
-def _count(statuses: list[dict]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for s in statuses:
-        counts[s["status"]] = counts.get(s["status"], 0) + 1
-    return counts
-
-
-def _format_counts(counts: dict[str, int]) -> str:
-    return ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "nothing to do"
-
-
-def _print_items(items) -> None:
-    good = sum(1 for i in items if i.status == "ok")
-    console.print(f"ingest: {good} image(s) ok, {len(items) - good} not archived")
-    for item in items:
-        if item.status != "ok":
-            errors.print(f"[yellow]{item.status}[/yellow] {item.source}: {item.error}")
-
-
-def _print_compress(statuses: list[dict]) -> None:
-    console.print(f"compress: {_format_counts(_count(statuses))}")
-    for s in statuses:
-        if s["status"] == "failed":
-            errors.print(f"[red]failed[/red] {s['config_key']}/{s['image_id']}: {s['error']}")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,11 @@ DEFAULT_SHARD_SIZE = 64
 """Images per shard: the unit of a shared (per-shard) model."""
 DEFAULT_BATCH_SIZE = 16
 """Images per task."""
+LOCAL_MAX_IMAGES = 32
+"""Jobs of at most this many images (times configurations for ``restore``) run in the
+command's own process unless a cluster or a Prefect server is asked for: starting a
+Prefect server and a local Dask cluster costs 10 to 60 s on a small machine, about
+what a cluster of two workers saves on 32 images of a cheap codec."""
 
 MODELS_ENV = "LATENTPRESS_MODELS"
 DEVICE_ENV = "LATENTPRESS_DEVICE"

@@ -41,9 +41,10 @@ def dask_address(prefect_server: str, s3_bucket: str) -> Iterator[str]:
 
 
 @contextmanager
-def dask_processes(worker_args: list[list[str]], prefect_url: str) -> Iterator[str]:
+def dask_processes(worker_args: list[list[str]], prefect_url: str, env: dict[str, str] | None = None) -> Iterator[str]:
     """A `dask scheduler` and one `dask worker` per entry of ``worker_args`` (extra
-    command-line arguments), started as a user would, on 127.0.0.1."""
+    command-line arguments), started as a user would, on 127.0.0.1; ``env``: the
+    workers' environment differs from this process's by these variables."""
     from distributed import Client
 
     dask = str(Path(sys.executable).parent / "dask")
@@ -51,11 +52,13 @@ def dask_processes(worker_args: list[list[str]], prefect_url: str) -> Iterator[s
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     address = f"tcp://127.0.0.1:{port}"
-    env = {**os.environ, "PREFECT_API_URL": prefect_url}
-    quiet = {"env": env, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"], **quiet)]
+    environ = {**os.environ, "PREFECT_API_URL": prefect_url}
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    command = [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"]
+    procs = [subprocess.Popen(command, env=environ, **quiet)]
     procs += [
-        subprocess.Popen([dask, "worker", address, "--host", "127.0.0.1", "--nthreads", "1", "--no-dashboard", *args], **quiet)
+        subprocess.Popen([dask, "worker", address, "--host", "127.0.0.1", "--nthreads", "1", "--no-dashboard", *args],
+                         env={**environ, **(env or {})}, **quiet)
         for args in worker_args
     ]
     try:
@@ -118,8 +121,8 @@ def latent_archive(tmp_path: Path) -> tuple[str, list]:
     """An archive folder with the TAESD latents of three 64x64 real crops (no codec
     run yet), and their items (one shard)."""
     from latentpress.infra.archive import ArchiveLayout
-    from latentpress.infra.collection import assign_shards, inspect_image, list_images
-    from latentpress.tasks.encode import encode_batch
+    from latentpress.pipeline.encode import encode_latents
+    from latentpress.pipeline.ingest import assign_shards, inspect_image, list_images
 
     photos = tmp_path / "photos"
     photos.mkdir()
@@ -127,5 +130,5 @@ def latent_archive(tmp_path: Path) -> tuple[str, list]:
         Image.fromarray(crop[:64, :64]).save(photos / f"{i}.png")
     items = assign_shards([inspect_image(url, str(photos)) for url in list_images(str(photos))], shard_size=64)
     archive = str(tmp_path / "archive")
-    encode_batch.fn(items, ArchiveLayout(archive).latents, "taesd")
+    assert {o.status for o in encode_latents(items, ArchiveLayout(archive).latents, "taesd")} == {"ok"}
     return archive, items

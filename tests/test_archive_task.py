@@ -1,5 +1,5 @@
-"""The archive task: one batch compressed, then the images it stored evaluated, except
-those the ledger already has."""
+"""Archiving one batch: compressed, then the images it stored evaluated, except those
+the ledger already has; an image whose source went bad is an error, not a row."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 from latentpress.codecs import CodecConfig
 from latentpress.infra.archive import ArchiveLayout
 from latentpress.infra.ledger import read_ledger
-from latentpress.tasks.archive import archive_batch
+from latentpress.pipeline.archive import archive_batch
 
 
 def test_archive_batch_evaluates_what_it_stored_and_the_ledger_lacks(latent_archive) -> None:
@@ -16,11 +16,12 @@ def test_archive_batch_evaluates_what_it_stored_and_the_ledger_lacks(latent_arch
     Path(items[2].source).write_bytes(b"not a png")  # unreadable since ingest
     layout, config = ArchiveLayout(archive), CodecConfig("jpeg", "default", 50)
 
-    statuses, rows = archive_batch.fn(items, archive, layout.latents, "taesd", config, layout.ledger, "run1", {items[1].image_id})
+    batch = archive_batch(items, archive, layout.latents, "taesd", config, layout.ledger, "run1", {items[1].image_id})
 
-    assert [s["status"] for s in statuses] == ["written", "written", "failed"]
-    assert "not a png" in statuses[2]["error"] or "image" in statuses[2]["error"]
-    assert [r["image_id"] for r in rows] == [items[0].image_id]  # items[1] is recorded already
+    assert [o.status for o in batch.compressed] == ["ok", "ok", "error"]
+    assert "not a supported image" in batch.compressed[2].reason
+    assert [o.image_id for o in batch.evaluated] == [items[0].image_id]  # items[1] is recorded already
+    assert [r["image_id"] for r in batch.rows] == [items[0].image_id]
     ledger = read_ledger(layout.ledger)
     assert list(ledger["image_id"]) == [items[0].image_id] and list(ledger["status"]) == ["ok"]
     size = Path(layout.image(config.key, items[0].image_id)).stat().st_size

@@ -42,21 +42,6 @@ def test_codecs_lists_every_codec() -> None:
         assert name in result.stdout
 
 
-@pytest.mark.parametrize(
-    ("spec", "message"),
-    [("nope@3", "unknown codec 'nope'"), ("avif:turbo", "no preset 'turbo'"), ("avif@500", "avif"), ("jpeg@x", "bad quality")],
-)
-def test_bad_codec_spec_fails_before_any_work(tmp_path: Path, spec: str, message: str) -> None:
-    result = run("archive", str(tmp_path), str(tmp_path / "archive"), "--codec", spec, timeout=60)
-    assert result.returncode == 1 and message in result.stderr
-    assert not (tmp_path / "archive").exists()
-
-
-def test_missing_source_is_a_clear_error(tmp_path: Path) -> None:
-    result = run("archive", str(tmp_path / "absent"), str(tmp_path / "archive"), "--codec", "jpeg@50")
-    assert result.returncode == 1 and "absent" in result.stderr
-
-
 def test_killed_run_resumes_then_restore_and_ledger_tools(mixed_collection: Path, tmp_path: Path) -> None:
     archive, out = tmp_path / "archive", tmp_path / "restored"
     args = ["archive", str(mixed_collection), str(archive), "--codec", "jpeg@30,60", "--codec", "latent-q@1",
@@ -111,3 +96,23 @@ def test_archive_on_an_external_dask_cluster(mixed_collection: Path, tmp_path: P
     with Client(external_cluster, timeout=60) as client:
         executed = client.run(lambda dask_worker: dask_worker.state.executed_count)
     assert sum(executed.values()) >= 2  # inspect, then compress-and-evaluate ran on that worker
+
+
+def test_worker_without_models_ends_in_error_and_the_rerun_completes(
+    mixed_collection: Path, tmp_path: Path, prefect_server: str
+) -> None:
+    archive = tmp_path / "archive"
+    args = ["archive", str(mixed_collection), str(archive), "--codec", "avif@30"]
+    no_models = {"LATENTPRESS_MODELS": str(tmp_path / "empty")}
+    with dask_processes([["--preload", "latentpress.tasks.all"]], prefect_server, env=no_models) as address:
+        first = run(*args, "--dask-address", address, env={"PREFECT_API_URL": prefect_server})
+    assert first.returncode == 1, first.stderr
+    assert first.stderr.count("weights 'lpips/alex_v0.1_full.pth' not found") == 1  # one line per reason
+    assert "error (3)" in first.stderr and "Traceback" not in first.stderr
+    assert read_ledger(str(archive / "ledger")).empty  # nothing counted as done
+
+    second = run(*args, "--local")
+    assert second.returncode == 0, second.stderr
+    ledger = read_ledger(str(archive / "ledger"))
+    assert len(ledger) == 3 and set(ledger["status"]) == {"ok"}
+    assert len(list((archive / "images" / "avif.default.q30").glob("*.lpc"))) == 3  # stored once, by the first run

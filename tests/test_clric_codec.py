@@ -11,7 +11,16 @@ import numpy as np
 import pytest
 import torch
 
-from latentpress.codecs import CodecConfig, CodecError, CodecInput, DecodeContext, get_codec, parse_codec_spec
+from latentpress.codecs import (
+    BatchEncoder,
+    CodecConfig,
+    CodecError,
+    CodecInput,
+    DecodeContext,
+    RateControlled,
+    get_codec,
+    parse_codec_spec,
+)
 from latentpress.codecs.clric import PRESETS, bitstream, rate
 from latentpress.codecs.clric.model import select
 from latentpress.codecs.clric.quantize import quantize
@@ -39,7 +48,8 @@ def _item(latent: np.ndarray) -> CodecInput:
 
 def test_registered_with_contract() -> None:
     codec = get_codec("clric")
-    assert codec.domain == "latent" and codec.quality_name == "lambda" and codec.rate_control
+    assert codec.domain == "latent" and codec.quality_name == "lambda" and codec.info.rate_control
+    assert isinstance(codec, RateControlled) and isinstance(codec, BatchEncoder)
     assert set(codec.presets) == {"fast", "default", "best"}
     paper = codec.params("default")
     assert paper.warmup == ((5, 400), (2, 400)) and paper.iterations == 13_100 and paper.total_iterations == 15_900
@@ -130,8 +140,9 @@ def test_encode_at_bpp_says_when_it_cannot(latent: np.ndarray) -> None:
         get_codec("clric").encode_at_bpp(_item(latent), TINY, 30.0)
     with pytest.raises(CodecError, match="no room"):
         get_codec("clric").encode_at_bpp(_item(latent), TINY, 0.01, overhead_bytes=1000)
-    with pytest.raises(CodecError, match="no rate control"):
-        get_codec("latent-q").encode_at_bpp(_item(latent), get_codec("latent-q").params(), 0.1)
+    assert not isinstance(get_codec("latent-q"), RateControlled)
+    with pytest.raises(ValueError, match="no rate control"):
+        parse_codec_spec("latent-q@bpp0.1")
 
 
 def _probe_curve(bits_of: callable) -> tuple[callable, list[float]]:
@@ -178,12 +189,13 @@ def test_target_bpp_configurations() -> None:
 
 
 def test_cli_target_bpp_option() -> None:
-    from latentpress.cli import _codec_specs, build_parser
+    from latentpress.cli import _configs, build_parser
 
     parser = build_parser()
     args = parser.parse_args(["compress", "arch", "--codec", "avif@20", "--codec", "clric:fast", "--target-bpp", "0.1,0.2"])
-    assert _codec_specs(args) == ["avif@20", "clric:fast@bpp0.1,bpp0.2"]
-    assert _codec_specs(parser.parse_args(["compress", "arch", "--codec", "clric"])) == ["clric"]
+    assert [c.key for c in _configs(args)] == ["avif.default.q20", "clric.fast.bpp0.1", "clric.fast.bpp0.2"]
+    assert args.codec == ["avif@20", "clric:fast@bpp0.1,bpp0.2"]
+    assert [c.key for c in _configs(parser.parse_args(["compress", "arch", "--codec", "clric@1"]))] == ["clric.default.q1"]
     for bad in ("0", "x", "0.1,-1"):
         with pytest.raises(SystemExit):
             parser.parse_args(["archive", "src", "arch", "--codec", "clric", "--target-bpp", bad])

@@ -11,11 +11,11 @@ from PIL import Image
 
 from latentpress.codecs import DecodeContext, get_codec
 from latentpress.codecs.clric import rate
-from latentpress.flows.archive import archive_flow
-from latentpress.flows.restore import restore_flow
+from latentpress.flows.prefect_flows import archive_flow
+from latentpress.flows.prefect_flows import restore_flow
 from latentpress.infra.archive import read_manifest, unpack_image
 from latentpress.infra.ledger import read_ledger
-from latentpress.tasks.decode import decode_container
+from latentpress.pipeline.decode import decode_container
 
 pytestmark = pytest.mark.e2e
 
@@ -25,7 +25,7 @@ KEYS = ["clric.fast.bpp0.7", "clric.fast.q1"]
 def test_archive_restore_clric_at_lambda_and_target_bpp(mixed_collection: Path, tmp_path: Path, dask_address: str) -> None:
     archive = tmp_path / "archive"
     report = archive_flow(str(mixed_collection), str(archive), ["clric:fast@1,bpp0.7"], batch_size=3, dask_address=dask_address)
-    assert len(report.failed_items) == 3
+    assert sum(i.status == "rejected" for i in report.items) == 3 and report.ok
 
     ledger = read_ledger(str(archive / "ledger"))
     assert len(ledger) == 6 and set(ledger["status"]) == {"ok"} and sorted(set(ledger["config_key"])) == KEYS
@@ -43,8 +43,8 @@ def test_archive_restore_clric_at_lambda_and_target_bpp(mixed_collection: Path, 
     assert entries["clric.fast.bpp0.7"]["target_bpp"] is True and "target_bpp" not in entries["clric.fast.q1"]
 
     out = tmp_path / "restored"
-    statuses = restore_flow(str(archive), str(out), dask_address=dask_address)
-    assert {s["status"] for s in statuses} == {"restored"} and len(statuses) == 6
+    restored = restore_flow(str(archive), str(out), dask_address=dask_address).stages["restore"]
+    assert {o.status for o in restored} == {"ok"} and len(restored) == 6
     codec = get_codec("clric")
     for row in ledger.itertuples():
         data = (archive / "images" / row.config_key / f"{row.image_id}.lpc").read_bytes()

@@ -14,7 +14,7 @@ from prefect.cache_policies import NO_CACHE
 
 import pytest
 
-from latentpress.flows.common import MIN_BATCH, TASKS_PER_WORKER, Workers, chunks, finer_tail
+from latentpress.flows.common import MIN_BATCH, TASKS_PER_WORKER, balanced_batch, chunks, finer_tail
 from latentpress.infra.cluster import cluster_shape, dask_scheduler, gpu_tasks, task_runner
 from pipeline_fixtures import dask_processes
 
@@ -72,12 +72,11 @@ def test_cpu_only_cluster_shape(dask_address: str) -> None:
     ],
 )
 def test_batch_size_gives_each_thread_several_tasks(requested: int, images: int, threads: int, expected: int) -> None:
-    workers = Workers(runner=None, gpus=False, threads=threads)
-    assert workers.batch_size(requested, images) == expected
+    assert balanced_batch(requested, images, threads) == expected
     if expected < requested and expected > MIN_BATCH:
         assert -(-images // expected) >= TASKS_PER_WORKER * threads
     with pytest.raises(ValueError, match="at least 1"):
-        workers.batch_size(0, images)
+        balanced_batch(0, images, threads)
 
 
 def _monitor_settings() -> dict:
@@ -137,7 +136,7 @@ def _metric_networks_loaded() -> int:
 def test_workers_warm_up_metric_networks_in_the_background() -> None:
     import time
 
-    from latentpress.tasks.evaluate import warm_up_in_background
+    from latentpress.pipeline.evaluate import warm_up_in_background
 
     with dask_scheduler(None, 1) as address, Client(address) as client:
         assert list(client.run(_metric_networks_loaded).values()) == [0]

@@ -1,4 +1,5 @@
-"""Ingest logic: listing, content ids, failed items, duplicates, shards, Parquet."""
+"""Ingest: listing, content ids, rejected and unreadable files, duplicates, shards,
+the collection file."""
 
 from __future__ import annotations
 
@@ -12,16 +13,8 @@ import pytest
 from PIL import Image
 
 from latentpress.infra import storage
-from latentpress.infra.collection import (
-    Item,
-    assign_shards,
-    content_id,
-    inspect_image,
-    list_images,
-    read_collection,
-    reusable,
-    write_collection,
-)
+from latentpress.infra.collection import Item, content_id, read_collection, write_collection
+from latentpress.pipeline.ingest import assign_shards, inspect_image, list_images, reusable
 
 
 def png(value: int, size: tuple[int, int] = (12, 8)) -> bytes:
@@ -81,16 +74,16 @@ def test_ids_stable_across_names_and_roots(photos: Path, tmp_path: Path) -> None
     assert a.image_id == b.image_id and a.name == "a.png" and b.name == "renamed.png"
 
 
-def test_failed_items_never_raise(photos: Path) -> None:
+def test_bad_files_never_raise(photos: Path) -> None:
     broken = inspect_image(str(photos / "broken.jpg"), str(photos))
-    assert broken.status == "failed" and "broken.jpg" in broken.error
+    assert broken.status == "rejected" and "broken.jpg" in broken.error
     assert broken.image_id == content_id(png(40)[:50]) and broken.nbytes == 50
 
     empty = inspect_image(str(photos / "empty.webp"), str(photos))
-    assert empty.status == "failed" and "empty file" in empty.error
+    assert empty.status == "rejected" and "empty file" in empty.error
 
-    gone = inspect_image(str(photos / "vanished.png"), str(photos))
-    assert gone.status == "failed" and "FileNotFoundError" in gone.error
+    gone = inspect_image(str(photos / "vanished.png"), str(photos))  # read again next time
+    assert gone.status == "error" and "FileNotFoundError" in gone.error
     assert gone.image_id.startswith("x") and len(gone.image_id) == 16
     assert gone.nbytes == 0 and gone.shard is None
 
@@ -120,7 +113,7 @@ def test_shards_sized_sorted_and_deterministic() -> None:
 
 def test_duplicates_and_failures_get_no_shard() -> None:
     kept, copy = fake(1, "s3://b/a.jpg"), fake(1, "s3://b/z.jpg")
-    failed = fake(2, status="failed")
+    failed = fake(2, status="rejected")
     out = assign_shards([copy, failed, fake(3), kept], shard_size=1)
     by_source = {i.source: i for i in out}
     assert len(out) == 4
@@ -136,7 +129,7 @@ def test_duplicates_and_failures_get_no_shard() -> None:
 def test_ingest_and_parquet_round_trip(photos: Path, tmp_path: Path) -> None:
     items = assign_shards([inspect_image(u, str(photos)) for u in list_images(str(photos))], 2)
     statuses = sorted(i.status for i in items)
-    assert statuses == ["duplicate", "failed", "failed", "ok", "ok", "ok"]
+    assert statuses == ["duplicate", "ok", "ok", "ok", "rejected", "rejected"]
     url = str(tmp_path / "archive" / "collection.parquet")
     write_collection(url, items)
     assert read_collection(url) == items
@@ -177,16 +170,28 @@ def test_reusable_keeps_only_unchanged_files() -> None:
         Item("0" * 16, "s3://b/same.jpg", "same.jpg", 8, 8, 3, "ok", None, 0, "3:100"),
         Item("1" * 16, "s3://b/changed.jpg", "changed.jpg", 8, 8, 3, "ok", None, 0, "3:100"),
         Item("2" * 16, "s3://b/gone.jpg", "gone.jpg", 8, 8, 3, "ok", None, 0, "3:100"),
-        Item("3" * 16, "s3://b/bad.jpg", "bad.jpg", 0, 0, 3, "failed", "truncated", None, "3:100"),
+        Item("3" * 16, "s3://b/bad.jpg", "bad.jpg", 0, 0, 3, "rejected", "truncated", None, "3:100"),
         Item("4" * 16, "s3://b/old.jpg", "old.jpg", 8, 8, 3, "ok", None, 0, None),
+        Item("x" + "5" * 15, "s3://b/locked.jpg", "locked.jpg", 0, 0, 0, "error", "PermissionError", None, "3:100"),
     ]
     listing = {
         "s3://b/bad.jpg": "3:100",
         "s3://b/changed.jpg": "4:200",
+        "s3://b/locked.jpg": "3:100",
         "s3://b/new.jpg": "3:100",
         "s3://b/old.jpg": "3:100",
         "s3://b/same.jpg": "3:100",
     }
     kept, todo = reusable(listing, previous)
     assert [i.source for i in kept] == ["s3://b/bad.jpg", "s3://b/same.jpg"]
-    assert todo == ["s3://b/changed.jpg", "s3://b/new.jpg", "s3://b/old.jpg"]
+    assert todo == ["s3://b/changed.jpg", "s3://b/locked.jpg", "s3://b/new.jpg", "s3://b/old.jpg"]
+
+
+def test_collections_of_earlier_versions_read_failed_as_error(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    old = Item("x" + "5" * 15, "/p/a.jpg", "a.jpg", 0, 0, 0, "failed", "cannot read", None, "3:100")
+    url = tmp_path / "collection.parquet"
+    pq.write_table(pa.Table.from_pylist([old.__dict__]), url)
+    assert [i.status for i in read_collection(str(url))] == ["error"]

@@ -1,4 +1,4 @@
-"""The evaluate task on images below the perceptual metrics' size: an ok row with the
+"""Evaluating images below the perceptual metrics' size: an ok row with the
 real rate and PSNR, the other metrics missing (not a failure)."""
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ from PIL import Image
 
 from latentpress.codecs import CodecConfig
 from latentpress.infra.archive import ArchiveLayout
-from latentpress.infra.collection import assign_shards, inspect_image, list_images
 from latentpress.infra.ledger import read_ledger
 from latentpress.models.metrics import MIN_SIZE
-from latentpress.tasks.compress import compress_batch
-from latentpress.tasks.evaluate import evaluate_batch
+from latentpress.pipeline.compress import compress_batch
+from latentpress.pipeline.evaluate import evaluate_batch
+from latentpress.pipeline.ingest import assign_shards, inspect_image, list_images
 from pipeline_fixtures import real_crops
 
 
@@ -25,10 +25,10 @@ def test_thumbnail_gets_rate_and_psnr(tmp_path: Path) -> None:
     items = assign_shards([inspect_image(url, str(photos)) for url in list_images(str(photos))], shard_size=64)
     archive, config = str(tmp_path / "archive"), CodecConfig("jpeg", "default", 50)
     layout = ArchiveLayout(archive)
-    assert [s["status"] for s in compress_batch.fn(items, archive, layout.latents, "taesd", config)] == ["written"]
+    assert [o.status for o in compress_batch(items, archive, layout.latents, "taesd", config)] == ["ok"]
 
-    rows = evaluate_batch.fn(items, archive, config, "taesd", layout.ledger, "run1")
-    assert [r["status"] for r in rows] == ["ok"]
+    evaluation = evaluate_batch(items, archive, config, "taesd", layout.ledger, "run1")
+    assert [o.status for o in evaluation.outcomes] == ["ok"] and [r["status"] for r in evaluation.rows] == ["ok"]
     stored = read_ledger(layout.ledger).iloc[0]
     size = Path(layout.image(config.key, items[0].image_id)).stat().st_size
     assert stored["bpp"] == 8 * size / (24 * (MIN_SIZE + 8)) and 20 < stored["psnr"] < 50

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from latentpress.codecs import CodecError, CodecInput, DecodeContext, SharedFit, get_codec
+from latentpress.codecs import CodecError, CodecInput, DecodeContext, ImageEncoder, ShardModelCodec, SharedFit, get_codec
 from latentpress.codecs.laduree import codec as laduree
 from latentpress.codecs.laduree.bitstream import pack_model, unpack_model
 from latentpress.models.metrics import compute_metrics
@@ -128,16 +128,15 @@ def test_images_of_different_sizes_share_a_model() -> None:
 
 def test_codec_contract() -> None:
     codec = get_codec("laduree")
-    assert codec.shared and codec.domain == "latent" and codec.quality_name == "hidden"
+    assert isinstance(codec, ShardModelCodec) and not isinstance(codec, ImageEncoder)
+    assert codec.domain == "latent" and codec.quality_name == "hidden"
     assert {"tiny", "fast", "default", "best"} <= set(codec.presets)
     assert codec.params("default").depth == 12
     assert codec.params(quality=240).hidden == 240
     for bad in (100, 108.5, 0):  # 6 heads: the hidden size must be a multiple of 12
         with pytest.raises(CodecError):
             codec.params(quality=bad)
-    item = CodecInput("a", 8, 8, latent=np.zeros((4, 1, 1), np.float32))
-    with pytest.raises(CodecError, match="fit"):
-        codec.encode(item, codec.params("tiny"))
+    assert not hasattr(codec, "encode")  # it only fits shard models
     with pytest.raises(CodecError, match="shared model"):
         codec.decode(b"", DecodeContext(8, 8))
 

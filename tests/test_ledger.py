@@ -65,7 +65,7 @@ def test_append_twice_then_read(tmp_path: Path) -> None:
         _row(
             "c",
             run_id="run2",
-            status="failed",
+            status="rejected",
             error="decode failed",
             bytes=None,
             bpp=None,
@@ -147,31 +147,44 @@ def test_summarize_hand_computed() -> None:
     rows = [
         _row("a", bpp=0.2, psnr=30.0, lpips=0.4, encode_seconds=1.0),
         _row("b", bpp=0.4, psnr=34.0, lpips=0.2, encode_seconds=3.0),
-        _row("c", status="failed", bpp=None, psnr=None, lpips=None),
+        _row("c", status="rejected", bpp=None, psnr=None, lpips=None),
         _row("a", quality=20, bpp=0.9, psnr=40.0),
         _row("a", codec="avif", quality=30, bpp=0.5, psnr=36.0),
         _row("b", codec="avif", quality=10, bpp=0.05, psnr=27.0),
-        _row("c", codec="avif", quality=50, status="failed", bpp=None),
+        _row("c", codec="avif", quality=50, status="rejected", bpp=None),
     ]
     out = summarize(pd.DataFrame(rows))
     assert list(out.columns) == [
         "codec", "preset", "config_key", "quality", "images", "bpp", "lpips", "dists", "psnr", "ms_ssim",
-        "encode_seconds", "decode_seconds", "failed",
+        "encode_seconds", "decode_seconds", "rejected",
     ]  # fmt: skip
     assert list(zip(out["codec"], out["quality"], strict=True)) == [
         ("avif", 10), ("avif", 30), ("avif", 50), ("jpeg", 5), ("jpeg", 20),
     ]  # fmt: skip
     jpeg5 = out.iloc[3]
-    assert jpeg5["images"] == 2 and jpeg5["failed"] == 1
+    assert jpeg5["images"] == 2 and jpeg5["rejected"] == 1
     assert jpeg5["bpp"] == pytest.approx(0.3)
     assert jpeg5["psnr"] == pytest.approx(32.0)
     assert jpeg5["lpips"] == pytest.approx(0.3)
     assert jpeg5["encode_seconds"] == pytest.approx(2.0)
     only_failed = out.iloc[2]
     assert (
-        only_failed["images"] == 0 and only_failed["failed"] == 1 and np.isnan(only_failed["bpp"])
+        only_failed["images"] == 0 and only_failed["rejected"] == 1 and np.isnan(only_failed["bpp"])
     )
-    assert list(out["images"]) == [1, 1, 0, 2, 1] and list(out["failed"]) == [0, 0, 1, 1, 0]
+    assert list(out["images"]) == [1, 1, 0, 2, 1] and list(out["rejected"]) == [0, 0, 1, 1, 0]
+
+
+def test_summary_counts_the_latest_row_of_each_image_and_configuration() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    early, late = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC) + timedelta(hours=1)
+    rows = [
+        _row("a", status="failed", bpp=None, timestamp=early),  # a ledger from before 0.2: retried since
+        _row("a", bpp=0.2, timestamp=late),
+        _row("b", status="failed", bpp=None, timestamp=early),  # still refused: counted with the rejected
+    ]
+    out = summarize(pd.DataFrame(rows))
+    assert list(out["images"]) == [1] and list(out["rejected"]) == [1] and out["bpp"].iloc[0] == pytest.approx(0.2)
 
 
 def test_export_round_trips(tmp_path: Path) -> None:

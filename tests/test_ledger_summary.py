@@ -22,7 +22,7 @@ ROWS = [
     ledger_row("a", "jpeg", 20, bpp=0.2, lpips=0.4, shard=0),
     ledger_row("b", "jpeg", 20, bpp=0.4, lpips=0.2, shard=1),
     ledger_row("a", "jpeg", 60, bpp=1.0, lpips=0.1, shard=0),
-    ledger_row("b", "jpeg", 60, status="failed", bpp=None, lpips=None, error="boom", shard=1),
+    ledger_row("b", "jpeg", 60, status="rejected", bpp=None, lpips=None, error="boom", shard=1),
     ledger_row("a", "latent-q", 0.5, vae_id="taesd", bpp=0.1, lpips=0.3, shard=0),
     ledger_row("b", "latent-q", 0.5, vae_id="taesdxl", bpp=0.3, lpips=0.5, shard=1),
     ledger_row("a", "latent-q", 1, vae_id="taesd", bpp=0.05, lpips=0.6, shard=0),
@@ -33,22 +33,22 @@ def test_summary_by_codec() -> None:
     out = summarize(pd.DataFrame(ROWS), by="codec")
     assert list(out.columns[:3]) == ["codec", "preset", "images"]
     jpeg, latent = out.iloc[0], out.iloc[1]
-    assert (jpeg["codec"], jpeg["images"], jpeg["failed"]) == ("jpeg", 2, 1)
+    assert (jpeg["codec"], jpeg["images"], jpeg["rejected"]) == ("jpeg", 2, 1)
     assert jpeg["bpp"] == pytest.approx((0.2 + 0.4 + 1.0) / 3) and jpeg["lpips"] == pytest.approx(0.7 / 3)
-    assert (latent["codec"], latent["images"], latent["failed"]) == ("latent-q", 2, 0)
+    assert (latent["codec"], latent["images"], latent["rejected"]) == ("latent-q", 2, 0)
     assert latent["bpp"] == pytest.approx(0.15)
 
 
 def test_summary_by_shard() -> None:
     out = summarize(pd.DataFrame(ROWS), by="shard")
-    got = {(r.shard, r.codec): (r.images, r.failed, round(r.bpp, 6)) for r in out.itertuples()}
+    got = {(r.shard, r.codec): (r.images, r.rejected, round(r.bpp, 6)) for r in out.itertuples()}
     assert got == {(0, "jpeg"): (1, 0, 0.6), (1, "jpeg"): (1, 1, 0.4), (0, "latent-q"): (1, 0, 0.075), (1, "latent-q"): (1, 0, 0.3)}
     assert list(out["shard"]) == [0, 0, 1, 1]
 
 
 def test_summary_by_vae_keeps_pixel_codecs() -> None:
     out = summarize(pd.DataFrame(ROWS), by="vae")
-    got = {(r.vae_id if isinstance(r.vae_id, str) else None, r.codec): (r.images, r.failed) for r in out.itertuples()}
+    got = {(r.vae_id if isinstance(r.vae_id, str) else None, r.codec): (r.images, r.rejected) for r in out.itertuples()}
     assert got == {("taesd", "latent-q"): (1, 0), ("taesdxl", "latent-q"): (1, 0), (None, "jpeg"): (2, 1)}
     assert out.loc[out["vae_id"] == "taesd", "bpp"].item() == pytest.approx(0.075)
 

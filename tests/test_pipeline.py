@@ -9,16 +9,13 @@ import pytest
 from PIL import Image
 
 from latentpress.codecs import get_codec
-from latentpress.flows.archive import archive_flow
-from latentpress.flows.compress import compress_flow
-from latentpress.flows.ingest import ingest_flow
-from latentpress.flows.restore import restore_flow
+from latentpress.flows.prefect_flows import archive_flow, compress_flow, ingest_flow, restore_flow
 from latentpress.infra import storage
 from latentpress.infra.archive import ArchiveLayout, read_manifest, unpack_image
 from latentpress.infra.collection import read_collection
 from latentpress.infra.latent_store import LatentStore
 from latentpress.infra.ledger import read_ledger
-from latentpress.tasks.decode import decode_container
+from latentpress.pipeline.decode import decode_container
 
 pytestmark = pytest.mark.e2e
 
@@ -38,9 +35,9 @@ def test_archive_evaluate_restore_and_rerun(mixed_collection: Path, tmp_path: Pa
     by_name = {item.name: item for item in read_collection(ArchiveLayout(str(archive)).collection)}
     assert {n for n, i in by_name.items() if i.status == "ok"} == {"a.png", "b.jpg", "nested/c_cmyk.jpg"}
     for bad in ("truncated.jpg", "empty.png", "notes.png"):
-        assert by_name[bad].status == "failed" and bad in by_name[bad].error
+        assert by_name[bad].status == "rejected" and bad in by_name[bad].error
     assert "empty" in by_name["empty.png"].error or "zero" in by_name["empty.png"].error
-    assert len(report.failed_items) == 3
+    assert sum(i.status == "rejected" for i in report.items) == 3 and report.ok
 
     # One ok ledger row per (good image, configuration); rate from the stored object's size.
     ledger = read_ledger(str(archive / "ledger"))
@@ -71,8 +68,8 @@ def test_archive_evaluate_restore_and_rerun(mixed_collection: Path, tmp_path: Pa
 
     # Restore writes images of the original sizes, equal to the decoded containers.
     out = tmp_path / "restored"
-    statuses = restore_flow(str(archive), str(out), dask_address=dask_address)
-    assert {s["status"] for s in statuses} == {"restored"} and len(statuses) == 6
+    restored = restore_flow(str(archive), str(out), dask_address=dask_address).stages["restore"]
+    assert {(o.status, o.cached) for o in restored} == {("ok", False)} and len(restored) == 6
     for item in (i for i in by_name.values() if i.status == "ok"):
         for key in ("jpeg.default.q50", "latent-q.default.q0.5"):
             restored = np.asarray(Image.open(out / key / f"{item.image_id}.png"))
@@ -86,7 +83,7 @@ def test_archive_evaluate_restore_and_rerun(mixed_collection: Path, tmp_path: Pa
     again = archive_flow(str(mixed_collection), str(archive), CODECS, dask_address=dask_address)
     after = snapshot(archive / "images") | {f"ledger/{k}": v for k, v in snapshot(archive / "ledger").items()}
     assert again.rows == [] and after == before
-    assert {s["status"] for s in again.compress} == {"skipped"}
+    assert {(o.status, o.cached) for o in again.stages["compress"]} == {("ok", True)}
     assert len(read_ledger(str(archive / "ledger"))) == 6
 
 
@@ -101,9 +98,9 @@ def test_rerun_finishes_only_missing_work(mixed_collection: Path, tmp_path: Path
 
     report = archive_flow(str(mixed_collection), str(archive), ["jpeg@40", "webp@30"], dask_address=dask_address)
 
-    statuses = {(s["config_key"], s["image_id"]): s["status"] for s in report.compress}
-    assert statuses[("jpeg.default.q40", lost.stem)] == "written"
-    assert sum(v == "written" for v in statuses.values()) == 4  # the lost one and three webp
+    written = {(o.config_key, o.image_id) for o in report.stages["compress"] if o.status == "ok" and not o.cached}
+    assert ("jpeg.default.q40", lost.stem) in written
+    assert len(written) == 4  # the lost one and three webp
     assert all(p.stat().st_mtime_ns == t for p, t in kept.items())
     assert ledger_files <= set((archive / "ledger").rglob("*.parquet"))
     ledger = read_ledger(str(archive / "ledger"))
@@ -136,22 +133,20 @@ def test_compress_then_evaluate_on_s3(mixed_collection: Path, s3_root: str, dask
 
     report = archive_flow(source, archive, ["webp@50", "latent-q@1"], ledger=ledger, dask_address=dask_address)
 
-    assert len(report.failed_items) == 3 and len(report.rows) == 6
+    assert sum(i.status == "rejected" for i in report.items) == 3 and len(report.rows) == 6
     frame = read_ledger(ledger)
     assert len(frame) == 6 and set(frame["status"]) == {"ok"}
     for row in frame.itertuples():
         url = ArchiveLayout(archive).image(row.config_key, row.image_id)
         assert row.bytes == storage.size(url)
     assert not storage.exists(f"{archive}/ledger")
-    statuses = restore_flow(archive, f"{s3_root}/restored", dask_address=dask_address)
-    assert {s["status"] for s in statuses} == {"restored"}
+    restored = restore_flow(archive, f"{s3_root}/restored", dask_address=dask_address)
+    assert {o.status for o in restored.stages["restore"]} == {"ok"}
     again = compress_flow(archive, ["webp@50", "latent-q@1"], ledger=ledger, dask_address=dask_address)
-    assert {s["status"] for s in again} == {"skipped"}
+    assert {(o.status, o.cached) for o in again.stages["compress"]} == {("ok", True)}
 
 
 def test_ingest_reads_again_only_changed_files(mixed_collection: Path, tmp_path: Path, dask_address: str) -> None:
-    from latentpress.flows.ingest import ingest_flow
-
     archive = str(tmp_path / "archive")
     first = {i.source: i for i in ingest_flow(str(mixed_collection), archive, dask_address=dask_address)}
     changed = mixed_collection / "a.png"
@@ -177,7 +172,7 @@ def test_laduree_archive_one_model_per_shard(tmp_path: Path, dask_address: str) 
     archive = tmp_path / "archive"
     report = archive_flow(str(photos), str(archive), ["laduree:tiny@32"], shard_size=2, dask_address=dask_address)
 
-    assert {s["status"] for s in report.compress if s["config_key"] != "latent"} == {"written"}
+    assert {(o.status, o.cached) for o in report.stages["compress"]} == {("ok", False)}
     models = sorted((archive / "shared" / "laduree.tiny.q32").glob("*.lpm"))
     assert len(models) == 2  # shards of 2 and 1 images
     ledger = read_ledger(str(archive / "ledger"))
@@ -189,6 +184,6 @@ def test_laduree_archive_one_model_per_shard(tmp_path: Path, dask_address: str) 
         assert row.shared_model_bytes == model_bytes
         assert row.bpp == pytest.approx(8 * (image_bytes + model_bytes / row.shared_images) / (64 * 64))
     out = tmp_path / "restored"
-    statuses = restore_flow(str(archive), str(out), dask_address=dask_address)
-    assert {s["status"] for s in statuses} == {"restored"}
+    restored = restore_flow(str(archive), str(out), dask_address=dask_address)
+    assert {o.status for o in restored.stages["restore"]} == {"ok"}
     assert {Image.open(p).size for p in (out / "laduree.tiny.q32").glob("*.png")} == {(64, 64)}

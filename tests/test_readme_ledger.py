@@ -30,7 +30,7 @@ def test_readme_queries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
         _row("x", "avif", 20, 100, 0.30), _row("y", "avif", 20, 200, 0.25),
         _row("x", "avif", 40, 300, 0.15), _row("y", "avif", 40, 400, 0.10),
         _row("x", "latent-q", 0.5, 150, 0.20, vae_id="taesd"), _row("y", "latent-q", 0.5, 500, 0.22, vae_id="taesd"),
-        _row("x", "latent-q", 1, 50, 0.0, status="failed", error="boom"),
+        _row("x", "latent-q", 1, 50, 0.0, status="rejected", error="boom"),
     ]  # fmt: skip
     append_rows(str(tmp_path / "example-out" / "archive" / "ledger"), rows, "run1")
     monkeypatch.chdir(tmp_path)

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from latentpress.flows.archive import archive_flow
+from latentpress.flows.prefect_flows import archive_flow
 from latentpress.infra import storage
 from latentpress.infra.ledger import append_rows, read_ledger
 from latentpress.report import write_report
@@ -27,7 +27,7 @@ from latentpress.report.bdrate import BDRateError, bd_rate
 from latentpress.report.build import default_archive
 from latentpress.report.crops import detail_window, nearest_rows
 from latentpress.report.curves import bd_table, latest_ok_rows, rd_points, shared_images
-from latentpress.tasks.decode import decode_container
+from latentpress.pipeline.decode import decode_container
 from ledger_rows import WHEN, ledger_row
 from pipeline_fixtures import write_good_images
 
@@ -109,7 +109,7 @@ def test_points_use_shared_images_and_latest_rows() -> None:
         ledger_row("b", "avif", 30, bpp=0.3, lpips=0.3, timestamp=later),
         ledger_row("a", "latent-q", 1, vae_id="taesd", bpp=0.05, lpips=0.6),
         ledger_row("b", "latent-q", 1, vae_id="taesd", bpp=0.15, lpips=0.4),
-        ledger_row("c", "avif", 30, status="failed", bpp=None, lpips=None, error="boom"),
+        ledger_row("c", "avif", 30, status="rejected", bpp=None, lpips=None, error="boom"),
     ]
     ok = latest_ok_rows(pd.DataFrame(rows))
     assert len(ok) == 7 and set(ok["curve"]) == {"jpeg", "avif", "latent-q (taesd)"}

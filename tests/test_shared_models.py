@@ -4,52 +4,47 @@ every image container, loaded once when decoding, amortised in the ledger."""
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from latentpress.codecs import CODECS, Codec, CodecConfig, CodecError, SharedFit, register_codec
+from latentpress.codecs import CODECS, CodecConfig, CodecInfo, ShardModelCodec, SharedFit, register_codec
 from latentpress.infra.archive import ArchiveLayout, unpack_image, unpack_model
 from latentpress.models.vae import load_vae
-from latentpress.tasks.compress import fit_shard
-from latentpress.tasks.decode import shared_model
-from latentpress.tasks.evaluate import evaluate_batch
-from latentpress.tasks.restore import restore_batch
+from latentpress.pipeline.compress import fit_shard
+from latentpress.pipeline.decode import shared_model
+from latentpress.pipeline.evaluate import evaluate_batch
+from latentpress.pipeline.restore import restore_batch
 
 
+
+
+@dataclass(frozen=True)
+class Params:
+    quality: float = 1.0
+
+
+class SharedMean(ShardModelCodec):
+    """A small shard-model codec for the test: the shard's mean latent, one byte an image."""
+
+    def fit(self, items, params) -> SharedFit:
+        mean = np.mean([item.latent for item in items], axis=0).astype(np.float16)
+        model = struct.pack("<3H", *mean.shape) + mean.tobytes()
+        return SharedFit(model, {item.image_id: bytes([i]) for i, item in enumerate(items)})
+
+    def decode(self, data, context) -> np.ndarray:
+        shape = struct.unpack("<3H", context.shared_model[:6])
+        return np.frombuffer(context.shared_model[6:], np.float16).reshape(shape).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
 def shared_mean_codec():
-    """A small shared-model codec for the test: the shard's mean latent, one byte an image."""
-    from dataclasses import dataclass
-
-    @dataclass(frozen=True)
-    class Params:
-        quality: float = 1.0
-
-    @register_codec("test-shared-mean")
-    class SharedMean(Codec):
-        domain = "latent"
-        shared = True
-        presets = {"default": Params()}
-        default_qualities = (1.0,)
-
-        def fit(self, items, params) -> SharedFit:
-            mean = np.mean([item.latent for item in items], axis=0).astype(np.float16)
-            model = struct.pack("<3H", *mean.shape) + mean.tobytes()
-            return SharedFit(model, {item.image_id: bytes([i]) for i, item in enumerate(items)})
-
-        def encode(self, item, params) -> bytes:
-            raise CodecError("needs fit")
-
-        def decode(self, data, context) -> np.ndarray:
-            shape = struct.unpack("<3H", context.shared_model[:6])
-            return np.frombuffer(context.shared_model[6:], np.float16).reshape(shape).astype(np.float32)
-
-    yield SharedMean
+    info = register_codec(CodecInfo("test-shared-mean", "a test codec", "latent", {"default": Params()}, (1.0,),
+                                    "quality", "higher", SharedMean))
+    yield lambda: SharedMean(info)
     del CODECS["test-shared-mean"]
 
 
@@ -58,8 +53,8 @@ def test_one_model_per_shard_amortised_in_the_ledger(shared_mean_codec, latent_a
     layout = ArchiveLayout(archive)
     config = CodecConfig("test-shared-mean", "default", 1.0)
 
-    statuses = fit_shard.fn(items, archive, layout.latents, "taesd", config)
-    assert [s["status"] for s in statuses] == ["written"] * 3
+    outcomes = fit_shard(items, archive, layout.latents, "taesd", config)
+    assert [(o.status, o.cached) for o in outcomes] == [("ok", False)] * 3
     models = list((tmp_path / "archive" / "shared" / config.key).glob("*.lpm"))
     assert len(models) == 1
     model_container, model_config = unpack_model(models[0].read_bytes())
@@ -69,7 +64,7 @@ def test_one_model_per_shard_amortised_in_the_ledger(shared_mean_codec, latent_a
         assert container.sections["shared"].decode() == models[0].stem
         assert container.sections["payload"] in {b"\x00", b"\x01", b"\x02"}
 
-    rows = evaluate_batch.fn(items, archive, config, "taesd", str(tmp_path / "ledger"), "run1")
+    rows = evaluate_batch(items, archive, config, "taesd", str(tmp_path / "ledger"), "run1").rows
     model_size = models[0].stat().st_size
     for row, item in zip(rows, items):
         assert row["status"] == "ok" and row["shared_model_id"] == models[0].stem
@@ -81,8 +76,8 @@ def test_one_model_per_shard_amortised_in_the_ledger(shared_mean_codec, latent_a
     # Restore decodes every image from the one shared model, loaded once per process.
     shared_model.cache_clear()
     out = str(tmp_path / "restored")
-    restored = restore_batch.fn([i.image_id for i in items], archive, config.key, out, "taesd")
-    assert {s["status"] for s in restored} == {"restored"}
+    restored = restore_batch([i.image_id for i in items], archive, config.key, out, "taesd")
+    assert {(o.status, o.cached) for o in restored} == {("ok", False)}
     assert shared_model.cache_info().misses == 1
     mean = shared_mean_codec().decode(b"\x00", type("C", (), {"shared_model": model_container.sections["model"]})())
     expected = load_vae("taesd").decode([mean], [(64, 64)])[0]
@@ -91,5 +86,5 @@ def test_one_model_per_shard_amortised_in_the_ledger(shared_mean_codec, latent_a
             np.testing.assert_array_equal(np.asarray(img), expected)
 
     # A rerun skips the shard; no second model appears.
-    assert {s["status"] for s in fit_shard.fn(items, archive, layout.latents, "taesd", config)} == {"skipped"}
+    assert {o.cached for o in fit_shard(items, archive, layout.latents, "taesd", config)} == {True}
     assert len(list((tmp_path / "archive" / "shared" / config.key).glob("*.lpm"))) == 1

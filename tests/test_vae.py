@@ -100,7 +100,7 @@ def test_resolution_order(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert resolve_model(str(tmp_path / "mine")) == str(tmp_path / "mine")
     assert resolve_model("madebyollin/taesd") == "madebyollin/taesd"
     monkeypatch.delenv("LATENTPRESS_MODELS")
-    with pytest.raises(FileNotFoundError, match="LATENTPRESS_MODELS=None"):
+    with pytest.raises(FileNotFoundError, match="LATENTPRESS_MODELS is not set"):
         resolve_model("mine")
     assert resolve_model("owner/repo") == "owner/repo"
 

@@ -1,33 +1,43 @@
-"""The codec contract every codec implements.
+"""The codec contract: what every codec does, and the abilities some codecs add.
 
-A codec turns one image (pixels or its VAE latent) into bytes and back:
+Every codec decodes: ``decode(data, context) -> array`` gives ``(H, W, 3) uint8``
+pixels for codecs whose domain is ``"pixels"``, or the ``(C, h, w) float32`` latent
+for ``"latent"`` codecs (the pipeline runs the VAE decoder and crops to the image
+size). How a codec encodes is one of its abilities, each a small abstract class:
 
-- ``encode(item, params) -> bytes``: the codec's own bitstream (the archive wraps it
-  in a container);
-- ``decode(data, context) -> array``: ``(H, W, 3) uint8`` pixels for codecs whose
-  ``domain`` is ``"pixels"``, or the ``(C, h, w) float32`` latent for ``"latent"``
-  codecs (the pipeline runs the VAE decoder and crops to the image size).
+- :class:`ImageEncoder`: ``encode(item, params) -> bytes``, one image at a time;
+- :class:`BatchEncoder`: also ``encode_many(items, params)``, faster than one by one;
+- :class:`RateControlled`: also ``encode_at_bpp(item, params, bpp)``, aims at a size;
+- :class:`ShardModelCodec`: ``fit(items, params) -> SharedFit``, one model learned
+  for a shard of images, whose per-image payloads come out of the fit; its
+  ``decode`` reads the model from ``context.shared_model``.
 
-Codecs that learn one model for a whole shard (``shared = True``) also implement
-``fit(items, params) -> SharedFit``: the shared model's bytes (stored once per
-shard) and each image's payload; their ``decode`` reads the shared model from
-``context.shared_model``.
+A codec implements only what it can: the pipeline asks ``isinstance`` which ability
+a codec has, and no codec carries a method that only raises. What a codec is (name,
+domain, presets, quality knob) is its :class:`~latentpress.codecs.registry.CodecInfo`,
+registered without importing the implementation.
 
 Parameters are a frozen dataclass per codec with a ``quality`` field (the codec's one
-continuous knob: a JPEG quality, a quantization step, a lambda); named presets fill
-in the rest.
+continuous knob: a JPEG quality, a quantization step, a lambda) and a ``validate()``
+method; named presets fill in the rest.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from latentpress.codecs.registry import CodecInfo
+
 Domain = Literal["pixels", "latent"]
+
+
+class CodecError(ValueError):
+    """A bitstream, an input or a parameter set a codec cannot handle."""
 
 
 @dataclass(frozen=True)
@@ -52,12 +62,12 @@ class DecodeContext:
     height: int
     vae_id: str | None = None
     shared_model: bytes | None = None
-    """The shared model's bytes, for codecs with ``shared = True``."""
+    """The shared model's bytes, for a :class:`ShardModelCodec`."""
 
 
 @dataclass(frozen=True)
 class SharedFit:
-    """What a shared-model codec learns from one shard."""
+    """What a shard-model codec learns from one shard."""
 
     model: bytes
     """The shared model's own bitstream (stored once, in its own container)."""
@@ -65,61 +75,79 @@ class SharedFit:
     """Image id -> that image's payload (e.g. its index into the model)."""
 
 
-class CodecError(ValueError):
-    """A bitstream or parameter set a codec cannot handle."""
-
-
 class Codec(ABC):
-    """Base class of all codecs; subclasses register with ``@register_codec``."""
+    """What every codec is and does: its registered information, and decoding."""
 
-    name: ClassVar[str] = ""
     version: ClassVar[int] = 1
-    domain: ClassVar[Domain]
-    presets: ClassVar[dict[str, Any]]
-    """Preset name -> params dataclass instance; always has ``"default"``."""
-    default_qualities: ClassVar[tuple[float, ...]]
-    quality_name: ClassVar[str] = "quality"
-    """What the quality knob means for this codec (shown in help and ledgers)."""
-    rate_control: ClassVar[bool] = False
-    """Whether :meth:`encode_at_bpp` can aim at a size."""
-    shared: ClassVar[bool] = False
-    """True for codecs that ``fit`` one model per shard instead of ``encode`` per image."""
-    batch_encode: ClassVar[bool] = False
-    """True for codecs whose :meth:`encode_many` is faster than encoding one by one."""
+    """Version of the codec's bitstream, written into every container."""
+
+    def __init__(self, info: CodecInfo) -> None:
+        self.info = info
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def domain(self) -> Domain:
+        return self.info.domain
+
+    @property
+    def presets(self) -> dict[str, Any]:
+        return self.info.presets
+
+    @property
+    def default_qualities(self) -> tuple[float, ...]:
+        return self.info.default_qualities
+
+    @property
+    def quality_name(self) -> str:
+        return self.info.knob
 
     def params(self, preset: str = "default", quality: float | None = None) -> Any:
         """Parameters of ``preset`` with the quality knob set (default: the preset's)."""
-        if preset not in self.presets:
-            known = ", ".join(sorted(self.presets))
-            raise CodecError(f"codec {self.name!r} has no preset {preset!r} (known: {known})")
-        base = self.presets[preset]
-        params = base if quality is None else dataclasses.replace(base, quality=float(quality))
-        self.validate(params)
-        return params
+        return self.info.params(preset, quality)
 
     def validate(self, params: Any) -> None:
-        """Raise ``CodecError`` if ``params`` are out of range (override to check)."""
+        """Raise ``CodecError`` if ``params`` are out of range."""
+        validate = getattr(params, "validate", None)
+        if validate is not None:
+            validate()
+
+    @abstractmethod
+    def decode(self, data: bytes, context: DecodeContext) -> np.ndarray:
+        """Reconstruct pixels or latent from this codec's bitstream."""
+
+
+class ImageEncoder(Codec):
+    """A codec that compresses each image on its own."""
 
     @abstractmethod
     def encode(self, item: CodecInput, params: Any) -> bytes:
         """Compress one image into this codec's bitstream."""
 
-    def encode_many(self, items: list[CodecInput], params: Any) -> list[bytes]:
-        """Compress several images alike; a ``CodecError`` for one fails them all."""
-        return [self.encode(item, params) for item in items]
 
-    def fit(self, items: list[CodecInput], params: Any) -> SharedFit:
-        """Learn one shared model for ``items`` (only for ``shared`` codecs)."""
-        raise CodecError(f"codec {self.name!r} does not fit shared models")
-
-    def encode_at_bpp(self, item: CodecInput, params: Any, bpp: float, overhead_bytes: int = 0) -> tuple[bytes, Any]:
-        """Compress to ``bpp`` bits per image pixel, counting ``overhead_bytes`` of
-        packaging too; returns the bitstream and the parameters used (the quality found).
-
-        Only codecs with ``rate_control``; ``CodecError`` when the size cannot be reached.
-        """
-        raise CodecError(f"codec {self.name!r} has no rate control (no target bpp)")
+class BatchEncoder(ImageEncoder):
+    """An image encoder that is faster on several images at once."""
 
     @abstractmethod
-    def decode(self, data: bytes, context: DecodeContext) -> np.ndarray:
-        """Reconstruct pixels or latent from a bitstream made by ``encode``."""
+    def encode_many(self, items: list[CodecInput], params: Any) -> list[bytes]:
+        """Compress several images alike; a ``CodecError`` for one fails them all."""
+
+
+class RateControlled(ImageEncoder):
+    """An image encoder that can aim at a size in bits per pixel."""
+
+    @abstractmethod
+    def encode_at_bpp(self, item: CodecInput, params: Any, bpp: float, overhead_bytes: int = 0) -> tuple[bytes, Any]:
+        """Compress to ``bpp`` bits per image pixel, counting ``overhead_bytes`` of
+        packaging too; the bitstream and the parameters used (the quality found).
+        ``CodecError`` when the size cannot be reached."""
+
+
+class ShardModelCodec(Codec):
+    """A codec that learns one model per shard; each image's payload refers to it."""
+
+    @abstractmethod
+    def fit(self, items: list[CodecInput], params: Any) -> SharedFit:
+        """Learn one shared model for ``items`` and each image's payload."""

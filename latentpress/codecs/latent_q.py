@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from latentpress.codecs import entropy
-from latentpress.codecs.base import Codec, CodecError, CodecInput, DecodeContext
-from latentpress.codecs.registry import register_codec
+from latentpress.codecs.base import CodecError, CodecInput, DecodeContext, ImageEncoder
+from latentpress.codecs.registry import CodecInfo, register_codec
 
 _HEADER = struct.Struct("<BHIIf")
 MAX_VALUES = 1 << 26
@@ -33,23 +33,17 @@ class LatentQParams:
 
     quality: float = 0.5
 
+    def validate(self) -> None:
+        step = np.float32(self.quality)
+        if not (np.isfinite(step) and step > 0):
+            raise CodecError(f"latent-q step must be finite and > 0, got {self.quality}")
 
-@register_codec("latent-q")
-class LatentQ(Codec):
+
+class LatentQ(ImageEncoder):
     """Uniform scalar quantization of the latent, per-channel histogram coding."""
 
-    domain = "latent"
-    presets = {"default": LatentQParams()}
-    default_qualities = (0.25, 0.5, 1.0)
-    quality_name = "step"
-
-    def validate(self, params: LatentQParams) -> None:
-        step = np.float32(params.quality)
-        if not (np.isfinite(step) and step > 0):
-            raise CodecError(f"latent-q step must be finite and > 0, got {params.quality}")
-
     def encode(self, item: CodecInput, params: LatentQParams) -> bytes:
-        self.validate(params)
+        params.validate()
         latent = item.latent
         if latent is None or latent.ndim != 3 or latent.size == 0:
             raise CodecError("latent-q needs a non-empty (C, h, w) latent")
@@ -109,3 +103,10 @@ class LatentQ(Codec):
             out[c] = symbols.astype(np.float64) * np.float64(step)
         decoder.finish()
         return out.reshape(channels, height, width)
+
+
+register_codec(CodecInfo(
+    name="latent-q", summary="the latent quantized and range coded (baseline)",
+    domain="latent", presets={"default": LatentQParams()}, default_qualities=(0.25, 0.5, 1.0),
+    knob="step", better="lower", implementation=LatentQ,
+))

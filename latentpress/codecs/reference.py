@@ -15,48 +15,21 @@ from typing import Any, ClassVar
 import numpy as np
 from PIL import Image
 
-from latentpress.codecs.base import Codec, CodecError, CodecInput, DecodeContext
-from latentpress.codecs.registry import register_codec
+from latentpress.codecs.base import CodecError, CodecInput, DecodeContext, ImageEncoder
+from latentpress.codecs.registry import CodecInfo, register_codec
 
 # Errors Pillow raises on data it cannot decode.
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
 
 
-class PillowCodec(Codec):
+class PillowCodec(ImageEncoder):
     """A pixel codec that is one Pillow image format."""
 
-    domain = "pixels"
     pillow_format: ClassVar[str]
-    quality_range: ClassVar[tuple[int, int]]
-    option_ranges: ClassVar[dict[str, tuple[int, int]]] = {}
-    """Integer option name -> allowed (low, high), inclusive."""
-    option_choices: ClassVar[dict[str, tuple[Any, ...]]] = {}
-    """Option name -> allowed values."""
-
-    def validate(self, params: Any) -> None:
-        """Check quality and format options against the allowed ranges."""
-        low, high = self.quality_range
-        quality = params.quality
-        if not (low <= quality <= high) or quality != int(quality):
-            raise CodecError(
-                f"codec {self.name!r}: quality must be an integer in {low}..{high}, got {quality}"
-            )
-        for option, (low, high) in self.option_ranges.items():
-            value = getattr(params, option)
-            if not (isinstance(value, int) and low <= value <= high):
-                raise CodecError(
-                    f"codec {self.name!r}: {option} must be in {low}..{high}, got {value!r}"
-                )
-        for option, allowed in self.option_choices.items():
-            value = getattr(params, option)
-            if value not in allowed:
-                raise CodecError(
-                    f"codec {self.name!r}: {option} must be one of {allowed}, got {value!r}"
-                )
 
     def encode(self, item: CodecInput, params: Any) -> bytes:
         """Compress ``item.image`` with Pillow, without metadata."""
-        self.validate(params)
+        params.validate()
         image = item.image
         if image is None or image.dtype != np.uint8 or image.shape != (item.height, item.width, 3):
             got = None if image is None else (image.shape, str(image.dtype))
@@ -83,6 +56,26 @@ class PillowCodec(Codec):
             raise CodecError(f"codec {self.name!r} cannot decode this data: {error}") from error
 
 
+def _check(codec: str, params: Any, quality: tuple[int, int], ranges: dict[str, tuple[int, int]],
+           choices: dict[str, tuple[Any, ...]]) -> None:
+    """Raise ``CodecError`` unless the quality is a whole number in ``quality`` and each
+    option lies in its range or among its choices."""
+    low, high = quality
+    if not (low <= params.quality <= high) or params.quality != int(params.quality):
+        raise CodecError(f"codec {codec!r}: quality must be an integer in {low}..{high}, got {params.quality}")
+    for option, (low, high) in ranges.items():
+        value = getattr(params, option)
+        if not (isinstance(value, int) and low <= value <= high):
+            raise CodecError(f"codec {codec!r}: {option} must be in {low}..{high}, got {value!r}")
+    for option, allowed in choices.items():
+        value = getattr(params, option)
+        if value not in allowed:
+            raise CodecError(f"codec {codec!r}: {option} must be one of {allowed}, got {value!r}")
+
+
+_SUBSAMPLING = ("4:4:4", "4:2:2", "4:2:0")
+
+
 @dataclass(frozen=True)
 class JpegParams:
     """libjpeg options; quality 1..100 (above 95 buys little)."""
@@ -92,20 +85,8 @@ class JpegParams:
     optimize: bool = True
     progressive: bool = False
 
-
-@register_codec("jpeg")
-class JpegCodec(PillowCodec):
-    """Baseline JPEG (libjpeg-turbo)."""
-
-    pillow_format = "JPEG"
-    quality_range = (1, 100)
-    option_choices = {"subsampling": ("4:4:4", "4:2:2", "4:2:0")}
-    presets = {
-        "fast": JpegParams(optimize=False),
-        "default": JpegParams(),
-        "best": JpegParams(progressive=True),
-    }
-    default_qualities = (3, 5, 8, 12, 20, 30, 40, 55)
+    def validate(self) -> None:
+        _check("jpeg", self, (1, 100), {}, {"subsampling": _SUBSAMPLING})
 
 
 @dataclass(frozen=True)
@@ -115,20 +96,8 @@ class WebpParams:
     quality: float = 80
     method: int = 4
 
-
-@register_codec("webp")
-class WebpCodec(PillowCodec):
-    """Lossy WebP (VP8, 4:2:0)."""
-
-    pillow_format = "WEBP"
-    quality_range = (0, 100)
-    option_ranges = {"method": (0, 6)}
-    presets = {
-        "fast": WebpParams(method=2),
-        "default": WebpParams(method=4),
-        "best": WebpParams(method=6),
-    }
-    default_qualities = (0, 2, 10, 20, 35, 50, 70)
+    def validate(self) -> None:
+        _check("webp", self, (0, 100), {"method": (0, 6)}, {})
 
 
 @dataclass(frozen=True)
@@ -139,18 +108,43 @@ class AvifParams:
     speed: int = 6
     subsampling: str = "4:2:0"
 
+    def validate(self) -> None:
+        _check("avif", self, (0, 100), {"speed": (0, 10)}, {"subsampling": _SUBSAMPLING})
 
-@register_codec("avif")
+
+class JpegCodec(PillowCodec):
+    """Baseline JPEG (libjpeg-turbo)."""
+
+    pillow_format = "JPEG"
+
+
+class WebpCodec(PillowCodec):
+    """Lossy WebP (VP8, 4:2:0)."""
+
+    pillow_format = "WEBP"
+
+
 class AvifCodec(PillowCodec):
     """AVIF (AV1 intra) through libavif."""
 
     pillow_format = "AVIF"
-    quality_range = (0, 100)
-    option_ranges = {"speed": (0, 10)}
-    option_choices = {"subsampling": ("4:4:4", "4:2:2", "4:2:0")}
-    presets = {
-        "fast": AvifParams(speed=8),
-        "default": AvifParams(speed=6),
-        "best": AvifParams(speed=2),
-    }
-    default_qualities = (0, 10, 20, 30, 40, 50, 60)
+
+
+register_codec(CodecInfo(
+    name="jpeg", summary="JPEG through Pillow (libjpeg-turbo), reference", domain="pixels",
+    presets={"fast": JpegParams(optimize=False), "default": JpegParams(), "best": JpegParams(progressive=True)},
+    default_qualities=(3, 5, 8, 12, 20, 30, 40, 55), knob="quality", better="higher",
+    implementation=JpegCodec,
+))
+register_codec(CodecInfo(
+    name="webp", summary="lossy WebP through Pillow (libwebp), reference", domain="pixels",
+    presets={"fast": WebpParams(method=2), "default": WebpParams(method=4), "best": WebpParams(method=6)},
+    default_qualities=(0, 2, 10, 20, 35, 50, 70), knob="quality", better="higher",
+    implementation=WebpCodec,
+))
+register_codec(CodecInfo(
+    name="avif", summary="AVIF through Pillow (libavif, AV1 intra), reference", domain="pixels",
+    presets={"fast": AvifParams(speed=8), "default": AvifParams(speed=6), "best": AvifParams(speed=2)},
+    default_qualities=(0, 10, 20, 30, 40, 50, 60), knob="quality", better="higher",
+    implementation=AvifCodec,
+))

@@ -1,33 +1,89 @@
-"""Codec registry: a plain dict filled by a decorator."""
+"""Codec registry: a plain dict of what each codec is, its implementation loaded on use.
+
+Every codec registers a :class:`CodecInfo` (name, domain, presets, default quality
+points, what its knob means and which way is better) from a module that imports
+neither torch nor diffusers, so that ``latentpress --help``, ``latentpress codecs``
+and the checking of ``--codec`` values start fast. :func:`get_codec` imports the
+implementation (``"package.module:Class"``) the first time a codec is used.
+"""
 
 from __future__ import annotations
 
-from typing import Callable, TypeVar
+import dataclasses
+import importlib
+from dataclasses import dataclass
+from typing import Any, Literal
 
-from latentpress.codecs.base import Codec
-
-CODECS: dict[str, type[Codec]] = {}
-
-C = TypeVar("C", bound=type[Codec])
-
-
-def register_codec(name: str) -> Callable[[C], C]:
-    """Class decorator registering a codec under ``name``."""
-
-    def decorate(cls: C) -> C:
-        if name in CODECS and CODECS[name] is not cls:
-            raise ValueError(f"codec name {name!r} is already registered")
-        cls.name = name
-        CODECS[name] = cls
-        return cls
-
-    return decorate
+from latentpress.codecs.base import Codec, CodecError, Domain
 
 
-def get_codec(name: str) -> Codec:
-    """A codec instance by registered name."""
+@dataclass(frozen=True)
+class CodecInfo:
+    """What a codec is, known without importing its implementation."""
+
+    name: str
+    summary: str
+    """One line for people (``latentpress codecs``)."""
+    domain: Domain
+    """``pixels``: the codec reads and returns images; ``latent``: VAE latents."""
+    presets: dict[str, Any]
+    """Preset name -> parameter dataclass (with a ``quality`` field); has ``default``."""
+    default_qualities: tuple[float, ...]
+    knob: str
+    """What the quality knob is (``quality``, ``step``, ``lambda`` ...)."""
+    better: Literal["higher", "lower"]
+    """Which way of the knob gives better images (and more bits)."""
+    implementation: str | type[Codec]
+    """``"module:Class"`` imported on first use, or the class itself."""
+    rate_control: bool = False
+    """Whether ``NAME@bppX`` may ask for a size (the codec is ``RateControlled``)."""
+
+    def params(self, preset: str = "default", quality: float | None = None) -> Any:
+        """Parameters of ``preset`` with the knob at ``quality`` (default: the preset's),
+        checked by the dataclass's own ``validate`` where it has one."""
+        if preset not in self.presets:
+            known = ", ".join(sorted(self.presets))
+            raise CodecError(f"codec {self.name!r} has no preset {preset!r} (known: {known})")
+        base = self.presets[preset]
+        params = base if quality is None else dataclasses.replace(base, quality=float(quality))
+        validate = getattr(params, "validate", None)
+        if validate is not None:
+            validate()
+        return params
+
+
+CODECS: dict[str, CodecInfo] = {}
+_classes: dict[str, type[Codec]] = {}
+
+
+def register_codec(info: CodecInfo) -> CodecInfo:
+    """Register ``info`` under its name (a name can be taken once)."""
+    if info.name in CODECS and CODECS[info.name] != info:
+        raise ValueError(f"codec name {info.name!r} is already registered")
+    if "default" not in info.presets:
+        raise ValueError(f"codec {info.name!r} has no 'default' preset")
+    CODECS[info.name] = info
+    _classes.pop(info.name, None)
+    return info
+
+
+def codec_info(name: str) -> CodecInfo:
+    """The registered information of codec ``name``; ``KeyError`` naming the known ones."""
     try:
-        return CODECS[name]()
+        return CODECS[name]
     except KeyError:
         known = ", ".join(sorted(CODECS))
         raise KeyError(f"unknown codec {name!r} (known: {known})") from None
+
+
+def get_codec(name: str) -> Codec:
+    """An instance of codec ``name`` (its implementation imported on first use)."""
+    info = codec_info(name)
+    cls = _classes.get(name)
+    if cls is None:
+        cls = info.implementation
+        if isinstance(cls, str):
+            module, _, attribute = cls.partition(":")
+            cls = getattr(importlib.import_module(module), attribute)
+        _classes[name] = cls
+    return cls(info)

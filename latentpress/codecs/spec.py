@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from latentpress.codecs.registry import get_codec
+from latentpress.codecs.registry import CODECS, codec_info
 
 _SPEC = re.compile(r"^(?P<name>[a-z0-9][a-z0-9_-]*)(?::(?P<preset>[a-z0-9_-]+))?(?:@(?P<q>.+))?$")
 
@@ -34,9 +34,8 @@ class CodecConfig:
     def params(self) -> Any:
         """The codec's parameter dataclass for this configuration (the preset's
         quality for a target size: the codec searches its own)."""
-        if self.target_bpp:
-            return get_codec(self.name).params(self.preset)
-        return get_codec(self.name).params(self.preset, self.quality)
+        info = codec_info(self.name)
+        return info.params(self.preset) if self.target_bpp else info.params(self.preset, self.quality)
 
     def to_dict(self) -> dict[str, Any]:
         """As stored in containers and manifests (``target_bpp`` only when set)."""
@@ -58,7 +57,10 @@ def parse_codec_spec(text: str) -> list[CodecConfig]:
     if not match:
         raise ValueError(f"bad codec spec {text!r}: expected NAME[:PRESET][@Q1,Q2,...]")
     name, preset = match["name"], match["preset"] or "default"
-    codec = get_codec(name)
+    try:
+        codec = codec_info(name)
+    except KeyError as exc:
+        raise ValueError(exc.args[0]) from None
     if match["q"] is None:
         configs = [CodecConfig(name, preset, q) for q in codec.default_qualities]
     else:
@@ -78,6 +80,16 @@ def parse_codec_spec(text: str) -> list[CodecConfig]:
     return configs
 
 
+def parse_specs(specs: list[str]) -> list[CodecConfig]:
+    """All configurations of several ``--codec`` values, without repeats, in order."""
+    configs: list[CodecConfig] = []
+    for spec in specs:
+        configs += [c for c in parse_codec_spec(spec) if c not in configs]
+    if not configs:
+        raise ValueError("no codec given")
+    return configs
+
+
 def with_target_bpp(specs: list[str], bpps: list[float]) -> list[str]:
     """``specs`` with target sizes ``bpps`` for every codec that has rate control.
 
@@ -89,7 +101,7 @@ def with_target_bpp(specs: list[str], bpps: list[float]) -> list[str]:
     out, found = [], False
     for text in specs:
         match = _SPEC.match(text.strip())
-        if match and get_codec(match["name"]).rate_control:
+        if match and match["name"] in CODECS and CODECS[match["name"]].rate_control:
             found = True
             text = f"{text.strip()},{targets}" if match["q"] else f"{text.strip()}@{targets}"
         out.append(text)

@@ -1,49 +1,30 @@
-"""Archive flow: ingest, compress and evaluate a collection in one run."""
+"""Archive: ingest, compress and evaluate a collection in one run.
+
+Each batch is compressed and evaluated by one ``archive_batch`` job, so ledger rows
+arrive while the run goes on; a shard-model codec's shard is evaluated in batches as
+soon as its model is fitted. Containers stored by earlier runs under configurations
+this run does not name, and missing from the ledger, are evaluated too.
+"""
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import dataclass, field
-
-from prefect import flow
-from prefect.futures import PrefectFuture
-
+from latentpress.codecs import CodecConfig, parse_specs
 from latentpress.config import DEFAULT_BATCH_SIZE, DEFAULT_SHARD_SIZE, DEFAULT_VAE
-from latentpress.codecs import CodecConfig, get_codec
-from latentpress.flows.common import FlowError, Workers, finished, flatten, gather, shard_batches, use_cluster
-from latentpress.flows.compress import (
-    compression_jobs,
-    encode_latents,
-    finish_compression,
-    is_latent,
-    parse_specs,
-    submit_compression,
-)
-from latentpress.flows.evaluate import recorded, submit_evaluation, unevaluated
+from latentpress.flows.common import Job, balanced_batch, finished, ids, job_errors, shard_batches, start
+from latentpress.flows.compress import compression_job, compression_jobs, is_latent, with_latents
+from latentpress.flows.evaluate import collect_evaluations, evaluation_job
+from latentpress.flows.executors import Executor, InProcess
 from latentpress.flows.ingest import ingest
+from latentpress.flows.results import RunResult, new_run_id
 from latentpress.infra.archive import ArchiveLayout, read_manifest
-from latentpress.infra.cluster import gpu_tasks
 from latentpress.infra.collection import Item
-from latentpress.tasks.archive import archive_batch, to_evaluate
-from latentpress.tasks.evaluate import warm_up_in_background
+from latentpress.pipeline import archive as stage
+from latentpress.pipeline.compress import encodes_per_image
+from latentpress.pipeline.evaluate import Recorded, recorded, unevaluated, warm_up_in_background
+from latentpress.pipeline.manifest import finish_compression
 
 
-@dataclass
-class ArchiveReport:
-    """What one archive run did."""
-
-    run_id: str
-    items: list[Item]
-    compress: list[dict] = field(default_factory=list)
-    rows: list[dict] = field(default_factory=list)
-
-    @property
-    def failed_items(self) -> list[Item]:
-        return [i for i in self.items if i.status != "ok"]
-
-
-@flow(name="archive")
-def archive_flow(
+def archive(
     source: str,
     archive: str,
     codecs: list[str],
@@ -52,90 +33,70 @@ def archive_flow(
     latents: str | None = None,
     shard_size: int = DEFAULT_SHARD_SIZE,
     batch_size: int = DEFAULT_BATCH_SIZE,
-    dask_address: str | None = None,
-    workers: int | None = None,
-) -> ArchiveReport:
-    """Archive every image under ``source`` into ``archive`` with each codec and
-    record the results in the ledger (default ``<archive>/ledger``).
+    executor: Executor | None = None,
+) -> RunResult:
+    """Archive every image under ``source`` into ``archive`` with each codec and record
+    the results in the ledger (default ``<archive>/ledger``).
 
-    The ingest, compress and evaluate steps (each also a flow of its own) run in
-    this one flow on one set of workers, every batch evaluated as soon as it is
-    compressed (``Pipeline``).
-
-    Reruns are idempotent: stored containers and ledger rows are never redone.
+    Reruns are idempotent: stored containers and finished ledger rows are never
+    redone; images that ended in ``error`` are tried again.
     """
-    configs = parse_specs(codecs)  # fail fast on a bad codec spec, before any work
-    run_id = uuid.uuid4().hex[:12]
-    ledger_url = ledger or ArchiveLayout(archive).ledger
-    with use_cluster(dask_address, workers) as running:
-        running.runner.client.run(warm_up_in_background)  # while ingest and compress run
-        items = ingest(running, source, archive, shard_size)
-        good = [item for item in items if item.status == "ok"]
-        run = Pipeline(running, archive, configs, vae, latents or ArchiveLayout(archive).latents, ledger_url, run_id)
-        statuses, rows = run(good, running.batch_size(batch_size, len(good)))
-    return ArchiveReport(run_id=run_id, items=items, compress=statuses, rows=rows)
+    executor = executor or InProcess()
+    configs = parse_specs(codecs)  # a bad codec spec fails before any work
+    layout = ArchiveLayout(archive)
+    ledger_url = ledger or layout.ledger
+    latents_url = latents or layout.latents
+    items = ingest(source, archive, shard_size, executor)
+    result = RunResult(new_run_id(), items=items)
+    good = [item for item in items if item.status == "ok"]
+    size = balanced_batch(batch_size, len(good), executor.threads)
+    done = recorded(ledger_url)
+    if any(i.image_id not in done.done_for(c.key) for c in configs for i in good):
+        executor.on_every_worker(warm_up_in_background)  # metric networks load while the codecs run
+    usable = with_latents(executor, good, configs, latents_url, vae, size, result)
+    earlier = read_manifest(archive, missing_ok=True)
+    leftovers = [c for c in map(CodecConfig.from_dict, earlier.get("configs", [])) if c not in configs]
+    jobs = [
+        archive_job(config, group, archive, latents_url, vae, ledger_url, result.run_id, done)
+        for config, group in compression_jobs(configs, usable, size, executor.threads)
+    ]
+    start(executor, jobs)
+    evaluations = start(executor, [
+        evaluation_job(archive, config, batch, earlier["vae"], ledger_url, result.run_id)
+        for config, images in unevaluated(archive, good, leftovers, done).items()
+        for batch in shard_batches(images, size)
+    ])  # fmt: skip
+    for job, outcome in finished(executor, jobs, "compress and evaluate"):
+        if isinstance(outcome, BaseException):
+            result.add("compress", job_errors(job, outcome))
+        elif isinstance(outcome, stage.ArchivedBatch):
+            result.add("compress", outcome.compressed)
+            result.add("evaluate", outcome.evaluated)
+            result.rows += outcome.rows
+        else:  # a fitted shard: evaluate it in batches
+            result.add("compress", outcome)
+            config = job.params["config"]
+            todo = stage.to_evaluate(job.params["items"], outcome, done.done_for(config.key))
+            batches = [evaluation_job(archive, config, b, vae, ledger_url, result.run_id) for b in shard_batches(todo, size)]
+            evaluations += start(executor, batches)
+    collect_evaluations(executor, evaluations, result)
+    finish_compression(archive, ledger_url, good, configs, result.stages.get("compress", []), result.run_id, vae)
+    return result
 
 
-@dataclass
-class Pipeline:
-    """Compression and evaluation of one archive run, without a barrier between them.
-
-    A batch is compressed and evaluated by one ``archive_batch`` task; a shared-model
-    codec's shard is evaluated in batches as soon as its model is fitted. Containers
-    stored by earlier runs under configurations this run does not name, and missing
-    from the ledger, are evaluated too.
-    """
-
-    running: Workers
-    archive: str
-    configs: list[CodecConfig]
-    vae: str
-    latents_url: str
-    ledger_url: str
-    run_id: str
-
-    def __call__(self, items: list[Item], size: int) -> tuple[list[dict], list[dict]]:
-        """Compression statuses and new ledger rows for ``items`` in batches of ``size``."""
-        done = recorded(self.ledger_url)
-        earlier = read_manifest(self.archive, missing_ok=True)
-        leftovers = [c for c in map(CodecConfig.from_dict, earlier.get("configs", [])) if c not in self.configs]
-        statuses = encode_latents(self.running, items, self.configs, self.latents_url, self.vae, size)
-        jobs = compression_jobs(self.configs, items, size, self.running.threads)
-        futures = [self.compression(config, group, done) for config, group in jobs]
-        evaluations = [
-            self.evaluation(config, batch, earlier["vae"])
-            for config, images in unevaluated(self.archive, leftovers, done).items()
-            for batch in shard_batches(images, size)
-        ]
-        rows: list[dict] = []
-        try:
-            for position, result in finished(futures, "compress and evaluate"):
-                config, group = jobs[position]
-                if get_codec(config.name).shared:  # a fitted shard: evaluate it in batches
-                    statuses += result
-                    todo = to_evaluate(group, result, done.get(config.key, set()))
-                    evaluations += [self.evaluation(config, batch, self.vae) for batch in shard_batches(todo, size)]
-                else:
-                    statuses += result[0]
-                    rows += result[1]
-        except FlowError:
-            gather(evaluations, "evaluate")  # the rows of what was compressed are kept
-            raise
-        finish_compression(self.archive, self.ledger_url, items, self.configs, statuses, self.run_id, self.vae)
-        return statuses, rows + flatten(gather(evaluations, "evaluate"))
-
-    def compression(self, config: CodecConfig, items: list[Item], done: dict[str, set[str]]) -> PrefectFuture:
-        """``fit_shard`` for a shared-model codec's shard, ``archive_batch`` for a batch."""
-        if get_codec(config.name).shared:
-            return submit_compression(self.running, [(config, items)], self.archive, self.latents_url, self.vae)[0]
-        in_ledger = {i.image_id for i in items} & done.get(config.key, set())  # only this batch's ids travel
-        parameters = {
-            "items": items, "archive": self.archive, "latents_url": self.latents_url, "vae_name": self.vae,
-            "config": config, "ledger_url": self.ledger_url, "run_id": self.run_id, "recorded": in_ledger,
-        }  # fmt: skip
-        with gpu_tasks(self.running.gpus and is_latent(config)):
-            return self.running.runner.submit(archive_batch, parameters)
-
-    def evaluation(self, config: CodecConfig, items: list[Item], vae: str) -> PrefectFuture:
-        return submit_evaluation(self.running, self.archive, config, items, vae, self.ledger_url, self.run_id)
-
+def archive_job(
+    config: CodecConfig, items: list[Item], archive: str, latents_url: str, vae: str, ledger_url: str, run_id: str,
+    done: Recorded,
+) -> Job:
+    """An ``archive_batch`` job for a per-image codec (only this batch's recorded ids
+    travel with it), or a ``fit_shard`` job for a shard-model codec's shard."""
+    rejected = done.rejected_for(config.key)
+    if not encodes_per_image(config):
+        return compression_job(config, items, archive, latents_url, vae, rejected)
+    batch_ids = set(ids(items))
+    params = {
+        "items": items, "archive": archive, "latents_url": latents_url, "vae_name": vae, "config": config,
+        "ledger_url": ledger_url, "run_id": run_id, "done": batch_ids & done.done_for(config.key),
+        "rejected": frozenset(batch_ids & rejected),
+    }  # fmt: skip
+    return Job(stage.archive_batch, params, ids(items), config.key, gpu=is_latent(config))

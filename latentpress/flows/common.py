@@ -1,19 +1,21 @@
-"""Helpers shared by the flows: batching work and gathering task results."""
+"""What every flow does: cut work into batches, submit it, read results as they come.
+
+A :class:`Job` is one call of a pipeline function over a batch of images. A job that
+fails as a whole (after the task runner's retries) does not stop the flow: each of
+its images ends as an ``error`` outcome with the job's reason (:func:`job_errors`).
+"""
 
 from __future__ import annotations
 
 import math
-import sys
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from prefect.futures import PrefectFuture, as_completed
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-from latentpress.infra.cluster import cluster_shape, dask_scheduler, task_runner
+from latentpress.flows.executors import Executor
+from latentpress.flows.progress import StepProgress
 from latentpress.infra.collection import Item
+from latentpress.pipeline.outcomes import Outcome, describe
 
 T = TypeVar("T")
 K = TypeVar("K")
@@ -25,32 +27,58 @@ over from a slow one at the end of a step."""
 MIN_BATCH = 4
 
 
-class FlowError(RuntimeError):
-    """Some tasks of a flow failed after their retries."""
+@dataclass
+class Job:
+    """One call of a pipeline ``step`` with ``params``, over the images ``image_ids``
+    under ``config_key``."""
+
+    step: Callable[..., Any]
+    params: dict[str, Any]
+    image_ids: list[str]
+    config_key: str
+    gpu: bool = False
+    size: int | None = None
+    """Images the job covers, for progress (default: ``len(image_ids)``)."""
+    handle: Any = field(default=None, repr=False)
+
+    @property
+    def images(self) -> int:
+        return len(self.image_ids) if self.size is None else self.size
 
 
-@dataclass(frozen=True)
-class Workers:
-    """A started task runner on a Dask cluster: whether it has GPUs, how many threads."""
-
-    runner: Any
-    gpus: bool
-    threads: int = 1
-
-    def batch_size(self, requested: int, images: int) -> int:
-        """``requested``, or less when ``images`` would give a thread fewer than
-        ``TASKS_PER_WORKER`` tasks (never below ``MIN_BATCH``)."""
-        if requested < 1:
-            raise ValueError(f"batch size must be at least 1, got {requested}")
-        balanced = math.ceil(images / (TASKS_PER_WORKER * self.threads))
-        return min(requested, max(balanced, MIN_BATCH))
+def job_errors(job: Job, exc: BaseException) -> list[Outcome]:
+    """An ``error`` outcome for each image of a job that failed as a whole."""
+    return [Outcome(image_id, job.config_key, "error", describe(exc)) for image_id in job.image_ids]
 
 
-@contextmanager
-def use_cluster(dask_address: str | None, count: int | None) -> Iterator[Workers]:
-    """Workers of the cluster at ``dask_address`` (default: a local cluster of ``count``)."""
-    with dask_scheduler(dask_address, count) as address, task_runner(address) as runner:
-        yield Workers(runner, *cluster_shape(runner.client))
+def ids(items: Iterable[Item]) -> list[str]:
+    """The image ids of ``items``."""
+    return [item.image_id for item in items]
+
+
+def start(executor: Executor, jobs: list[Job]) -> list[Job]:
+    """Submit every job to ``executor``; returns ``jobs``."""
+    for job in jobs:
+        job.handle = executor.submit(job.step, job.params, job.gpu)
+    return jobs
+
+
+def finished(executor: Executor, jobs: Sequence[Job], step: str) -> Iterator[tuple[Job, Any]]:
+    """Each started job with its result, or the exception it failed with, as it
+    finishes; progress in images."""
+    with StepProgress(step, sum(job.images for job in jobs)) as progress:
+        for position, result in executor.as_completed([job.handle for job in jobs]):
+            progress.advance(jobs[position].images)
+            yield jobs[position], result
+
+
+def balanced_batch(requested: int, images: int, threads: int) -> int:
+    """``requested``, or less when ``images`` would give a thread fewer than
+    ``TASKS_PER_WORKER`` tasks (never below ``MIN_BATCH``)."""
+    if requested < 1:
+        raise ValueError(f"batch size must be at least 1, got {requested}")
+    balanced = math.ceil(images / (TASKS_PER_WORKER * threads))
+    return min(requested, max(balanced, MIN_BATCH))
 
 
 def chunks(values: Sequence[T], size: int) -> list[list[T]]:
@@ -76,45 +104,9 @@ def finer_tail(jobs: list[tuple[K, list[T]]], threads: int, rounds: int = 3) -> 
     return jobs
 
 
-def shard_batches(items: Iterable[Item], batch_size: int) -> list[list[Item]]:
-    """Items of each shard in batches of at most ``batch_size`` (batches never span shards)."""
+def shard_batches(items: Iterable[Item], size: int) -> list[list[Item]]:
+    """Items of each shard in batches of at most ``size`` (batches never span shards)."""
     by_shard: dict[int, list[Item]] = {}
     for item in items:
         by_shard.setdefault(item.shard, []).append(item)
-    return [batch for shard in sorted(by_shard) for batch in chunks(by_shard[shard], batch_size)]
-
-
-def finished(futures: Sequence[PrefectFuture], description: str) -> Iterator[tuple[int, Any]]:
-    """The position and result of each of ``futures`` as it finishes, with a progress bar.
-
-    Raises ``FlowError`` naming every failed task once all have finished, so work
-    that succeeded is never thrown away.
-    """
-    index = {id(future): i for i, future in enumerate(futures)}
-    errors: list[str] = []
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, transient=not sys.stderr.isatty(), disable=not futures, refresh_per_second=2) as progress:
-        bar = progress.add_task(description, total=len(futures))
-        for future in as_completed(futures):
-            progress.advance(bar)
-            try:
-                result = future.result()
-            except Exception as exc:  # a task that failed after its retries
-                errors.append(f"{type(exc).__name__}: {exc}")
-                continue
-            yield index[id(future)], result
-    if errors:
-        raise FlowError(f"{description}: {len(errors)} task(s) failed: " + "; ".join(errors[:5]))
-
-
-def gather(futures: Sequence[PrefectFuture], description: str) -> list[Any]:
-    """Wait for ``futures`` (see ``finished``); their results in submission order."""
-    results: list[Any] = [None] * len(futures)
-    for position, result in finished(futures, description):
-        results[position] = result
-    return results
-
-
-def flatten(lists: Iterable[list[T]]) -> list[T]:
-    """One list of all elements of ``lists``."""
-    return [value for values in lists for value in values]
+    return [batch for shard in sorted(by_shard) for batch in chunks(by_shard[shard], size)]

@@ -1,62 +1,23 @@
-"""Compress flow: latents for latent codecs, then one container per image and configuration."""
+"""Compress: latents for the latent codecs, then one container per image and
+configuration (one shared model per shard for shard-model codecs)."""
 
 from __future__ import annotations
 
-import uuid
-from datetime import datetime, timezone
-
-from prefect import flow
-from prefect.futures import PrefectFuture
-
-from latentpress import __version__
-from latentpress.codecs import CodecConfig, get_codec, parse_codec_spec
+from latentpress.codecs import CodecConfig, codec_info, parse_specs
 from latentpress.config import DEFAULT_BATCH_SIZE, DEFAULT_VAE
-from latentpress.flows.common import Workers, finer_tail, flatten, gather, shard_batches, use_cluster
-from latentpress.infra.archive import ArchiveLayout, read_manifest, write_manifest
-from latentpress.infra.cluster import gpu_tasks
+from latentpress.flows.common import Job, balanced_batch, finer_tail, finished, ids, job_errors, shard_batches, start
+from latentpress.flows.executors import Executor, InProcess
+from latentpress.flows.results import RunResult, new_run_id
+from latentpress.infra.archive import ArchiveLayout
 from latentpress.infra.collection import Item, read_collection
-from latentpress.infra.ledger import append_rows
-from latentpress.infra.models import model_id
-from latentpress.tasks.compress import compress_batch, fit_shard
-from latentpress.tasks.encode import encode_batch
-from latentpress.tasks.evaluate import base_row
-
-
-def parse_specs(codecs: list[str]) -> list[CodecConfig]:
-    """All configurations of the ``--codec`` values, without repeats, in order."""
-    configs: list[CodecConfig] = []
-    for spec in codecs:
-        configs += [c for c in parse_codec_spec(spec) if c not in configs]
-    if not configs:
-        raise ValueError("no codec given")
-    return configs
-
-
-@flow(name="compress")
-def compress_flow(
-    archive: str,
-    codecs: list[str],
-    vae: str = DEFAULT_VAE,
-    latents: str | None = None,
-    ledger: str | None = None,
-    run_id: str | None = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    dask_address: str | None = None,
-    workers: int | None = None,
-) -> list[dict]:
-    """Compress the ingested collection of ``archive`` with every codec configuration.
-
-    Images whose container already exists and verifies are skipped; the manifest is
-    written last. Shared-model codecs fit one model per shard (one task each).
-    Images a codec fails on get a ``failed`` ledger row with the
-    reason. Returns a status dict per (image, configuration).
-    """
-    with use_cluster(dask_address, workers) as running:
-        return compress(running, archive, codecs, vae, latents, ledger, run_id, batch_size)
+from latentpress.pipeline import compress as stage
+from latentpress.pipeline.encode import LATENT, encode_latents
+from latentpress.pipeline.evaluate import recorded
+from latentpress.pipeline.manifest import finish_compression
+from latentpress.pipeline.outcomes import Outcome
 
 
 def compress(
-    running: Workers,
     archive: str,
     codecs: list[str],
     vae: str = DEFAULT_VAE,
@@ -64,103 +25,82 @@ def compress(
     ledger: str | None = None,
     run_id: str | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
-) -> list[dict]:
-    """The compress step on already running workers (see ``compress_flow``)."""
+    executor: Executor | None = None,
+) -> RunResult:
+    """Compress the ingested collection of ``archive`` with every codec configuration.
+
+    Images whose container already exists and verifies are skipped, and so are
+    images the ledger records as refused; the manifest is written last. Shard-model
+    codecs fit one model per shard (one job each).
+    """
+    executor = executor or InProcess()
     configs = parse_specs(codecs)
     layout = ArchiveLayout(archive)
     latents_url = latents or layout.latents
+    ledger_url = ledger or layout.ledger
+    result = RunResult(run_id or new_run_id())
     items = [item for item in read_collection(layout.collection) if item.status == "ok"]
-    size = running.batch_size(batch_size, len(items))
-    statuses = encode_latents(running, items, configs, latents_url, vae, size)
-    jobs = compression_jobs(configs, items, size, running.threads)
-    futures = submit_compression(running, jobs, archive, latents_url, vae)
-    statuses += flatten(gather(futures, "compress"))
-    finish_compression(archive, ledger or layout.ledger, items, configs, statuses, run_id or uuid.uuid4().hex[:12], vae)
-    return statuses
+    size = balanced_batch(batch_size, len(items), executor.threads)
+    usable = with_latents(executor, items, configs, latents_url, vae, size, result)
+    done = recorded(ledger_url)
+    jobs = [
+        compression_job(config, group, archive, latents_url, vae, done.rejected_for(config.key))
+        for config, group in compression_jobs(configs, usable, size, executor.threads)
+    ]
+    for job, outcome in finished(executor, start(executor, jobs), "compress"):
+        result.add("compress", job_errors(job, outcome) if isinstance(outcome, BaseException) else outcome)
+    finish_compression(archive, ledger_url, items, configs, result.stages.get("compress", []), result.run_id, vae)
+    return result
 
 
-def encode_latents(
-    running: Workers, items: list[Item], configs: list[CodecConfig], latents_url: str, vae: str, size: int
-) -> list[dict]:
-    """Encode the VAE latents the latent codecs of ``configs`` need (none if no latent
-    codec); a status per image, with ``config_key`` ``latent``."""
-    if not any(is_latent(c) for c in configs):
-        return []
-    with gpu_tasks(running.gpus):
-        futures = [
-            running.runner.submit(encode_batch, {"items": b, "latents_url": latents_url, "vae_name": vae})
-            for b in shard_batches(items, size)
-        ]
-    return [{**s, "config_key": "latent"} for s in flatten(gather(futures, "encode latents"))]
-
-
-def compression_jobs(
-    configs: list[CodecConfig], items: list[Item], size: int, threads: int
-) -> list[tuple[CodecConfig, list[Item]]]:
-    """One task's work each: a batch of at most ``size`` images of one shard, or for a
-    shared-model codec a whole shard; the last batches halved (``finer_tail``)."""
-    shared = [c for c in configs if get_codec(c.name).shared]
-    jobs = [(c, shard) for c in shared for shard in shard_batches(items, max(1, len(items)))]
-    batches = shard_batches(items, size)
-    return jobs + finer_tail([(c, batch) for c in configs if c not in shared for batch in batches], threads)
-
-
-def submit_compression(
-    running: Workers, jobs: list[tuple[CodecConfig, list[Item]]], archive: str, latents_url: str, vae: str
-) -> list[PrefectFuture]:
-    """A ``fit_shard`` or ``compress_batch`` task per job."""
-    futures = []
-    for config, group in jobs:
-        task = fit_shard if get_codec(config.name).shared else compress_batch
-        with gpu_tasks(running.gpus and is_latent(config)):
-            parameters = {"items": group, "archive": archive, "latents_url": latents_url, "vae_name": vae, "config": config}
-            futures.append(running.runner.submit(task, parameters))
-    return futures
-
-
-def finish_compression(
-    archive: str, ledger_url: str, items: list[Item], configs: list[CodecConfig], statuses: list[dict], run_id: str,
-    vae: str,
-) -> None:
-    """Record the images that failed, then write the manifest (last: it lists what is archived)."""
-    record_failures(ledger_url, items, configs, statuses, run_id)
-    write_manifest(archive, build_manifest(archive, items, configs, vae))
+def compression_job(
+    config: CodecConfig, items: list[Item], archive: str, latents_url: str, vae: str, rejected: frozenset[str]
+) -> Job:
+    """A ``compress_batch`` job (``fit_shard`` for a shard-model codec) over ``items``;
+    ``rejected``: ids the ledger records as refused under ``config``."""
+    params = {"items": items, "archive": archive, "latents_url": latents_url, "vae_name": vae, "config": config}
+    if stage.encodes_per_image(config):
+        return Job(stage.compress_batch, params | {"rejected": rejected}, ids(items), config.key, gpu=is_latent(config))
+    return Job(stage.fit_shard, params, ids(items), config.key, gpu=is_latent(config))
 
 
 def is_latent(config: CodecConfig) -> bool:
     """Whether the configuration's codec works on VAE latents (model-heavy work)."""
-    return get_codec(config.name).domain == "latent"
+    return codec_info(config.name).domain == "latent"
 
 
-def record_failures(
-    ledger_url: str, items: list[Item], configs: list[CodecConfig], statuses: list[dict], run_id: str
-) -> None:
-    """Ledger rows for the images a codec could not compress, with the reason."""
-    by_id = {item.image_id: item for item in items}
-    by_key = {config.key: config for config in configs}
-    rows = [
-        {**base_row(by_id[s["image_id"]], by_key[s["config_key"]], run_id), "status": "failed", "error": s["error"]}
-        for s in statuses
-        if s["status"] == "failed" and s["config_key"] in by_key
+def with_latents(
+    executor: Executor, items: list[Item], configs: list[CodecConfig], latents_url: str, vae: str, size: int,
+    result: RunResult,
+) -> dict[CodecConfig, list[Item]]:
+    """Encode the VAE latents the latent codecs of ``configs`` need (outcomes under the
+    stage ``latents``), and for each configuration the items it can work on: all for
+    pixel codecs, those with a latent for latent codecs. Each image without a latent
+    ends as an ``error`` under every latent configuration, with the latent's reason."""
+    if not any(is_latent(c) for c in configs):
+        return {config: items for config in configs}
+    jobs = [
+        Job(encode_latents, {"items": b, "latents_url": latents_url, "vae_name": vae}, ids(b), LATENT, gpu=True)
+        for b in shard_batches(items, size)
     ]
-    if rows:
-        append_rows(ledger_url, rows, run_id)
-
-
-def build_manifest(archive: str, items: list[Item], configs: list[CodecConfig], vae: str) -> dict:
-    """The manifest: this run's configurations merged with those already archived."""
-    previous = read_manifest(archive, missing_ok=True)
-    known = {c["key"]: c for c in previous.get("configs", [])}
+    for job, outcomes in finished(executor, start(executor, jobs), "encode latents"):
+        result.add("latents", job_errors(job, outcomes) if isinstance(outcomes, BaseException) else outcomes)
+    missing = {o.image_id: o.reason for o in result.stages["latents"] if o.status != "ok"}
+    usable = {}
     for config in configs:
-        known[config.key] = {"key": config.key, **config.to_dict(), "codec_version": get_codec(config.name).version}
-    return {
-        "code_version": __version__,
-        "updated": datetime.now(timezone.utc).isoformat(),
-        "vae": vae,
-        "vae_id": model_id(vae),
-        "configs": sorted(known.values(), key=lambda c: c["key"]),
-        "items": [
-            {"image_id": i.image_id, "width": i.width, "height": i.height, "shard": i.shard, "name": i.name}
-            for i in items
-        ],
-    }
+        if is_latent(config):
+            usable[config] = [item for item in items if item.image_id not in missing]
+            result.add("compress", [Outcome(i, config.key, "error", f"no latent: {r}") for i, r in missing.items()])
+        else:
+            usable[config] = items
+    return usable
+
+
+def compression_jobs(
+    configs: list[CodecConfig], items: dict[CodecConfig, list[Item]], size: int, threads: int
+) -> list[tuple[CodecConfig, list[Item]]]:
+    """One job's work each: a batch of at most ``size`` images of one shard, or for a
+    shard-model codec a whole shard; the last batches halved (``finer_tail``)."""
+    per_image = [c for c in configs if stage.encodes_per_image(c)]
+    shards = [(c, shard) for c in configs if c not in per_image for shard in shard_batches(items[c], max(1, len(items[c])))]
+    return shards + finer_tail([(c, batch) for c in per_image for batch in shard_batches(items[c], size)], threads)

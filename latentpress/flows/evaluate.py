@@ -1,93 +1,52 @@
-"""Evaluate flow: decode every stored container not yet in the ledger and measure it."""
+"""Evaluate: decode every stored container the ledger has no finished row for, and
+measure it."""
 
 from __future__ import annotations
 
-import uuid
-
-from prefect import flow
-from prefect.futures import PrefectFuture
-
 from latentpress.codecs import CodecConfig
 from latentpress.config import DEFAULT_BATCH_SIZE
-from latentpress.flows.common import Workers, finer_tail, flatten, gather, shard_batches, use_cluster
-from latentpress.infra import storage
+from latentpress.flows.common import Job, balanced_batch, finer_tail, finished, ids, job_errors, shard_batches, start
+from latentpress.flows.executors import Executor, InProcess
+from latentpress.flows.results import RunResult, new_run_id
 from latentpress.infra.archive import ArchiveLayout, read_manifest
-from latentpress.infra.cluster import gpu_tasks
 from latentpress.infra.collection import Item, read_collection
-from latentpress.infra.ledger import read_ledger
-from latentpress.tasks.evaluate import evaluate_batch
-
-
-def stored_ids(archive: str, config_key: str) -> set[str]:
-    """Ids of the images with a container stored under ``config_key``."""
-    folder = storage.join(archive, "images", config_key)
-    if not storage.exists(folder):
-        return set()
-    names = (url.rsplit("/", 1)[-1] for url in storage.list_files(folder, recursive=False))
-    return {name[: -len(".lpc")] for name in names if name.endswith(".lpc")}
-
-
-@flow(name="evaluate")
-def evaluate_flow(
-    archive: str,
-    ledger: str | None = None,
-    run_id: str | None = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    dask_address: str | None = None,
-    workers: int | None = None,
-) -> list[dict]:
-    """Append a ledger row for every stored (image, configuration) the ledger lacks.
-
-    Returns the new rows.
-    """
-    with use_cluster(dask_address, workers) as running:
-        return evaluate(running, archive, ledger, run_id, batch_size)
+from latentpress.pipeline.evaluate import evaluate_batch, recorded, unevaluated
 
 
 def evaluate(
-    running: Workers,
     archive: str,
     ledger: str | None = None,
     run_id: str | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
-) -> list[dict]:
-    """The evaluate step on already running workers (see ``evaluate_flow``)."""
+    executor: Executor | None = None,
+) -> RunResult:
+    """Append a ledger row for every stored (image, configuration) the ledger lacks."""
+    executor = executor or InProcess()
     layout = ArchiveLayout(archive)
     ledger_url = ledger or layout.ledger
-    run_id = run_id or uuid.uuid4().hex[:12]
+    result = RunResult(run_id or new_run_id())
     manifest = read_manifest(archive)
     configs = [CodecConfig.from_dict(entry) for entry in manifest["configs"]]
-    todo = unevaluated(archive, configs, recorded(ledger_url))
-    size = running.batch_size(batch_size, sum(map(len, todo.values())))
-    jobs = finer_tail([(config, batch) for config, images in todo.items() for batch in shard_batches(images, size)], running.threads)
-    futures = [submit_evaluation(running, archive, config, batch, manifest["vae"], ledger_url, run_id) for config, batch in jobs]
-    return flatten(gather(futures, "evaluate"))
+    items = [item for item in read_collection(layout.collection) if item.status == "ok"]
+    todo = unevaluated(archive, items, configs, recorded(ledger_url))
+    size = balanced_batch(batch_size, sum(map(len, todo.values())), executor.threads)
+    batches = finer_tail([(config, batch) for config, images in todo.items() for batch in shard_batches(images, size)], executor.threads)
+    jobs = [evaluation_job(archive, config, batch, manifest["vae"], ledger_url, result.run_id) for config, batch in batches]
+    collect_evaluations(executor, start(executor, jobs), result)
+    return result
 
 
-def recorded(ledger_url: str) -> dict[str, set[str]]:
-    """For each configuration key in the ledger, the ids of the images it has a row for."""
-    existing = read_ledger(ledger_url)
-    return {key: set(ids) for key, ids in existing.groupby("config_key")["image_id"]}
+def evaluation_job(archive: str, config: CodecConfig, items: list[Item], vae: str, ledger_url: str, run_id: str) -> Job:
+    """An ``evaluate_batch`` job for ``items`` under ``config`` (model-heavy: metrics)."""
+    params = {"items": items, "archive": archive, "config": config, "vae_name": vae, "ledger_url": ledger_url, "run_id": run_id}
+    return Job(evaluate_batch, params, ids(items), config.key, gpu=True)
 
 
-def unevaluated(archive: str, configs: list[CodecConfig], done: dict[str, set[str]]) -> dict[CodecConfig, list[Item]]:
-    """For each of ``configs``, the ingested images with a stored container and no row in ``done``."""
-    if not configs:
-        return {}
-    items = [item for item in read_collection(ArchiveLayout(archive).collection) if item.status == "ok"]
-    todo = {}
-    for config in configs:
-        stored, recorded_ids = stored_ids(archive, config.key), done.get(config.key, set())
-        todo[config] = [i for i in items if i.image_id in stored and i.image_id not in recorded_ids]
-    return todo
-
-
-def submit_evaluation(
-    running: Workers, archive: str, config: CodecConfig, items: list[Item], vae: str, ledger_url: str, run_id: str
-) -> PrefectFuture:
-    """An ``evaluate_batch`` task for ``items`` under ``config``."""
-    with gpu_tasks(running.gpus):
-        parameters = {
-            "items": items, "archive": archive, "config": config, "vae_name": vae, "ledger_url": ledger_url, "run_id": run_id
-        }  # fmt: skip
-        return running.runner.submit(evaluate_batch, parameters)
+def collect_evaluations(executor: Executor, jobs: list[Job], result: RunResult) -> None:
+    """Wait for started evaluation jobs; their outcomes and rows into ``result``."""
+    for job, evaluation in finished(executor, jobs, "evaluate"):
+        if isinstance(evaluation, BaseException):
+            result.add("evaluate", job_errors(job, evaluation))
+        else:
+            result.add("evaluate", evaluation.outcomes)
+            result.rows += evaluation.rows

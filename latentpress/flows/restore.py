@@ -1,30 +1,34 @@
-"""Restore flow: archived images back to PNG files."""
+"""Restore: archived images back to PNG files, one folder per configuration."""
 
 from __future__ import annotations
 
-from prefect import flow
-
+from latentpress.codecs import codec_info
 from latentpress.config import DEFAULT_BATCH_SIZE
-from latentpress.flows.common import chunks, flatten, gather, use_cluster
-from latentpress.infra import storage
-from latentpress.infra.archive import read_manifest
-from latentpress.codecs import get_codec
-from latentpress.infra.cluster import gpu_tasks
-from latentpress.tasks.restore import restore_batch
+from latentpress.flows.common import Job, balanced_batch, chunks, finished, job_errors, start
+from latentpress.flows.executors import Executor, InProcess
+from latentpress.flows.results import RunResult, new_run_id
+from latentpress.infra.archive import ArchiveLayout, read_manifest
+from latentpress.infra.ledger import read_ledger
+from latentpress.pipeline.evaluate import stored_ids
+from latentpress.pipeline.outcomes import Outcome
+from latentpress.pipeline.restore import restore_batch, write_index
 
 
-@flow(name="restore")
-def restore_flow(
+def restore(
     archive: str,
     out: str,
     configs: list[str] | None = None,
     vae: str | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
-    dask_address: str | None = None,
-    workers: int | None = None,
-) -> list[dict]:
+    executor: Executor | None = None,
+) -> RunResult:
     """Decode every archived image of the chosen configurations (default: all) to
-    ``<out>/<config-key>/<image-id>.png``; returns a status dict per image."""
+    ``<out>/<config-key>/<image-id>.png`` and write ``<out>/restored.csv``.
+
+    An image with no container under a configuration is ``rejected`` when the ledger
+    records that the codec refused it, else an ``error``.
+    """
+    executor = executor or InProcess()
     manifest = read_manifest(archive)
     known = [c["key"] for c in manifest["configs"]]
     chosen = configs or known
@@ -33,27 +37,32 @@ def restore_flow(
         raise ValueError(f"archive {archive} has no configuration {', '.join(unknown)} (it has: {', '.join(known)})")
     ids = [item["image_id"] for item in manifest["items"]]
     codecs = {c["key"]: c["codec"] for c in manifest["configs"]}
-    with use_cluster(dask_address, workers) as running:
-        futures, size = [], running.batch_size(batch_size, len(ids) * len(chosen))
-        for key in chosen:
-            with gpu_tasks(running.gpus and get_codec(codecs[key]).domain == "latent"):
-                futures += [
-                    running.runner.submit(
-                        restore_batch,
-                        {"image_ids": b, "archive": archive, "config_key": key, "out": out, "vae_name": vae or manifest["vae"]},
-                    )
-                    for b in chunks(ids, size)
-                ]
-        statuses = flatten(gather(futures, "restore"))
-    write_index(out, manifest, statuses)
-    return statuses
+    result = RunResult(new_run_id())
+    size = balanced_batch(batch_size, len(ids) * len(chosen), executor.threads)
+    jobs = []
+    for key in chosen:
+        stored = stored_ids(archive, key)
+        result.add("restore", not_stored(archive, key, [i for i in ids if i not in stored]))
+        params = {"archive": archive, "config_key": key, "out": out, "vae_name": vae or manifest["vae"]}
+        latent = codec_info(codecs[key]).domain == "latent"
+        jobs += [Job(restore_batch, {"image_ids": batch, **params}, batch, key, gpu=latent)
+                 for batch in chunks([i for i in ids if i in stored], size)]  # fmt: skip
+    for job, outcomes in finished(executor, start(executor, jobs), "restore"):
+        result.add("restore", job_errors(job, outcomes) if isinstance(outcomes, BaseException) else outcomes)
+    write_index(out, {item["image_id"]: item["name"] for item in manifest["items"]}, result.stages["restore"])
+    return result
 
 
-def write_index(out: str, manifest: dict, statuses: list[dict]) -> None:
-    """``<out>/restored.csv``: which file holds which image, by its original name."""
-    names = {item["image_id"]: item["name"] for item in manifest["items"]}
-    lines = ["image_id,config_key,status,path,original_name"]
-    for s in statuses:
-        name = names.get(s["image_id"], "").replace('"', '""')
-        lines.append(f'{s["image_id"]},{s["config_key"]},{s["status"]},{s["path"]},"{name}"')
-    storage.write_bytes_atomic(storage.join(out, "restored.csv"), ("\n".join(lines) + "\n").encode())
+def not_stored(archive: str, key: str, image_ids: list[str]) -> list[Outcome]:
+    """Outcomes of the images with no container under ``key``: ``rejected`` with the
+    codec's reason where the ledger has it, else ``error``."""
+    if not image_ids:
+        return []
+    ledger = read_ledger(ArchiveLayout(archive).ledger, columns=["image_id", "config_key", "status", "error"])
+    refused = ledger[(ledger["config_key"] == key) & ledger["status"].isin(("rejected", "failed"))]
+    reasons = dict(zip(refused["image_id"], refused["error"], strict=True))
+    return [
+        Outcome(i, key, "rejected", f"not archived: {reasons[i]}") if i in reasons
+        else Outcome(i, key, "error", f"no container stored under {key}")
+        for i in image_ids
+    ]

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 # Prefect and Dask settings this project relies on; set before either is imported by
-# a command, and inherited by local Dask workers.
+# a command, and inherited by local Dask workers. Failed tasks and images are reported
+# by the command itself (each reason once), so their loggers print only what is worse.
 QUIET_ENV = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",  # no telemetry traffic
-    "PREFECT_LOGGING_LEVEL": "WARNING",
-    "DASK_DISTRIBUTED__LOGGING__DISTRIBUTED": "warning",
+    "PREFECT_LOGGING_LEVEL": "CRITICAL",
+    "PREFECT_LOGGING_SERVER_LEVEL": "CRITICAL",
+    "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
+    "DASK_DISTRIBUTED__LOGGING__DISTRIBUTED": "critical",
 }
+DEBUG_ENV = {"PREFECT_LOGGING_LEVEL": "INFO", "DASK_DISTRIBUTED__LOGGING__DISTRIBUTED": "info"}
+QUIET_LOGGERS = ("prefect", "distributed", "uvicorn", "httpx", "asyncio")
+SERVER_START_SECONDS = 120
+"""How long to wait for a temporary Prefect server: Prefect's own 20 s is too short on
+a loaded machine."""
 
 # Local clusters only. Dask's monitors wake every 10-500 ms in each worker and nanny; on
 # two cores their CPU (0.2-0.3 s per 7 s task, mostly the profiler sampling the task
@@ -28,10 +37,22 @@ LOCAL_SETTINGS = {
 }
 
 
-def apply_quiet_defaults() -> None:
-    """Set the environment defaults above unless the user chose otherwise."""
-    for key, value in QUIET_ENV.items():
+def apply_quiet_defaults(debug: bool = False) -> None:
+    """Set the environment defaults above unless the user chose otherwise (``debug``:
+    Prefect's and Dask's informational logs) and quiet their loggers: the command
+    prints what went wrong itself."""
+    for key, value in (QUIET_ENV | (DEBUG_ENV if debug else {})).items():
         os.environ.setdefault(key, value)
+    if not debug:
+        for name in QUIET_LOGGERS:
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def quiet_cluster_logs() -> None:
+    """Silence Dask's own logs (port choices, workers stopped at the end) for a flow
+    that a Prefect worker started; Prefect's flow and task logs stay as configured."""
+    os.environ.setdefault("DASK_DISTRIBUTED__LOGGING__DISTRIBUTED", "critical")
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)
 
 
 @contextmanager
@@ -50,10 +71,15 @@ def prefect_api() -> Iterator[str]:
         yield configured
         return
     from prefect.server.api.server import SubprocessASGIServer
-    from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
+        temporary_settings,
+    )
 
     server = SubprocessASGIServer()
-    server.start()
+    server.start(timeout=max(SERVER_START_SECONDS, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()))
     os.environ["PREFECT_API_URL"] = server.api_url
     try:
         with temporary_settings({PREFECT_API_URL: server.api_url, PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
@@ -98,8 +124,9 @@ def dask_scheduler(address: str | None = None, workers: int | None = None) -> It
         n_workers=workers or default_workers(),
         threads_per_worker=1,
         processes=True,
-        dashboard_address=None,
+        dashboard_address=":0",  # a free port: no warning when another cluster holds 8787
         preload=["latentpress.tasks.all"],
+        silence_logs=logging.CRITICAL,
         **kwargs,
     ) as cluster:
         yield cluster.scheduler_address

@@ -71,7 +71,8 @@ LEDGER_SCHEMA = pa.schema(
 FILE_SCHEMA = LEDGER_SCHEMA.remove(LEDGER_SCHEMA.get_field_index("codec"))
 """Columns inside each Parquet file."""
 
-STATUSES = ("ok", "failed")
+STATUSES = ("ok", "rejected")
+"""Statuses a new row may have; ledgers written before 0.2 also hold ``failed`` rows."""
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _PARTITIONING = ds.partitioning(pa.schema([("codec", pa.string())]), flavor="hive")
 
@@ -145,22 +146,44 @@ def _table(rows: list[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=FILE_SCHEMA)
 
 
-def read_ledger(ledger_url: str) -> pd.DataFrame:
-    """All rows, columns in ``LEDGER_SCHEMA`` order (empty frame if there is no ledger)."""
+def read_ledger(ledger_url: str, columns: list[str] | None = None) -> pd.DataFrame:
+    """All rows, with ``columns`` (default: all, in ``LEDGER_SCHEMA`` order); an empty
+    frame if there is no ledger.
+
+    Listing caches are dropped first (the folder's and every partition's), so rows
+    other processes appended since are seen.
+    """
     fs, path = storage.filesystem(ledger_url)
-    fs.invalidate_cache(path)
+    fs.invalidate_cache()
+    schema = LEDGER_SCHEMA if columns is None else pa.schema([LEDGER_SCHEMA.field(c) for c in columns])
     if not fs.exists(path):
-        return _to_pandas(LEDGER_SCHEMA.empty_table())
+        return _to_pandas(schema.empty_table())
     dataset = ds.dataset(
         path, schema=LEDGER_SCHEMA, format="parquet", filesystem=fs, partitioning=_PARTITIONING
     )
-    return _to_pandas(dataset.to_table())
+    return _to_pandas(dataset.to_table(columns=columns))
+
+
+def has_ledger(ledger_url: str) -> bool:
+    """Whether ``ledger_url`` holds a ledger (a folder with at least one ``codec=`` part)."""
+    fs, path = storage.filesystem(ledger_url)
+    fs.invalidate_cache()
+    return fs.isdir(path) and any(fs.glob(f"{path.rstrip('/')}/codec=*/*.parquet"))
 
 
 def _to_pandas(table: pa.Table) -> pd.DataFrame:
     """Integer columns stay integers (nullable ``Int32``/``Int64``) when values are missing."""
     mapping = {pa.int32(): pd.Int32Dtype(), pa.int64(): pd.Int64Dtype()}
     return table.to_pandas(types_mapper=mapping.get)
+
+
+REFUSED = ("rejected", "failed")
+"""Statuses of rows whose image a codec refused (``failed``: ledgers before 0.2)."""
+
+
+def latest_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The latest row (by ``timestamp``) of each (image, configuration)."""
+    return df.sort_values("timestamp", kind="stable").drop_duplicates(["image_id", "config_key"], keep="last")
 
 
 SUMMARY_GROUPS: dict[str, list[str]] = {
@@ -175,7 +198,9 @@ SUMMARY_GROUPS: dict[str, list[str]] = {
 def summarize(df: pd.DataFrame, by: str = "quality") -> pd.DataFrame:
     """Images and mean rate, quality and speed of ok rows per group of ``SUMMARY_GROUPS[by]``.
 
-    ``images`` counts distinct image ids among ok rows; ``failed`` counts failed rows.
+    Only the latest row of each (image, configuration) counts. ``images`` counts the
+    images with an ok row; ``rejected`` the images a codec refused (and the ``failed``
+    rows of ledgers written before 0.2).
     A missing key (no VAE for pixel codecs) is a group of its own. By quality, the
     configuration key keeps a target size (``bpp0.1``) apart from the quality knob
     of the same value (``q0.1``). Sorted by the group columns other than quality and
@@ -185,13 +210,14 @@ def summarize(df: pd.DataFrame, by: str = "quality") -> pd.DataFrame:
         raise ValueError(f"cannot summarize by {by!r} (choose from {', '.join(SUMMARY_GROUPS)})")
     keys = SUMMARY_GROUPS[by]
     means = ["bpp", "lpips", "dists", "psnr", "ms_ssim", "encode_seconds", "decode_seconds"]
-    ok = df[df["status"] == "ok"]
+    latest = latest_rows(df)
+    ok = latest[latest["status"] == "ok"]
     out = ok.groupby(keys, dropna=False)[means].mean()
     out.insert(0, "images", ok.groupby(keys, dropna=False)["image_id"].nunique())
-    failed = df[df["status"] == "failed"].groupby(keys, dropna=False).size().rename("failed")
-    out = out.join(failed, how="outer")
+    refused = latest[latest["status"].isin(REFUSED)].groupby(keys, dropna=False).size().rename("rejected")
+    out = out.join(refused, how="outer")
     out["images"] = out["images"].fillna(0).astype("int64")
-    out["failed"] = out["failed"].fillna(0).astype("int64")
+    out["rejected"] = out["rejected"].fillna(0).astype("int64")
     order = [k for k in keys if k not in ("quality", "config_key")] + ["bpp"] + [k for k in keys if k in ("quality", "config_key")]
     return out.reset_index().sort_values(order, ignore_index=True)
 

@@ -12,6 +12,10 @@ import re
 
 from latentpress.config import MODELS_ENV, get_settings
 
+class ModelNotFoundError(FileNotFoundError):
+    """A model name that resolves to nothing here."""
+
+
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 
 
@@ -25,14 +29,25 @@ def _local_path(name: str) -> str | None:
     return path if os.path.exists(path) else None
 
 
+def resolve_file(name: str) -> str:
+    """The local path of the weights file ``name`` (a path, or a name under the models
+    directory); ``ModelNotFoundError`` if there is none (files have no hub ids)."""
+    path = resolve_model(name)
+    if not os.path.exists(path):
+        models_dir = get_settings().models_dir
+        setting = f"{MODELS_ENV}={models_dir}" if models_dir else f"{MODELS_ENV} is not set"
+        raise ModelNotFoundError(f"weights {name!r} not found ({setting})")
+    return path
+
+
 def resolve_model(name: str) -> str:
     """Return the local path or hub id to load the model ``name`` from.
 
-    Raises ``FileNotFoundError`` when ``name`` is neither an existing path, nor
+    Raises ``ModelNotFoundError`` when ``name`` is neither an existing path, nor
     found under the models directory, nor a hub id.
     """
     if not name:
-        raise FileNotFoundError("empty model name")
+        raise ModelNotFoundError("empty model name")
     local = _local_path(name)
     if local is not None:
         return local
@@ -45,8 +60,9 @@ def resolve_model(name: str) -> str:
         looked_for.append(candidate)
     if is_hub_id(name):
         return name
-    raise FileNotFoundError(
-        f"model {name!r} not found: {MODELS_ENV}={models_dir!r}; looked for "
+    setting = f"{MODELS_ENV}={models_dir}" if models_dir else f"{MODELS_ENV} is not set"
+    raise ModelNotFoundError(
+        f"model {name!r} not found ({setting}); looked for "
         + ", ".join(looked_for)
         + " (and it is not a hub id of the form owner/repo)"
     )

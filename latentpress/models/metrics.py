@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 
 from latentpress.config import get_settings
-from latentpress.infra.models import resolve_model
+from latentpress.infra.models import resolve_file
+from latentpress.models.weights import LPIPS_WEIGHTS, VGG16_WEIGHTS
 
 MIN_SIZE = 32
 """Smallest image side MS-SSIM, LPIPS and DISTS are measured at (LPIPS' AlexNet needs
@@ -29,8 +30,6 @@ MIN_SIZE = 32
 
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 _WINDOW, _SIGMA, _PEAK = 11, 1.5, 255.0
-_LPIPS_FILE = "lpips/alex_v0.1_full.pth"
-_VGG16_FILE = "torchvision/vgg16_features.pth"
 _networks_lock = threading.Lock()
 
 
@@ -168,12 +167,12 @@ def _lpips_model(device: str) -> torch.nn.Module:
     with warnings.catch_warnings():  # lpips passes torchvision's deprecated `pretrained`
         warnings.simplefilter("ignore", UserWarning)
         model = lpips.LPIPS(net="alex", pretrained=False, pnet_rand=True, verbose=False)
-    state = torch.load(resolve_model(_LPIPS_FILE), map_location="cpu", weights_only=True)
+    state = torch.load(resolve_file(LPIPS_WEIGHTS), map_location="cpu", weights_only=True)
     result = model.load_state_dict(state, strict=False)
     unexpected_missing = [k for k in result.missing_keys if not k.startswith("lins.")]
     if unexpected_missing or result.unexpected_keys:
         raise RuntimeError(
-            f"{_LPIPS_FILE} does not match lpips.LPIPS(net='alex'): missing "
+            f"{LPIPS_WEIGHTS} does not match lpips.LPIPS(net='alex'): missing "
             f"{unexpected_missing}, unexpected {result.unexpected_keys}"
         )
     return model.eval().requires_grad_(False).to(device)
@@ -186,7 +185,7 @@ def _dists_model(device: str) -> torch.nn.Module:
     from torchvision.models.vgg import cfgs, make_layers
 
     features = make_layers(cfgs["D"])
-    state = torch.load(resolve_model(_VGG16_FILE), map_location="cpu", weights_only=True)
+    state = torch.load(resolve_file(VGG16_WEIGHTS), map_location="cpu", weights_only=True)
     state = {k.removeprefix("features."): v for k, v in state.items()}
     features.load_state_dict(state, strict=True)
     offline_models = SimpleNamespace(vgg16=lambda **_: SimpleNamespace(features=features))

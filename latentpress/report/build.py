@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from latentpress.infra import storage
-from latentpress.infra.ledger import read_ledger
+from latentpress.infra.ledger import REFUSED, latest_rows, read_ledger
 from latentpress.report.crops import CropSet, crop_sets
 from latentpress.report.curves import METRICS, bd_table, latest_ok_rows, rd_points, shared_images, speeds
 from latentpress.report.html import Report, render
@@ -52,7 +52,7 @@ def write_report(
         archive=archive,
         anchor=anchor,
         rows=len(ledger),
-        failed=int((ledger["status"] == "failed").sum()),
+        rejected=int(latest_rows(ledger)["status"].isin(REFUSED).sum()),
         images=images,
         points=points,
         bd=bd_table(points, anchor) if (points["curve"] == anchor).any() else None,

@@ -20,7 +20,7 @@ import pandas as pd
 from latentpress.infra import storage
 from latentpress.infra.archive import ArchiveLayout, read_manifest
 from latentpress.infra.images import decode_image, encode_png
-from latentpress.tasks.decode import decode_container
+from latentpress.pipeline.decode import decode_container
 
 CROP_SIZE = 192
 

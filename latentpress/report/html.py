@@ -40,7 +40,7 @@ class Report:
     archive: str | None
     anchor: str
     rows: int
-    failed: int
+    rejected: int
     images: list[str]
     points: pd.DataFrame
     bd: pd.DataFrame | None
@@ -81,7 +81,7 @@ def _overview(report: Report) -> str:
         '<section id="overview"><table>'
         f"<tr><th>ledger</th><td>{escape(report.ledger)}</td></tr>"
         f"<tr><th>archive</th><td>{escape(report.archive or '-')}</td></tr>"
-        f"<tr><th>ledger rows</th><td>{report.rows} ({report.failed} failed)</td></tr>"
+        f"<tr><th>ledger rows</th><td>{report.rows} ({report.rejected} images refused by a codec)</td></tr>"
         f"<tr><th>images shared by all configurations</th><td>{len(report.images)}</td></tr>"
         f"<tr><th>curves</th><td>{escape(', '.join(curves))}</td></tr>"
         "</table></section>"

@@ -14,31 +14,20 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from latentpress.codecs.base import Codec, CodecError, CodecInput, DecodeContext
+from latentpress.codecs.base import BatchEncoder, CodecError, CodecInput, DecodeContext, RateControlled
 from latentpress.codecs.clric import bitstream, rate
 from latentpress.codecs.clric.model import LatentFunction, select
-from latentpress.codecs.clric.params import PRESETS, ClricParams
+from latentpress.codecs.clric.params import ClricParams
 from latentpress.codecs.clric.quantize import quantize
 from latentpress.codecs.clric.train import fit
-from latentpress.codecs.registry import register_codec
 
 _MAX_SIDE = (1 << 16) - 1
 
 
-@register_codec("clric")
-class Clric(Codec):
+class Clric(BatchEncoder, RateControlled):
     """CLRIC (Ameen, Richter, Kaup): per-image overfitted latent function."""
 
     version = bitstream.VERSION
-    domain = "latent"
-    presets = PRESETS
-    default_qualities = (0.03, 0.3, 1.0, 2.0)
-    quality_name = "lambda"
-    rate_control = True
-    batch_encode = True
-
-    def validate(self, params: ClricParams) -> None:
-        params.validate()
 
     def encode(self, item: CodecInput, params: ClricParams) -> bytes:
         return self.encode_many([item], params)[0]
@@ -49,7 +38,7 @@ class Clric(Codec):
     def encode_many(self, items: list[CodecInput], params: ClricParams) -> list[bytes]:
         """Encode several images at ``params``; those of one latent shape train together,
         portrait ones transposed to join the landscape ones (the stream says so)."""
-        self.validate(params)
+        params.validate()
         latents = [_latent(item) for item in items]
         transposed = [latent.shape[1] > latent.shape[2] for latent in latents]
         latents = [np.ascontiguousarray(z.transpose(0, 2, 1)) if t else z for z, t in zip(latents, transposed, strict=True)]
@@ -71,7 +60,7 @@ class Clric(Codec):
         Returns the stream and the parameters with the lambda found; ``CodecError``
         if no lambda gets there.
         """
-        self.validate(params)
+        params.validate()
         latent = _latent(item)
         target = bpp * item.width * item.height - 8 * overhead_bytes
         models: dict[float, LatentFunction] = {}

@@ -10,9 +10,17 @@ model's quantized weights are the rest of the rate.
 Modules, each with one job: :mod:`.model` (the network), :mod:`.latents`
 (rescaling, padding), :mod:`.schedule` (diffusers noise schedule and sampler),
 :mod:`.train`, :mod:`.sample`, :mod:`.floatq` (small-float weight quantization),
-:mod:`.bitstream` (the model's bytes) and :mod:`.codec` (the registered codec).
+:mod:`.bitstream` (the model's bytes), :mod:`.params` (parameters and presets) and
+:mod:`.codec` (the codec). This package registers the codec without importing torch.
 """
 
-from latentpress.codecs.laduree.codec import Laduree, LadureeParams, load_model
+from latentpress.codecs.laduree.params import PRESETS, LadureeParams
+from latentpress.codecs.registry import CodecInfo, register_codec
 
-__all__ = ["Laduree", "LadureeParams", "load_model"]
+INFO = register_codec(CodecInfo(
+    name="laduree", summary="Laduree: a diffusion decoder per shard, an index per image",
+    domain="latent", presets=PRESETS, default_qualities=(108.0, 168.0, 240.0), knob="hidden", better="higher",
+    implementation="latentpress.codecs.laduree.codec:Laduree",
+))
+
+__all__ = ["INFO", "PRESETS", "LadureeParams"]

@@ -39,8 +39,8 @@ import torch
 from latentpress.codecs import entropy
 from latentpress.codecs.base import CodecError
 from latentpress.codecs.laduree.floatq import FloatFormat, from_codes, to_codes
-from latentpress.codecs.laduree.model import Architecture, Denoiser
-from latentpress.codecs.laduree.schedule import BETA_SCHEDULES, Schedule
+from latentpress.codecs.laduree.model import Denoiser
+from latentpress.codecs.laduree.params import BETA_SCHEDULES, Architecture, Schedule
 
 VERSION = 1
 MAX_IMAGES = 1 << 24

@@ -16,97 +16,28 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from latentpress.codecs.base import Codec, CodecError, CodecInput, DecodeContext, SharedFit
+from latentpress.codecs.base import CodecError, CodecInput, DecodeContext, ShardModelCodec, SharedFit
 from latentpress.codecs.laduree import latents
 from latentpress.codecs.laduree.bitstream import MAX_IMAGES, ModelRecord, pack_model, unpack_model
-from latentpress.codecs.laduree.floatq import FloatFormat
-from latentpress.codecs.laduree.model import Architecture, Denoiser
+from latentpress.codecs.laduree.model import Denoiser
+from latentpress.codecs.laduree.params import LadureeParams
 from latentpress.codecs.laduree.sample import generate
-from latentpress.codecs.laduree.schedule import Schedule, make_scheduler
-from latentpress.codecs.laduree.train import Training, train
-from latentpress.codecs.registry import register_codec
+from latentpress.codecs.laduree.schedule import make_scheduler
+from latentpress.codecs.laduree.train import train
 from latentpress.config import get_settings
 
 _CACHE_SIZE = 4
 
 
-@dataclass(frozen=True)
-class LadureeParams:
-    """``quality`` is the denoiser's hidden size (with the weight precision, the rate knob)."""
-
-    quality: float = 108
-    depth: int = 12
-    heads: int = 6
-    patch: int = 2
-    exponent_bits: int = 5
-    mantissa_bits: int = 8
-    epochs: int = 50
-    min_steps: int = 2000
-    batch_size: int = 16
-    learning_rate: float = 2e-4
-    sample_steps: int = 50
-    seed: int = 0
-
-    @property
-    def hidden(self) -> int:
-        return int(self.quality)
-
-    def architecture(self, channels: int) -> Architecture:
-        return Architecture(channels, self.patch, self.hidden, self.depth, self.heads)
-
-    def number_format(self) -> FloatFormat:
-        return FloatFormat(self.exponent_bits, self.mantissa_bits)
-
-    def schedule(self) -> Schedule:
-        return Schedule(steps=self.sample_steps)
-
-    def training(self) -> Training:
-        return Training(self.epochs, self.min_steps, self.batch_size, self.learning_rate)
-
-
-@register_codec("laduree")
-class Laduree(Codec):
+class Laduree(ShardModelCodec):
     """Unicorn's Laduree prototype: a conditional latent diffusion model per shard."""
 
-    domain = "latent"
-    shared = True
-    quality_name = "hidden"
-    default_qualities = (108.0, 168.0, 240.0)
-    presets = {
-        "tiny": LadureeParams(quality=32, depth=2, heads=2, epochs=0, min_steps=600,
-                              batch_size=4, learning_rate=2e-3, sample_steps=10),
-        "fast": LadureeParams(depth=6, epochs=20, min_steps=500),
-        "default": LadureeParams(),
-        "best": LadureeParams(quality=240, mantissa_bits=10, epochs=100, min_steps=4000),
-    }
-
-    def validate(self, params: LadureeParams) -> None:
-        if params.quality != params.hidden:
-            raise CodecError(f"laduree hidden size must be a whole number, got {params.quality}")
-        try:
-            params.architecture(channels=4).check()
-            params.number_format()
-            params.schedule().check()
-        except ValueError as err:
-            raise CodecError(f"bad laduree parameters: {err}") from None
-        if not 4 <= params.hidden <= 4096 or params.depth > 64 or params.patch > 16:
-            raise CodecError(f"laduree sizes out of range: hidden {params.hidden}, "
-                             f"depth {params.depth}, patch {params.patch}")
-        if min(params.epochs, params.min_steps) < 0 or params.epochs + params.min_steps == 0:
-            raise CodecError("laduree needs epochs or min_steps > 0")
-        if params.batch_size < 1 or not params.learning_rate > 0 or not 0 <= params.seed < 1 << 32:
-            raise CodecError("laduree needs batch_size >= 1, learning_rate > 0, seed in [0, 2**32)")
-
-    def encode(self, item: CodecInput, params: LadureeParams) -> bytes:
-        raise CodecError("laduree learns one model per shard: use fit(items, params)")
-
     def fit(self, items: list[CodecInput], params: LadureeParams) -> SharedFit:
-        self.validate(params)
+        params.validate()
         raw = _check_items(items)
         mean, std = latents.statistics(raw)
         arch = params.architecture(channels=raw[0].shape[0])

@@ -20,7 +20,6 @@ Reading order, as the data flows:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -28,33 +27,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from latentpress.codecs.laduree.params import Architecture
+
 TIMESTEP_FEATURES = 256
 FOURIER_SCALE = 1.0
 """Standard deviation of the random frequencies (cycles per index step)."""
-
-
-@dataclass(frozen=True)
-class Architecture:
-    """Sizes of one denoiser (written into the model bitstream)."""
-
-    channels: int
-    patch: int
-    hidden: int
-    depth: int
-    heads: int
-    mlp_ratio: int = 4
-    index_tokens: int = 8
-    index_frequencies: int = 32
-
-    def check(self) -> None:
-        """Raise ``ValueError`` unless the sizes make a network."""
-        fields = (self.channels, self.patch, self.hidden, self.depth, self.heads,
-                  self.mlp_ratio, self.index_tokens, self.index_frequencies)
-        if min(fields) < 1:
-            raise ValueError(f"architecture sizes must be >= 1: {self}")
-        if self.hidden % self.heads or self.hidden % 4:
-            raise ValueError(f"hidden {self.hidden} must be a multiple of 4 and of "
-                             f"heads {self.heads}")
 
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:

@@ -12,30 +12,16 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from latentpress.codecs.laduree.model import Architecture, Denoiser
-from latentpress.codecs.laduree.schedule import Schedule, make_scheduler
+from latentpress.codecs.laduree.model import Denoiser
+from latentpress.codecs.laduree.params import Architecture, Schedule, Training
+from latentpress.codecs.laduree.schedule import make_scheduler
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Training:
-    """How long and how fast to train."""
-
-    epochs: int = 50
-    min_steps: int = 0
-    batch_size: int = 16
-    learning_rate: float = 2e-4
-
-    def steps(self, batches_per_epoch: int) -> int:
-        """Optimizer steps for a set of ``batches_per_epoch`` batches."""
-        return max(self.min_steps, self.epochs * batches_per_epoch)
 
 
 def train(

@@ -1,4 +1,4 @@
-"""Decoding stored containers back to pixels (shared by evaluate and restore)."""
+"""Decoding: stored container bytes back to pixels (for evaluate, restore and reports)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from latentpress.codecs import CodecConfig, DecodeContext, get_codec
 from latentpress.infra import storage
 from latentpress.infra.archive import ArchiveLayout, unpack_image, unpack_model
 from latentpress.infra.container import Container
-from latentpress.models.vae import load_vae
 
 
 @lru_cache(maxsize=4)
@@ -50,6 +49,8 @@ def decode_container(data: bytes, vae_name: str, archive: str, source: str = "")
     decoded = codec.decode(container.sections["payload"], context)
     if codec.domain == "pixels":
         return decoded, container
+    from latentpress.models.vae import load_vae
+
     vae = load_vae(vae_name)
     if vae.vae_id != container.vae_id:
         raise ValueError(f"{source}: latent of VAE {container.vae_id!r}, but {vae.vae_id!r} was given")

@@ -1,5 +1,11 @@
-"""Compression tasks: a codec configuration over a batch of images, or one shared
-model fitted per shard."""
+"""Compression: one container per image and codec configuration, or one shared model
+per shard for shard-model codecs.
+
+A container's presence means done: its statistics sidecar is written first, the
+container last. An image a codec refuses is ``rejected`` (recorded in the ledger by
+:func:`rejected_rows`, never retried); anything else that goes wrong is an ``error``
+for the next run to retry.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +15,16 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-
-from latentpress.codecs import Codec, CodecConfig, CodecInput, get_codec
+from latentpress.codecs import (
+    BatchEncoder,
+    Codec,
+    CodecConfig,
+    CodecInput,
+    ImageEncoder,
+    RateControlled,
+    ShardModelCodec,
+    get_codec,
+)
 from latentpress.config import get_settings
 from latentpress.infra import storage
 from latentpress.infra.archive import ArchiveLayout, content_id, pack_image, pack_model, unpack_image
@@ -21,6 +33,7 @@ from latentpress.infra.container import ContainerError
 from latentpress.infra.images import decode_image
 from latentpress.infra.latent_store import LatentStore
 from latentpress.infra.models import model_id
+from latentpress.pipeline.outcomes import Outcome, failure, unless_transient
 
 
 def stored_and_valid(url: str) -> bool:
@@ -63,11 +76,18 @@ class Compressor:
         """The payload and the parameters used (a target size: the codec finds the quality)."""
         if not self.config.target_bpp:
             return self.codec.encode(codec_input, self.params), self.params
+        if not isinstance(self.codec, RateControlled):
+            raise TypeError(f"codec {self.codec.name!r} has no rate control")
         overhead = len(self.pack(item, b""))
         return self.codec.encode_at_bpp(codec_input, self.params, self.config.quality, overhead)
 
-    def status(self, item: Item, status: str, error: str | None = None) -> dict[str, Any]:
-        return {"image_id": item.image_id, "config_key": self.config.key, "status": status, "error": error}
+    def outcome(self, item: Item, cached: bool = False) -> Outcome:
+        return Outcome(item.image_id, self.config.key, "ok", cached=cached)
+
+    def failed(self, item: Item, exc: Exception, bad_input: bool) -> Outcome:
+        """``item``'s outcome for ``exc`` (re-raised if transient)."""
+        unless_transient(exc)
+        return failure(item.image_id, self.config.key, exc, bad_input)
 
     def done(self, item: Item) -> bool:
         return stored_and_valid(self.layout.image(self.config.key, item.image_id))
@@ -82,7 +102,7 @@ class Compressor:
         return CodecInput(item.image_id, item.width, item.height, image=image), 0.0
 
     def write(self, item: Item, payload: bytes, encode_seconds: float, shared_model: str | None = None,
-              params: Any = None) -> dict:
+              params: Any = None) -> Outcome:
         """Store the statistics sidecar, then the container (whose presence means done).
 
         ``params``: the parameters used, when the codec chose them (rate control).
@@ -96,95 +116,106 @@ class Compressor:
         }
         storage.write_bytes_atomic(self.layout.stats(self.config.key, item.image_id), json.dumps(stats).encode())
         storage.write_bytes_atomic(self.layout.image(self.config.key, item.image_id), data)
-        return {**self.status(item, "written"), "bytes": len(data)}
+        return self.outcome(item)
 
 
-def _failure(exc: Exception) -> str:
-    return f"{type(exc).__name__}: {exc}"
+Pending = tuple[Item, CodecInput, float]
+"""An image to encode: its item, the codec's input, its VAE encoding seconds."""
 
 
-@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
 def compress_batch(
-    items: list[Item], archive: str, latents_url: str, vae_name: str, config: CodecConfig
-) -> list[dict]:
-    """Write one container per item that lacks a valid one; a status dict per item.
+    items: list[Item], archive: str, latents_url: str, vae_name: str, config: CodecConfig,
+    rejected: frozenset[str] = frozenset(),
+) -> list[Outcome]:
+    """Write one container per item that lacks a valid one; an outcome per item, in order.
 
-    Codecs with ``batch_encode`` encode the batch's images together (each image's
+    Items in ``rejected`` (ids the ledger records as refused under ``config``) are not
+    tried again. A ``BatchEncoder`` encodes the batch's images together (each image's
     encoding time is its share); if that fails, they are encoded one by one so the
-    image at fault is found. A failing image is reported with its error and never
-    stops the batch.
+    image at fault is found. A failing image never stops the batch.
     """
     job = Compressor(archive, latents_url, vae_name, config)
-    statuses, pending = [], []
+    outcomes: list[Outcome] = []
+    pending: list[Pending] = []
     for item in items:
-        if job.done(item):
-            statuses.append(job.status(item, "skipped"))
+        if item.image_id in rejected:
+            outcomes.append(Outcome(item.image_id, config.key, "rejected", "refused by an earlier run", cached=True))
             continue
         try:
+            if job.done(item):
+                outcomes.append(job.outcome(item, cached=True))
+                continue
             pending.append((item, *job.codec_input(item)))
-        except (ValueError, KeyError) as exc:  # unreadable input: record, go on
-            statuses.append(job.status(item, "failed", _failure(exc)))
-    together = _encode_together(job, pending) if job.codec.batch_encode and not config.target_bpp else None
-    if together is not None:
-        return _in_order(items, statuses + together)
-    for item, codec_input, vae_seconds in pending:
-        start = time.perf_counter()
-        try:
-            payload, params = job.encode(codec_input, item)
-        except ValueError as exc:  # codec refusal: record, go on
-            statuses.append(job.status(item, "failed", _failure(exc)))
-            continue
-        statuses.append(job.write(item, payload, time.perf_counter() - start + vae_seconds, params=params))
-    return _in_order(items, statuses)
+        except Exception as exc:  # noqa: BLE001 - the input is missing or unreadable now
+            outcomes.append(job.failed(item, exc, bad_input=False))
+    batch = isinstance(job.codec, BatchEncoder) and not config.target_bpp
+    together = _encode_together(job, pending) if batch else None
+    outcomes += together if together is not None else [_encode_one(job, *entry) for entry in pending]
+    return _in_order(items, outcomes)
 
 
-def _in_order(items: list[Item], statuses: list[dict]) -> list[dict]:
+def _encode_one(job: Compressor, item: Item, codec_input: CodecInput, vae_seconds: float) -> Outcome:
+    start = time.perf_counter()
+    try:
+        payload, params = job.encode(codec_input, item)
+    except Exception as exc:  # noqa: BLE001 - a refusal is recorded, anything else retried later
+        return job.failed(item, exc, bad_input=True)
+    return job.write(item, payload, time.perf_counter() - start + vae_seconds, params=params)
+
+
+def _in_order(items: list[Item], outcomes: list[Outcome]) -> list[Outcome]:
     position = {item.image_id: i for i, item in enumerate(items)}
-    return sorted(statuses, key=lambda s: position[s["image_id"]])
+    return sorted(outcomes, key=lambda o: position[o.image_id])
 
 
-def _encode_together(job: Compressor, pending: list[tuple[Item, CodecInput, float]]) -> list[dict] | None:
-    """Statuses of encoding ``pending`` in one call, or ``None`` if the codec refused it
-    (or there is at most one image)."""
-    if len(pending) < 2:
+def _encode_together(job: Compressor, pending: list[Pending]) -> list[Outcome] | None:
+    """Outcomes of encoding ``pending`` in one call, or ``None`` if that failed (or there
+    is at most one image): the caller then encodes them one by one."""
+    if len(pending) < 2 or not isinstance(job.codec, BatchEncoder):
         return None
     start = time.perf_counter()
     try:
         payloads = job.codec.encode_many([codec_input for _, codec_input, _ in pending], job.params)
-    except ValueError:
+    except Exception as exc:  # noqa: BLE001 - one by one finds the image at fault
+        unless_transient(exc)
         return None
     share = (time.perf_counter() - start) / len(pending)
     return [job.write(item, payload, share + vae_seconds) for (item, _, vae_seconds), payload in zip(pending, payloads, strict=True)]
 
 
-@task(cache_policy=NO_CACHE, retries=1, retry_delay_seconds=[10])
-def fit_shard(items: list[Item], archive: str, latents_url: str, vae_name: str, config: CodecConfig) -> list[dict]:
+def fit_shard(items: list[Item], archive: str, latents_url: str, vae_name: str, config: CodecConfig) -> list[Outcome]:
     """Fit one shared model on a shard's images and store it, then each image's container.
 
     A shard whose images all have containers is skipped. Otherwise the model is
     fitted again on every image of the shard that has a latent (a rerun never
     mixes halves of two fits); each image's encoding time is its share of the fit.
+    A fit the codec refuses rejects the shard's images.
     """
     job = Compressor(archive, latents_url, vae_name, config)
+    if not isinstance(job.codec, ShardModelCodec):
+        raise TypeError(f"codec {config.name!r} does not fit shard models")
     if all(job.done(item) for item in items):
-        return [job.status(item, "skipped") for item in items]
-    statuses, members, inputs, vae_seconds = [], [], [], 0.0
+        return [job.outcome(item, cached=True) for item in items]
+    outcomes: list[Outcome] = []
+    members: list[Item] = []
+    inputs: list[CodecInput] = []
+    vae_seconds = 0.0
     for item in items:
         try:
             codec_input, seconds = job.codec_input(item)
-        except (ValueError, KeyError) as exc:
-            statuses.append(job.status(item, "failed", _failure(exc)))
+        except Exception as exc:  # noqa: BLE001
+            outcomes.append(job.failed(item, exc, bad_input=False))
             continue
         members.append(item)
         inputs.append(codec_input)
         vae_seconds += seconds
     if not members:
-        return statuses
+        return outcomes
     start = time.perf_counter()
     try:
         fitted = job.codec.fit(inputs, job.params)
-    except ValueError as exc:
-        return statuses + [job.status(item, "failed", _failure(exc)) for item in members]
+    except Exception as exc:  # noqa: BLE001
+        return outcomes + [job.failed(item, exc, bad_input=True) for item in members]
     share = (time.perf_counter() - start + vae_seconds) / len(members)
     model = pack_model(
         codec=job.codec.name,
@@ -195,4 +226,10 @@ def fit_shard(items: list[Item], archive: str, latents_url: str, vae_name: str, 
     )
     shared_id = content_id(model)
     storage.write_bytes_atomic(job.layout.shared(config.key, shared_id), model)
-    return statuses + [job.write(item, fitted.payloads[item.image_id], share, shared_id) for item in members]
+    written = [job.write(item, fitted.payloads[item.image_id], share, shared_id) for item in members]
+    return _in_order(items, outcomes + written)
+
+
+def encodes_per_image(config: CodecConfig) -> bool:
+    """Whether ``config``'s codec encodes image by image (else it fits shard models)."""
+    return isinstance(get_codec(config.name), ImageEncoder)

@@ -1,0 +1,113 @@
+"""The Prefect flows: each command's orchestration on the workers of a Dask cluster.
+
+These are what ``latentpress`` runs for bulk jobs and what the deployments in
+``prefect.yaml`` schedule. Each one starts a Dask executor (a local cluster, or the
+cluster at ``dask_address``) and runs the same orchestration as the in-process
+path (``latentpress.flows.archive`` and its siblings).
+"""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from latentpress.config import DEFAULT_BATCH_SIZE, DEFAULT_SHARD_SIZE, DEFAULT_VAE
+from latentpress.flows import archive as archive_step
+from latentpress.flows import compress as compress_step
+from latentpress.flows import evaluate as evaluate_step
+from latentpress.flows import ingest as ingest_step
+from latentpress.flows import restore as restore_step
+from latentpress.flows.executors import dask_executor
+from latentpress.flows.results import RunResult
+from latentpress.infra.cluster import quiet_cluster_logs
+from latentpress.infra.collection import Item
+
+
+def logged(result: RunResult) -> RunResult:
+    """``result``, with each error reason logged once to the flow run's log (what a
+    Prefect UI shows for a scheduled run)."""
+    from prefect import get_run_logger
+
+    from latentpress.pipeline.outcomes import errors_by_reason
+
+    for reason, outcomes in errors_by_reason(result.errors).items():
+        get_run_logger().error("%d image(s) in error: %s", len(outcomes), reason)
+    return result
+
+
+@flow(name="archive")
+def archive_flow(
+    source: str,
+    archive: str,
+    codecs: list[str],
+    ledger: str | None = None,
+    vae: str = DEFAULT_VAE,
+    latents: str | None = None,
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    dask_address: str | None = None,
+    workers: int | None = None,
+) -> RunResult:
+    """Archive every image under ``source`` (see ``latentpress.flows.archive.archive``)."""
+    quiet_cluster_logs()
+    with dask_executor(dask_address, workers) as executor:
+        return logged(archive_step.archive(source, archive, codecs, ledger, vae, latents, shard_size, batch_size, executor))
+
+
+@flow(name="ingest")
+def ingest_flow(
+    source: str, archive: str, shard_size: int = DEFAULT_SHARD_SIZE, dask_address: str | None = None,
+    workers: int | None = None,
+) -> list[Item]:
+    """Inspect every image under ``source`` (see ``latentpress.flows.ingest.ingest``)."""
+    quiet_cluster_logs()
+    with dask_executor(dask_address, workers) as executor:
+        return ingest_step.ingest(source, archive, shard_size, executor)
+
+
+@flow(name="compress")
+def compress_flow(
+    archive: str,
+    codecs: list[str],
+    vae: str = DEFAULT_VAE,
+    latents: str | None = None,
+    ledger: str | None = None,
+    run_id: str | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    dask_address: str | None = None,
+    workers: int | None = None,
+) -> RunResult:
+    """Compress an ingested collection (see ``latentpress.flows.compress.compress``)."""
+    quiet_cluster_logs()
+    with dask_executor(dask_address, workers) as executor:
+        return logged(compress_step.compress(archive, codecs, vae, latents, ledger, run_id, batch_size, executor))
+
+
+@flow(name="evaluate")
+def evaluate_flow(
+    archive: str,
+    ledger: str | None = None,
+    run_id: str | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    dask_address: str | None = None,
+    workers: int | None = None,
+) -> RunResult:
+    """Measure what the ledger lacks (see ``latentpress.flows.evaluate.evaluate``)."""
+    quiet_cluster_logs()
+    with dask_executor(dask_address, workers) as executor:
+        return logged(evaluate_step.evaluate(archive, ledger, run_id, batch_size, executor))
+
+
+@flow(name="restore")
+def restore_flow(
+    archive: str,
+    out: str,
+    configs: list[str] | None = None,
+    vae: str | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    dask_address: str | None = None,
+    workers: int | None = None,
+) -> RunResult:
+    """Decode an archive to PNG files (see ``latentpress.flows.restore.restore``)."""
+    quiet_cluster_logs()
+    with dask_executor(dask_address, workers) as executor:
+        return logged(restore_step.restore(archive, out, configs, vae, batch_size, executor))

@@ -1,0 +1,43 @@
+"""What a run did: every image's outcome at every stage, and the new ledger rows."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+from latentpress.infra.collection import ERROR, Item
+from latentpress.pipeline.outcomes import Outcome, count
+
+
+def new_run_id() -> str:
+    """A fresh run id (12 hex digits)."""
+    return uuid.uuid4().hex[:12]
+
+
+@dataclass
+class RunResult:
+    """The outcome of one command: ingest items, outcomes per stage, new ledger rows."""
+
+    run_id: str
+    items: list[Item] = field(default_factory=list)
+    """Every file the ingest saw (``ok``, ``rejected``, ``error`` or ``duplicate``)."""
+    stages: dict[str, list[Outcome]] = field(default_factory=dict)
+    """Stage name (``latents``, ``compress``, ``evaluate``, ``restore``) -> outcomes."""
+    rows: list[dict] = field(default_factory=list)
+
+    def add(self, stage: str, outcomes: list[Outcome]) -> None:
+        self.stages.setdefault(stage, []).extend(outcomes)
+
+    def counts(self, stage: str) -> dict[str, int]:
+        return count(self.stages.get(stage, []))
+
+    @property
+    def errors(self) -> list[Outcome]:
+        """Every ``error`` outcome: unreadable files, then each stage's."""
+        unreadable = [Outcome(i.image_id, "", "error", f"{i.name}: {i.error}") for i in self.items if i.status == ERROR]
+        return unreadable + [o for outcomes in self.stages.values() for o in outcomes if o.status == "error"]
+
+    @property
+    def ok(self) -> bool:
+        """Whether nothing ended in ``error`` (rejected input is not a failure of the run)."""
+        return not self.errors

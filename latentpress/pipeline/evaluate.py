@@ -1,0 +1,158 @@
+"""Evaluation: decode the stored bytes, measure them against the original, append
+ledger rows.
+
+The rate is the stored object's size: every counted byte was written, read back and
+decoded here. Only ``ok`` rows are written by evaluation; an image that cannot be
+evaluated is an ``error`` for the next run to retry, never a row.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+from latentpress.codecs import CodecConfig
+from latentpress.infra import storage
+from latentpress.infra.archive import ArchiveLayout
+from latentpress.infra.collection import Item
+from latentpress.infra.container import Container
+from latentpress.infra.images import decode_image
+from latentpress.infra.ledger import append_rows, read_ledger
+from latentpress.pipeline.decode import decode_container, shared_model, shared_model_url
+from latentpress.pipeline.outcomes import Outcome, failure, unless_transient
+from latentpress.pipeline.rows import base_row
+
+DONE = ("ok", "rejected")
+"""Ledger statuses that count as done (rows of other statuses are retried)."""
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """Which images the ledger holds a finished row for, per configuration key."""
+
+    done: dict[str, set[str]] = field(default_factory=dict)
+    """Ids with an ``ok`` or ``rejected`` row."""
+    rejected: dict[str, set[str]] = field(default_factory=dict)
+    """Ids whose latest row is ``rejected``: refused by the codec, not tried again."""
+
+    def done_for(self, key: str) -> set[str]:
+        return self.done.get(key, set())
+
+    def rejected_for(self, key: str) -> frozenset[str]:
+        return frozenset(self.rejected.get(key, ()))
+
+
+def recorded(ledger_url: str) -> Recorded:
+    """What the ledger at ``ledger_url`` holds as done."""
+    ledger = read_ledger(ledger_url, columns=["image_id", "config_key", "status", "timestamp"])
+    finished = ledger[ledger["status"].isin(DONE)]
+    latest = finished.sort_values("timestamp").drop_duplicates(["image_id", "config_key"], keep="last")
+    refused = latest[latest["status"] == "rejected"]
+    return Recorded(
+        done={key: set(ids) for key, ids in finished.groupby("config_key")["image_id"]},
+        rejected={key: set(ids) for key, ids in refused.groupby("config_key")["image_id"]},
+    )
+
+
+def stored_ids(archive: str, config_key: str) -> set[str]:
+    """Ids of the images with a container stored under ``config_key``."""
+    folder = storage.join(archive, "images", config_key)
+    if not storage.exists(folder):
+        return set()
+    names = (url.rsplit("/", 1)[-1] for url in storage.list_files(folder, recursive=False))
+    return {name[: -len(".lpc")] for name in names if name.endswith(".lpc")}
+
+
+def unevaluated(archive: str, items: list[Item], configs: list[CodecConfig], done: Recorded) -> dict[CodecConfig, list[Item]]:
+    """For each of ``configs``, the ``items`` with a stored container and no finished row."""
+    todo = {}
+    for config in configs:
+        stored, finished = stored_ids(archive, config.key), done.done_for(config.key)
+        todo[config] = [i for i in items if i.image_id in stored and i.image_id not in finished]
+    return todo
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What evaluating a batch gave: an outcome per image, and the new ledger rows."""
+
+    outcomes: list[Outcome]
+    rows: list[dict]
+
+
+def warm_up_in_background() -> None:
+    """Start loading the metric networks in a thread of this process, so that they are
+    ready when the first evaluation comes; a failure is left for that evaluation to
+    report. The process waits for the thread before it exits (torch must not be
+    stopped half-way through building a network)."""
+    from latentpress.models.metrics import warm_up
+
+    def load() -> None:
+        try:
+            warm_up()
+        except Exception:  # noqa: BLE001 - the evaluation reports it with its images
+            logging.getLogger(__name__).debug("metric warm-up failed", exc_info=True)
+
+    threading.Thread(target=load, name="latentpress-metrics-warm-up", daemon=False).start()
+
+
+def shared_columns(container: Container, archive: str) -> dict:
+    """Ledger columns of the shared model an image container uses (nulls if none)."""
+    url = shared_model_url(container, json.loads(container.sections["config"]), archive)
+    if url is None:
+        return {"shared_model_id": None, "shared_model_bytes": None, "shared_images": None}
+    _, size, images = shared_model(url)
+    return {"shared_model_id": container.sections["shared"].decode("ascii"), "shared_model_bytes": size, "shared_images": images}
+
+
+def evaluate_batch(
+    items: list[Item], archive: str, config: CodecConfig, vae_name: str, ledger_url: str, run_id: str
+) -> Evaluation:
+    """Measure each item's stored container under ``config``; the rows are appended to
+    the ledger as one new file.
+
+    Images of a shared-model codec also carry their share of the shared model's
+    container (its size over the images sharing it).
+    """
+    from latentpress.models.metrics import compute_metrics
+
+    layout = ArchiveLayout(archive)
+    outcomes, rows = [], []
+    for item in items:
+        url = layout.image(config.key, item.image_id)
+        try:
+            data = storage.read_bytes(url)
+            stats = json.loads(storage.read_bytes(layout.stats(config.key, item.image_id)))
+            start = time.perf_counter()
+            decoded, container = decode_container(data, vae_name, archive, source=url)
+            decode_seconds = time.perf_counter() - start
+            shared = shared_columns(container, archive)
+            original = decode_image(storage.read_bytes(item.source), item.name)
+            metrics = compute_metrics(original, decoded)
+        except Exception as exc:  # noqa: BLE001 - the image is retried by the next run
+            unless_transient(exc)
+            outcomes.append(failure(item.image_id, config.key, exc, bad_input=False))
+            continue
+        model_share = (shared["shared_model_bytes"] or 0) / (shared["shared_images"] or 1)
+        row = base_row(item, config, run_id)
+        rows.append(
+            {
+                **row,
+                "params": json.dumps(stats["params"], sort_keys=True),
+                "vae_id": container.vae_id or None,
+                "bytes": len(data),
+                **shared,
+                "bpp": 8 * (len(data) + model_share) / (item.width * item.height),
+                **metrics,
+                "encode_seconds": stats["encode_seconds"],
+                "decode_seconds": decode_seconds,
+                "device": stats.get("device", row["device"]),
+            }
+        )
+        outcomes.append(Outcome(item.image_id, config.key, "ok"))
+    if rows:
+        append_rows(ledger_url, rows, run_id)
+    return Evaluation(outcomes, rows)

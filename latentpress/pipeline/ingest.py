@@ -1,0 +1,125 @@
+"""Ingest: list a collection, read and identify each file, group the images in shards.
+
+The result is the collection file (``infra.collection``): one :class:`Item` per file,
+``ok`` images with their shard, the others with the reason they are not archived.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import replace
+
+from latentpress.infra import storage
+from latentpress.infra.archive import ArchiveLayout
+from latentpress.infra.collection import (
+    DUPLICATE,
+    ERROR,
+    OK,
+    REJECTED,
+    Item,
+    content_id,
+    read_collection,
+    source_id,
+    write_collection,
+)
+from latentpress.infra.images import ImageError, decode_image, has_image_extension
+from latentpress.pipeline.outcomes import describe, unless_transient
+
+REUSED = (OK, REJECTED, DUPLICATE)
+"""Statuses of items whose unchanged files are not read again (``error`` ones are)."""
+
+
+def list_images(url: str) -> dict[str, str]:
+    """Sorted URLs of the files under ``url`` (recursively) with an image extension,
+    each with its version (``storage.file_versions``).
+
+    Files are chosen by name only: a broken ``.jpg`` is listed (and later rejected);
+    files with other extensions are ignored.
+    """
+    return {u: v for u, v in storage.file_versions(url).items() if has_image_extension(u)}
+
+
+def reusable(listing: dict[str, str], previous: list[Item]) -> tuple[list[Item], list[str]]:
+    """Split a listing into earlier items whose file is unchanged (same source and
+    version, status in ``REUSED``) and the URLs that must be read (new, changed, or
+    unreadable last time)."""
+    known = {item.source: item for item in previous if item.version is not None and item.status in REUSED}
+    kept = [known[u] for u, v in listing.items() if u in known and known[u].version == v]
+    kept_sources = {item.source for item in kept}
+    return kept, [u for u in listing if u not in kept_sources]
+
+
+def previous_items(archive: str) -> list[Item]:
+    """The items of the archive's last ingest (none for a new archive)."""
+    url = ArchiveLayout(archive).collection
+    return read_collection(url) if storage.exists(url) else []
+
+
+def inspect_files(files: dict[str, str], root: str) -> list[Item]:
+    """Read, identify and validate each file (URL -> version) under ``root``.
+
+    Bad images come back ``rejected``, unreadable files ``error``; only transient
+    storage errors raise (so that the batch is retried).
+    """
+    return [inspect_image(url, root, version) for url, version in files.items()]
+
+
+def inspect_image(url: str, root: str, version: str | None = None) -> Item:
+    """One file as an item: ``ok``, ``rejected`` (not a usable image) or ``error``."""
+    name = _relative_name(url, root)
+    try:
+        data = storage.read_bytes(url)
+    except Exception as exc:  # noqa: BLE001 - each file ends with a status
+        unless_transient(exc)
+        return unreadable(url, root, version, describe(exc))
+    image_id = content_id(data)
+    try:
+        height, width, _ = decode_image(data, name).shape
+    except ImageError as exc:
+        return Item(image_id, url, name, 0, 0, len(data), REJECTED, str(exc), None, version)
+    return Item(image_id, url, name, width, height, len(data), OK, None, None, version)
+
+
+def unreadable(url: str, root: str, version: str | None, reason: str) -> Item:
+    """The ``error`` item of a file that could not be read (read again next time)."""
+    return Item(source_id(url), url, _relative_name(url, root), 0, 0, 0, ERROR, f"cannot read: {reason}", None, version)
+
+
+def _relative_name(url: str, root: str) -> str:
+    _, path = storage.filesystem(url)
+    _, base = storage.filesystem(root)
+    base = base.rstrip("/")
+    if path.startswith(base + "/"):
+        return path[len(base) + 1 :]
+    return posixpath.basename(path)
+
+
+def assign_shards(items: list[Item], shard_size: int) -> list[Item]:
+    """Deduplicate and shard: the same items always give the same shards.
+
+    Among ``ok`` (or earlier ``duplicate``) items with one id, the first by source URL
+    is kept and the others become ``duplicate``. Kept items, sorted by id, are cut
+    into shards of ``shard_size`` numbered from 0. Returns the kept items in shard
+    order, then duplicates, rejected and unreadable items by source; only kept items
+    have a shard. Running it again on its own output changes nothing.
+    """
+    if shard_size < 1:
+        raise ValueError(f"shard_size must be at least 1, got {shard_size}")
+    kept: dict[str, Item] = {}
+    others: list[Item] = []
+    for item in sorted(items, key=lambda i: i.source):
+        if item.status in (REJECTED, ERROR):
+            others.append(replace(item, shard=None))
+        elif item.image_id in kept:
+            reason = f"same bytes as {kept[item.image_id].source}"
+            others.append(replace(item, status=DUPLICATE, error=reason, shard=None))
+        else:
+            kept[item.image_id] = item
+    ordered = [kept[i] for i in sorted(kept)]
+    sharded = [replace(item, status=OK, error=None, shard=n // shard_size) for n, item in enumerate(ordered)]
+    return sharded + others
+
+
+def save_collection(archive: str, items: list[Item]) -> None:
+    """Store the ingest result as the archive's collection file."""
+    write_collection(ArchiveLayout(archive).collection, items)

@@ -1,0 +1,46 @@
+"""Closing a compression run: record the refusals, then write the manifest (last:
+it lists what the archive holds)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from latentpress import __version__
+from latentpress.codecs import CodecConfig, get_codec
+from latentpress.infra.archive import read_manifest, write_manifest
+from latentpress.infra.collection import Item
+from latentpress.infra.ledger import append_rows
+from latentpress.infra.models import model_id
+from latentpress.pipeline.outcomes import Outcome
+from latentpress.pipeline.rows import rejected_rows
+
+
+def build_manifest(archive: str, items: list[Item], configs: list[CodecConfig], vae: str) -> dict:
+    """The manifest: this run's configurations merged with those already archived."""
+    previous = read_manifest(archive, missing_ok=True)
+    known = {c["key"]: c for c in previous.get("configs", [])}
+    for config in configs:
+        known[config.key] = {"key": config.key, **config.to_dict(), "codec_version": get_codec(config.name).version}
+    return {
+        "code_version": __version__,
+        "updated": datetime.now(timezone.utc).isoformat(),
+        "vae": vae,
+        "vae_id": model_id(vae),
+        "configs": sorted(known.values(), key=lambda c: c["key"]),
+        "items": [
+            {"image_id": i.image_id, "width": i.width, "height": i.height, "shard": i.shard, "name": i.name}
+            for i in items
+        ],
+    }
+
+
+def finish_compression(
+    archive: str, ledger_url: str, items: list[Item], configs: list[CodecConfig], outcomes: list[Outcome], run_id: str,
+    vae: str,
+) -> None:
+    """Append a ``rejected`` ledger row for each image a codec refused in this run, then
+    write the manifest."""
+    rows = rejected_rows(items, configs, outcomes, run_id)
+    if rows:
+        append_rows(ledger_url, rows, run_id)
+    write_manifest(archive, build_manifest(archive, items, configs, vae))

@@ -1,0 +1,110 @@
+"""The whole archive path in this process, as a library user runs it (no Prefect, no
+Dask): outcomes per image, reruns that redo nothing, and errors that the next run
+finishes once the environment is fixed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from latentpress.flows.archive import archive
+from latentpress.flows.evaluate import evaluate
+from latentpress.flows.restore import restore
+from latentpress.infra.ledger import read_ledger
+from latentpress.pipeline.decode import decode_container
+from latentpress.pipeline.outcomes import errors_by_reason
+
+
+def test_archive_and_restore_in_process(mixed_collection: Path, tmp_path: Path) -> None:
+    arch = str(tmp_path / "archive")
+    result = archive(str(mixed_collection), arch, ["webp@40", "latent-q@1"])
+
+    assert result.ok and len(result.rows) == 6
+    assert sorted(i.status for i in result.items) == ["ok"] * 3 + ["rejected"] * 3
+    assert {stage: result.counts(stage) for stage in result.stages} == {
+        "latents": {"ok": 3}, "compress": {"ok": 6}, "evaluate": {"ok": 6}}  # fmt: skip
+    ledger = read_ledger(f"{arch}/ledger")
+    assert len(ledger) == 6 and set(ledger["status"]) == {"ok"}
+
+    restored = restore(arch, str(tmp_path / "out"), configs=["latent-q.default.q1"])
+    assert [o.status for o in restored.stages["restore"]] == ["ok"] * 3
+    for outcome in restored.stages["restore"]:
+        data = (tmp_path / "archive" / "images" / outcome.config_key / f"{outcome.image_id}.lpc").read_bytes()
+        expected, _ = decode_container(data, "taesd", arch)
+        np.testing.assert_array_equal(np.asarray(Image.open(outcome.path)), expected)
+
+    again = archive(str(mixed_collection), arch, ["webp@40", "latent-q@1"])
+    assert again.ok and again.rows == []
+    assert {o.cached for stage in ("latents", "compress") for o in again.stages[stage]} == {True}
+    assert again.stages["evaluate"] == [] and len(read_ledger(f"{arch}/ledger")) == 6
+
+
+RUN = """
+import json, sys
+from latentpress.flows.archive import archive
+from latentpress.pipeline.outcomes import errors_by_reason
+result = archive(sys.argv[1], sys.argv[2], ["avif@30", "latent-q@1"])
+stages = {stage: result.counts(stage) for stage in result.stages}
+print(json.dumps([result.ok, len(result.rows), stages, list(errors_by_reason(result.errors))]))
+"""
+
+
+def run_archive(source: Path, arch: str, models: str) -> list:
+    """An in-process archive run in a fresh process (no networks loaded before)."""
+    import json
+
+    env = {**os.environ, "LATENTPRESS_MODELS": models}
+    done = subprocess.run([sys.executable, "-c", RUN, str(source), arch], capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def test_missing_models_end_in_error_and_the_next_run_completes(mixed_collection: Path, tmp_path: Path) -> None:
+    arch = str(tmp_path / "archive")
+    ok, rows, stages, reasons = run_archive(mixed_collection, arch, str(tmp_path / "no-models-here"))
+
+    assert not ok and rows == 0
+    assert any("'taesd' not found" in r for r in reasons) and any("lpips" in r for r in reasons)
+    assert stages["compress"] == {"ok": 3, "error": 3}  # avif stored, latent-q had no latent
+    assert stages["evaluate"] == {"error": 3}
+    assert read_ledger(f"{arch}/ledger").empty  # errors are never recorded as done
+
+    ok, rows, stages, reasons = run_archive(mixed_collection, arch, os.environ["LATENTPRESS_MODELS"])
+    assert ok and rows == 6 and reasons == []
+    assert stages["compress"] == {"cached": 3, "ok": 3}
+    ledger = read_ledger(f"{arch}/ledger")
+    assert len(ledger) == 6 and set(ledger["status"]) == {"ok"} and not ledger.duplicated(["image_id", "config_key"]).any()
+
+
+def test_refusals_are_recorded_once_and_not_retried(mixed_collection: Path, tmp_path: Path) -> None:
+    arch = str(tmp_path / "archive")
+    # 0.001 bpp leaves no room for a clric stream on these crops: a refusal, not an error.
+    first = archive(str(mixed_collection), arch, ["clric:fast@bpp0.001"])
+    assert first.ok and first.counts("compress") == {"rejected": 3}
+    ledger = read_ledger(f"{arch}/ledger")
+    assert list(ledger["status"]) == ["rejected"] * 3 and ledger["error"].str.contains("no room").all()
+
+    second = archive(str(mixed_collection), arch, ["clric:fast@bpp0.001"])
+    assert second.counts("compress") == {"rejected": 3}
+    assert all(o.cached for o in second.stages["compress"]) and len(read_ledger(f"{arch}/ledger")) == 3
+    assert evaluate(arch).rows == []
+
+
+LIBRARY = """
+import sys
+from latentpress.flows.archive import archive
+result = archive(sys.argv[1], sys.argv[2], ["jpeg@50"])
+print(result.ok, len(result.rows), sorted(m for m in ("prefect", "distributed") if m in sys.modules))
+"""
+
+
+def test_library_run_needs_neither_prefect_nor_dask(mixed_collection: Path, tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-c", LIBRARY, str(mixed_collection), str(tmp_path / "archive")],
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[-2] == "True 3 []"

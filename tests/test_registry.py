@@ -1,0 +1,62 @@
+"""The codec registry: what each codec is, known without its implementation; abilities
+as classes, so a codec carries only the methods it can do."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+
+import pytest
+
+from latentpress.codecs import (
+    CODECS,
+    BatchEncoder,
+    CodecError,
+    CodecInfo,
+    ImageEncoder,
+    RateControlled,
+    ShardModelCodec,
+    get_codec,
+    register_codec,
+)
+
+
+@pytest.mark.parametrize("name", sorted(CODECS))
+def test_every_codec_matches_its_registered_information(name: str) -> None:
+    info, codec = CODECS[name], get_codec(name)
+    assert codec.info is info and codec.name == name and codec.domain == info.domain
+    assert info.rate_control == isinstance(codec, RateControlled)
+    assert isinstance(codec, ImageEncoder) != isinstance(codec, ShardModelCodec)  # one way to encode
+    assert info.better in ("higher", "lower") and info.default_qualities and "default" in info.presets
+    for preset in info.presets:
+        for quality in info.default_qualities:
+            assert info.params(preset, quality).quality == quality
+
+
+def test_abilities() -> None:
+    assert isinstance(get_codec("clric"), BatchEncoder) and isinstance(get_codec("clric"), RateControlled)
+    assert not isinstance(get_codec("avif"), BatchEncoder) and not isinstance(get_codec("latent-q"), RateControlled)
+    assert isinstance(get_codec("laduree"), ShardModelCodec) and not hasattr(get_codec("laduree"), "encode")
+
+
+def test_a_name_is_taken_once_and_needs_a_default_preset() -> None:
+    @dataclasses.dataclass(frozen=True)
+    class Params:
+        quality: float = 1.0
+
+    avif = CODECS["avif"]
+    with pytest.raises(ValueError, match="already registered"):
+        register_codec(dataclasses.replace(avif, summary="another avif"))
+    with pytest.raises(ValueError, match="no 'default' preset"):
+        register_codec(CodecInfo("x-test", "", "pixels", {"fast": Params()}, (1.0,), "quality", "higher", "nowhere:X"))
+    with pytest.raises(KeyError, match="unknown codec 'nope'"):
+        get_codec("nope")
+    with pytest.raises(CodecError, match="no preset 'turbo'"):
+        avif.params("turbo")
+
+
+def test_registering_imports_no_implementation() -> None:
+    code = "import sys, latentpress.codecs; print(sorted(m for m in ('torch', 'diffusers') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "[]", done.stderr
