@@ -6,7 +6,8 @@ the Kodak photos (made here, never committed):
 - ``archive`` with ``avif@30`` into a new archive (in this process: a job this small
   starts no Prefect server and no Dask cluster);
 - the same command again: a no-op rerun;
-- ``latentpress codecs`` and ``latentpress --help``;
+- ``latentpress codecs``, ``latentpress --help`` and a mistake (a misspelt source
+  folder, answered with exit status 2);
 - for comparison, the first ``archive`` on a local Dask cluster (``--workers 2``).
 
 Each command runs ``--repeat`` times after one untimed warm-up run (a warm install:
@@ -55,6 +56,8 @@ def main() -> int:
             "rerun": timed(lambda i: ["archive", photos, str(work / "a0"), "--codec", "avif@30"], args.repeat),
             "codecs": timed(lambda i: ["codecs"], args.repeat),
             "help": timed(lambda i: ["--help"], args.repeat),
+            "a mistake (misspelt source)": timed(
+                lambda i: ["archive", photos + "-typo", str(work / "x"), "--codec", "avif@30"], args.repeat, status=2),
             "archive on Dask (2 workers)": timed(
                 lambda i: ["archive", photos, str(work / f"d{i}"), "--codec", "avif@30", "--workers", "2"], args.dask_repeat),
         }  # fmt: skip
@@ -76,13 +79,14 @@ def make_crops(folder: Path) -> str:
     return str(folder)
 
 
-def timed(command, repeat: int) -> list[float]:
-    """Wall seconds of ``repeat`` runs of ``latentpress *command(i)`` after one warm-up run."""
+def timed(command, repeat: int, status: int = 0) -> list[float]:
+    """Wall seconds of ``repeat`` runs of ``latentpress *command(i)`` after one warm-up
+    run, each expected to exit with ``status``."""
     seconds = []
     for i in range(repeat + 1):
         start = time.perf_counter()
         done = subprocess.run([str(BIN), *command(i)], capture_output=True, text=True, timeout=600)
-        if done.returncode != 0:
+        if done.returncode != status:
             raise SystemExit(f"latentpress {' '.join(command(i))} failed:\n{done.stderr}")
         if i:
             seconds.append(time.perf_counter() - start)

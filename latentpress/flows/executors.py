@@ -38,7 +38,8 @@ class Executor(ABC):
         as each finishes."""
 
     def on_every_worker(self, fn: Callable[[], None]) -> None:
-        """Run ``fn`` once in every worker process (e.g. to start loading models)."""
+        """Run ``fn`` once in every worker process (e.g. one that starts loading
+        models in the background)."""
         fn()
 
 
