@@ -83,6 +83,15 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--shard-size", type=_positive, default=DEFAULT_SHARD_SIZE, help="images per shard (default %(default)s)")
     _execution_options(ingest)
 
+    train = _command(commands, "train", "train a collection model (glc) on a sample of a collection", run_train)
+    train.add_argument("source", help="folder or URL of images")
+    train.add_argument("model", help="where to write the model: a URL ending in .lpm")
+    train.add_argument("--codec", required=True, metavar="SPEC", help="codec and preset, e.g. glc or glc:fast")
+    train.add_argument("--vae", default=DEFAULT_VAE, help="latent autoencoder (default %(default)s)")
+    train.add_argument("--sample", type=_positive, help="images to train on, a deterministic sample (default: the preset's)")
+    train.add_argument("--steps", type=_positive, help="training steps (default: the preset's)")
+    _execution_options(train)
+
     compress = _command(commands, "compress", "compress an ingested collection", run_compress)
     compress.add_argument("archive", help="archive folder or URL (after `ingest`)")
     _codec_options(compress)
@@ -134,6 +143,14 @@ def _codec_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vae", default=DEFAULT_VAE, help="latent autoencoder: name, folder or hub id (default %(default)s)")
     parser.add_argument("--latents", help="latent store URL (default <archive>/latents)")
     parser.add_argument("--target-bpp", type=_bpp_list, metavar="X[,Y...]", help="encode each codec with rate control (clric) to these bits per pixel, each within 10%%, instead of its default quality points (configuration keys NAME.PRESET.bppX)")
+    models = parser.add_argument_group(
+        "collection models (glc)",
+        "A codec that codes against a collection model uses the archive's model; without one, it trains one on "
+        "a sample of the collection first, or copies --model into the archive.",
+    )
+    models.add_argument("--model", metavar="URL", help="a model made by `latentpress train`, copied into the archive")
+    models.add_argument("--train-sample", type=_positive, metavar="N", help="images a new model is trained on (default: the preset's)")
+    models.add_argument("--train-steps", type=_positive, metavar="N", help="training steps of a new model (default: the preset's)")
 
 
 def _ledger_option(parser: argparse.ArgumentParser) -> None:
@@ -238,12 +255,15 @@ def run_archive(args: argparse.Namespace) -> int:
     _check_execution(args)
     listing = check_source(args.source)
     check_target(args.archive)
+    _log_training()
     if args.ledger:
         check_target(args.ledger, "ledger")
     check_models(_vaes(configs, args.vae), METRIC_WEIGHTS)
+    _check_model_options(args, configs)
     result = _run(
         args, len(listing), archive, "archive_flow", source=args.source, archive=args.archive, codecs=args.codec,
         ledger=args.ledger, vae=args.vae, latents=args.latents, shard_size=args.shard_size, batch_size=args.batch_size,
+        model=args.model, train_sample=args.train_sample, train_steps=args.train_steps,
     )  # fmt: skip
     print_items(result.items)
     print_stages(result)
@@ -253,6 +273,59 @@ def run_archive(args: argparse.Namespace) -> int:
 
     _summary(args.ledger or ArchiveLayout(args.archive).ledger)
     return status
+
+
+def _check_model_options(args: argparse.Namespace, configs: list) -> None:
+    """``--model`` names a readable model of the run's one collection-model codec."""
+    from latentpress.codecs import CODECS
+
+    collection = {(c.name, c.preset) for c in configs if CODECS[c.name].collection_model}
+    if (args.model or args.train_sample or args.train_steps) and not collection:
+        raise UsageError("--model, --train-sample and --train-steps are for codecs with a collection model (glc)")
+    if args.model:
+        from latentpress.preflight import check_file
+
+        if len(collection) != 1:
+            raise UsageError(f"--model names one model, but {len(collection)} codec(s) of this run use collection models")
+        check_file(args.model, "model")
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from latentpress.flows.models import train
+    from latentpress.infra.models import model_id
+    from latentpress.preflight import check_models, check_source, check_target
+    from latentpress.terminal import console
+
+    from latentpress.codecs import CODECS
+
+    _check_execution(args)
+    args.codec, args.target_bpp = [args.codec], None
+    configs = _configs(args)
+    if not CODECS[configs[0].name].collection_model:
+        raise UsageError(f"--codec {args.codec[0]}: train takes a codec with a collection model, e.g. glc:fast")
+    if not args.model.endswith(".lpm"):
+        raise UsageError(f"the model's URL must end in .lpm, got {args.model}")
+    listing = check_source(args.source)
+    check_target(args.model.rsplit("/", 1)[0] or ".", "model folder")
+    check_models([args.vae])
+    sample = min(len(listing), args.sample or configs[0].params().sample)
+    _log_training()
+    trained = _run(args, sample, train, "train_flow", source=args.source, model_url=args.model, codec=args.codec[0],
+                   vae=args.vae, sample=args.sample, steps=args.steps)  # fmt: skip
+    console.print(f"model {trained.model_id} ({configs[0].name}:{configs[0].preset}, VAE {model_id(args.vae)}) trained on "
+                  f"{trained.images} image(s) in {trained.seconds:.0f} s -> {trained.url}", highlight=False)
+    return 0
+
+
+def _log_training() -> None:
+    """Print training progress (step, loss, estimated rate) on standard error."""
+    import logging
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("latentpress.train")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
 
 
 def run_ingest(args: argparse.Namespace) -> int:
@@ -280,10 +353,12 @@ def run_compress(args: argparse.Namespace) -> int:
     _check_execution(args)
     check_archive(args.archive, "collection.parquet")
     check_models(_vaes(configs, args.vae))
+    _check_model_options(args, configs)
     images = sum(1 for i in read_collection(ArchiveLayout(args.archive).collection) if i.status == "ok")
     result = _run(
         args, images, compress, "compress_flow", archive=args.archive, codecs=args.codec, vae=args.vae,
-        latents=args.latents, ledger=args.ledger, batch_size=args.batch_size,
+        latents=args.latents, ledger=args.ledger, batch_size=args.batch_size, model=args.model,
+        train_sample=args.train_sample, train_steps=args.train_steps,
     )  # fmt: skip
     print_stages(result)
     return print_errors(result)

@@ -84,6 +84,19 @@ def check_credentials(url: str, what: str) -> None:
         raise UsageError(f"no credentials for {what} {url}: {S3_HINT}")
 
 
+def check_file(url: str, what: str) -> None:
+    """``UsageError`` unless the object ``url`` exists and can be read."""
+    from latentpress.infra import storage
+
+    check_credentials(url, what)
+    try:
+        found = storage.exists(url)
+    except Exception as exc:  # noqa: BLE001
+        raise UsageError(f"cannot read {what} {url}: {_storage_problem(exc)}") from None
+    if not found:
+        raise UsageError(f"{what} {url} does not exist")
+
+
 def check_archive(archive: str, needs: str = "manifest.json") -> None:
     """``UsageError`` unless ``archive`` holds ``needs`` (the manifest of a finished run,
     or ``collection.parquet`` after ``ingest``)."""

@@ -43,6 +43,7 @@ VALUE_HEADERS = {
     "images": "images",
     "bpp": "bpp",
     "lpips": "LPIPS",
+    "amortised_bpp": "bpp+model",
     "dists": "DISTS",
     "psnr": "PSNR",
     "ms_ssim": "MS-SSIM",
@@ -52,7 +53,7 @@ VALUE_HEADERS = {
 }
 """Summary columns in the order they are kept when the width runs short."""
 
-FORMATS = {"lpips": ".4f", "dists": ".4f", "ms_ssim": ".4f", "psnr": ".2f", "bpp": ".4f",
+FORMATS = {"lpips": ".4f", "dists": ".4f", "ms_ssim": ".4f", "psnr": ".2f", "bpp": ".4f", "amortised_bpp": ".4f",
            "encode_seconds": ".3g", "decode_seconds": ".3g"}
 """Number formats of the summary's value columns (default ``.4g``)."""
 
@@ -102,7 +103,9 @@ def summary_table(summary: pd.DataFrame, keys: list[str], title: str, width: int
     cells = {key: [_key_cell(row, key) for row in rows] for key in keys}
     values = {col: [_cell(v, FORMATS.get(col, ".4g")) for v in summary[col]] for col in VALUE_HEADERS}
     shown: list[str] = []
-    wanted = [c for c in VALUE_HEADERS if c != "rejected" or summary["rejected"].any()]
+    shared = (summary["amortised_bpp"] - summary["bpp"]).abs().fillna(0).max() > 0
+    wanted = [c for c in VALUE_HEADERS
+              if (c != "rejected" or summary["rejected"].any()) and (c != "amortised_bpp" or shared)]
     for col in wanted:
         if _table(title, keys, shown + [col], cells, values).__rich_measure__(Console(width=10_000), Console(width=10_000).options).maximum > width:
             break

@@ -155,8 +155,8 @@ def test_summarize_hand_computed() -> None:
     ]
     out = summarize(pd.DataFrame(rows))
     assert list(out.columns) == [
-        "codec", "preset", "config_key", "quality", "images", "bpp", "lpips", "dists", "psnr", "ms_ssim",
-        "encode_seconds", "decode_seconds", "rejected",
+        "codec", "preset", "config_key", "quality", "images", "bpp", "amortised_bpp", "lpips", "dists", "psnr",
+        "ms_ssim", "encode_seconds", "decode_seconds", "rejected",
     ]  # fmt: skip
     assert list(zip(out["codec"], out["quality"], strict=True)) == [
         ("avif", 10), ("avif", 30), ("avif", 50), ("jpeg", 5), ("jpeg", 20),

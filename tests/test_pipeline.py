@@ -14,7 +14,7 @@ from latentpress.infra import storage
 from latentpress.infra.archive import ArchiveLayout, read_manifest, unpack_image
 from latentpress.infra.collection import read_collection
 from latentpress.infra.latent_store import LatentStore
-from latentpress.infra.ledger import read_ledger
+from latentpress.infra.ledger import read_ledger, with_rates
 from latentpress.pipeline.decode import decode_container
 
 pytestmark = pytest.mark.e2e
@@ -175,14 +175,15 @@ def test_laduree_archive_one_model_per_shard(tmp_path: Path, dask_address: str) 
     assert {(o.status, o.cached) for o in report.stages["compress"]} == {("ok", False)}
     models = sorted((archive / "shared" / "laduree.tiny.q32").glob("*.lpm"))
     assert len(models) == 2  # shards of 2 and 1 images
-    ledger = read_ledger(str(archive / "ledger"))
+    ledger = with_rates(read_ledger(str(archive / "ledger")))
     assert len(ledger) == 3 and set(ledger["status"]) == {"ok"}
     assert set(ledger["shared_model_id"]) == {m.stem for m in models}
     for row in ledger.itertuples():
         image_bytes = (archive / "images" / row.config_key / f"{row.image_id}.lpc").stat().st_size
         model_bytes = (archive / "shared" / row.config_key / f"{row.shared_model_id}.lpm").stat().st_size
         assert row.shared_model_bytes == model_bytes
-        assert row.bpp == pytest.approx(8 * (image_bytes + model_bytes / row.shared_images) / (64 * 64))
+        assert row.bpp == pytest.approx(8 * image_bytes / (64 * 64))
+        assert row.amortised_bpp == pytest.approx(8 * (image_bytes + model_bytes / row.shared_images) / (64 * 64))
     out = tmp_path / "restored"
     restored = restore_flow(str(archive), str(out), dask_address=dask_address)
     assert {o.status for o in restored.stages["restore"]} == {"ok"}

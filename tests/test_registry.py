@@ -14,6 +14,7 @@ from latentpress.codecs import (
     BatchEncoder,
     CodecError,
     CodecInfo,
+    CollectionModelCodec,
     ImageEncoder,
     RateControlled,
     ShardModelCodec,
@@ -27,7 +28,9 @@ def test_every_codec_matches_its_registered_information(name: str) -> None:
     info, codec = CODECS[name], get_codec(name)
     assert codec.info is info and codec.name == name and codec.domain == info.domain
     assert info.rate_control == isinstance(codec, RateControlled)
-    assert isinstance(codec, ImageEncoder) != isinstance(codec, ShardModelCodec)  # one way to encode
+    assert info.collection_model == isinstance(codec, CollectionModelCodec)
+    ways = [isinstance(codec, ability) for ability in (ImageEncoder, ShardModelCodec, CollectionModelCodec)]
+    assert sum(ways) == 1  # one way to encode
     assert info.better in ("higher", "lower") and info.default_qualities and "default" in info.presets
     for preset in info.presets:
         for quality in info.default_qualities:

@@ -13,6 +13,7 @@ from PIL import Image
 
 from latentpress.codecs import CODECS, CodecConfig, CodecInfo, ShardModelCodec, SharedFit, register_codec
 from latentpress.infra.archive import ArchiveLayout, unpack_image, unpack_model
+from latentpress.infra.ledger import read_ledger, with_rates
 from latentpress.models.vae import load_vae
 from latentpress.pipeline.compress import fit_shard
 from latentpress.pipeline.decode import shared_model
@@ -71,7 +72,10 @@ def test_one_model_per_shard_amortised_in_the_ledger(shared_mean_codec, latent_a
         assert row["shared_model_bytes"] == model_size and row["shared_images"] == 3
         image_bytes = Path(layout.image(config.key, item.image_id)).stat().st_size
         assert row["bytes"] == image_bytes
-        assert row["bpp"] == pytest.approx(8 * (image_bytes + model_size / 3) / (64 * 64))
+        assert row["bpp"] == pytest.approx(8 * image_bytes / (64 * 64))  # the payload
+    ledger = with_rates(read_ledger(str(tmp_path / "ledger")))
+    for row in ledger.itertuples():  # the model's bytes shared by the three images that use it
+        assert row.amortised_bpp == pytest.approx(row.bpp + 8 * model_size / 3 / (64 * 64))
 
     # Restore decodes every image from the one shared model, loaded once per process.
     shared_model.cache_clear()

@@ -53,7 +53,7 @@ def test_errors_are_grouped_by_reason_and_set_the_exit_status(monkeypatch) -> No
 
 def test_summary_table_fits_80_columns() -> None:
     row = {"codec": "latent-q", "preset": "default", "config_key": "latent-q.default.q0.5", "quality": 0.5, "images": 1200,
-           "bpp": 0.123456, "lpips": 0.123456, "dists": 0.2, "psnr": 22.123, "ms_ssim": 0.91, "encode_seconds": 12.3456,
+           "bpp": 0.123456, "amortised_bpp": 0.13, "lpips": 0.123456, "dists": 0.2, "psnr": 22.123, "ms_ssim": 0.91, "encode_seconds": 12.3456,
            "decode_seconds": 1.23456, "rejected": 3}  # fmt: skip
     summary = pd.DataFrame([row, {**row, "codec": "clric", "preset": "fast", "config_key": "clric.fast.bpp0.1"}])
     table, hidden = terminal.summary_table(summary, ["codec", "quality"], "ledger s3://bucket/archive/ledger", 80)

@@ -10,7 +10,11 @@ size). How a codec encodes is one of its abilities, each a small abstract class:
 - :class:`RateControlled`: also ``encode_at_bpp(item, params, bpp)``, aims at a size;
 - :class:`ShardModelCodec`: ``fit(items, params) -> SharedFit``, one model learned
   for a shard of images, whose per-image payloads come out of the fit; its
-  ``decode`` reads the model from ``context.shared_model``.
+  ``decode`` reads the model from ``context.shared_model``;
+- :class:`CollectionModelCodec`: ``train(items, params) -> model``, one model
+  learned from a sample of a collection, then ``encode(item, params, model)`` for
+  any image of it (photos added later too); its ``decode`` reads the model from
+  ``context.shared_model``.
 
 A codec implements only what it can: the pipeline asks ``isinstance`` which ability
 a codec has, and no codec carries a method that only raises. What a codec is (name,
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
@@ -151,3 +156,17 @@ class ShardModelCodec(Codec):
     @abstractmethod
     def fit(self, items: list[CodecInput], params: Any) -> SharedFit:
         """Learn one shared model for ``items`` and each image's payload."""
+
+
+class CollectionModelCodec(Codec):
+    """A codec whose images are coded against one model learned from a collection."""
+
+    @abstractmethod
+    def train(self, items: list[CodecInput], params: Any, steps: int | None = None,
+              progress: Callable[[Any], None] | None = None) -> bytes:
+        """The model's bytes, learned from ``items`` (``steps``: instead of the
+        preset's; ``progress`` is called with the training's status now and then)."""
+
+    @abstractmethod
+    def encode(self, item: CodecInput, params: Any, model: bytes) -> bytes:
+        """Compress one image against the model ``model`` (bytes from ``train``)."""

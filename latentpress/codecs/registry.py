@@ -37,6 +37,8 @@ class CodecInfo:
     """``"module:Class"`` imported on first use, or the class itself."""
     rate_control: bool = False
     """Whether ``NAME@bppX`` may ask for a size (the codec is ``RateControlled``)."""
+    collection_model: bool = False
+    """Whether it codes against a model trained on the collection (``CollectionModelCodec``)."""
 
     def params(self, preset: str = "default", quality: float | None = None) -> Any:
         """Parameters of ``preset`` with the knob at ``quality`` (default: the preset's),

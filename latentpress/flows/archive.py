@@ -11,10 +11,12 @@ from __future__ import annotations
 from latentpress.codecs import CodecConfig, parse_specs
 from latentpress.config import DEFAULT_BATCH_SIZE, DEFAULT_SHARD_SIZE, DEFAULT_VAE
 from latentpress.flows.common import Job, balanced_batch, finished, ids, job_errors, shard_batches, start
-from latentpress.flows.compress import compression_job, compression_jobs, is_latent, with_latents
+from latentpress.flows.compress import compression_job, compression_jobs, is_latent, with_latents, with_models
 from latentpress.flows.evaluate import collect_evaluations, evaluation_job
 from latentpress.flows.executors import Executor, InProcess
 from latentpress.flows.ingest import ingest
+from latentpress.flows.models import ModelKey, collection_models, model_ids
+from latentpress.flows.models import key as model_key
 from latentpress.flows.results import RunResult, new_run_id
 from latentpress.infra.archive import ArchiveLayout, read_manifest
 from latentpress.infra.collection import Item
@@ -34,12 +36,18 @@ def archive(
     shard_size: int = DEFAULT_SHARD_SIZE,
     batch_size: int = DEFAULT_BATCH_SIZE,
     executor: Executor | None = None,
+    model: str | None = None,
+    train_sample: int | None = None,
+    train_steps: int | None = None,
 ) -> RunResult:
     """Archive every image under ``source`` into ``archive`` with each codec and record
     the results in the ledger (default ``<archive>/ledger``).
 
-    Reruns are idempotent: stored containers and finished ledger rows are never
-    redone; images that ended in ``error`` are tried again.
+    Collection-model codecs use the archive's model, or ``model`` (copied in), or one
+    trained first on ``train_sample`` images (default: the preset's sample size) for
+    ``train_steps`` steps (default: the preset's). Reruns are idempotent: stored
+    models, containers and finished ledger rows are never redone; images that ended
+    in ``error`` are tried again.
     """
     executor = executor or InProcess()
     configs = parse_specs(codecs)  # a bad codec spec fails before any work
@@ -54,11 +62,12 @@ def archive(
     if any(i.image_id not in done.done_for(c.key) for c in configs for i in good):
         executor.on_every_worker(warm_up_in_background)  # metric networks load while the codecs run
     usable = with_latents(executor, good, configs, latents_url, vae, size, result)
+    models = collection_models(executor, configs, usable, archive, latents_url, vae, result, model, train_sample, train_steps)
     earlier = read_manifest(archive, missing_ok=True)
     leftovers = [c for c in map(CodecConfig.from_dict, earlier.get("configs", [])) if c not in configs]
     jobs = [
-        archive_job(config, group, archive, latents_url, vae, ledger_url, result.run_id, done)
-        for config, group in compression_jobs(configs, usable, size, executor.threads)
+        archive_job(config, group, archive, latents_url, vae, ledger_url, result.run_id, done, models)
+        for config, group in compression_jobs(configs, with_models(usable, models), size, executor.threads)
     ]
     start(executor, jobs)
     evaluations = start(executor, [
@@ -80,23 +89,24 @@ def archive(
             batches = [evaluation_job(archive, config, b, vae, ledger_url, result.run_id) for b in shard_batches(todo, size)]
             evaluations += start(executor, batches)
     collect_evaluations(executor, evaluations, result)
-    finish_compression(archive, ledger_url, good, configs, result.stages.get("compress", []), result.run_id, vae)
+    finish_compression(archive, ledger_url, good, configs, result.stages.get("compress", []), result.run_id, vae,
+                       model_ids(models))
     return result
 
 
 def archive_job(
     config: CodecConfig, items: list[Item], archive: str, latents_url: str, vae: str, ledger_url: str, run_id: str,
-    done: Recorded,
+    done: Recorded, models: dict[ModelKey, str],
 ) -> Job:
     """An ``archive_batch`` job for a per-image codec (only this batch's recorded ids
     travel with it), or a ``fit_shard`` job for a shard-model codec's shard."""
     rejected = done.rejected_for(config.key)
     if not encodes_per_image(config):
-        return compression_job(config, items, archive, latents_url, vae, rejected)
+        return compression_job(config, items, archive, latents_url, vae, rejected, models)
     batch_ids = set(ids(items))
     params = {
         "items": items, "archive": archive, "latents_url": latents_url, "vae_name": vae, "config": config,
         "ledger_url": ledger_url, "run_id": run_id, "done": batch_ids & done.done_for(config.key),
-        "rejected": frozenset(batch_ids & rejected),
+        "rejected": frozenset(batch_ids & rejected), "model_url": models.get(model_key(config)),
     }  # fmt: skip
     return Job(stage.archive_batch, params, ids(items), config.key, gpu=is_latent(config))

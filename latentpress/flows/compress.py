@@ -7,6 +7,8 @@ from latentpress.codecs import CodecConfig, codec_info, parse_specs
 from latentpress.config import DEFAULT_BATCH_SIZE, DEFAULT_VAE
 from latentpress.flows.common import Job, balanced_batch, finer_tail, finished, ids, job_errors, shard_batches, start
 from latentpress.flows.executors import Executor, InProcess
+from latentpress.flows.models import ModelKey, collection_models, model_ids
+from latentpress.flows.models import key as model_key
 from latentpress.flows.results import RunResult, new_run_id
 from latentpress.infra.archive import ArchiveLayout
 from latentpress.infra.collection import Item, read_collection
@@ -14,6 +16,7 @@ from latentpress.pipeline import compress as stage
 from latentpress.pipeline.encode import LATENT, encode_latents
 from latentpress.pipeline.evaluate import recorded
 from latentpress.pipeline.manifest import finish_compression
+from latentpress.pipeline.models import uses_collection_model
 from latentpress.pipeline.outcomes import Outcome
 
 
@@ -26,12 +29,16 @@ def compress(
     run_id: str | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     executor: Executor | None = None,
+    model: str | None = None,
+    train_sample: int | None = None,
+    train_steps: int | None = None,
 ) -> RunResult:
     """Compress the ingested collection of ``archive`` with every codec configuration.
 
     Images whose container already exists and verifies are skipped, and so are
     images the ledger records as refused; the manifest is written last. Shard-model
-    codecs fit one model per shard (one job each).
+    codecs fit one model per shard (one job each); collection-model codecs use the
+    archive's model, or ``model`` (copied in), or one trained first on a sample.
     """
     executor = executor or InProcess()
     configs = parse_specs(codecs)
@@ -42,25 +49,30 @@ def compress(
     items = [item for item in read_collection(layout.collection) if item.status == "ok"]
     size = balanced_batch(batch_size, len(items), executor.threads)
     usable = with_latents(executor, items, configs, latents_url, vae, size, result)
+    models = collection_models(executor, configs, usable, archive, latents_url, vae, result, model, train_sample, train_steps)
     done = recorded(ledger_url)
     jobs = [
-        compression_job(config, group, archive, latents_url, vae, done.rejected_for(config.key))
-        for config, group in compression_jobs(configs, usable, size, executor.threads)
+        compression_job(config, group, archive, latents_url, vae, done.rejected_for(config.key), models)
+        for config, group in compression_jobs(configs, with_models(usable, models), size, executor.threads)
     ]
     for job, outcome in finished(executor, start(executor, jobs), "compress"):
         result.add("compress", job_errors(job, outcome) if isinstance(outcome, BaseException) else outcome)
-    finish_compression(archive, ledger_url, items, configs, result.stages.get("compress", []), result.run_id, vae)
+    finish_compression(archive, ledger_url, items, configs, result.stages.get("compress", []), result.run_id, vae,
+                       model_ids(models))
     return result
 
 
 def compression_job(
-    config: CodecConfig, items: list[Item], archive: str, latents_url: str, vae: str, rejected: frozenset[str]
+    config: CodecConfig, items: list[Item], archive: str, latents_url: str, vae: str, rejected: frozenset[str],
+    models: dict[ModelKey, str],
 ) -> Job:
     """A ``compress_batch`` job (``fit_shard`` for a shard-model codec) over ``items``;
-    ``rejected``: ids the ledger records as refused under ``config``."""
+    ``rejected``: ids the ledger records as refused under ``config``; ``models``: the
+    run's collection models."""
     params = {"items": items, "archive": archive, "latents_url": latents_url, "vae_name": vae, "config": config}
     if stage.encodes_per_image(config):
-        return Job(stage.compress_batch, params | {"rejected": rejected}, ids(items), config.key, gpu=is_latent(config))
+        extra = {"rejected": rejected, "model_url": models.get(model_key(config))}
+        return Job(stage.compress_batch, params | extra, ids(items), config.key, gpu=is_latent(config))
     return Job(stage.fit_shard, params, ids(items), config.key, gpu=is_latent(config))
 
 
@@ -85,7 +97,7 @@ def with_latents(
     ]
     for job, outcomes in finished(executor, start(executor, jobs), "encode latents"):
         result.add("latents", job_errors(job, outcomes) if isinstance(outcomes, BaseException) else outcomes)
-    missing = {o.image_id: o.reason for o in result.stages["latents"] if o.status != "ok"}
+    missing = {o.image_id: o.reason for o in result.stages.get("latents", []) if o.status != "ok"}
     usable = {}
     for config in configs:
         if is_latent(config):
@@ -94,6 +106,12 @@ def with_latents(
         else:
             usable[config] = items
     return usable
+
+
+def with_models(usable: dict[CodecConfig, list[Item]], models: dict[ModelKey, str]) -> dict[CodecConfig, list[Item]]:
+    """``usable`` without the configurations whose collection model could not be had
+    (their images already ended in error)."""
+    return {c: items for c, items in usable.items() if not uses_collection_model(c) or model_key(c) in models}
 
 
 def compression_jobs(

@@ -15,11 +15,13 @@ from latentpress.flows import archive as archive_step
 from latentpress.flows import compress as compress_step
 from latentpress.flows import evaluate as evaluate_step
 from latentpress.flows import ingest as ingest_step
+from latentpress.flows import models as models_step
 from latentpress.flows import restore as restore_step
 from latentpress.flows.executors import dask_executor
 from latentpress.flows.results import RunResult
 from latentpress.infra.cluster import quiet_cluster_logs
 from latentpress.infra.collection import Item
+from latentpress.pipeline.models import TrainedModel
 
 
 def logged(result: RunResult) -> RunResult:
@@ -46,11 +48,15 @@ def archive_flow(
     batch_size: int = DEFAULT_BATCH_SIZE,
     dask_address: str | None = None,
     workers: int | None = None,
+    model: str | None = None,
+    train_sample: int | None = None,
+    train_steps: int | None = None,
 ) -> RunResult:
     """Archive every image under ``source`` (see ``latentpress.flows.archive.archive``)."""
     quiet_cluster_logs()
     with dask_executor(dask_address, workers) as executor:
-        return logged(archive_step.archive(source, archive, codecs, ledger, vae, latents, shard_size, batch_size, executor))
+        return logged(archive_step.archive(source, archive, codecs, ledger, vae, latents, shard_size, batch_size, executor,
+                                           model, train_sample, train_steps))  # fmt: skip
 
 
 @flow(name="ingest")
@@ -75,11 +81,15 @@ def compress_flow(
     batch_size: int = DEFAULT_BATCH_SIZE,
     dask_address: str | None = None,
     workers: int | None = None,
+    model: str | None = None,
+    train_sample: int | None = None,
+    train_steps: int | None = None,
 ) -> RunResult:
     """Compress an ingested collection (see ``latentpress.flows.compress.compress``)."""
     quiet_cluster_logs()
     with dask_executor(dask_address, workers) as executor:
-        return logged(compress_step.compress(archive, codecs, vae, latents, ledger, run_id, batch_size, executor))
+        return logged(compress_step.compress(archive, codecs, vae, latents, ledger, run_id, batch_size, executor, model,
+                                             train_sample, train_steps))  # fmt: skip
 
 
 @flow(name="evaluate")
@@ -111,3 +121,20 @@ def restore_flow(
     quiet_cluster_logs()
     with dask_executor(dask_address, workers) as executor:
         return logged(restore_step.restore(archive, out, configs, vae, batch_size, executor))
+
+
+@flow(name="train")
+def train_flow(
+    source: str,
+    model_url: str,
+    codec: str,
+    vae: str = DEFAULT_VAE,
+    sample: int | None = None,
+    steps: int | None = None,
+    dask_address: str | None = None,
+    workers: int | None = None,
+) -> TrainedModel:
+    """Train one collection model (see ``latentpress.flows.models.train``)."""
+    quiet_cluster_logs()
+    with dask_executor(dask_address, workers) as executor:
+        return models_step.train(source, model_url, codec, vae, sample, steps, executor)

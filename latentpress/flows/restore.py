@@ -49,7 +49,7 @@ def restore(
                  for batch in chunks([i for i in ids if i in stored], size)]  # fmt: skip
     for job, outcomes in finished(executor, start(executor, jobs), "restore"):
         result.add("restore", job_errors(job, outcomes) if isinstance(outcomes, BaseException) else outcomes)
-    write_index(out, {item["image_id"]: item["name"] for item in manifest["items"]}, result.stages["restore"])
+    write_index(out, {item["image_id"]: item["name"] for item in manifest["items"]}, result.stages.get("restore", []))
     return result
 
 

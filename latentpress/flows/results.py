@@ -26,7 +26,9 @@ class RunResult:
     rows: list[dict] = field(default_factory=list)
 
     def add(self, stage: str, outcomes: list[Outcome]) -> None:
-        self.stages.setdefault(stage, []).extend(outcomes)
+        """Record ``outcomes`` under ``stage`` (a stage appears once it has one)."""
+        if outcomes:
+            self.stages.setdefault(stage, []).extend(outcomes)
 
     def counts(self, stage: str) -> dict[str, int]:
         return count(self.stages.get(stage, []))

@@ -6,7 +6,9 @@
 <archive>/latents/<vae-id>/<image-id>         Zarr v3 latent store (default location)
 <archive>/images/<config-key>/<image-id>.lpc  one container per image and configuration
 <archive>/images/<config-key>/<image-id>.json encode statistics, written before the .lpc
-<archive>/shared/<config-key>/<model-id>.lpm  shared models of shared-model codecs (per shard)
+<archive>/shared/<config-key>/<model-id>.lpm  shared models of shard-model codecs (one per shard)
+<archive>/models/<codec>.<preset>/<vae-id>/<model-id>.lpm
+                                              the collection model of a collection-model codec
 <archive>/ledger/                             Parquet ledger (default location)
 ```
 An ``.lpc`` object's presence means complete: it is written atomically, last.
@@ -26,6 +28,7 @@ from latentpress.infra.container import Container, ContainerError, pack, unpack
 
 MANIFEST_FORMAT = 1
 IMAGE_ID = re.compile(r"^[0-9a-f]{16}$")
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*")
 CONFIG_KEY = re.compile(r"^[a-z0-9][a-z0-9_-]*\.[a-z0-9_-]+\.(?:q|bpp)[0-9eE.+-]+$")
 
 
@@ -60,6 +63,13 @@ class ArchiveLayout:
     def shared(self, config_key: str, model_id: str) -> str:
         return storage.join(self.root, "shared", check_config_key(config_key), f"{check_image_id(model_id)}.lpm")
 
+    def models(self, codec: str, preset: str, vae_id: str) -> str:
+        """The folder of the collection models of a codec, preset and VAE."""
+        return storage.join(self.root, "models", f"{check_name(codec)}.{check_name(preset)}", check_name(vae_id))
+
+    def model(self, codec: str, preset: str, vae_id: str, model_id: str) -> str:
+        return storage.join(self.models(codec, preset, vae_id), f"{check_image_id(model_id)}.lpm")
+
 
 def content_id(data: bytes) -> str:
     """Id of stored bytes: the first 16 hex digits of their SHA-256 (as image ids)."""
@@ -71,6 +81,13 @@ def check_image_id(image_id: str) -> str:
     if not isinstance(image_id, str) or not IMAGE_ID.match(image_id):
         raise ValueError(f"malformed image id {image_id!r}")
     return image_id
+
+
+def check_name(name: str) -> str:
+    """``name`` if it is a safe path segment (codec, preset, VAE id), else ValueError."""
+    if not isinstance(name, str) or not NAME.fullmatch(name) or ".." in name:
+        raise ValueError(f"malformed name {name!r}")
+    return name
 
 
 def check_config_key(key: str) -> str:

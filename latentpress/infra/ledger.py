@@ -181,6 +181,33 @@ REFUSED = ("rejected", "failed")
 """Statuses of rows whose image a codec refused (``failed``: ledgers before 0.2)."""
 
 
+def with_rates(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with both rates of every row, in bits per image pixel:
+
+    - ``bpp``: the payload, the image's own stored container (``8 * bytes / pixels``;
+      recomputed for rows with a shared model, since ledgers written before 0.2
+      stored laduree rows with the model's share added);
+    - ``amortised_bpp``: the payload plus an equal share of the shared model's
+      container among the images whose latest ok rows in this ledger use that model.
+      Equal to ``bpp`` for images without a shared model.
+
+    The amortised rate falls as the archive grows, so it is computed here, when the
+    ledger is read, never stored.
+    """
+    out = df.copy()
+    for column in ("bytes", "shared_model_id", "shared_model_bytes"):  # frames made by hand may lack them
+        if column not in out:
+            out[column] = None
+    pixels = out["width"].astype("float64") * out["height"].astype("float64")
+    shared = out["shared_model_id"].notna() & out["bytes"].notna() & (pixels > 0)
+    out.loc[shared, "bpp"] = 8 * out.loc[shared, "bytes"].astype("float64") / pixels[shared]
+    latest = latest_rows(out[out["status"] == "ok"])
+    users = latest.dropna(subset=["shared_model_id"]).groupby("shared_model_id")["image_id"].nunique()
+    share = out["shared_model_bytes"].astype("float64") / out["shared_model_id"].map(users).astype("float64")
+    out["amortised_bpp"] = out["bpp"] + (8 * share / pixels).fillna(0.0)
+    return out
+
+
 def latest_rows(df: pd.DataFrame) -> pd.DataFrame:
     """The latest row (by ``timestamp``) of each (image, configuration)."""
     return df.sort_values("timestamp", kind="stable").drop_duplicates(["image_id", "config_key"], keep="last")
@@ -198,8 +225,9 @@ SUMMARY_GROUPS: dict[str, list[str]] = {
 def summarize(df: pd.DataFrame, by: str = "quality") -> pd.DataFrame:
     """Images and mean rate, quality and speed of ok rows per group of ``SUMMARY_GROUPS[by]``.
 
-    Only the latest row of each (image, configuration) counts. ``images`` counts the
-    images with an ok row; ``rejected`` the images a codec refused (and the ``failed``
+    Only the latest row of each (image, configuration) counts. ``bpp`` is the payload
+    rate, ``amortised_bpp`` adds the shared models (``with_rates``). ``images`` counts
+    the images with an ok row; ``rejected`` the images a codec refused (and the ``failed``
     rows of ledgers written before 0.2).
     A missing key (no VAE for pixel codecs) is a group of its own. By quality, the
     configuration key keeps a target size (``bpp0.1``) apart from the quality knob
@@ -209,8 +237,8 @@ def summarize(df: pd.DataFrame, by: str = "quality") -> pd.DataFrame:
     if by not in SUMMARY_GROUPS:
         raise ValueError(f"cannot summarize by {by!r} (choose from {', '.join(SUMMARY_GROUPS)})")
     keys = SUMMARY_GROUPS[by]
-    means = ["bpp", "lpips", "dists", "psnr", "ms_ssim", "encode_seconds", "decode_seconds"]
-    latest = latest_rows(df)
+    means = ["bpp", "amortised_bpp", "lpips", "dists", "psnr", "ms_ssim", "encode_seconds", "decode_seconds"]
+    latest = latest_rows(with_rates(df))
     ok = latest[latest["status"] == "ok"]
     out = ok.groupby(keys, dropna=False)[means].mean()
     out.insert(0, "images", ok.groupby(keys, dropna=False)["image_id"].nunique())

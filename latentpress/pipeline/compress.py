@@ -20,6 +20,7 @@ from latentpress.codecs import (
     Codec,
     CodecConfig,
     CodecInput,
+    CollectionModelCodec,
     ImageEncoder,
     RateControlled,
     ShardModelCodec,
@@ -48,9 +49,11 @@ def stored_and_valid(url: str) -> bool:
 
 
 class Compressor:
-    """Reads codec inputs and writes image containers for one configuration."""
+    """Reads codec inputs and writes image containers for one configuration (against
+    the collection model at ``model_url`` for a collection-model codec)."""
 
-    def __init__(self, archive: str, latents_url: str, vae_name: str, config: CodecConfig) -> None:
+    def __init__(self, archive: str, latents_url: str, vae_name: str, config: CodecConfig,
+                 model_url: str | None = None) -> None:
         self.layout = ArchiveLayout(archive)
         self.config = config
         self.codec: Codec = get_codec(config.name)
@@ -58,6 +61,14 @@ class Compressor:
         latent = self.codec.domain == "latent"
         self.vae_id = model_id(vae_name) if latent else ""
         self.store = LatentStore(latents_url, self.vae_id) if latent else None
+        self.model_url = model_url
+        if isinstance(self.codec, CollectionModelCodec) and model_url is None:
+            raise ValueError(f"codec {config.name!r} encodes against a collection model: give its URL")
+
+    @property
+    def model_id(self) -> str | None:
+        """Id of the collection model images are coded against (None if none)."""
+        return self.model_url.rsplit("/", 1)[-1].removesuffix(".lpm") if self.model_url else None
 
     def pack(self, item: Item, payload: bytes, shared_model: str | None = None) -> bytes:
         """The image container of ``payload``."""
@@ -74,6 +85,10 @@ class Compressor:
 
     def encode(self, codec_input: CodecInput, item: Item) -> tuple[bytes, Any]:
         """The payload and the parameters used (a target size: the codec finds the quality)."""
+        if isinstance(self.codec, CollectionModelCodec):
+            from latentpress.pipeline.decode import shared_model
+
+            return self.codec.encode(codec_input, self.params, shared_model(self.model_url)[0]), self.params
         if not self.config.target_bpp:
             return self.codec.encode(codec_input, self.params), self.params
         if not isinstance(self.codec, RateControlled):
@@ -118,6 +133,10 @@ class Compressor:
         storage.write_bytes_atomic(self.layout.image(self.config.key, item.image_id), data)
         return self.outcome(item)
 
+    def write_encoded(self, item: Item, payload: bytes, encode_seconds: float, params: Any = None) -> Outcome:
+        """``write`` of a payload this configuration encoded (naming its collection model)."""
+        return self.write(item, payload, encode_seconds, self.model_id, params)
+
 
 Pending = tuple[Item, CodecInput, float]
 """An image to encode: its item, the codec's input, its VAE encoding seconds."""
@@ -125,16 +144,16 @@ Pending = tuple[Item, CodecInput, float]
 
 def compress_batch(
     items: list[Item], archive: str, latents_url: str, vae_name: str, config: CodecConfig,
-    rejected: frozenset[str] = frozenset(),
+    rejected: frozenset[str] = frozenset(), model_url: str | None = None,
 ) -> list[Outcome]:
     """Write one container per item that lacks a valid one; an outcome per item, in order.
 
     Items in ``rejected`` (ids the ledger records as refused under ``config``) are not
-    tried again. A ``BatchEncoder`` encodes the batch's images together (each image's
+    tried again; ``model_url``: the collection model of a collection-model codec. A ``BatchEncoder`` encodes the batch's images together (each image's
     encoding time is its share); if that fails, they are encoded one by one so the
     image at fault is found. A failing image never stops the batch.
     """
-    job = Compressor(archive, latents_url, vae_name, config)
+    job = Compressor(archive, latents_url, vae_name, config, model_url)
     outcomes: list[Outcome] = []
     pending: list[Pending] = []
     for item in items:
@@ -160,7 +179,7 @@ def _encode_one(job: Compressor, item: Item, codec_input: CodecInput, vae_second
         payload, params = job.encode(codec_input, item)
     except Exception as exc:  # noqa: BLE001 - a refusal is recorded, anything else retried later
         return job.failed(item, exc, bad_input=True)
-    return job.write(item, payload, time.perf_counter() - start + vae_seconds, params=params)
+    return job.write_encoded(item, payload, time.perf_counter() - start + vae_seconds, params=params)
 
 
 def _in_order(items: list[Item], outcomes: list[Outcome]) -> list[Outcome]:
@@ -180,7 +199,8 @@ def _encode_together(job: Compressor, pending: list[Pending]) -> list[Outcome] |
         unless_transient(exc)
         return None
     share = (time.perf_counter() - start) / len(pending)
-    return [job.write(item, payload, share + vae_seconds) for (item, _, vae_seconds), payload in zip(pending, payloads, strict=True)]
+    return [job.write_encoded(item, payload, share + vae_seconds)
+            for (item, _, vae_seconds), payload in zip(pending, payloads, strict=True)]
 
 
 def fit_shard(items: list[Item], archive: str, latents_url: str, vae_name: str, config: CodecConfig) -> list[Outcome]:
@@ -232,4 +252,4 @@ def fit_shard(items: list[Item], archive: str, latents_url: str, vae_name: str, 
 
 def encodes_per_image(config: CodecConfig) -> bool:
     """Whether ``config``'s codec encodes image by image (else it fits shard models)."""
-    return isinstance(get_codec(config.name), ImageEncoder)
+    return isinstance(get_codec(config.name), (ImageEncoder, CollectionModelCodec))

@@ -6,7 +6,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from latentpress.codecs import CodecConfig, DecodeContext, get_codec
+from latentpress.codecs import Codec, CodecConfig, CollectionModelCodec, DecodeContext, get_codec
 from latentpress.infra import storage
 from latentpress.infra.archive import ArchiveLayout, unpack_image, unpack_model
 from latentpress.infra.container import Container
@@ -21,12 +21,16 @@ def shared_model(url: str) -> tuple[bytes, int, int]:
     return container.sections["model"], len(data), int(config["images"])
 
 
-def shared_model_url(container: Container, config: dict, archive: str) -> str | None:
-    """Where the shared model an image container names is stored (None if it names none)."""
+def shared_model_url(container: Container, config: dict, archive: str, codec: Codec | None = None) -> str | None:
+    """Where the model an image container names is stored (None if it names none): a
+    collection model by codec, preset and VAE, a shard model by configuration."""
     if "shared" not in container.sections:
         return None
-    key = CodecConfig.from_dict(config).key
-    return ArchiveLayout(archive).shared(key, container.sections["shared"].decode("ascii"))
+    model = container.sections["shared"].decode("ascii")
+    settings = CodecConfig.from_dict(config)
+    if isinstance(codec or get_codec(container.codec), CollectionModelCodec):
+        return ArchiveLayout(archive).model(settings.name, settings.preset, container.vae_id, model)
+    return ArchiveLayout(archive).shared(settings.key, model)
 
 
 def decode_container(data: bytes, vae_name: str, archive: str, source: str = "") -> tuple[np.ndarray, Container]:
@@ -43,7 +47,7 @@ def decode_container(data: bytes, vae_name: str, archive: str, source: str = "")
             f"{source}: made by {container.codec} version {container.codec_version}, "
             f"this latentpress decodes version {codec.version}"
         )
-    model_url = shared_model_url(container, config, archive)
+    model_url = shared_model_url(container, config, archive, codec)
     model = shared_model(model_url)[0] if model_url else None
     context = DecodeContext(container.width, container.height, container.vae_id or None, model)
     decoded = codec.decode(container.sections["payload"], context)

@@ -2,7 +2,10 @@
 ledger rows.
 
 The rate is the stored object's size: every counted byte was written, read back and
-decoded here. Only ``ok`` rows are written by evaluation; an image that cannot be
+decoded here. ``bpp`` is the image's own container (the payload rate); rows of images
+coded against a shared model name it, and the rate with the model's bytes shared by
+the images that use it is computed when the ledger is read
+(``latentpress.infra.ledger.with_rates``). Only ``ok`` rows are written by evaluation; an image that cannot be
 evaluated is an ``error`` for the next run to retry, never a row.
 """
 
@@ -114,8 +117,7 @@ def evaluate_batch(
     """Measure each item's stored container under ``config``; the rows are appended to
     the ledger as one new file.
 
-    Images of a shared-model codec also carry their share of the shared model's
-    container (its size over the images sharing it).
+    Rows of images coded against a shared model carry its id and size.
     """
     from latentpress.models.metrics import compute_metrics
 
@@ -136,7 +138,6 @@ def evaluate_batch(
             unless_transient(exc)
             outcomes.append(failure(item.image_id, config.key, exc, bad_input=False))
             continue
-        model_share = (shared["shared_model_bytes"] or 0) / (shared["shared_images"] or 1)
         row = base_row(item, config, run_id)
         rows.append(
             {
@@ -145,7 +146,7 @@ def evaluate_batch(
                 "vae_id": container.vae_id or None,
                 "bytes": len(data),
                 **shared,
-                "bpp": 8 * (len(data) + model_share) / (item.width * item.height),
+                "bpp": 8 * len(data) / (item.width * item.height),
                 **metrics,
                 "encode_seconds": stats["encode_seconds"],
                 "decode_seconds": decode_seconds,

@@ -15,8 +15,10 @@ from latentpress.pipeline.outcomes import Outcome
 from latentpress.pipeline.rows import rejected_rows
 
 
-def build_manifest(archive: str, items: list[Item], configs: list[CodecConfig], vae: str) -> dict:
-    """The manifest: this run's configurations merged with those already archived."""
+def build_manifest(archive: str, items: list[Item], configs: list[CodecConfig], vae: str,
+                   models: dict[str, str] | None = None) -> dict:
+    """The manifest: this run's configurations and collection models (``codec.preset``
+    -> model id) merged with those already archived."""
     previous = read_manifest(archive, missing_ok=True)
     known = {c["key"]: c for c in previous.get("configs", [])}
     for config in configs:
@@ -27,6 +29,7 @@ def build_manifest(archive: str, items: list[Item], configs: list[CodecConfig], 
         "vae": vae,
         "vae_id": model_id(vae),
         "configs": sorted(known.values(), key=lambda c: c["key"]),
+        "models": previous.get("models", {}) | (models or {}),
         "items": [
             {"image_id": i.image_id, "width": i.width, "height": i.height, "shard": i.shard, "name": i.name}
             for i in items
@@ -36,11 +39,11 @@ def build_manifest(archive: str, items: list[Item], configs: list[CodecConfig], 
 
 def finish_compression(
     archive: str, ledger_url: str, items: list[Item], configs: list[CodecConfig], outcomes: list[Outcome], run_id: str,
-    vae: str,
+    vae: str, models: dict[str, str] | None = None,
 ) -> None:
     """Append a ``rejected`` ledger row for each image a codec refused in this run, then
-    write the manifest."""
+    write the manifest (``models``: the collection models used, by ``codec.preset``)."""
     rows = rejected_rows(items, configs, outcomes, run_id)
     if rows:
         append_rows(ledger_url, rows, run_id)
-    write_manifest(archive, build_manifest(archive, items, configs, vae))
+    write_manifest(archive, build_manifest(archive, items, configs, vae, models))

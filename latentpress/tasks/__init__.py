@@ -14,7 +14,7 @@ from typing import Any
 from prefect import Task, task
 from prefect.cache_policies import NO_CACHE
 
-from latentpress.pipeline import archive, compress, encode, evaluate, ingest, restore
+from latentpress.pipeline import archive, compress, encode, evaluate, ingest, models, restore
 
 STORAGE_RETRIES = {"retries": 2, "retry_delay_seconds": [2, 10]}
 
@@ -30,8 +30,12 @@ fit_shard = _task(compress.fit_shard, retries=1, retry_delay_seconds=[10])
 evaluate_batch = _task(evaluate.evaluate_batch)
 archive_batch = _task(archive.archive_batch)
 restore_batch = _task(restore.restore_batch)
+train_model = _task(models.train_model, retries=1, retry_delay_seconds=[10])
+train_from_files = _task(models.train_from_files, retries=1, retry_delay_seconds=[10])
 
 TASKS: dict[Callable[..., Any], Task] = {
-    t.fn: t for t in (inspect_files, encode_latents, compress_batch, fit_shard, evaluate_batch, archive_batch, restore_batch)
+    t.fn: t
+    for t in (inspect_files, encode_latents, compress_batch, fit_shard, evaluate_batch, archive_batch, restore_batch,
+              train_model, train_from_files)
 }
 """Pipeline function -> the Prefect task that runs it."""

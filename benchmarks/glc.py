@@ -1,0 +1,344 @@
+"""GLC against AVIF, latent-q and CLRIC on photos it was not trained on.
+
+    python benchmarks/glc.py [--vae taesd --vae taesd3] [--preset default] [--steps N]
+
+Training set: the colour photos scikit-image ships (astronaut, coffee, chelsea,
+rocket, hubble_deep_field, immunohistochemistry, retina, both motorcycle views) and
+its greyscale ones as RGB (camera, moon, brick, grass, gravel, coins, clock), each
+scaled to at most 768 pixels on its longer side, plus four 256x256 crops of each of
+kodim01 and kodim02. Evaluation set: kodim03 to kodim06 at full size, never seen in
+training. For each VAE a ``glc`` model is trained (``--preset``, ``--steps``) on the
+training set's latents, then every evaluation photo is coded at qualities 1 to 4 in
+half steps, decoded from the bytes and measured (LPIPS, DISTS, PSNR, MS-SSIM);
+``latent-q`` on the same VAE and ``avif`` run on the same photos, and CLRIC's points
+come from ``benchmarks/results/clric.json`` (its benchmark, the same photos, TAESD).
+
+Reported: payload bpp, the amortised bpp if the evaluation set were the whole
+collection, metrics, encode and decode seconds per image besides the VAE, training
+time, BD-rates (LPIPS, DISTS) against avif, latent-q and clric, and issue #11's
+targets. Writes ``glc.json`` and ``glc.md`` to ``--out`` and ``glc-lpips.png`` to
+``--plots`` (default ``docs/``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+os.environ.setdefault("LATENTPRESS_MODELS", str(REPO.parent / "shared" / "models"))
+os.environ.setdefault("LATENTPRESS_DEVICE", "cpu")
+
+from mdtable import table  # noqa: E402
+
+from latentpress.codecs import CodecInput, DecodeContext, get_codec  # noqa: E402
+from latentpress.models.metrics import compute_metrics  # noqa: E402
+from latentpress.models.vae import load_vae  # noqa: E402
+from latentpress.report.bdrate import BDRateError, bd_rate  # noqa: E402
+
+KODAK = REPO.parent / "shared" / "data" / "kodak-dev"
+EVALUATION = ("kodim03", "kodim04", "kodim05", "kodim06")
+TRAIN_CROPS = ("kodim01", "kodim02")
+COLOUR = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "retina")
+GREY = ("camera", "moon", "brick", "grass", "gravel", "coins", "clock")
+QUALITIES = (1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0)
+AVIF = (0, 5, 10, 15, 20, 30, 40, 50)
+LATENT_Q = (0.25, 0.35, 0.5, 0.7, 1.0, 1.5)
+TARGETS = {"bd_rate_vs_latent_q": -25.0, "decode_seconds": 1.0, "encode_seconds": 2.0}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--vae", action="append", help="VAEs (repeatable; default taesd and taesd3)")
+    parser.add_argument("--preset", default="default", help="glc preset (default %(default)s)")
+    parser.add_argument("--steps", type=int, help="training steps (default: the preset's)")
+    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
+    parser.add_argument("--plots", default=str(REPO / "docs"))
+    parser.add_argument("--save-models", help="folder to write each trained model to (MODEL-VAE.bin)")
+    args = parser.parse_args()
+    training = training_photos()
+    evaluation = {name: np.asarray(Image.open(KODAK / f"{name}.png").convert("RGB")) for name in EVALUATION}
+    report: dict = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "preset": args.preset,
+        "training_photos": sorted(training),
+        "evaluation_photos": list(EVALUATION),
+        "rows": [],
+        "models": {},
+    }
+    report["rows"] += pixel_rows("avif", AVIF, evaluation)
+    report["rows"] += clric_rows()
+    for vae_name in args.vae or ["taesd", "taesd3"]:
+        vae = load_vae(vae_name)
+        model, record = train_model(vae, training, args.preset, args.steps)
+        report["models"][vae_name] = record
+        if args.save_models:
+            Path(args.save_models).mkdir(parents=True, exist_ok=True)
+            (Path(args.save_models) / f"glc-{vae_name}.bin").write_bytes(model)
+        latents = {name: vae.encode([image])[0] for name, image in evaluation.items()}
+        report["rows"] += glc_rows(vae, model, args.preset, evaluation, latents)
+        report["rows"] += latent_q_rows(vae, evaluation, latents)
+        print(f"{vae_name}: done", flush=True)
+    report["summary"] = summarize(report["rows"])
+    report["bd_rates"] = bd_rates(report["rows"])
+    report["checks"] = check_targets(report)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "glc.json").write_text(json.dumps(report, indent=1) + "\n")
+    (out / "glc.md").write_text(markdown(report))
+    plot(report["rows"], Path(args.plots) / "glc-lpips.png")
+    print(markdown(report))
+    return 0
+
+
+def training_photos() -> dict[str, np.ndarray]:
+    """The training set (see the module docstring), as RGB arrays."""
+    import skimage.data
+
+    photos: dict[str, np.ndarray] = {}
+    for name in COLOUR + GREY:
+        image = np.asarray(getattr(skimage.data, name)())
+        photos[name] = np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image[..., :3]
+    left, right, _ = skimage.data.stereo_motorcycle()
+    photos["motorcycle_left"], photos["motorcycle_right"] = left, right
+    for name, image in list(photos.items()):
+        photos[name] = fit(image, 768)
+    for name in TRAIN_CROPS:
+        image = np.asarray(Image.open(KODAK / f"{name}.png").convert("RGB"))
+        for i, (top, left) in enumerate([(0, 0), (0, 256), (256, 0), (256, 256)]):
+            photos[f"{name}-crop{i}"] = image[top : top + 256, left : left + 256].copy()
+    return photos
+
+
+def fit(image: np.ndarray, side: int) -> np.ndarray:
+    """``image`` (uint8 RGB) scaled down to at most ``side`` pixels on its longer side."""
+    h, w = image.shape[:2]
+    if max(h, w) <= side:
+        return np.ascontiguousarray(image.astype(np.uint8))
+    scale = side / max(h, w)
+    resized = Image.fromarray(image.astype(np.uint8)).resize((round(w * scale), round(h * scale)), Image.LANCZOS)
+    return np.asarray(resized)
+
+
+def train_model(vae, photos: dict[str, np.ndarray], preset: str, steps: int | None) -> tuple[bytes, dict]:
+    codec = get_codec("glc")
+    start = time.perf_counter()
+    items = [CodecInput(f"{i:016x}", p.shape[1], p.shape[0], latent=vae.encode([p])[0], vae_id=vae.vae_id)
+             for i, p in enumerate(photos.values())]  # fmt: skip
+    encoded = time.perf_counter() - start
+
+    def progress(status) -> None:
+        print(f"{vae.vae_id} step {status.step}/{status.steps} loss {status.loss:.4f} bpp {status.bpp:.3f} "
+              f"mse {status.mse:.4f}", flush=True)  # fmt: skip
+
+    start = time.perf_counter()
+    model = codec.train(items, codec.params(preset), steps=steps, progress=progress)
+    seconds = time.perf_counter() - start
+    return model, {"bytes": len(model), "train_seconds": seconds, "vae_encode_seconds": encoded, "images": len(items),
+                   "steps": steps or codec.params(preset).steps}  # fmt: skip
+
+
+def measure(name: str, image: np.ndarray, codec: str, vae_id: str, quality: float, size: int, decoded: np.ndarray,
+            encode_s: float, decode_s: float) -> dict:
+    h, w = image.shape[:2]
+    return {"image": name, "codec": codec, "vae": vae_id, "quality": quality, "bytes": size, "bpp": 8 * size / (h * w),
+            **compute_metrics(image, decoded), "encode_s": encode_s, "decode_s": decode_s}  # fmt: skip
+
+
+def pixel_rows(codec_name: str, qualities: tuple, images: dict) -> list[dict]:
+    codec, rows = get_codec(codec_name), []
+    for name, image in images.items():
+        for q in qualities:
+            start = time.perf_counter()
+            data = codec.encode(CodecInput(name, image.shape[1], image.shape[0], image=image), codec.params(quality=q))
+            encode_s = time.perf_counter() - start
+            start = time.perf_counter()
+            decoded = codec.decode(data, DecodeContext(image.shape[1], image.shape[0]))
+            rows.append(measure(name, image, codec_name, "", q, len(data), decoded, encode_s, time.perf_counter() - start))
+    return rows
+
+
+def latent_q_rows(vae, images: dict, latents: dict) -> list[dict]:
+    codec, rows = get_codec("latent-q"), []
+    for name, image in images.items():
+        h, w = image.shape[:2]
+        for step in LATENT_Q:
+            data = codec.encode(CodecInput(name, w, h, latent=latents[name]), codec.params(quality=step))
+            latent = codec.decode(data, DecodeContext(w, h))
+            decoded = vae.decode([latent], [(w, h)])[0]
+            rows.append(measure(name, image, "latent-q", vae.vae_id, step, len(data), decoded, 0.0, 0.0))
+    return rows
+
+
+def glc_rows(vae, model: bytes, preset: str, images: dict, latents: dict) -> list[dict]:
+    codec, rows = get_codec("glc"), []
+    for name, image in images.items():
+        h, w = image.shape[:2]
+        item = CodecInput(name, w, h, latent=latents[name], vae_id=vae.vae_id)
+        codec.encode(item, codec.params(preset, 2.0), model)  # load the model once, outside the timings
+        for q in QUALITIES:
+            start = time.perf_counter()
+            data = codec.encode(item, codec.params(preset, q), model)
+            encode_s = time.perf_counter() - start
+            start = time.perf_counter()
+            latent = codec.decode(data, DecodeContext(w, h, vae.vae_id, model))
+            decode_s = time.perf_counter() - start
+            decoded = vae.decode([latent], [(w, h)])[0]
+            rows.append(measure(name, image, "glc", vae.vae_id, q, len(data), decoded, encode_s, decode_s))
+    return rows
+
+
+def clric_rows() -> list[dict]:
+    """CLRIC's measured points on the evaluation photos, from its own benchmark."""
+    path = REPO / "benchmarks" / "results" / "clric.json"
+    if not path.exists():
+        return []
+    rows = json.loads(path.read_text())["rows"]
+    return [{**r, "vae": "taesd"} for r in rows if r["codec"] == "clric" and r["image"] in EVALUATION]
+
+
+def curve(rows: list[dict], codec: str, vae: str, image: str | None = None) -> tuple[list[float], list[float], list[float]]:
+    """(bpp, lpips, dists) of a codec's points, averaged over images per quality (or one image)."""
+    chosen = [r for r in rows if r["codec"] == codec and r["vae"] == vae and (image is None or r["image"] == image)]
+    qualities = sorted({r["quality"] for r in chosen})
+    means = [[np.mean([r[k] for r in chosen if r["quality"] == q]) for q in qualities] for k in ("bpp", "lpips", "dists")]
+    return tuple(map(list, means))  # type: ignore[return-value]
+
+
+def summarize(rows: list[dict]) -> list[dict]:
+    keys = sorted({(r["codec"], r["vae"], r["quality"]) for r in rows})
+    out = []
+    for codec, vae, quality in keys:
+        group = [r for r in rows if (r["codec"], r["vae"], r["quality"]) == (codec, vae, quality)]
+        out.append({"codec": codec, "vae": vae, "quality": quality, "images": len(group),
+                    **{k: float(np.mean([r[k] for r in group])) for k in
+                       ("bpp", "lpips", "dists", "psnr", "ms_ssim", "encode_s", "decode_s")}})  # fmt: skip
+    return out
+
+
+def bd_rates(rows: list[dict]) -> list[dict]:
+    out = []
+    for vae in sorted({r["vae"] for r in rows if r["codec"] == "glc"}):
+        test = curve(rows, "glc", vae)
+        for anchor, anchor_vae in (("avif", ""), ("latent-q", vae), ("clric", "taesd")):
+            ref = curve(rows, anchor, anchor_vae)
+            if not ref[0]:
+                continue
+            entry = {"glc": vae, "anchor": anchor if anchor != "latent-q" else f"latent-q ({vae})"}
+            for index, metric in ((1, "lpips"), (2, "dists")):
+                try:  # quality must rise with rate: use the negated distance
+                    entry[metric] = bd_rate(ref[0], [-v for v in ref[index]], test[0], [-v for v in test[index]])
+                except BDRateError as exc:
+                    entry[metric] = None
+                    entry[f"{metric}_note"] = str(exc)
+            out.append(entry)
+    return out
+
+
+def lower_lpips_than_avif(rows: list[dict], vae: str) -> dict[str, bool]:
+    """Per evaluation photo: GLC's LPIPS below AVIF's (interpolated in log bpp) at every
+    GLC point inside AVIF's bpp range."""
+    verdict = {}
+    for image in EVALUATION:
+        gb, gl, _ = curve(rows, "glc", vae, image)
+        ab, al, _ = curve(rows, "avif", "", image)
+        order = np.argsort(ab)
+        inside = [(b, l) for b, l in zip(gb, gl, strict=True) if min(ab) <= b <= max(ab)]
+        verdict[image] = bool(inside) and all(l < np.interp(np.log(b), np.log(np.array(ab)[order]), np.array(al)[order])
+                                              for b, l in inside)  # fmt: skip
+    return verdict
+
+
+def check_targets(report: dict) -> dict:
+    rows, checks = report["rows"], {}
+    for vae, record in report["models"].items():
+        glc = [r for r in rows if r["codec"] == "glc" and r["vae"] == vae]
+        payload = float(np.mean([r["bpp"] for r in glc]))
+        pixels = float(np.mean([r["bpp"] and r["bytes"] * 8 / r["bpp"] for r in glc]))
+        share = 8 * record["bytes"] / pixels  # bpp of the model over one image
+        bd = next(b for b in report["bd_rates"] if b["glc"] == vae and b["anchor"].startswith("latent-q"))
+        checks[vae] = {
+            "bd_rate_lpips_vs_latent_q": bd["lpips"],
+            "bd_rate_met": bd["lpips"] is not None and bd["lpips"] <= TARGETS["bd_rate_vs_latent_q"],
+            "lower_lpips_than_avif": lower_lpips_than_avif(rows, vae),
+            "decode_seconds_max": max(r["decode_s"] for r in glc),
+            "encode_seconds_max": max(r["encode_s"] for r in glc),
+            "amortised_bpp_at_set_size": payload + share / len(EVALUATION),
+            "mean_payload_bpp": payload,
+            "images_for_amortised_within_10_percent": int(np.ceil(share / (0.1 * payload))),
+            "model_bytes": record["bytes"],
+            "train_seconds": record["train_seconds"],
+        }
+    return checks
+
+
+def markdown(report: dict) -> str:
+    summary = [
+        {"codec": r["codec"], "VAE": r["vae"] or "-", "quality": f"{r['quality']:g}", "bpp": f"{r['bpp']:.4f}",
+         "LPIPS": f"{r['lpips']:.4f}", "DISTS": f"{r['dists']:.4f}", "PSNR": f"{r['psnr']:.2f}",
+         "MS-SSIM": f"{r['ms_ssim']:.4f}", "enc s": f"{r['encode_s']:.3f}", "dec s": f"{r['decode_s']:.3f}"}
+        for r in report["summary"]
+    ]  # fmt: skip
+    bds = [
+        {"glc": b["glc"], "anchor": b["anchor"], "BD-rate LPIPS": _pct(b["lpips"]), "BD-rate DISTS": _pct(b["dists"])}
+        for b in report["bd_rates"]
+    ]
+    checks = [
+        {"VAE": vae, "BD-rate vs latent-q (LPIPS)": _pct(c["bd_rate_lpips_vs_latent_q"]),
+         "<= -25%": "yes" if c["bd_rate_met"] else "NO",
+         "LPIPS below AVIF on every photo": ", ".join(f"{k}: {'yes' if v else 'NO'}" for k, v in c["lower_lpips_than_avif"].items()),
+         "max enc s": f"{c['encode_seconds_max']:.3f}", "max dec s": f"{c['decode_seconds_max']:.3f}",
+         "model KB": f"{c['model_bytes'] / 1024:.0f}", "train s": f"{c['train_seconds']:.0f}",
+         "payload bpp": f"{c['mean_payload_bpp']:.4f}", "amortised bpp (4 images)": f"{c['amortised_bpp_at_set_size']:.3f}",
+         "images for amortised within 10%": c["images_for_amortised_within_10_percent"]}
+        for vae, c in report["checks"].items()
+    ]  # fmt: skip
+    return (
+        f"# GLC benchmark ({report['date']}, {report['machine']}, preset {report['preset']})\n\n"
+        f"Trained on {len(report['training_photos'])} photos (scikit-image's and crops of "
+        f"{', '.join(TRAIN_CROPS)}); evaluated on {', '.join(report['evaluation_photos'])} at full size. "
+        f"Rates are payload bpp (the image's own stream); seconds exclude the VAE.\n\n"
+        f"## Targets\n\n{table(checks)}\n\n## BD-rates (negative: fewer bits than the anchor)\n\n{table(bds)}\n\n"
+        f"## Mean over the evaluation photos\n\n{table(summary)}\n"
+    )
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.1f}%"
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for codec, vae, style in (("glc", "taesd", "o-"), ("glc", "taesd3", "s-"), ("latent-q", "taesd", "o--"),
+                              ("latent-q", "taesd3", "s--"), ("clric", "taesd", "^-"), ("avif", "", "x-")):  # fmt: skip
+        bpp, lpips, _ = curve(rows, codec, vae)
+        if bpp:
+            order = np.argsort(bpp)
+            ax.plot(np.array(bpp)[order], np.array(lpips)[order], style, label=f"{codec} ({vae})" if vae else codec)
+    ax.set_xlabel("bits per pixel (payload)")
+    ax.set_ylabel("LPIPS (lower is better)")
+    ax.set_xlim(0, 0.5)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax.set_title("Kodak photos not seen in training (mean of 4)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

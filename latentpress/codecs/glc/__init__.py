@@ -1,0 +1,20 @@
+"""GLC: learned transform coding in the latent space, against one collection model.
+
+After "Generative Latent Coding for Ultra-Low Bitrate Image Compression" (Jia et
+al.), with the TAESD family's latents in the place of VQGAN's. Modules:
+:mod:`.params` (parameters and presets), :mod:`.model` (the networks), :mod:`.exact`
+(the entropy networks in integer arithmetic), :mod:`.tables` (steps, spreads and
+count tables), :mod:`.train`, :mod:`.bitstream` (model and payload bytes) and
+:mod:`.codec` (the codec). This package registers the codec without importing torch.
+"""
+
+from latentpress.codecs.glc.params import PRESETS, GlcParams
+from latentpress.codecs.registry import CodecInfo, register_codec
+
+INFO = register_codec(CodecInfo(
+    name="glc", summary="GLC: a learned transform of the latent, one model per collection",
+    domain="latent", presets=PRESETS, default_qualities=(1.0, 2.0, 3.0, 4.0), knob="quality", better="higher",
+    implementation="latentpress.codecs.glc.codec:Glc", collection_model=True,
+))
+
+__all__ = ["INFO", "PRESETS", "GlcParams"]

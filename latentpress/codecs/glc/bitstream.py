@@ -1,0 +1,129 @@
+"""GLC's bytes: the collection model, and each image's payload.
+
+Model (little endian): format version u16, JSON length u32, JSON (architecture and
+training record), then a safetensors blob of the state dict: the transforms, quality
+scalers and ``z`` prior as float16, the exact networks as integers (weights int16 in
+units of ``2**-10``, biases int32 in units of ``2**-8``). No pickle: safetensors
+holds only named arrays, and every name, shape and value range is checked against a
+fresh model of the recorded architecture.
+
+Payload: version u8, quality f32, latent height u16 and width u16, then the range
+coded stream (``z`` channel by channel, then the four parts of ``y``).
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from safetensors.numpy import load as load_arrays
+from safetensors.numpy import save as save_arrays
+
+from latentpress.codecs.base import CodecError
+from latentpress.codecs.glc.exact import EXACT_PREFIXES, WEIGHT_BITS
+from latentpress.codecs.glc.model import GlcModel
+from latentpress.codecs.glc.params import ANCHORS, Architecture
+from latentpress.codecs.glc.tables import FRACTION
+
+MODEL_VERSION = 1
+PAYLOAD_VERSION = 1
+_MODEL_HEADER = struct.Struct("<HI")
+PAYLOAD_HEADER = struct.Struct("<BfHH")
+MAX_JSON = 1 << 16
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """What a model file says besides its weights."""
+
+    arch: Architecture
+    vae_id: str
+    images: int
+    """Images it was trained on."""
+    steps: int
+
+
+def exact_names(model: GlcModel) -> set[str]:
+    """State-dict names of the integer networks' parameters."""
+    return {name for name in model.state_dict() if name.startswith(EXACT_PREFIXES)}
+
+
+def pack_model(model: GlcModel, record: ModelRecord) -> bytes:
+    """The model's bytes (its exact networks already on their grids)."""
+    exact = exact_names(model)
+    arrays = {}
+    for name, tensor in model.state_dict().items():
+        values = tensor.detach().double().cpu().numpy()
+        if name in exact:
+            bits = WEIGHT_BITS if name.endswith("weight") else FRACTION
+            dtype = np.int16 if name.endswith("weight") else np.int32
+            arrays[name] = np.round(values * (1 << bits)).astype(dtype)
+        else:
+            arrays[name] = values.astype(np.float16)
+    header = json.dumps({"arch": asdict(record.arch), "vae_id": record.vae_id, "images": record.images,
+                         "steps": record.steps}, sort_keys=True).encode()  # fmt: skip
+    return _MODEL_HEADER.pack(MODEL_VERSION, len(header)) + header + save_arrays(arrays)
+
+
+def unpack_model(data: bytes) -> tuple[GlcModel, ModelRecord]:
+    """A model (float32, eval mode) and its record; ``CodecError`` for anything else."""
+    if len(data) < _MODEL_HEADER.size:
+        raise CodecError("glc model shorter than its header")
+    version, length = _MODEL_HEADER.unpack_from(data)
+    if version != MODEL_VERSION:
+        raise CodecError(f"unknown glc model version {version}")
+    if length > MAX_JSON or _MODEL_HEADER.size + length > len(data):
+        raise CodecError("glc model header length is out of range")
+    try:
+        meta = json.loads(data[_MODEL_HEADER.size : _MODEL_HEADER.size + length])
+        arch = Architecture(**meta["arch"])
+        arch.check()
+        record = ModelRecord(arch, str(meta["vae_id"]), int(meta["images"]), int(meta["steps"]))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CodecError(f"glc model header is malformed: {exc}") from None
+    try:
+        arrays = load_arrays(bytes(data[_MODEL_HEADER.size + length :]))
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
+        raise CodecError(f"glc model weights are malformed: {exc}") from None
+    model = GlcModel(arch)
+    expected = model.state_dict()
+    if set(arrays) != set(expected):
+        raise CodecError(f"glc model weights do not match its architecture ({len(arrays)} arrays, "
+                         f"{len(expected)} expected)")
+    exact = exact_names(model)
+    state = {}
+    for name, tensor in expected.items():
+        values = arrays[name]
+        if values.shape != tuple(tensor.shape):
+            raise CodecError(f"glc model weight {name} has shape {values.shape}, expected {tuple(tensor.shape)}")
+        if name in exact:
+            bits = WEIGHT_BITS if name.endswith("weight") else FRACTION
+            want = np.int16 if name.endswith("weight") else np.int32
+            if values.dtype != want:
+                raise CodecError(f"glc model weight {name} is {values.dtype}, expected {np.dtype(want)}")
+            state[name] = torch.from_numpy(values.astype(np.float64) / (1 << bits)).float()
+        else:
+            if values.dtype != np.float16 or not np.all(np.isfinite(values)):
+                raise CodecError(f"glc model weight {name} is not finite float16")
+            state[name] = torch.from_numpy(values.astype(np.float32))
+    model.load_state_dict(state)
+    return model.eval().requires_grad_(False), record
+
+
+def pack_payload(quality: float, height: int, width: int, stream: bytes) -> bytes:
+    return PAYLOAD_HEADER.pack(PAYLOAD_VERSION, quality, height, width) + stream
+
+
+def unpack_payload(data: bytes) -> tuple[float, int, int, bytes]:
+    """Quality, latent height and width, and the coded stream; ``CodecError`` if bad."""
+    if len(data) < PAYLOAD_HEADER.size:
+        raise CodecError(f"glc payload of {len(data)} bytes is shorter than its header")
+    version, quality, height, width = PAYLOAD_HEADER.unpack_from(data)
+    if version != PAYLOAD_VERSION:
+        raise CodecError(f"unknown glc payload version {version}")
+    if not 1.0 <= quality <= ANCHORS or min(height, width) < 1:
+        raise CodecError(f"bad glc payload header: quality {quality}, latent {height}x{width}")
+    return float(quality), height, width, data[PAYLOAD_HEADER.size :]

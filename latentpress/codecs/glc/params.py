@@ -1,0 +1,105 @@
+"""GLC parameters: the quality knob, the network sizes and the training schedule.
+
+Known without torch, so that ``--codec glc:fast@2.5`` is checked before any work.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from latentpress.codecs.base import CodecError
+
+ANCHORS = 4
+"""Qualities the model learns scalers at (``quality`` 1 to 4); between them the
+scalers are interpolated, so the knob is continuous."""
+LAMBDAS = (0.35, 1.4, 5.6, 22.4)
+"""Rate-distortion trade-off of each anchor during training: loss = bpp + lambda * MSE
+of the VAE latent. Anchor 1 costs the fewest bits."""
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """Sizes of one GLC model (written into the model)."""
+
+    latent_channels: int
+    """C: channels of the VAE latent (4 for TAESD, 16 for TAESD3)."""
+    channels: int = 64
+    """N: channels of the code ``y``."""
+    hyper_channels: int = 32
+    """Channels of the hyperprior ``z``."""
+    context_channels: int = 64
+    """Width of each part's parameter network."""
+    blocks: int = 2
+    """Depth-wise convolution blocks at each resolution of the transforms."""
+    stride: int = 2
+    """1: ``y`` at the latent's resolution (1/8 of the image); 2: at 1/16."""
+
+    def check(self) -> None:
+        """Raise ``ValueError`` unless the sizes make a network."""
+        sizes = (self.latent_channels, self.channels, self.hyper_channels, self.context_channels)
+        if not all(1 <= s <= 1024 for s in sizes) or not 0 <= self.blocks <= 16 or self.stride not in (1, 2):
+            raise ValueError(f"GLC sizes out of range: {self}")
+
+
+@dataclass(frozen=True)
+class Training:
+    """How a model learns from a collection's latents."""
+
+    steps: int = 4000
+    batch_size: int = 8
+    crop: int = 32
+    """Side of the latent crops trained on (32: 256 image pixels)."""
+    learning_rate: float = 1e-3
+    rounding: float = 0.2
+    """Share of the last steps that round ``y`` (straight-through) instead of adding noise."""
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class GlcParams:
+    """One GLC configuration. ``quality`` in [1, 4]: higher, more bits and a closer
+    latent; the sizes and schedule below only matter when a model is trained."""
+
+    quality: float = 2.0
+    channels: int = 64
+    hyper_channels: int = 32
+    context_channels: int = 64
+    blocks: int = 2
+    stride: int = 2
+    steps: int = 4000
+    batch_size: int = 8
+    crop: int = 32
+    learning_rate: float = 1e-3
+    sample: int = 256
+    """Images of the collection a model is trained on (all when it has fewer)."""
+
+    def architecture(self, latent_channels: int) -> Architecture:
+        return Architecture(latent_channels, self.channels, self.hyper_channels, self.context_channels, self.blocks,
+                            self.stride)  # fmt: skip
+
+    def training(self, steps: int | None = None) -> Training:
+        return Training(steps or self.steps, self.batch_size, self.crop, self.learning_rate)
+
+    def validate(self) -> None:
+        """Raise ``CodecError`` naming the first field out of range."""
+        if not (math.isfinite(self.quality) and 1.0 <= self.quality <= ANCHORS):
+            raise CodecError(f"glc quality must be in [1, {ANCHORS}], got {self.quality}")
+        try:
+            self.architecture(4).check()
+        except ValueError as exc:
+            raise CodecError(str(exc)) from None
+        if self.steps < 1 or self.batch_size < 1 or not 4 <= self.crop <= 256 or self.crop % (2 * self.stride * 2):
+            raise CodecError(f"glc needs steps >= 1, batch_size >= 1 and a crop in 4..256 divisible by "
+                             f"{4 * self.stride}, got {self.steps}, {self.batch_size}, {self.crop}")
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0) or self.sample < 1:
+            raise CodecError("glc needs learning_rate > 0 and sample >= 1")
+
+
+PRESETS: dict[str, GlcParams] = {
+    "tiny": GlcParams(channels=16, hyper_channels=8, context_channels=16, blocks=1, steps=60, batch_size=4, crop=16,
+                      learning_rate=3e-3, sample=16),
+    "fast": GlcParams(steps=1500),
+    "default": GlcParams(),
+}
+"""``tiny`` trains in seconds (tests); ``fast`` in minutes; ``default`` is the benchmark's."""

@@ -1,0 +1,124 @@
+"""Training one GLC model on a collection's latents.
+
+Each step draws random latent crops (with flips) and a quality per crop, uniform in
+[1, 4]; the loss is bits per image pixel plus lambda times the latent's mean squared
+error, lambda interpolated (log-linearly) between the anchors' ``LAMBDAS``, so that
+one model serves every quality and its scalers learn the interpolation. Two phases:
+uniform noise stands in for rounding, then for the last ``rounding`` share of steps
+``y`` and ``z`` are rounded with straight-through gradients. Adam with a cosine
+learning-rate decay. Afterwards the exact networks' weights go onto their grids.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from latentpress.codecs.glc.exact import quantize_in_place
+from latentpress.codecs.glc.model import GlcModel
+from latentpress.codecs.glc.params import ANCHORS, LAMBDAS, Architecture, Training
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A stretch of training: its steps and whether it rounds (else adds noise)."""
+
+    name: str
+    steps: int
+    rounding: bool
+
+
+@dataclass(frozen=True)
+class TrainingStatus:
+    """What training reports as it goes."""
+
+    step: int
+    steps: int
+    loss: float
+    bpp: float
+    """Estimated bits per image pixel of this step's crops."""
+    mse: float
+
+
+def phases(training: Training) -> list[Phase]:
+    """Noise, then rounding for the last ``training.rounding`` share of the steps."""
+    rounding = min(training.steps, round(training.steps * training.rounding))
+    return [Phase("noise", training.steps - rounding, False), Phase("rounding", rounding, True)]
+
+
+def lambdas(quality: torch.Tensor) -> torch.Tensor:
+    """Lambda of each quality in [1, ANCHORS], log-linear between the anchors."""
+    logs = torch.log(torch.tensor(LAMBDAS, dtype=torch.float32))
+    position = (quality - 1).clamp(0, ANCHORS - 1)
+    low = position.floor().clamp(max=ANCHORS - 2).long()
+    return torch.lerp(logs[low], logs[low + 1], position - low).exp()
+
+
+class Crops:
+    """Random square crops of a set of latents, with random flips."""
+
+    def __init__(self, latents: list[np.ndarray], size: int, seed: int) -> None:
+        self.latents = [_pad_to(np.asarray(z, np.float32), size) for z in latents]
+        areas = np.array([z.shape[1] * z.shape[2] for z in self.latents], np.float64)
+        self.weights = areas / areas.sum()
+        self.size = size
+        self.rng = np.random.default_rng(seed)
+
+    def batch(self, count: int) -> torch.Tensor:
+        out = []
+        for index in self.rng.choice(len(self.latents), size=count, p=self.weights):
+            z = self.latents[index]
+            top = self.rng.integers(0, z.shape[1] - self.size + 1)
+            left = self.rng.integers(0, z.shape[2] - self.size + 1)
+            crop = z[:, top : top + self.size, left : left + self.size]
+            if self.rng.random() < 0.5:
+                crop = crop[:, :, ::-1]
+            out.append(np.ascontiguousarray(crop))
+        return torch.from_numpy(np.stack(out))
+
+
+def _pad_to(latent: np.ndarray, size: int) -> np.ndarray:
+    """``latent`` padded (edge values) to at least ``size`` on each side."""
+    ph, pw = max(0, size - latent.shape[1]), max(0, size - latent.shape[2])
+    return np.pad(latent, ((0, 0), (0, ph), (0, pw)), mode="edge") if ph or pw else latent
+
+
+def train(
+    latents: list[np.ndarray],
+    arch: Architecture,
+    training: Training,
+    device: str = "cpu",
+    progress: Callable[[TrainingStatus], None] | None = None,
+    report_every: int = 50,
+) -> GlcModel:
+    """A model trained on ``latents`` ((C, h, w) each), its exact networks quantized."""
+    torch.manual_seed(training.seed)
+    model = GlcModel(arch).to(device).train()
+    crops = Crops(latents, training.crop, training.seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=training.learning_rate)
+    pixels = 64 * training.crop * training.crop
+    step = 0
+    for phase in phases(training):
+        for _ in range(phase.steps):
+            lr = training.learning_rate * 0.5 * (1 + math.cos(math.pi * step / training.steps))
+            for group in optimizer.param_groups:
+                group["lr"] = max(lr, training.learning_rate * 0.02)
+            x = crops.batch(training.batch_size).to(device)
+            quality = 1 + (ANCHORS - 1) * torch.rand(training.batch_size, device=device)
+            x_hat, bits = model(x, quality, phase.rounding)
+            mse = ((x_hat - x) ** 2).mean((1, 2, 3))
+            bpp = bits / pixels
+            loss = (bpp + lambdas(quality).to(device) * mse).mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            optimizer.step()
+            step += 1
+            if progress is not None and (step % report_every == 0 or step == training.steps):
+                progress(TrainingStatus(step, training.steps, loss.item(), bpp.mean().item(), mse.mean().item()))
+    quantize_in_place(model)
+    return model.cpu().eval().requires_grad_(False)
