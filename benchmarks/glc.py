@@ -13,6 +13,9 @@ half steps, decoded from the bytes and measured (LPIPS, DISTS, PSNR, MS-SSIM);
 ``latent-q`` on the same VAE and ``avif`` run on the same photos, and CLRIC's points
 come from ``benchmarks/results/clric.json`` (its benchmark, the same photos, TAESD).
 
+The perceptual stage is measured apart: ``glc-mse`` rows are the same model before
+it (the rate-distortion stage alone), ``glc`` rows after it.
+
 Reported: payload bpp, the amortised bpp if the evaluation set were the whole
 collection, metrics, encode and decode seconds per image besides the VAE, training
 time, BD-rates (LPIPS, DISTS) against avif, latent-q and clric, and issue #11's
@@ -79,13 +82,15 @@ def main() -> int:
     report["rows"] += clric_rows()
     for vae_name in args.vae or ["taesd", "taesd3"]:
         vae = load_vae(vae_name)
-        model, record = train_model(vae, training, args.preset, args.steps)
+        model, without, record = train_models(vae, training, args.preset, args.steps)
         report["models"][vae_name] = record
         if args.save_models:
             Path(args.save_models).mkdir(parents=True, exist_ok=True)
             (Path(args.save_models) / f"glc-{vae_name}.bin").write_bytes(model)
+            (Path(args.save_models) / f"glc-mse-{vae_name}.bin").write_bytes(without)
         latents = {name: vae.encode([image])[0] for name, image in evaluation.items()}
         report["rows"] += glc_rows(vae, model, args.preset, evaluation, latents)
+        report["rows"] += glc_rows(vae, without, args.preset, evaluation, latents, "glc-mse")
         report["rows"] += latent_q_rows(vae, evaluation, latents)
         print(f"{vae_name}: done", flush=True)
     report["summary"] = summarize(report["rows"])
@@ -129,11 +134,17 @@ def fit(image: np.ndarray, side: int) -> np.ndarray:
     return np.asarray(resized)
 
 
-def train_model(vae, photos: dict[str, np.ndarray], preset: str, steps: int | None) -> tuple[bytes, dict]:
-    codec = get_codec("glc")
+def train_models(vae, photos: dict[str, np.ndarray], preset: str, steps: int | None) -> tuple[bytes, bytes, dict]:
+    """The model after the rate-distortion stage, the model after the perceptual stage
+    too (what ``glc`` trains), and their record: the same stages ``Glc.train`` runs,
+    taken apart to measure what the perceptual stage buys."""
+    from latentpress.codecs.glc import bitstream
+    from latentpress.codecs.glc.perceptual import PerceptualStage, finetune
+    from latentpress.codecs.glc.train import train
+
+    params = get_codec("glc").params(preset)
     start = time.perf_counter()
-    items = [CodecInput(f"{i:016x}", p.shape[1], p.shape[0], latent=vae.encode([p])[0], vae_id=vae.vae_id)
-             for i, p in enumerate(photos.values())]  # fmt: skip
+    latents = [vae.encode([p])[0] for p in photos.values()]
     encoded = time.perf_counter() - start
 
     def progress(status) -> None:
@@ -141,10 +152,21 @@ def train_model(vae, photos: dict[str, np.ndarray], preset: str, steps: int | No
               f"mse {status.mse:.4f}", flush=True)  # fmt: skip
 
     start = time.perf_counter()
-    model = codec.train(items, codec.params(preset), steps=steps, progress=progress)
-    seconds = time.perf_counter() - start
-    return model, {"bytes": len(model), "train_seconds": seconds, "vae_encode_seconds": encoded, "images": len(items),
-                   "steps": steps or codec.params(preset).steps}  # fmt: skip
+    arch = params.architecture(latents[0].shape[0])
+    model = train(latents, arch, params.training(steps), "cpu", progress)
+    rd_seconds = time.perf_counter() - start
+    record = bitstream.ModelRecord(arch, vae.vae_id, len(latents), params.training(steps).steps)
+    rate_distortion = bitstream.pack_model(model, record)
+    start = time.perf_counter()
+    finetune(model, latents, vae.vae_id, PerceptualStage(params.perceptual_steps), "cpu",
+             lambda step, lpips, mse: print(f"{vae.vae_id} perceptual {step} lpips {lpips:.4f} mse {mse:.4f}", flush=True))
+    perceptual_seconds = time.perf_counter() - start
+    perceptual = bitstream.pack_model(model, record)
+    return perceptual, rate_distortion, {
+        "bytes": len(perceptual), "train_seconds": rd_seconds + perceptual_seconds, "rd_seconds": rd_seconds,
+        "perceptual_seconds": perceptual_seconds, "vae_encode_seconds": encoded, "images": len(latents),
+        "steps": params.training(steps).steps, "perceptual_steps": params.perceptual_steps,
+    }  # fmt: skip
 
 
 def measure(name: str, image: np.ndarray, codec: str, vae_id: str, quality: float, size: int, decoded: np.ndarray,
@@ -179,7 +201,7 @@ def latent_q_rows(vae, images: dict, latents: dict) -> list[dict]:
     return rows
 
 
-def glc_rows(vae, model: bytes, preset: str, images: dict, latents: dict) -> list[dict]:
+def glc_rows(vae, model: bytes, preset: str, images: dict, latents: dict, label: str = "glc") -> list[dict]:
     codec, rows = get_codec("glc"), []
     for name, image in images.items():
         h, w = image.shape[:2]
@@ -193,7 +215,7 @@ def glc_rows(vae, model: bytes, preset: str, images: dict, latents: dict) -> lis
             latent = codec.decode(data, DecodeContext(w, h, vae.vae_id, model))
             decode_s = time.perf_counter() - start
             decoded = vae.decode([latent], [(w, h)])[0]
-            rows.append(measure(name, image, "glc", vae.vae_id, q, len(data), decoded, encode_s, decode_s))
+            rows.append(measure(name, image, label, vae.vae_id, q, len(data), decoded, encode_s, decode_s))
     return rows
 
 
@@ -229,11 +251,11 @@ def bd_rates(rows: list[dict]) -> list[dict]:
     out = []
     for vae in sorted({r["vae"] for r in rows if r["codec"] == "glc"}):
         test = curve(rows, "glc", vae)
-        for anchor, anchor_vae in (("avif", ""), ("latent-q", vae), ("clric", "taesd")):
+        for anchor, anchor_vae in (("avif", ""), ("latent-q", vae), ("clric", "taesd"), ("glc-mse", vae)):
             ref = curve(rows, anchor, anchor_vae)
             if not ref[0]:
                 continue
-            entry = {"glc": vae, "anchor": anchor if anchor != "latent-q" else f"latent-q ({vae})"}
+            entry = {"glc": vae, "anchor": f"{anchor} ({vae})" if anchor in ("latent-q", "glc-mse") else anchor}
             for index, metric in ((1, "lpips"), (2, "dists")):
                 try:  # quality must rise with rate: use the negated distance
                     entry[metric] = bd_rate(ref[0], [-v for v in ref[index]], test[0], [-v for v in test[index]])
@@ -323,7 +345,8 @@ def plot(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    for codec, vae, style in (("glc", "taesd", "o-"), ("glc", "taesd3", "s-"), ("latent-q", "taesd", "o--"),
+    for codec, vae, style in (("glc", "taesd", "o-"), ("glc", "taesd3", "s-"), ("glc-mse", "taesd", "o:"),
+                              ("glc-mse", "taesd3", "s:"), ("latent-q", "taesd", "o--"),
                               ("latent-q", "taesd3", "s--"), ("clric", "taesd", "^-"), ("avif", "", "x-")):  # fmt: skip
         bpp, lpips, _ = curve(rows, codec, vae)
         if bpp:

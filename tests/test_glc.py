@@ -179,3 +179,22 @@ def test_golden_model_and_stream_keep_decoding(model: bytes, test_latent: np.nda
     assert decoded.shape == (4, 10, 12)
     for index, value in GOLDEN_LATENT.items():
         assert decoded[index] == pytest.approx(value, abs=1e-4)
+
+
+def test_perceptual_stage_changes_the_synthesis_alone(model: bytes, latents: list[np.ndarray], test_latent: np.ndarray) -> None:
+    from latentpress.codecs.glc.perceptual import PerceptualStage, finetune
+
+    codec = get_codec("glc")
+    net, record = bitstream.unpack_model(model)
+    before = {name: tensor.clone() for name, tensor in net.state_dict().items()}
+    seen = []
+    finetune(net, latents, "taesd", PerceptualStage(steps=2, crop=8, batch_size=2, learning_rate=1e-3),
+             progress=lambda step, lpips, mse: seen.append((step, lpips)))  # fmt: skip
+    assert seen and seen[-1][0] == 2 and 0 < seen[-1][1] < 1
+    changed = {name for name, tensor in net.state_dict().items() if not torch.equal(tensor, before[name])}
+    assert changed and all(name.startswith("synthesis.") for name in changed)
+    tuned = bitstream.pack_model(net, record)
+    payloads = [codec.encode(item(test_latent), codec.params("tiny", 2.0), m) for m in (model, tuned)]
+    assert payloads[0] == payloads[1]  # the same bits ...
+    decoded = [codec.decode(payloads[0], DecodeContext(96, 80, "taesd", m)) for m in (model, tuned)]
+    assert not np.array_equal(decoded[0], decoded[1])  # ... drawn otherwise

@@ -82,6 +82,13 @@ def _networks(device: str) -> tuple[torch.nn.Module, torch.nn.Module]:
         return _lpips_model(device), _dists_model(device)
 
 
+def lpips_network(device: str | None = None) -> torch.nn.Module:
+    """The LPIPS (AlexNet) network on ``device`` (built once per process), for training
+    with a perceptual loss: inputs in [-1, 1], gradients flow to them."""
+    with _networks_lock:
+        return _lpips_model(device or get_settings().device)
+
+
 def psnr(reference: np.ndarray, distorted: np.ndarray) -> float:
     """PSNR in dB of uint8 images (peak 255) over all pixels and channels; ``inf`` if equal."""
     mse = float(np.mean((reference.astype(np.float64) - distorted.astype(np.float64)) ** 2))

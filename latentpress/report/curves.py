@@ -1,7 +1,9 @@
 """From ledger rows to what the report shows: rate/quality points, BD-rates, speeds.
 
 A *curve* is one codec at one preset (and, for latent codecs, one VAE); its points
-are its quality settings. Points are means over the images that have an ``ok`` row
+are its quality settings. Rates are payload rates (each image's own container: the
+rate of a collection so large that shared models cost nothing); the amortised rate,
+with shared models' bytes spread over the images that use them, is shown beside. Points are means over the images that have an ``ok`` row
 with every metric under every configuration in the ledger (images under 32 pixels a
 side have PSNR only and are left out), so every curve and every metric is measured
 on the same pictures. When an (image, configuration) was measured more than once,
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from latentpress.infra.ledger import with_rates
 from latentpress.report.bdrate import BDRateError, bd_rate
 
 
@@ -36,7 +39,7 @@ METRICS = (
 BD_METRICS = ("lpips", "dists")
 """Quality domains of the BD-rate table."""
 
-_MEANS = ["bpp", *(m.column for m in METRICS), "encode_seconds", "decode_seconds"]
+_MEANS = ["bpp", "amortised_bpp", *(m.column for m in METRICS), "encode_seconds", "decode_seconds"]
 
 
 def curve_label(codec: str, preset: str, vae_id: str | None) -> str:
@@ -46,7 +49,9 @@ def curve_label(codec: str, preset: str, vae_id: str | None) -> str:
 
 
 def latest_ok_rows(ledger: pd.DataFrame) -> pd.DataFrame:
-    """The ``ok`` rows, one per (image, configuration, VAE): the latest, with a ``curve`` column."""
+    """The ``ok`` rows, one per (image, configuration, VAE): the latest, with a ``curve``
+    column and both rates (``bpp`` the payload, ``amortised_bpp`` with shared models)."""
+    ledger = with_rates(ledger)
     ok = ledger[ledger["status"] == "ok"].copy()
     ok["vae_id"] = ok["vae_id"].fillna("")
     ok = ok.sort_values("timestamp").drop_duplicates(["image_id", "config_key", "vae_id"], keep="last")

@@ -28,6 +28,7 @@ from latentpress.codecs.glc import bitstream, tables
 from latentpress.codecs.glc.exact import ExactNets
 from latentpress.codecs.glc.model import PARTS, GlcModel
 from latentpress.codecs.glc.params import GlcParams
+from latentpress.codecs.glc.perceptual import PerceptualStage, finetune
 from latentpress.codecs.glc.train import TrainingStatus, train
 from latentpress.config import get_settings
 
@@ -53,9 +54,18 @@ class Glc(CollectionModelCodec):
             raise CodecError(f"glc trains on latents of one channel count, got {sorted(channels)}")
         arch = params.architecture(latents[0].shape[0])
         training = params.training(steps)
-        model = train(latents, arch, training, get_settings().device, progress)
-        record = bitstream.ModelRecord(arch, items[0].vae_id or "", len(items), training.steps)
-        return bitstream.pack_model(model, record)
+        device = get_settings().device
+        total = training.steps + params.perceptual_steps
+        model = train(latents, arch, training, device, progress, total_steps=total)
+        if params.perceptual_steps:
+
+            def report(step: int, lpips: float, mse: float) -> None:
+                if progress is not None:
+                    progress(TrainingStatus(training.steps + step, total, mse + lpips, float("nan"), mse, "perceptual", lpips))
+
+            finetune(model, latents, items[0].vae_id or "", PerceptualStage(params.perceptual_steps), device, report)
+        record = bitstream.ModelRecord(arch, items[0].vae_id or "", len(items), total)
+        return bitstream.pack_model(model.cpu(), record)
 
     def encode(self, item: CodecInput, params: GlcParams, model: bytes) -> bytes:
         params.validate()

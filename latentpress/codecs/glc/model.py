@@ -176,6 +176,12 @@ class GlcModel(nn.Module):
         """Training pass on latents ``x`` (B, C, h, w) at ``quality`` (B,): the
         reconstructed latents and the bits of each sample (B,). ``rounding``: round
         with straight-through gradients, else add uniform noise."""
+        decoded, bits = self.code(x, quality, rounding)
+        return self.synthesis(decoded), bits
+
+    def code(self, x: torch.Tensor, quality: torch.Tensor, rounding: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """The decoded code (unscaled by ``q_dec``, ready for the synthesis) and the bits
+        of each sample (see ``forward``)."""
         q_enc, q_dec = self.scalers.at(quality)
         y = self.analysis(x) * q_enc
         z = quantize(self.hyper_analysis(y), rounding).clamp(-Z_RANGE, Z_RANGE)
@@ -190,7 +196,7 @@ class GlcModel(nn.Module):
             u = quantize((y - mean) / delta, rounding)
             bits = bits + (gaussian_bits(u, ratio) * mask).sum((1, 2, 3))
             decoded = decoded + mask * (mean + delta * u)
-        return self.synthesis(decoded * q_dec), bits
+        return decoded * q_dec, bits
 
 
 def quantize(x: torch.Tensor, rounding: bool) -> torch.Tensor:

@@ -73,6 +73,8 @@ class GlcParams:
     learning_rate: float = 1e-3
     sample: int = 256
     """Images of the collection a model is trained on (all when it has fewer)."""
+    perceptual_steps: int = 200
+    """Steps of the last, perceptual stage (LPIPS through the VAE decoder; :mod:`.perceptual`)."""
 
     def architecture(self, latent_channels: int) -> Architecture:
         return Architecture(latent_channels, self.channels, self.hyper_channels, self.context_channels, self.blocks,
@@ -94,12 +96,14 @@ class GlcParams:
                              f"{4 * self.stride}, got {self.steps}, {self.batch_size}, {self.crop}")
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0) or self.sample < 1:
             raise CodecError("glc needs learning_rate > 0 and sample >= 1")
+        if self.perceptual_steps < 0:
+            raise CodecError(f"glc perceptual_steps must be >= 0, got {self.perceptual_steps}")
 
 
 PRESETS: dict[str, GlcParams] = {
     "tiny": GlcParams(channels=16, hyper_channels=8, context_channels=16, blocks=1, steps=60, batch_size=4, crop=16,
-                      learning_rate=3e-3, sample=16),
-    "fast": GlcParams(steps=1500),
+                      learning_rate=3e-3, sample=16, perceptual_steps=0),
+    "fast": GlcParams(steps=1500, perceptual_steps=60),
     "default": GlcParams(),
 }
 """``tiny`` trains in seconds (tests); ``fast`` in minutes; ``default`` is the benchmark's."""

@@ -38,10 +38,14 @@ class TrainingStatus:
 
     step: int
     steps: int
+    """All steps of all stages."""
     loss: float
     bpp: float
-    """Estimated bits per image pixel of this step's crops."""
+    """Estimated bits per image pixel of this step's crops (rate-distortion stage)."""
     mse: float
+    stage: str = "rate-distortion"
+    lpips: float | None = None
+    """LPIPS of the decoded crops (perceptual stage)."""
 
 
 def phases(training: Training) -> list[Phase]:
@@ -94,6 +98,7 @@ def train(
     device: str = "cpu",
     progress: Callable[[TrainingStatus], None] | None = None,
     report_every: int = 50,
+    total_steps: int | None = None,
 ) -> GlcModel:
     """A model trained on ``latents`` ((C, h, w) each), its exact networks quantized."""
     torch.manual_seed(training.seed)
@@ -119,6 +124,7 @@ def train(
             optimizer.step()
             step += 1
             if progress is not None and (step % report_every == 0 or step == training.steps):
-                progress(TrainingStatus(step, training.steps, loss.item(), bpp.mean().item(), mse.mean().item()))
+                progress(TrainingStatus(step, total_steps or training.steps, loss.item(), bpp.mean().item(),
+                                        mse.mean().item()))  # fmt: skip
     quantize_in_place(model)
     return model.cpu().eval().requires_grad_(False)
