@@ -198,3 +198,19 @@ def test_perceptual_stage_changes_the_synthesis_alone(model: bytes, latents: lis
     assert payloads[0] == payloads[1]  # the same bits ...
     decoded = [codec.decode(payloads[0], DecodeContext(96, 80, "taesd", m)) for m in (model, tuned)]
     assert not np.array_equal(decoded[0], decoded[1])  # ... drawn otherwise
+
+
+def test_taesd3_latents_of_16_channels() -> None:
+    from latentpress.models.vae import load_vae
+
+    vae = load_vae("taesd3")
+    latents = vae.encode(crops(64))
+    assert latents[0].shape[0] == 16
+    codec = get_codec("glc")
+    model = codec.train([item(z, f"{i:016x}") for i, z in enumerate(latents)], codec.params("tiny"), steps=5)
+    assert bitstream.unpack_model(model)[1].arch.latent_channels == 16
+    payload = codec.encode(item(latents[0]), codec.params("tiny", 3.0), model)
+    decoded = codec.decode(payload, DecodeContext(64, 64, "taesd3", model))
+    assert decoded.shape == latents[0].shape
+    with pytest.raises(CodecError, match="16-channel"):
+        codec.encode(item(np.zeros((4, 8, 8), np.float32)), codec.params("tiny"), model)

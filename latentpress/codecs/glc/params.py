@@ -67,7 +67,7 @@ class GlcParams:
     context_channels: int = 64
     blocks: int = 2
     stride: int = 2
-    steps: int = 4000
+    steps: int = 8000
     batch_size: int = 8
     crop: int = 32
     learning_rate: float = 1e-3
