@@ -12,6 +12,7 @@ training set's latents, then every evaluation photo is coded at qualities 1 to 4
 half steps, decoded from the bytes and measured (LPIPS, DISTS, PSNR, MS-SSIM);
 ``latent-q`` on the same VAE and ``avif`` run on the same photos, and CLRIC's points
 come from ``benchmarks/results/clric.json`` (its benchmark, the same photos, TAESD).
+Each VAE's training and coding runs in its own process, the cores shared between them.
 
 The perceptual stage is measured apart: ``glc-mse`` rows are the same model before
 it (the rate-distortion stage alone), ``glc`` rows after it.
@@ -30,7 +31,9 @@ import json
 import os
 import platform
 import time
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -67,8 +70,7 @@ def main() -> int:
     parser.add_argument("--plots", default=str(REPO / "docs"))
     parser.add_argument("--save-models", help="folder to write each trained model to (MODEL-VAE.bin)")
     args = parser.parse_args()
-    training = training_photos()
-    evaluation = {name: np.asarray(Image.open(KODAK / f"{name}.png").convert("RGB")) for name in EVALUATION}
+    training, evaluation = training_photos(), evaluation_photos()
     report: dict = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
@@ -78,21 +80,16 @@ def main() -> int:
         "rows": [],
         "models": {},
     }
-    report["rows"] += pixel_rows("avif", AVIF, evaluation)
-    report["rows"] += clric_rows()
-    for vae_name in args.vae or ["taesd", "taesd3"]:
-        vae = load_vae(vae_name)
-        model, without, record = train_models(vae, training, args.preset, args.steps)
-        report["models"][vae_name] = record
-        if args.save_models:
-            Path(args.save_models).mkdir(parents=True, exist_ok=True)
-            (Path(args.save_models) / f"glc-{vae_name}.bin").write_bytes(model)
-            (Path(args.save_models) / f"glc-mse-{vae_name}.bin").write_bytes(without)
-        latents = {name: vae.encode([image])[0] for name, image in evaluation.items()}
-        report["rows"] += glc_rows(vae, model, args.preset, evaluation, latents)
-        report["rows"] += glc_rows(vae, without, args.preset, evaluation, latents, "glc-mse")
-        report["rows"] += latent_q_rows(vae, evaluation, latents)
-        print(f"{vae_name}: done", flush=True)
+    vaes = args.vae or ["taesd", "taesd3"]
+    threads = max(1, (os.cpu_count() or 1) // len(vaes))
+    with ProcessPoolExecutor(len(vaes), mp_context=get_context("spawn")) as pool:
+        parts = {name: pool.submit(vae_part, name, args.preset, args.steps, args.save_models, threads) for name in vaes}
+        report["rows"] += pixel_rows("avif", AVIF, evaluation)
+        report["rows"] += clric_rows()
+        for vae_name, part in parts.items():
+            record, rows = part.result()
+            report["models"][vae_name] = record
+            report["rows"] += rows
     report["summary"] = summarize(report["rows"])
     report["bd_rates"] = bd_rates(report["rows"])
     report["checks"] = check_targets(report)
@@ -103,6 +100,32 @@ def main() -> int:
     plot(report["rows"], Path(args.plots) / "glc-lpips.png")
     print(markdown(report))
     return 0
+
+
+def vae_part(vae_name: str, preset: str, steps: int | None, save_models: str | None, threads: int
+             ) -> tuple[dict, list[dict]]:
+    """One VAE's share, run in its own process with ``threads`` torch threads: train the
+    models, then code the evaluation photos with them and with latent-q."""
+    import torch
+
+    torch.set_num_threads(threads)
+    vae = load_vae(vae_name)
+    model, without, record = train_models(vae, training_photos(), preset, steps)
+    if save_models:
+        Path(save_models).mkdir(parents=True, exist_ok=True)
+        (Path(save_models) / f"glc-{vae_name}.bin").write_bytes(model)
+        (Path(save_models) / f"glc-mse-{vae_name}.bin").write_bytes(without)
+    evaluation = evaluation_photos()
+    latents = {name: vae.encode([image])[0] for name, image in evaluation.items()}
+    rows = glc_rows(vae, model, preset, evaluation, latents)
+    rows += glc_rows(vae, without, preset, evaluation, latents, "glc-mse")
+    rows += latent_q_rows(vae, evaluation, latents)
+    print(f"{vae_name}: done", flush=True)
+    return record, rows
+
+
+def evaluation_photos() -> dict[str, np.ndarray]:
+    return {name: np.asarray(Image.open(KODAK / f"{name}.png").convert("RGB")) for name in EVALUATION}
 
 
 def training_photos() -> dict[str, np.ndarray]:

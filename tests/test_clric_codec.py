@@ -92,7 +92,7 @@ def test_decoder_reproduces_the_encoder_latent_through_the_container(latent: np.
     q = quantize(model, latent, 0.1)
     payload = bitstream.write(q)
     data = pack_image(codec="clric", codec_version=1, config={"codec": "clric", "preset": "fast", "quality": 0.1},
-                      payload=payload, width=WIDTH, height=HEIGHT, vae_id="taesd")
+                      payload=payload, width=WIDTH, height=HEIGHT, vae_id="taesd", image_id="0123456789abcdef")
     container, _ = unpack_image(data)
     decoded = get_codec("clric").decode(container.sections["payload"], DecodeContext(WIDTH, HEIGHT, "taesd"))
     assert decoded.dtype == np.float32 and decoded.shape == latent.shape

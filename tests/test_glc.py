@@ -88,7 +88,8 @@ def test_round_trip_through_the_container_is_exact(model: bytes, test_latent: np
     codec = get_codec("glc")
     payload = codec.encode(item(test_latent), codec.params("tiny", 2.0), model)
     data = pack_image(codec="glc", codec_version=codec.version, config={"codec": "glc", "preset": "tiny", "quality": 2.0},
-                      payload=payload, width=96, height=80, vae_id="taesd", shared_model="fedcba9876543210")  # fmt: skip
+                      payload=payload, width=96, height=80, vae_id="taesd", image_id="0123456789abcdef",
+                      shared_model="fedcba9876543210")  # fmt: skip
     container, _ = unpack_image(data)
     context = DecodeContext(container.width, container.height, "taesd", model)
     decoded = codec.decode(container.sections["payload"], context)
@@ -169,7 +170,7 @@ def test_golden_model_and_stream_keep_decoding(model: bytes, test_latent: np.nda
         payload = codec.encode(item(test_latent), codec.params("tiny", 2.5), model)
         GOLDEN_MODEL.write_bytes(model)
         GOLDEN_IMAGE.write_bytes(pack_image(codec="glc", codec_version=1, config={"codec": "glc", "preset": "tiny",
-                                            "quality": 2.5}, payload=payload, width=96, height=80, vae_id="taesd",
+                                            "quality": 2.5}, payload=payload, width=96, height=80, vae_id="taesd", image_id="0123456789abcdef",
                                             shared_model=hashlib.sha256(model).hexdigest()[:16]))  # fmt: skip
         decoded = codec.decode(payload, DecodeContext(96, 80, "taesd", model))
         pytest.skip("golden files written; GOLDEN_LATENT = " + repr({k: float(decoded[k]) for k in GOLDEN_LATENT}))

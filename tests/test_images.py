@@ -14,6 +14,7 @@ from PIL import Image
 from latentpress.infra.images import (
     IMAGE_EXTENSIONS,
     ImageError,
+    count_frames,
     decode_image,
     encode_png,
     has_image_extension,
@@ -41,7 +42,7 @@ def close(a: np.ndarray, b: np.ndarray, tol: float) -> bool:
 
 
 def test_extensions() -> None:
-    assert {"jpg", "jpeg", "png", "webp", "tif", "tiff", "bmp", "avif"} == IMAGE_EXTENSIONS
+    assert {"jpg", "jpeg", "png", "webp", "tif", "tiff", "bmp", "avif", "gif", "heic", "heif"} == IMAGE_EXTENSIONS
     assert has_image_extension("a/B.JPG") and has_image_extension("x.TiFf")
     assert not has_image_extension("notes.txt") and not has_image_extension("jpg")
 
@@ -154,9 +155,31 @@ def test_text_named_png() -> None:
 
 
 def test_formats_outside_the_list_refused() -> None:
-    gif = save(Image.new("RGB", (4, 4)), "GIF")
+    pcx = save(Image.new("RGB", (4, 4)), "PCX")
     with pytest.raises(ImageError, match="not a supported image"):
-        decode_image(gif, "disguised.png")
+        decode_image(pcx, "disguised.png")
+
+
+def test_animated_gif_gives_its_first_frame_and_counts_them() -> None:
+    frames = [Image.new("RGB", (8, 6), colour) for colour in ((200, 0, 0), (0, 200, 0), (0, 0, 200))]
+    out = io.BytesIO()
+    frames[0].save(out, format="GIF", save_all=True, append_images=frames[1:], duration=100)
+    data = out.getvalue()
+    decoded = decode_image(data, "anim.gif")
+    assert decoded.shape == (6, 8, 3) and tuple(decoded[0, 0]) == (200, 0, 0)
+    assert count_frames(data) == 3
+
+
+def test_heic_photo_is_read(kodak_crop: np.ndarray) -> None:
+    from pillow_heif import from_bytes
+
+    heif = from_bytes(mode="RGB", size=(64, 48), data=np.ascontiguousarray(kodak_crop[:48, :64]).tobytes())
+    out = io.BytesIO()
+    heif.save(out, quality=90)
+    decoded = decode_image(out.getvalue(), "phone.heic")
+    assert decoded.shape == (48, 64, 3)
+    assert np.abs(decoded.astype(int) - kodak_crop[:48, :64]).mean() < 8  # lossy, but the same picture
+    assert count_frames(out.getvalue()) == 1
 
 
 def png_chunk(kind: bytes, body: bytes) -> bytes:

@@ -12,7 +12,7 @@ from typing import Any
 
 from latentpress.codecs.registry import CODECS, codec_info
 
-_SPEC = re.compile(r"^(?P<name>[a-z0-9][a-z0-9_-]*)(?::(?P<preset>[a-z0-9_-]+))?(?:@(?P<q>.+))?$")
+_SPEC = re.compile(r"^(?P<name>[a-z0-9][a-z0-9_-]*)(?::(?P<preset>[a-z0-9_-]+))?(?:@(?P<q>.+))?\Z")
 
 
 @dataclass(frozen=True)

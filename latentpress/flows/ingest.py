@@ -8,6 +8,7 @@ from latentpress.config import DEFAULT_SHARD_SIZE
 from latentpress.flows.common import Job, chunks, finished, start
 from latentpress.flows.executors import Executor, InProcess
 from latentpress.infra.collection import Item
+from latentpress.infra.listing import list_source
 from latentpress.pipeline import ingest as stage
 from latentpress.pipeline.outcomes import describe
 
@@ -16,14 +17,16 @@ INSPECT_BATCH = 100
 
 
 def ingest(source: str, archive: str, shard_size: int = DEFAULT_SHARD_SIZE, executor: Executor | None = None) -> list[Item]:
-    """Inspect every image under ``source`` and write ``<archive>/collection.parquet``.
+    """Inspect every image under ``source`` and write ``<archive>/collection.parquet``,
+    which also lists every other entry of the source with the reason it is skipped.
 
     Files unchanged since the archive's last ingest (same URL, size and modification
     time) are not read again, unless they were unreadable. Returns all items: good
     ones with their shard, the others with their reason.
     """
     executor = executor or InProcess()
-    listing = stage.list_images(source)
+    everything = list_source(source)
+    listing = everything.files
     if not listing:
         raise ValueError(f"no image files (by extension) under {source}")
     kept, todo = stage.reusable(listing, stage.previous_items(archive))
@@ -38,6 +41,6 @@ def ingest(source: str, archive: str, shard_size: int = DEFAULT_SHARD_SIZE, exec
             files = job.params["files"].items()
             result = [stage.unreadable(url, source, version, describe(result)) for url, version in files]
         inspected += result
-    items = stage.assign_shards(kept + inspected, shard_size)
+    items = stage.assign_shards(kept + inspected + stage.skipped_items(everything), shard_size)
     stage.save_collection(archive, items)
     return items

@@ -36,7 +36,12 @@ def restore(
     if unknown:
         raise ValueError(f"archive {archive} has no configuration {', '.join(unknown)} (it has: {', '.join(known)})")
     ids = [item["image_id"] for item in manifest["items"]]
-    codecs = {c["key"]: c["codec"] for c in manifest["configs"]}
+    domains = {}
+    for config in manifest["configs"]:
+        try:
+            domains[config["key"]] = codec_info(config["codec"]).domain
+        except KeyError as exc:
+            raise ValueError(f"archive {archive}: manifest configuration {config['key']}: {exc.args[0]}") from None
     result = RunResult(new_run_id())
     size = balanced_batch(batch_size, len(ids) * len(chosen), executor.threads)
     jobs = []
@@ -44,8 +49,7 @@ def restore(
         stored = stored_ids(archive, key)
         result.add("restore", not_stored(archive, key, [i for i in ids if i not in stored]))
         params = {"archive": archive, "config_key": key, "out": out, "vae_name": vae or manifest["vae"]}
-        latent = codec_info(codecs[key]).domain == "latent"
-        jobs += [Job(restore_batch, {"image_ids": batch, **params}, batch, key, gpu=latent)
+        jobs += [Job(restore_batch, {"image_ids": batch, **params}, batch, key, gpu=domains[key] == "latent")
                  for batch in chunks([i for i in ids if i in stored], size)]  # fmt: skip
     for job, outcomes in finished(executor, start(executor, jobs), "restore"):
         result.add("restore", job_errors(job, outcomes) if isinstance(outcomes, BaseException) else outcomes)

@@ -27,9 +27,9 @@ from latentpress.infra import storage
 from latentpress.infra.container import Container, ContainerError, pack, unpack
 
 MANIFEST_FORMAT = 1
-IMAGE_ID = re.compile(r"^[0-9a-f]{16}$")
+IMAGE_ID = re.compile(r"^[0-9a-f]{16}\Z")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*")
-CONFIG_KEY = re.compile(r"^[a-z0-9][a-z0-9_-]*\.[a-z0-9_-]+\.(?:q|bpp)[0-9eE.+-]+$")
+CONFIG_KEY = re.compile(r"^[a-z0-9][a-z0-9_-]*\.[a-z0-9_-]+\.(?:q|bpp)[0-9eE.+-]+\Z")
 
 
 @dataclass(frozen=True)
@@ -110,28 +110,39 @@ def pack_image(
     width: int,
     height: int,
     vae_id: str,
+    image_id: str,
     shared_model: str | None = None,
 ) -> bytes:
-    """An image container: the codec configuration (JSON), the codec's bitstream and,
-    for shared-model codecs, the id of the shared model (section ``shared``)."""
-    sections = {"config": _json(config), "payload": payload}
+    """An image container: the codec configuration (JSON), the codec's bitstream, the
+    id of the image it holds (section ``image``, so that it cannot pass for another
+    image) and, for shared-model codecs, the id of the shared model (``shared``)."""
+    sections = {"config": _json(config), "payload": payload, "image": check_image_id(image_id).encode()}
     if shared_model is not None:
         sections["shared"] = check_image_id(shared_model).encode()
     return pack(Container("image", codec, codec_version, vae_id, width, height, sections))
 
 
-def unpack_image(data: bytes, source: str = "") -> tuple[Container, dict[str, Any]]:
-    """Parse and verify an image container; returns it and its configuration."""
+def unpack_image(data: bytes, source: str = "", image_id: str | None = None) -> tuple[Container, dict[str, Any]]:
+    """Parse and verify an image container; returns it and its configuration. With
+    ``image_id``, a container that holds another image is refused (containers written
+    before latentpress 0.3 name no image and cannot be checked)."""
     container = unpack(data, source=source)
+    where = source or "container"
     names = set(container.sections)
-    if container.kind != "image" or names not in ({"config", "payload"}, {"config", "payload", "shared"}):
-        raise ContainerError(f"{source or 'container'}: not an image container")
-    if "shared" in names:
-        try:
-            check_image_id(container.sections["shared"].decode("ascii"))
-        except (UnicodeDecodeError, ValueError):
-            raise ContainerError(f"{source or 'container'}: malformed shared model id") from None
-    return container, _config(container, source)
+    if container.kind != "image" or not {"config", "payload"} <= names <= {"config", "payload", "shared", "image"}:
+        raise ContainerError(f"{where}: not an image container")
+    for name, what in (("shared", "shared model id"), ("image", "image id")):
+        if name in names:
+            try:
+                check_image_id(container.sections[name].decode("ascii"))
+            except (UnicodeDecodeError, ValueError):
+                raise ContainerError(f"{where}: malformed {what}") from None
+    if image_id is not None and "image" in names and container.sections["image"].decode("ascii") != image_id:
+        raise ContainerError(f"{where}: holds image {container.sections['image'].decode('ascii')}, not {image_id}")
+    config = _config(container, source)
+    if not isinstance(config, dict) or config.get("codec") != container.codec:
+        raise ContainerError(f"{where}: its configuration is not one of codec {container.codec!r}")
+    return container, config
 
 
 def pack_model(*, codec: str, codec_version: int, config: dict[str, Any], model: bytes, vae_id: str) -> bytes:
@@ -163,14 +174,41 @@ def read_manifest(root: str, missing_ok: bool = False) -> dict[str, Any]:
         if missing_ok:
             return {}
         raise FileNotFoundError(f"no archive manifest at {url}")
-    manifest = json.loads(storage.read_bytes(url))
+    try:
+        manifest = json.loads(storage.read_bytes(url))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ValueError(f"{url}: not a JSON manifest ({exc})") from None
+    check_manifest(manifest, url)
+    return manifest
+
+
+def check_manifest(manifest: Any, url: str) -> None:
+    """ValueError naming ``url`` and the field unless ``manifest`` has the manifest's
+    shape: its format, a VAE name, ``items`` with well-formed ids and names, and
+    ``configs`` with well-formed keys."""
+
+    def bad(field: str, why: str) -> ValueError:
+        return ValueError(f"{url}: malformed manifest field {field!r}: {why}")
+
+    if not isinstance(manifest, dict):
+        raise ValueError(f"{url}: the manifest is not a JSON object")
     if manifest.get("format") != MANIFEST_FORMAT:
         raise ValueError(f"{url}: unsupported manifest format {manifest.get('format')!r}")
-    for item in manifest["items"]:
-        check_image_id(item["image_id"])
-    for config in manifest["configs"]:
-        check_config_key(config["key"])
-    return manifest
+    if not isinstance(manifest.get("vae"), str):
+        raise bad("vae", "missing or not a string")
+    for field, keys in (("items", ("image_id", "name")), ("configs", ("key", "codec", "preset", "quality"))):
+        entries = manifest.get(field)
+        if not isinstance(entries, list):
+            raise bad(field, "missing or not a list")
+        for index, entry in enumerate(entries):
+            if not isinstance(entry, dict) or any(k not in entry for k in keys):
+                raise bad(f"{field}[{index}]", f"not an object with {', '.join(keys)}")
+            try:
+                check_image_id(entry["image_id"]) if field == "items" else check_config_key(entry["key"])
+            except ValueError as exc:
+                raise bad(f"{field}[{index}]", str(exc)) from None
+            if field == "items" and not isinstance(entry["name"], str):
+                raise bad(f"{field}[{index}].name", "not a string")
 
 
 def write_manifest(root: str, manifest: dict[str, Any]) -> None:

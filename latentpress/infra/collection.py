@@ -7,6 +7,9 @@ Stored as ``<archive>/collection.parquet`` (one row per file). Statuses:
   why. Never read again while the file is unchanged.
 - ``error``: the file could not be read (missing, forbidden); read again by the next
   ingest. Collections written before these statuses say ``failed``, read as ``error``.
+- ``skipped``: an entry of the source that is not read (another format, hidden, not a
+  regular file, a link loop or out of the source, a name that is not UTF-8, too large:
+  see ``infra.listing``); ``error`` says why. Listed again by every ingest.
 - ``duplicate``: the same bytes as an earlier file (by source URL order); it shares
   that file's id, ``error`` names the kept source, and it gets no shard of its own.
 
@@ -25,7 +28,7 @@ import pyarrow.parquet as pq
 
 from latentpress.infra import storage
 
-OK, REJECTED, ERROR, DUPLICATE = "ok", "rejected", "error", "duplicate"
+OK, REJECTED, ERROR, DUPLICATE, SKIPPED = "ok", "rejected", "error", "duplicate", "skipped"
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,8 @@ class Item:
     version: str | None = None
     """The file's version when inspected (size and modification time, see
     ``storage.file_versions``): an unchanged file is not read again."""
+    frames: int | None = None
+    """Frames of an animated or multi-page file (its first is archived); None for one."""
 
 
 _SCHEMA = pa.schema(
@@ -58,6 +63,7 @@ _SCHEMA = pa.schema(
         ("error", pa.string()),
         ("shard", pa.int32()),
         ("version", pa.string()),
+        ("frames", pa.int32()),
     ]
 )
 
@@ -83,7 +89,7 @@ def write_collection(url: str, items: list[Item]) -> None:
 def read_collection(url: str) -> list[Item]:
     """The items stored by :func:`write_collection` (``failed`` read as ``error``)."""
     table = pq.read_table(io.BytesIO(storage.read_bytes(url)))
-    missing = set(_SCHEMA.names) - set(table.column_names) - {"version"}
+    missing = set(_SCHEMA.names) - set(table.column_names) - {"version", "frames"}
     if missing:
         raise ValueError(f"{url}: not a collection file (missing {sorted(missing)})")
     names = [n for n in _SCHEMA.names if n in table.column_names]

@@ -22,7 +22,7 @@ KINDS = ("image", "model")
 MAX_SIDE = 1 << 20
 MAX_SECTIONS = 64
 
-_NAME = re.compile(r"^[a-z0-9_-]{1,64}$")
+_NAME = re.compile(r"^[a-z0-9_-]{1,64}\Z")
 _U8, _U16, _U32 = struct.Struct(">B"), struct.Struct(">H"), struct.Struct(">I")
 
 

@@ -8,7 +8,9 @@ several frames), :func:`decode_image` returns what a viewer shows as an
 - 16-bit and 32-bit integer samples are scaled from 0..65535 to 0..255 (rounded, not
   clipped); float samples are taken as 0..1;
 - transparency is composited on white;
-- multi-frame files (animated WebP, multi-page TIFF, MPO) give their first frame.
+- multi-frame files (animated GIF and WebP, multi-page TIFF, MPO, HEIC bursts) give
+  their first frame (:func:`count_frames` says how many there are);
+- HEIC and HEIF photos (as phones write them) are read through ``pillow-heif``.
 
 Only the formats named by :data:`IMAGE_EXTENSIONS` are tried, whatever the file is
 called, so a file cannot make Pillow run a plugin we never meant to use (EPS, for
@@ -20,15 +22,16 @@ from __future__ import annotations
 
 import io
 import posixpath
+from functools import cache
 
 import numpy as np
 from PIL import Image, ImageOps
 
-IMAGE_EXTENSIONS = frozenset({"jpg", "jpeg", "png", "webp", "tif", "tiff", "bmp", "avif"})
+IMAGE_EXTENSIONS = frozenset({"jpg", "jpeg", "png", "webp", "tif", "tiff", "bmp", "avif", "gif", "heic", "heif"})
 
 # Pillow formats those extensions name (its JPEG reader also returns multi-picture
-# MPO files from cameras).
-FORMATS = ("JPEG", "PNG", "WEBP", "TIFF", "BMP", "AVIF")
+# MPO files from cameras; HEIF is pillow-heif's, registered on first use).
+FORMATS = ("JPEG", "PNG", "WEBP", "TIFF", "BMP", "AVIF", "GIF", "HEIF")
 
 MAX_PIXELS = 2**28 // 3
 """Default pixel limit (~89.5 megapixels), Pillow's own ``MAX_IMAGE_PIXELS``.
@@ -64,6 +67,7 @@ def decode_image(data: bytes, name: str, max_pixels: int = MAX_PIXELS) -> np.nda
     """
     if not data:
         raise ImageError(name, "empty file")
+    _register_heif()
     try:
         with Image.open(io.BytesIO(data), formats=FORMATS) as img:
             width, height = img.size
@@ -78,11 +82,26 @@ def decode_image(data: bytes, name: str, max_pixels: int = MAX_PIXELS) -> np.nda
     except ImageError:
         raise
     except Image.UnidentifiedImageError:
-        raise ImageError(name, "not a supported image (JPEG, PNG, WebP, TIFF, BMP, AVIF)")
+        raise ImageError(name, "not a supported image (JPEG, PNG, WebP, TIFF, BMP, AVIF, GIF, HEIC)")
     except Image.DecompressionBombError as exc:
         raise ImageError(name, f"image too large: {exc}") from exc
     except Exception as exc:  # noqa: BLE001 - any decoder failure means bad input bytes
         raise ImageError(name, f"cannot decode: {exc or type(exc).__name__}") from exc
+
+
+def count_frames(data: bytes) -> int:
+    """Frames (or pages) of a readable image file: 1 for a still image."""
+    _register_heif()
+    with Image.open(io.BytesIO(data), formats=FORMATS) as img:
+        return int(getattr(img, "n_frames", 1))
+
+
+@cache
+def _register_heif() -> None:
+    """Teach Pillow HEIC and HEIF (once per process)."""
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
 
 
 def _to_rgb8(img: Image.Image) -> np.ndarray:

@@ -73,7 +73,7 @@ FILE_SCHEMA = LEDGER_SCHEMA.remove(LEDGER_SCHEMA.get_field_index("codec"))
 
 STATUSES = ("ok", "rejected")
 """Statuses a new row may have; ledgers written before 0.2 also hold ``failed`` rows."""
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 _PARTITIONING = ds.partitioning(pa.schema([("codec", pa.string())]), flavor="hive")
 
 

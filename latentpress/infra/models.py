@@ -16,7 +16,7 @@ class ModelNotFoundError(FileNotFoundError):
     """A model name that resolves to nothing here."""
 
 
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*\Z")
 
 
 def is_hub_id(name: str) -> bool:

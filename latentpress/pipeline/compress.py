@@ -37,12 +37,12 @@ from latentpress.infra.models import model_id
 from latentpress.pipeline.outcomes import Outcome, failure, unless_transient
 
 
-def stored_and_valid(url: str) -> bool:
-    """Whether a complete, checksum-valid container is stored at ``url``."""
+def stored_and_valid(url: str, image_id: str) -> bool:
+    """Whether a complete, checksum-valid container of image ``image_id`` is stored at ``url``."""
     if not storage.exists(url):
         return False
     try:
-        unpack_image(storage.read_bytes(url), source=url)
+        unpack_image(storage.read_bytes(url), source=url, image_id=image_id)
     except ContainerError:
         return False
     return True
@@ -80,6 +80,7 @@ class Compressor:
             width=item.width,
             height=item.height,
             vae_id=self.vae_id,
+            image_id=item.image_id,
             shared_model=shared_model,
         )
 
@@ -105,7 +106,7 @@ class Compressor:
         return failure(item.image_id, self.config.key, exc, bad_input)
 
     def done(self, item: Item) -> bool:
-        return stored_and_valid(self.layout.image(self.config.key, item.image_id))
+        return stored_and_valid(self.layout.image(self.config.key, item.image_id), item.image_id)
 
     def codec_input(self, item: Item) -> tuple[CodecInput, float]:
         """The codec's input for ``item`` and the seconds its latent took to encode."""

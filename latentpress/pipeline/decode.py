@@ -6,10 +6,12 @@ from functools import lru_cache
 
 import numpy as np
 
-from latentpress.codecs import Codec, CodecConfig, CollectionModelCodec, DecodeContext, get_codec
+from latentpress.codecs import Codec, CodecConfig, CodecError, CollectionModelCodec, DecodeContext, get_codec
 from latentpress.infra import storage
 from latentpress.infra.archive import ArchiveLayout, unpack_image, unpack_model
-from latentpress.infra.container import Container
+from latentpress.infra.container import Container, ContainerError
+from latentpress.infra.images import MAX_PIXELS
+from latentpress.pipeline.outcomes import describe
 
 
 @lru_cache(maxsize=4)
@@ -33,24 +35,42 @@ def shared_model_url(container: Container, config: dict, archive: str, codec: Co
     return ArchiveLayout(archive).shared(settings.key, model)
 
 
-def decode_container(data: bytes, vae_name: str, archive: str, source: str = "") -> tuple[np.ndarray, Container]:
+def decode_container(data: bytes, vae_name: str, archive: str, source: str = "", image_id: str | None = None,
+                     config_key: str | None = None) -> tuple[np.ndarray, Container]:
     """Pixels (H, W, 3) uint8 of a stored image container, and the container.
 
-    Latent codecs' output goes through the VAE decoder ``vae_name`` and is cropped to
-    the image size recorded in the container; a shared model named by the container
-    is read from ``archive``.
+    With ``image_id`` and ``config_key`` (where the container was found), a container
+    of another image or configuration is refused. Images over ``MAX_PIXELS`` (the
+    ingest limit) are refused before anything is allocated; whatever a codec raises on
+    the payload becomes a ``CodecError`` naming ``source``. Latent codecs' output goes
+    through the VAE decoder ``vae_name`` and is cropped to the image size recorded in
+    the container; a shared model named by the container is read from ``archive``.
     """
-    container, config = unpack_image(data, source=source)
-    codec = get_codec(container.codec)
+    container, config = unpack_image(data, source=source, image_id=image_id)
+    try:
+        codec = get_codec(container.codec)
+        key = CodecConfig.from_dict(config).key
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ContainerError(f"{source}: {describe(exc)}") from None
+    if config_key is not None and key != config_key:
+        raise ContainerError(f"{source}: holds configuration {key}, not {config_key}")
+    if container.width * container.height > MAX_PIXELS:
+        raise ContainerError(f"{source}: declares a {container.width}x{container.height} image, over the limit "
+                             f"of {MAX_PIXELS} pixels")  # fmt: skip
     if container.codec_version != codec.version:
-        raise ValueError(
+        raise ContainerError(
             f"{source}: made by {container.codec} version {container.codec_version}, "
             f"this latentpress decodes version {codec.version}"
         )
     model_url = shared_model_url(container, config, archive, codec)
     model = shared_model(model_url)[0] if model_url else None
     context = DecodeContext(container.width, container.height, container.vae_id or None, model)
-    decoded = codec.decode(container.sections["payload"], context)
+    try:
+        decoded = codec.decode(container.sections["payload"], context)
+    except CodecError as exc:
+        raise CodecError(f"{source}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - a library's error on bad bytes is a bad payload
+        raise CodecError(f"{source}: {container.codec} payload does not decode: {describe(exc)}") from exc
     if codec.domain == "pixels":
         return decoded, container
     from latentpress.models.vae import load_vae

@@ -16,13 +16,15 @@ from latentpress.infra.collection import (
     ERROR,
     OK,
     REJECTED,
+    SKIPPED,
     Item,
     content_id,
     read_collection,
     source_id,
     write_collection,
 )
-from latentpress.infra.images import ImageError, decode_image, has_image_extension
+from latentpress.infra.images import ImageError, count_frames, decode_image
+from latentpress.infra.listing import Listing, list_source
 from latentpress.pipeline.outcomes import describe, unless_transient
 
 REUSED = (OK, REJECTED, DUPLICATE)
@@ -30,13 +32,17 @@ REUSED = (OK, REJECTED, DUPLICATE)
 
 
 def list_images(url: str) -> dict[str, str]:
-    """Sorted URLs of the files under ``url`` (recursively) with an image extension,
-    each with its version (``storage.file_versions``).
+    """Sorted URLs of the image files to read under ``url`` (recursively), each with its
+    version (size and modification time); see ``infra.listing`` for what is left out.
 
-    Files are chosen by name only: a broken ``.jpg`` is listed (and later rejected);
-    files with other extensions are ignored.
+    Files are chosen by name: a broken ``.jpg`` is listed (and later rejected).
     """
-    return {u: v for u, v in storage.file_versions(url).items() if has_image_extension(u)}
+    return list_source(url).files
+
+
+def skipped_items(listing: Listing) -> list[Item]:
+    """An item for every entry of ``listing`` that is not read, with its reason."""
+    return [Item(source_id(s.url), s.url, s.name, 0, 0, 0, SKIPPED, s.reason, None) for s in listing.skipped]
 
 
 def reusable(listing: dict[str, str], previous: list[Item]) -> tuple[list[Item], list[str]]:
@@ -77,7 +83,8 @@ def inspect_image(url: str, root: str, version: str | None = None) -> Item:
         height, width, _ = decode_image(data, name).shape
     except ImageError as exc:
         return Item(image_id, url, name, 0, 0, len(data), REJECTED, str(exc), None, version)
-    return Item(image_id, url, name, width, height, len(data), OK, None, None, version)
+    frames = count_frames(data)
+    return Item(image_id, url, name, width, height, len(data), OK, None, None, version, frames if frames > 1 else None)
 
 
 def unreadable(url: str, root: str, version: str | None, reason: str) -> Item:
@@ -100,7 +107,7 @@ def assign_shards(items: list[Item], shard_size: int) -> list[Item]:
     Among ``ok`` (or earlier ``duplicate``) items with one id, the first by source URL
     is kept and the others become ``duplicate``. Kept items, sorted by id, are cut
     into shards of ``shard_size`` numbered from 0. Returns the kept items in shard
-    order, then duplicates, rejected and unreadable items by source; only kept items
+    order, then duplicates, rejected, skipped and unreadable items by source; only kept items
     have a shard. Running it again on its own output changes nothing.
     """
     if shard_size < 1:
@@ -108,7 +115,7 @@ def assign_shards(items: list[Item], shard_size: int) -> list[Item]:
     kept: dict[str, Item] = {}
     others: list[Item] = []
     for item in sorted(items, key=lambda i: i.source):
-        if item.status in (REJECTED, ERROR):
+        if item.status in (REJECTED, ERROR, SKIPPED):
             others.append(replace(item, shard=None))
         elif item.image_id in kept:
             reason = f"same bytes as {kept[item.image_id].source}"

@@ -29,7 +29,7 @@ def restore_batch(image_ids: list[str], archive: str, config_key: str, out: str,
                 outcomes.append(Outcome(image_id, config_key, "ok", cached=True, path=target))
                 continue
             url = layout.image(config_key, image_id)
-            pixels, _ = decode_container(storage.read_bytes(url), vae_name, archive, source=url)
+            pixels, _ = decode_container(storage.read_bytes(url), vae_name, archive, url, image_id, config_key)
             storage.write_bytes_atomic(target, encode_png(pixels))
         except Exception as exc:  # noqa: BLE001 - this image ends in error, the batch goes on
             unless_transient(exc)

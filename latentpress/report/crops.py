@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from latentpress.infra import storage
-from latentpress.infra.archive import ArchiveLayout, read_manifest
+from latentpress.infra.archive import IMAGE_ID, ArchiveLayout, read_manifest
 from latentpress.infra.images import decode_image, encode_png
 from latentpress.pipeline.decode import decode_container
 
@@ -53,7 +53,7 @@ def crop_sets(rows: pd.DataFrame, images: list[str], archive: str, anchor: str, 
     vae_name = read_manifest(archive)["vae"]
     layout = ArchiveLayout(archive)
     sets = []
-    for image_id in images[:count]:
+    for image_id in [i for i in images if IMAGE_ID.fullmatch(str(i))][:count]:  # ids name files: only well-formed ones
         mine = rows[rows["image_id"] == image_id]
         source = str(mine["source"].iloc[0])
         width, height = int(mine["width"].iloc[0]), int(mine["height"].iloc[0])
@@ -84,7 +84,7 @@ def _decoded_tile(layout: ArchiveLayout, row: Any, vae_name: str, box: tuple[int
     caption = f"q {row.quality:g}, {row.bpp:.3f} bpp, LPIPS {row.lpips:.3f}"
     try:
         url = layout.image(row.config_key, row.image_id)
-        pixels, _ = decode_container(storage.read_bytes(url), vae_name, layout.root, source=url)
+        pixels, _ = decode_container(storage.read_bytes(url), vae_name, layout.root, url, row.image_id, row.config_key)
     except (OSError, ValueError, KeyError) as error:  # missing object, bad bytes, unknown codec
         return Tile(row.config_key, row.curve, caption, None, f"{type(error).__name__}: {error}")
     return Tile(row.config_key, row.curve, caption, encode_png(_cut(pixels, box)))
