@@ -17,6 +17,10 @@ S3_HINT = (
     "S3 needs credentials and, for a server other than AWS, its address: set AWS_ACCESS_KEY_ID and "
     "AWS_SECRET_ACCESS_KEY (or FSSPEC_S3_KEY and FSSPEC_S3_SECRET) and FSSPEC_S3_ENDPOINT_URL"
 )
+PREFLIGHT_RETRY_SECONDS = 10.0
+"""How long a check rides out storage faults (connection refused or reset, timeouts)
+before it calls the storage unreachable: short, since a wrong address is a mistake
+to answer quickly, but longer than a blip."""
 
 
 class UsageError(Exception):
@@ -26,12 +30,13 @@ class UsageError(Exception):
 def check_source(source: str) -> dict[str, str]:
     """The image files under ``source`` (URL -> version); ``UsageError`` if it does not
     exist, cannot be listed, or holds no image file."""
+    from latentpress.infra.faults import retry
     from latentpress.infra.images import IMAGE_EXTENSIONS
-    from latentpress.pipeline.ingest import list_images
+    from latentpress.infra.listing import list_source
 
     check_credentials(source, "source")
-    try:
-        listing = list_images(source)
+    try:  # the listing without its own long retries: a wrong address is answered quickly
+        listing = retry(list_source.__wrapped__, PREFLIGHT_RETRY_SECONDS, source).files
     except FileNotFoundError:
         raise UsageError(f"source {source} does not exist (a folder or an s3://bucket/prefix of images)") from None
     except Exception as exc:  # noqa: BLE001 - storage libraries raise many kinds
@@ -57,11 +62,13 @@ def check_target(url: str, what: str = "archive") -> None:
         if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
             raise UsageError(f"cannot create {what} {url}: {parent} is not a writable folder")
         return
+    from latentpress.infra.faults import retry
+
     check_credentials(url, what)
     fs, path = storage.filesystem(url)
     bucket = path.split("/", 1)[0]
     try:
-        found = fs.exists(bucket)
+        found = retry(storage.path_exists, PREFLIGHT_RETRY_SECONDS, fs, bucket)
     except Exception as exc:  # noqa: BLE001
         raise UsageError(f"cannot reach {what} {url}: {_storage_problem(exc)}") from None
     if not found:

@@ -22,6 +22,10 @@ KODAK = SHARED / "data" / "kodak-dev"
 pytest_plugins = ["s3fixture", "pipeline_fixtures"]
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--fuzz-long", action="store_true", help="run 100,000 container mutations (tests/test_fuzz.py)")
+
+
 @pytest.fixture(scope="session")
 def kodak_dir() -> Path:
     """Folder of the six real Kodak development photos."""

@@ -24,8 +24,10 @@ from latentpress.pipeline import archive as stage
 from latentpress.pipeline.compress import encodes_per_image
 from latentpress.pipeline.evaluate import Recorded, recorded, unevaluated, warm_up_in_background
 from latentpress.pipeline.manifest import finish_compression
+from latentpress.infra.lease import leased
 
 
+@leased("archive")
 def archive(
     source: str,
     archive: str,

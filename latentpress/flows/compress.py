@@ -18,8 +18,10 @@ from latentpress.pipeline.evaluate import recorded
 from latentpress.pipeline.manifest import finish_compression
 from latentpress.pipeline.models import uses_collection_model
 from latentpress.pipeline.outcomes import Outcome
+from latentpress.infra.lease import leased
 
 
+@leased("compress")
 def compress(
     archive: str,
     codecs: list[str],

@@ -11,11 +11,13 @@ from latentpress.infra.collection import Item
 from latentpress.infra.listing import list_source
 from latentpress.pipeline import ingest as stage
 from latentpress.pipeline.outcomes import describe
+from latentpress.infra.lease import leased
 
 INSPECT_BATCH = 100
 """Most files one inspection task reads."""
 
 
+@leased("ingest")
 def ingest(source: str, archive: str, shard_size: int = DEFAULT_SHARD_SIZE, executor: Executor | None = None) -> list[Item]:
     """Inspect every image under ``source`` and write ``<archive>/collection.parquet``,
     which also lists every other entry of the source with the reason it is skipped.

@@ -30,6 +30,7 @@ import zarr
 from zarr.storage import FsspecStore, LocalStore
 
 from latentpress.infra import storage
+from latentpress.infra.faults import retrying
 
 REQUIRED_ATTRS = ("source", "width", "height", "padding", "scaling_factor", "shift_factor")
 """What a latent needs to be decoded back to its image.
@@ -91,6 +92,7 @@ class LatentStore:
     def _meta_path(self, image_id: str) -> str:
         return storage.join(self.url, _checked_key(image_id, "image id"), "zarr.json")
 
+    @retrying
     def has(self, image_id: str) -> bool:
         """Whether a complete latent for ``image_id`` is stored."""
         try:
@@ -98,6 +100,7 @@ class LatentStore:
         except FileNotFoundError:
             return False
 
+    @retrying
     def ids(self) -> list[str]:
         """Sorted ids of all complete latents (one listing, then concurrent reads)."""
         fs, root = storage.filesystem(self.url)
@@ -116,6 +119,7 @@ class LatentStore:
                 raise meta
         return sorted(n for n, p in zip(names, paths) if _is_complete(metas.get(p)))
 
+    @retrying
     def write(self, image_id: str, latent: np.ndarray, attrs: dict[str, Any]) -> None:
         """Store ``latent`` (C, h, w) with ``attrs``, replacing any earlier one.
 
@@ -144,6 +148,7 @@ class LatentStore:
         array[...] = latent.astype(self.dtype, copy=False)
         array.update_attributes({"complete": True})
 
+    @retrying
     def read(self, image_id: str) -> tuple[np.ndarray, dict[str, Any]]:
         """The latent as float32 and its attributes; ``KeyError`` if not complete."""
         _checked_key(image_id, "image id")

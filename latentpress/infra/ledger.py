@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from latentpress import __version__
 from latentpress.infra import storage
+from latentpress.infra.faults import retrying
 
 _NULLABLE = {
     "vae_id", "bytes", "bpp", "psnr", "ms_ssim", "lpips", "dists",
@@ -146,6 +147,7 @@ def _table(rows: list[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=FILE_SCHEMA)
 
 
+@retrying
 def read_ledger(ledger_url: str, columns: list[str] | None = None) -> pd.DataFrame:
     """All rows, with ``columns`` (default: all, in ``LEDGER_SCHEMA`` order); an empty
     frame if there is no ledger.
@@ -156,7 +158,7 @@ def read_ledger(ledger_url: str, columns: list[str] | None = None) -> pd.DataFra
     fs, path = storage.filesystem(ledger_url)
     fs.invalidate_cache()
     schema = LEDGER_SCHEMA if columns is None else pa.schema([LEDGER_SCHEMA.field(c) for c in columns])
-    if not fs.exists(path):
+    if not storage.path_exists(fs, path):
         return _to_pandas(schema.empty_table())
     dataset = ds.dataset(
         path, schema=LEDGER_SCHEMA, format="parquet", filesystem=fs, partitioning=_PARTITIONING
@@ -164,11 +166,12 @@ def read_ledger(ledger_url: str, columns: list[str] | None = None) -> pd.DataFra
     return _to_pandas(dataset.to_table(columns=columns))
 
 
+@retrying
 def has_ledger(ledger_url: str) -> bool:
     """Whether ``ledger_url`` holds a ledger (a folder with at least one ``codec=`` part)."""
     fs, path = storage.filesystem(ledger_url)
     fs.invalidate_cache()
-    return fs.isdir(path) and any(fs.glob(f"{path.rstrip('/')}/codec=*/*.parquet"))
+    return storage.path_exists(fs, path) and any(fs.glob(f"{path.rstrip('/')}/codec=*/*.parquet"))
 
 
 def _to_pandas(table: pa.Table) -> pd.DataFrame:

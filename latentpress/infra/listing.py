@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from latentpress.infra import storage
 from latentpress.infra.images import IMAGE_EXTENSIONS, has_image_extension
+from latentpress.infra.faults import retrying
 
 MAX_FILE_BYTES = 2 << 30
 """Files larger than this (2 GiB) are not read (recorded as too large)."""
@@ -53,6 +54,7 @@ class Listing:
     skipped: list[Skipped] = field(default_factory=list)
 
 
+@retrying
 def list_source(url: str) -> Listing:
     """The listing of ``url``, a folder or a prefix; ``FileNotFoundError`` if there is
     nothing there."""
@@ -82,9 +84,10 @@ def file_reason(name: str, size: int) -> str | None:
 
 
 def _list_remote(fs, root: str) -> Listing:
-    if not fs.exists(root):
+    if not storage.path_exists(fs, root):
         raise FileNotFoundError(f"no such folder or bucket prefix: {fs.unstrip_protocol(root)}")
-    infos = {root: fs.info(root)} if fs.isfile(root) else fs.find(root, detail=True)
+    info = fs.info(root)
+    infos = {root: info} if info["type"] == "file" else fs.find(root, detail=True)
     listing = Listing()
     for path in sorted(infos):
         info = infos[path]

@@ -14,6 +14,8 @@ import uuid
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
+from latentpress.infra.faults import retrying
+
 
 def filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
     """The filesystem serving ``url`` and the path inside it."""
@@ -34,19 +36,32 @@ def join(base: str, *parts: str) -> str:
     return out
 
 
+@retrying
 def read_bytes(url: str) -> bytes:
     """Whole object as bytes."""
     fs, path = filesystem(url)
     return fs.cat_file(path)
 
 
+@retrying
 def exists(url: str) -> bool:
-    """Whether an object exists, without trusting listing caches."""
+    """Whether an object (or a folder or prefix) exists, without trusting listing
+    caches; a storage fault raises (fsspec's own ``exists`` says False)."""
     fs, path = filesystem(url)
+    return path_exists(fs, path)
+
+
+def path_exists(fs: fsspec.AbstractFileSystem, path: str) -> bool:
+    """:func:`exists` for a path of ``fs``."""
     fs.invalidate_cache(posixpath.dirname(path))
-    return fs.exists(path)
+    try:
+        fs.info(path)
+    except FileNotFoundError:
+        return False
+    return True
 
 
+@retrying
 def size(url: str) -> int:
     """Size of a stored object in bytes."""
     fs, path = filesystem(url)
@@ -54,6 +69,7 @@ def size(url: str) -> int:
     return int(fs.size(path))
 
 
+@retrying
 def write_bytes_atomic(url: str, data: bytes) -> None:
     """Write ``data`` so that readers see either nothing or the whole object.
 
@@ -88,14 +104,15 @@ def list_files(url: str, recursive: bool = True) -> list[str]:
     return list(file_versions(url, recursive))
 
 
+@retrying
 def file_versions(url: str, recursive: bool = True) -> dict[str, str]:
     """The files of :func:`list_files` (same order), each with a version string that
     changes when the file does: its size and modification time (or ETag)."""
     fs, root = filesystem(url)
     fs.invalidate_cache(root)
-    if not fs.exists(root):
+    if not path_exists(fs, root):
         raise FileNotFoundError(f"no such folder or bucket prefix: {url}")
-    if fs.isfile(root):
+    if fs.info(root)["type"] == "file":
         infos = {root: fs.info(root)}
     else:
         infos = fs.find(root, maxdepth=None if recursive else 1, detail=True)
@@ -111,8 +128,9 @@ def file_versions(url: str, recursive: bool = True) -> dict[str, str]:
     return out
 
 
+@retrying
 def remove(url: str) -> None:
     """Delete an object if it exists."""
     fs, path = filesystem(url)
-    if fs.exists(path):
+    if path_exists(fs, path):
         fs.rm_file(path)

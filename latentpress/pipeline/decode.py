@@ -20,7 +20,11 @@ def shared_model(url: str) -> tuple[bytes, int, int]:
     (read and verified once per process)."""
     data = storage.read_bytes(url)
     container, config = unpack_model(data, source=url)
-    return container.sections["model"], len(data), int(config["images"])
+    try:
+        images = int(config["images"])
+    except (KeyError, TypeError, ValueError):
+        raise ContainerError(f"{url}: model configuration without a number of images") from None
+    return container.sections["model"], len(data), images
 
 
 def shared_model_url(container: Container, config: dict, archive: str, codec: Codec | None = None) -> str | None:
@@ -63,7 +67,10 @@ def decode_container(data: bytes, vae_name: str, archive: str, source: str = "",
             f"this latentpress decodes version {codec.version}"
         )
     model_url = shared_model_url(container, config, archive, codec)
-    model = shared_model(model_url)[0] if model_url else None
+    try:
+        model = shared_model(model_url)[0] if model_url else None
+    except FileNotFoundError:
+        raise ContainerError(f"{source}: names the model {model_url}, which the archive does not hold") from None
     context = DecodeContext(container.width, container.height, container.vae_id or None, model)
     try:
         decoded = codec.decode(container.sections["payload"], context)
@@ -77,5 +84,5 @@ def decode_container(data: bytes, vae_name: str, archive: str, source: str = "",
 
     vae = load_vae(vae_name)
     if vae.vae_id != container.vae_id:
-        raise ValueError(f"{source}: latent of VAE {container.vae_id!r}, but {vae.vae_id!r} was given")
+        raise ContainerError(f"{source}: latent of VAE {container.vae_id!r}, but {vae.vae_id!r} was given")
     return vae.decode([decoded], [(container.width, container.height)])[0], container

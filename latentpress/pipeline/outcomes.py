@@ -13,31 +13,18 @@ that the task runner can retry the batch.
 
 from __future__ import annotations
 
-import errno
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Literal
 
 from latentpress.codecs.base import CodecError
+from latentpress.infra.faults import is_transient
 from latentpress.infra.images import ImageError
 
 Status = Literal["ok", "rejected", "error"]
 
 BAD_INPUT: tuple[type[Exception], ...] = (ImageError, CodecError)
 """What an encoder raises for input it cannot take: a rejection, not an error."""
-
-_TRANSIENT_ERRNOS = {errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED, errno.ETIMEDOUT, errno.EPIPE,
-                     errno.EHOSTUNREACH, errno.ENETUNREACH}  # fmt: skip
-_TRANSIENT_NAMES = {
-    "EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ConnectionClosedError",
-    "ClientConnectorError", "ServerDisconnectedError", "ClientOSError", "ClientPayloadError",
-    "ProtocolError", "IncompleteReadError",
-}  # fmt: skip
-"""Class names of the network errors of botocore, aiohttp and urllib3 that are not
-``ConnectionError`` or ``TimeoutError`` subclasses."""
-_TRANSIENT_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "InternalError",
-                    "ServiceUnavailable", "503", "500", "502", "504"}  # fmt: skip
-
 
 @dataclass(frozen=True)
 class Outcome:
@@ -58,19 +45,6 @@ class Outcome:
 def describe(exc: BaseException) -> str:
     """An exception as one line: its type and message."""
     return f"{type(exc).__name__}: {exc}".strip().rstrip(":")
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Whether ``exc`` looks like a passing storage or network fault worth retrying."""
-    if isinstance(exc, (ConnectionError, TimeoutError)):
-        return True
-    if isinstance(exc, OSError) and exc.errno in _TRANSIENT_ERRNOS:
-        return True
-    if any(cls.__name__ in _TRANSIENT_NAMES for cls in type(exc).__mro__):
-        return True
-    code = getattr(exc, "response", None)
-    code = code.get("Error", {}).get("Code") if isinstance(code, dict) else None
-    return code in _TRANSIENT_CODES
 
 
 def failure(image_id: str, config_key: str, exc: Exception, bad_input: bool = True) -> Outcome:

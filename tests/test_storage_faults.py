@@ -1,0 +1,110 @@
+"""Storage faults: transient ones are retried with backoff at the storage layer and
+logged once; an archive run through a proxy that resets, refuses and black-holes
+connections finishes (or fails clearly and the next run finishes) with every object
+and ledger row present once and intact."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+import pytest
+from faultproxy import FaultProxy
+from PIL import Image
+
+from latentpress.infra import faults
+from latentpress.infra.archive import read_manifest, unpack_image
+from latentpress.infra.faults import is_transient, retrying
+from latentpress.infra.ledger import read_ledger
+
+BIN = Path(sys.executable).parent / "latentpress"
+
+
+def test_transient_faults_are_retried_and_logged_once(caplog: pytest.LogCaptureFixture, monkeypatch) -> None:
+    monkeypatch.setattr(faults, "FIRST_DELAY", 0.01)
+    calls = []
+
+    @retrying
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 4:
+            raise ConnectionResetError(104, "Connection reset by peer")
+        return "done"
+
+    with caplog.at_level(logging.WARNING, logger="latentpress.storage"):
+        assert flaky() == "done"
+    assert len(calls) == 4
+    assert [r.getMessage().split(" (")[0].split(" after")[0] for r in caplog.records] == ["storage fault", "storage answers again"]
+
+
+def test_other_errors_and_long_outages_propagate(monkeypatch) -> None:
+    monkeypatch.setattr(faults, "FIRST_DELAY", 0.01)
+    monkeypatch.setattr(faults, "RETRY_SECONDS", 0.1)
+    calls = []
+
+    @retrying
+    def missing() -> None:
+        calls.append(1)
+        raise FileNotFoundError("no such object")
+
+    with pytest.raises(FileNotFoundError):
+        missing()
+    assert len(calls) == 1
+
+    @retrying
+    def down() -> None:
+        raise TimeoutError("read timed out")
+
+    with pytest.raises(TimeoutError):
+        down()
+
+
+def test_wrapped_network_errors_are_transient() -> None:
+    try:
+        try:
+            raise ConnectionRefusedError(111, "Connection refused")
+        except ConnectionRefusedError as exc:
+            raise OSError("s3fs could not reach the endpoint") from exc
+    except OSError as wrapped:
+        assert is_transient(wrapped)
+    assert not is_transient(PermissionError("Access Denied"))
+
+
+@pytest.mark.e2e
+def test_archive_through_a_faulty_network(s3_root: str, tmp_path: Path, kodak_crop: np.ndarray) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(6):
+        Image.fromarray(np.roll(kodak_crop, 11 * i, axis=0)[:64, :64]).save(photos / f"p{i}.png")
+    server = urlparse(os.environ["FSSPEC_S3_ENDPOINT_URL"])
+    schedule = [("pass", 1.5), ("reset", 2.0), ("pass", 1.0), ("refuse", 3.0), ("pass", 1.0), ("blackhole", 4.0)]
+    proxy = FaultProxy((server.hostname, server.port), schedule).start()
+    env = {**os.environ, "FSSPEC_S3_ENDPOINT_URL": proxy.url,
+           "FSSPEC_S3": json.dumps({"config_kwargs": {"connect_timeout": 2, "read_timeout": 3,
+                                                      "retries": {"max_attempts": 1}}})}  # fmt: skip
+    command = [str(BIN), "archive", str(photos), s3_root, "--codec", "jpeg@50", "--local"]
+    try:
+        runs = [subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)]
+        if runs[0].returncode != 0:  # a clear failure; the next run finishes the work
+            assert runs[0].stderr.strip(), runs[0]
+            runs.append(subprocess.run(command, env=env, capture_output=True, text=True, timeout=600))
+    finally:
+        proxy.stop()
+    assert runs[-1].returncode == 0, [r.stderr for r in runs]
+    assert {"reset", "refuse", "blackhole"} <= proxy.seen
+    rows = read_ledger(f"{s3_root}/ledger")  # straight to the server from here on
+    assert len(rows) == 6 and rows["image_id"].is_unique and (rows["status"] == "ok").all()
+    manifest = read_manifest(s3_root)
+    assert len(manifest["items"]) == 6
+    from latentpress.infra import storage
+
+    for image_id in rows["image_id"]:
+        url = f"{s3_root}/images/jpeg.default.q50/{image_id}.lpc"
+        container, _ = unpack_image(storage.read_bytes(url), url, image_id)
+        assert int(rows.set_index("image_id").loc[image_id, "bytes"]) == len(storage.read_bytes(url))
