@@ -153,3 +153,17 @@ def test_a_manifest_naming_an_unknown_codec_is_a_clear_error(small_archive: Path
     (arch / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ValueError, match=f"manifest configuration {manifest['configs'][0]['key']}: unknown codec 'nope'"):
         restore(str(arch), str(tmp_path / "out"))
+
+
+def test_a_tiny_container_declaring_a_huge_image_is_refused_by_restore(small_archive: Path, tmp_path: Path) -> None:
+    arch = copy_of(small_archive, tmp_path)
+    (image_id, path), _ = stored(arch, "latent-q.default.q1").items()
+    side = 8192  # under the pixel limit: only the image's recorded size gives it away
+    payload = struct.pack("<BHIIf", 1, 4, side // 8, side // 8, 1.0)
+    path.write_bytes(pack_image(codec="latent-q", codec_version=1, config={"codec": "latent-q", "preset": "default",
+                                "quality": 1.0}, payload=payload, width=side, height=side, vae_id="taesd",
+                                image_id=image_id))  # fmt: skip
+    assert path.stat().st_size < 400
+    result = restore(str(arch), str(tmp_path / "out"), configs=["latent-q.default.q1"])
+    outcome = next(o for o in result.stages["restore"] if o.image_id == image_id)
+    assert outcome.status == "error" and f"declares a {side}x{side} image, but the image is" in outcome.reason

@@ -36,6 +36,8 @@ def restore(
     if unknown:
         raise ValueError(f"archive {archive} has no configuration {', '.join(unknown)} (it has: {', '.join(known)})")
     ids = [item["image_id"] for item in manifest["items"]]
+    sizes = {item["image_id"]: (item["width"], item["height"]) for item in manifest["items"]
+             if isinstance(item.get("width"), int) and isinstance(item.get("height"), int)}  # fmt: skip
     domains = {}
     for config in manifest["configs"]:
         try:
@@ -49,7 +51,8 @@ def restore(
         stored = stored_ids(archive, key)
         result.add("restore", not_stored(archive, key, [i for i in ids if i not in stored]))
         params = {"archive": archive, "config_key": key, "out": out, "vae_name": vae or manifest["vae"]}
-        jobs += [Job(restore_batch, {"image_ids": batch, **params}, batch, key, gpu=domains[key] == "latent")
+        jobs += [Job(restore_batch, {"image_ids": batch, "sizes": {i: sizes[i] for i in batch if i in sizes}, **params},
+                     batch, key, gpu=domains[key] == "latent")
                  for batch in chunks([i for i in ids if i in stored], size)]  # fmt: skip
     for job, outcomes in finished(executor, start(executor, jobs), "restore"):
         result.add("restore", job_errors(job, outcomes) if isinstance(outcomes, BaseException) else outcomes)

@@ -40,11 +40,13 @@ def shared_model_url(container: Container, config: dict, archive: str, codec: Co
 
 
 def decode_container(data: bytes, vae_name: str, archive: str, source: str = "", image_id: str | None = None,
-                     config_key: str | None = None) -> tuple[np.ndarray, Container]:
+                     config_key: str | None = None, size: tuple[int, int] | None = None) -> tuple[np.ndarray, Container]:
     """Pixels (H, W, 3) uint8 of a stored image container, and the container.
 
-    With ``image_id`` and ``config_key`` (where the container was found), a container
-    of another image or configuration is refused. Images over ``MAX_PIXELS`` (the
+    With ``image_id``, ``config_key`` (where the container was found) and ``size``
+    (the image's width and height as ingested), a container of another image,
+    configuration or size is refused, so a few bytes cannot declare a huge picture
+    for a small image. Images over ``MAX_PIXELS`` (the
     ingest limit) are refused before anything is allocated; whatever a codec raises on
     the payload becomes a ``CodecError`` naming ``source``. Latent codecs' output goes
     through the VAE decoder ``vae_name`` and is cropped to the image size recorded in
@@ -58,6 +60,9 @@ def decode_container(data: bytes, vae_name: str, archive: str, source: str = "",
         raise ContainerError(f"{source}: {describe(exc)}") from None
     if config_key is not None and key != config_key:
         raise ContainerError(f"{source}: holds configuration {key}, not {config_key}")
+    if size is not None and (container.width, container.height) != tuple(size):
+        raise ContainerError(f"{source}: declares a {container.width}x{container.height} image, but the image "
+                             f"is {size[0]}x{size[1]}")  # fmt: skip
     if container.width * container.height > MAX_PIXELS:
         raise ContainerError(f"{source}: declares a {container.width}x{container.height} image, over the limit "
                              f"of {MAX_PIXELS} pixels")  # fmt: skip

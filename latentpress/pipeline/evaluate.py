@@ -129,7 +129,8 @@ def evaluate_batch(
             data = storage.read_bytes(url)
             stats = json.loads(storage.read_bytes(layout.stats(config.key, item.image_id)))
             start = time.perf_counter()
-            decoded, container = decode_container(data, vae_name, archive, url, item.image_id, config.key)
+            decoded, container = decode_container(data, vae_name, archive, url, item.image_id, config.key,
+                                                  (item.width, item.height))
             decode_seconds = time.perf_counter() - start
             shared = shared_columns(container, archive)
             original = decode_image(storage.read_bytes(item.source), item.name)

@@ -14,11 +14,13 @@ def restore_target(out: str, config_key: str, image_id: str) -> str:
     return storage.join(out, check_config_key(config_key), f"{check_image_id(image_id)}.png")
 
 
-def restore_batch(image_ids: list[str], archive: str, config_key: str, out: str, vae_name: str) -> list[Outcome]:
+def restore_batch(image_ids: list[str], archive: str, config_key: str, out: str, vae_name: str,
+                  sizes: dict[str, tuple[int, int]] | None = None) -> list[Outcome]:
     """Write ``<out>/<config-key>/<image-id>.png`` for each id; an outcome per id.
 
     Existing outputs are kept (reruns only fill in what is missing); an image that
-    cannot be decoded is an ``error`` and never stops the batch.
+    cannot be decoded, or whose container declares another size than ``sizes`` (width,
+    height by id, from the manifest), is an ``error`` and never stops the batch.
     """
     layout = ArchiveLayout(archive)
     outcomes = []
@@ -29,7 +31,8 @@ def restore_batch(image_ids: list[str], archive: str, config_key: str, out: str,
                 outcomes.append(Outcome(image_id, config_key, "ok", cached=True, path=target))
                 continue
             url = layout.image(config_key, image_id)
-            pixels, _ = decode_container(storage.read_bytes(url), vae_name, archive, url, image_id, config_key)
+            pixels, _ = decode_container(storage.read_bytes(url), vae_name, archive, url, image_id, config_key,
+                                         (sizes or {}).get(image_id))
             storage.write_bytes_atomic(target, encode_png(pixels))
         except Exception as exc:  # noqa: BLE001 - this image ends in error, the batch goes on
             unless_transient(exc)

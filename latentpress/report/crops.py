@@ -84,7 +84,8 @@ def _decoded_tile(layout: ArchiveLayout, row: Any, vae_name: str, box: tuple[int
     caption = f"q {row.quality:g}, {row.bpp:.3f} bpp, LPIPS {row.lpips:.3f}"
     try:
         url = layout.image(row.config_key, row.image_id)
-        pixels, _ = decode_container(storage.read_bytes(url), vae_name, layout.root, url, row.image_id, row.config_key)
+        pixels, _ = decode_container(storage.read_bytes(url), vae_name, layout.root, url, row.image_id, row.config_key,
+                                     (int(row.width), int(row.height)))
     except (OSError, ValueError, KeyError) as error:  # missing object, bad bytes, unknown codec
         return Tile(row.config_key, row.curve, caption, None, f"{type(error).__name__}: {error}")
     return Tile(row.config_key, row.curve, caption, encode_png(_cut(pixels, box)))
