@@ -108,3 +108,27 @@ def test_archive_through_a_faulty_network(s3_root: str, tmp_path: Path, kodak_cr
         url = f"{s3_root}/images/jpeg.default.q50/{image_id}.lpc"
         container, _ = unpack_image(storage.read_bytes(url), url, image_id)
         assert int(rows.set_index("image_id").loc[image_id, "bytes"]) == len(storage.read_bytes(url))
+
+
+def test_an_outage_of_a_minute_is_ridden_out(monkeypatch) -> None:
+    clock = [0.0]
+    monkeypatch.setattr(faults.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(faults.time, "sleep", lambda seconds: clock.__setitem__(0, clock[0] + seconds))
+
+    @retrying
+    def read() -> bytes:
+        if clock[0] < 60.0:
+            raise ConnectionRefusedError(111, "Connection refused")
+        return b"data"
+
+    assert read() == b"data" and 60.0 <= clock[0] <= faults.RETRY_SECONDS
+
+    clock[0] = 0.0
+
+    @retrying
+    def down() -> bytes:
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    with pytest.raises(ConnectionRefusedError):
+        down()
+    assert clock[0] <= faults.RETRY_SECONDS
