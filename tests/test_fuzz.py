@@ -142,6 +142,8 @@ def fuzz(archive: Path, cases: int, seed: int = 0) -> Counter:
     counts: Counter = Counter()
     chosen = targets(archive)
     for case in range(cases):
+        if case and case % 10_000 == 0:
+            print(f"fuzz: {case} mutations: {dict(counts)}", flush=True)
         target = chosen[case % len(chosen)]
         repacked = rng.random() < 0.5
         mutation: Callable = inside_section if repacked else stored_bytes
