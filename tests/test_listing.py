@@ -103,3 +103,14 @@ def test_archive_accounts_for_every_file(every_kind: Path, tmp_path: Path) -> No
     assert "symbolic link loop" in result.stderr and "pipe.png" in result.stderr
     rows = read_ledger(str(archive / "ledger"))
     assert len(rows) == 4 and set(rows["status"]) == {"ok"}
+
+
+def test_a_read_that_hangs_ends_that_file_in_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from latentpress.pipeline import ingest
+
+    os.mkfifo(tmp_path / "pipe.png")  # opening it for reading blocks until a writer comes
+    monkeypatch.setattr(ingest, "READ_SECONDS", 0.5)
+    item = ingest.inspect_image(str(tmp_path / "pipe.png"), str(tmp_path))
+    assert item.status == "error" and "reading took longer than 0.5 s" in item.error
+    with open(os.open(tmp_path / "pipe.png", os.O_WRONLY | os.O_NONBLOCK), "wb"):
+        pass  # let the abandoned reader finish

@@ -7,6 +7,7 @@ The result is the collection file (``infra.collection``): one :class:`Item` per 
 from __future__ import annotations
 
 import posixpath
+import threading
 from dataclasses import replace
 
 from latentpress.infra import storage
@@ -27,6 +28,8 @@ from latentpress.infra.images import ImageError, count_frames, decode_image
 from latentpress.infra.listing import Listing, list_source
 from latentpress.pipeline.outcomes import describe, unless_transient
 
+READ_SECONDS = 300.0
+"""Longest the read of one file may take before it ends in ``error`` (read again next run)."""
 REUSED = (OK, REJECTED, DUPLICATE)
 """Statuses of items whose unchanged files are not read again (``error`` ones are)."""
 
@@ -74,7 +77,7 @@ def inspect_image(url: str, root: str, version: str | None = None) -> Item:
     """One file as an item: ``ok``, ``rejected`` (not a usable image) or ``error``."""
     name = _relative_name(url, root)
     try:
-        data = storage.read_bytes(url)
+        data = read_within(url, READ_SECONDS)
     except Exception as exc:  # noqa: BLE001 - each file ends with a status
         unless_transient(exc)
         return unreadable(url, root, version, describe(exc))
@@ -85,6 +88,32 @@ def inspect_image(url: str, root: str, version: str | None = None) -> Item:
         return Item(image_id, url, name, 0, 0, len(data), REJECTED, str(exc), None, version)
     frames = count_frames(data)
     return Item(image_id, url, name, width, height, len(data), OK, None, None, version, frames if frames > 1 else None)
+
+
+class ReadTimeout(OSError):
+    """A file whose bytes did not arrive in time (not retried within the run: the next run reads it again)."""
+
+
+def read_within(url: str, seconds: float) -> bytes:
+    """The bytes of ``url``, or ``ReadTimeout`` if reading takes longer than ``seconds``
+    (a hung network mount, a special file): the reading thread is left behind, so one
+    file can never stop the collection."""
+    result: list[bytes | BaseException] = []
+
+    def read() -> None:
+        try:
+            result.append(storage.read_bytes(url))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            result.append(exc)
+
+    reader = threading.Thread(target=read, name="latentpress-read", daemon=True)
+    reader.start()
+    reader.join(seconds)
+    if not result:
+        raise ReadTimeout(f"reading took longer than {seconds:g} s")
+    if isinstance(result[0], BaseException):
+        raise result[0]
+    return result[0]
 
 
 def unreadable(url: str, root: str, version: str | None, reason: str) -> Item:
