@@ -20,11 +20,11 @@ from latentpress.flows.models import key as model_key
 from latentpress.flows.results import RunResult, new_run_id
 from latentpress.infra.archive import ArchiveLayout, read_manifest
 from latentpress.infra.collection import Item
+from latentpress.infra.lease import leased
 from latentpress.pipeline import archive as stage
 from latentpress.pipeline.compress import encodes_per_image
 from latentpress.pipeline.evaluate import Recorded, recorded, unevaluated, warm_up_in_background
 from latentpress.pipeline.manifest import finish_compression
-from latentpress.infra.lease import leased
 
 
 @leased("archive")

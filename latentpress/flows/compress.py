@@ -12,13 +12,13 @@ from latentpress.flows.models import key as model_key
 from latentpress.flows.results import RunResult, new_run_id
 from latentpress.infra.archive import ArchiveLayout
 from latentpress.infra.collection import Item, read_collection
+from latentpress.infra.lease import leased
 from latentpress.pipeline import compress as stage
 from latentpress.pipeline.encode import LATENT, encode_latents
 from latentpress.pipeline.evaluate import recorded
 from latentpress.pipeline.manifest import finish_compression
 from latentpress.pipeline.models import uses_collection_model
 from latentpress.pipeline.outcomes import Outcome
-from latentpress.infra.lease import leased
 
 
 @leased("compress")

@@ -10,8 +10,8 @@ from latentpress.flows.executors import Executor, InProcess
 from latentpress.flows.results import RunResult, new_run_id
 from latentpress.infra.archive import ArchiveLayout, read_manifest
 from latentpress.infra.collection import Item, read_collection
-from latentpress.pipeline.evaluate import evaluate_batch, recorded, unevaluated
 from latentpress.infra.lease import leased
+from latentpress.pipeline.evaluate import evaluate_batch, recorded, unevaluated
 
 
 @leased("evaluate")

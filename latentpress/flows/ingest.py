@@ -8,10 +8,10 @@ from latentpress.config import DEFAULT_SHARD_SIZE
 from latentpress.flows.common import Job, chunks, finished, start
 from latentpress.flows.executors import Executor, InProcess
 from latentpress.infra.collection import Item
+from latentpress.infra.lease import leased
 from latentpress.infra.listing import list_source
 from latentpress.pipeline import ingest as stage
 from latentpress.pipeline.outcomes import describe
-from latentpress.infra.lease import leased
 
 INSPECT_BATCH = 100
 """Most files one inspection task reads."""

@@ -84,9 +84,10 @@ def file_reason(name: str, size: int) -> str | None:
 
 
 def _list_remote(fs, root: str) -> Listing:
-    if not storage.path_exists(fs, root):
-        raise FileNotFoundError(f"no such folder or bucket prefix: {fs.unstrip_protocol(root)}")
-    info = fs.info(root)
+    try:
+        info = fs.info(root)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no such folder or bucket prefix: {fs.unstrip_protocol(root)}") from None
     infos = {root: info} if info["type"] == "file" else fs.find(root, detail=True)
     listing = Listing()
     for path in sorted(infos):
@@ -98,8 +99,7 @@ def _list_remote(fs, root: str) -> Listing:
         if reason:
             listing.skipped.append(Skipped(url, name, reason))
         else:
-            stamp = info.get("mtime") or info.get("LastModified") or info.get("ETag") or ""
-            listing.files[url] = f"{info.get('size')}:{stamp}"
+            listing.files[url] = storage.version(info)
     return listing
 
 

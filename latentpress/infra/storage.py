@@ -110,10 +110,12 @@ def file_versions(url: str, recursive: bool = True) -> dict[str, str]:
     changes when the file does: its size and modification time (or ETag)."""
     fs, root = filesystem(url)
     fs.invalidate_cache(root)
-    if not path_exists(fs, root):
-        raise FileNotFoundError(f"no such folder or bucket prefix: {url}")
-    if fs.info(root)["type"] == "file":
-        infos = {root: fs.info(root)}
+    try:
+        info = fs.info(root)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no such folder or bucket prefix: {url}") from None
+    if info["type"] == "file":
+        infos = {root: info}
     else:
         infos = fs.find(root, maxdepth=None if recursive else 1, detail=True)
     protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
@@ -122,10 +124,14 @@ def file_versions(url: str, recursive: bool = True) -> dict[str, str]:
         below = posixpath.relpath(path, root) if path != root else posixpath.basename(path)
         if path.endswith(".tmp") or any(part.startswith(".") for part in below.split("/")):
             continue
-        info = infos[path]
-        stamp = info.get("mtime") or info.get("LastModified") or info.get("ETag") or ""
-        out[path if isinstance(fs, LocalFileSystem) else f"{protocol}://{path}"] = f"{info.get('size')}:{stamp}"
+        out[path if isinstance(fs, LocalFileSystem) else f"{protocol}://{path}"] = version(infos[path])
     return out
+
+
+def version(info: dict) -> str:
+    """A file's version from its fsspec info: size and modification time (or ETag)."""
+    stamp = info.get("mtime") or info.get("LastModified") or info.get("ETag") or ""
+    return f"{info.get('size')}:{stamp}"
 
 
 @retrying
