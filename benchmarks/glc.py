@@ -68,6 +68,7 @@ def main() -> int:
     parser.add_argument("--steps", type=int, help="training steps (default: the preset's)")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
     parser.add_argument("--plots", default=str(REPO / "docs"))
+    parser.add_argument("--threads", type=int, help="torch threads per VAE (default: the cores shared among the VAEs)")
     parser.add_argument("--save-models", help="folder to write each trained model to (MODEL-VAE.bin)")
     args = parser.parse_args()
     training, evaluation = training_photos(), evaluation_photos()
@@ -81,7 +82,7 @@ def main() -> int:
         "models": {},
     }
     vaes = args.vae or ["taesd", "taesd3"]
-    threads = max(1, (os.cpu_count() or 1) // len(vaes))
+    threads = args.threads or max(1, (os.cpu_count() or 1) // len(vaes))
     with ProcessPoolExecutor(len(vaes), mp_context=get_context("spawn")) as pool:
         parts = {name: pool.submit(vae_part, name, args.preset, args.steps, args.save_models, threads) for name in vaes}
         report["rows"] += pixel_rows("avif", AVIF, evaluation)

@@ -98,3 +98,20 @@ def test_what_is_not_a_model_is_refused_naming_it(photos: Path, tmp_path: Path) 
     done = subprocess.run([str(BIN), "archive", str(photos), str(arch), "--codec", "avif@20", "--train-steps", "5"],
                           capture_output=True, text=True, timeout=120, env=os.environ)  # fmt: skip
     assert done.returncode == 2 and "collection model" in done.stderr
+
+
+def test_relic_end_to_end_trained_once_and_restored(photos: Path, tmp_path: Path) -> None:
+    arch = tmp_path / "archive"
+    first = archive(str(photos), str(arch), ["relic:tiny@1,4"])
+    assert first.ok and first.counts("train") == {"ok": 2} and len(first.rows) == 4
+    (model,) = (arch / "models" / "relic.tiny" / "taesd").glob("*.lpm")
+    ledger = with_rates(read_ledger(str(arch / "ledger")))
+    assert set(ledger["shared_model_id"]) == {model.stem} and set(ledger["codec"]) == {"relic"}
+    by_quality = ledger.groupby("quality")["bytes"].sum()
+    assert by_quality[1.0] < by_quality[4.0]  # more quality, more bits
+    assert ledger["lpips"].between(0, 1).all()
+
+    second = archive(str(photos), str(arch), ["relic:tiny@1,4"])
+    assert second.ok and "train" not in second.stages
+    restored = restore(str(arch), str(tmp_path / "out"))
+    assert [o.status for o in restored.stages["restore"]] == ["ok"] * 4

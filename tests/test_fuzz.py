@@ -38,7 +38,7 @@ from latentpress.pipeline.decode import decode_container, shared_model
 FUZZ_CASES = 3000
 LONG_CASES = 100_000
 SECONDS_PER_CASE = 20
-CODECS = ["jpeg@50", "webp@40", "avif@30", "latent-q@1", "glc:tiny@2", "laduree:tiny@108", "clric:fast@1"]
+CODECS = ["jpeg@50", "webp@40", "avif@30", "latent-q@1", "glc:tiny@2", "relic:tiny@2", "laduree:tiny@108", "clric:fast@1"]
 OURS = (ContainerError, CodecError)
 
 
@@ -129,9 +129,11 @@ def targets(archive: Path) -> list[Target]:
     out = []
     for image in sorted((archive / "images").glob("*/*.lpc")):
         out.append(Target(archive, image, image))
-        if image.parent.name.startswith(("glc.", "laduree.")):
-            folder = archive / ("models" if image.parent.name.startswith("glc.") else "shared")
-            model = next(folder.rglob("*.lpm"))
+        codec = image.parent.name.split(".")[0]
+        if codec == "laduree":
+            out.append(Target(archive, next((archive / "shared").rglob("*.lpm")), image))
+        elif codec in ("glc", "relic"):
+            model = next(p for p in (archive / "models").rglob("*.lpm") if p.parts[-3].startswith(f"{codec}."))
             out.append(Target(archive, model, image))
     return out
 

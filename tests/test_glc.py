@@ -18,30 +18,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
-from conftest import KODAK
-from latentpress.codecs import CodecError, CodecInput, CollectionModelCodec, DecodeContext, get_codec
+from latentpress.codecs import CodecError, CollectionModelCodec, DecodeContext, get_codec
 from latentpress.codecs.glc import bitstream
 from latentpress.codecs.glc.codec import load_model
-from latentpress.codecs.glc.exact import ExactNets
 from latentpress.codecs.glc.model import GlcModel
 from latentpress.codecs.glc.train import lambdas
 from latentpress.infra.archive import pack_image, unpack_image
+from latent_fixtures import crops, item, odd_photo
 
 GOLDEN = Path(__file__).parent / "golden"
 GOLDEN_MODEL, GOLDEN_IMAGE = GOLDEN / "glc_model_v1.lpm", GOLDEN / "glc_v1.lpc"
 GOLDEN_LATENT = {(0, 0, 0): 0.33803168, (3, 9, 11): 0.07345521, (1, 4, 6): -0.12331091, (2, 0, 11): -0.5175842}
 """Decoded values of the golden stream at a few positions (printed by a regeneration)."""
-
-
-def crops(size: int = 128) -> list[np.ndarray]:
-    """Crops of four real photos (kodim01, 02, 04, 05) and a 96x80 one of kodim03."""
-    out = []
-    for name in ("kodim01.png", "kodim02.png", "kodim04.png", "kodim05.png"):
-        with Image.open(KODAK / name) as img:
-            out.append(np.asarray(img.convert("RGB"))[100 : 100 + size, 200 : 200 + size].copy())
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -55,13 +44,7 @@ def latents() -> list[np.ndarray]:
 def test_latent() -> np.ndarray:
     from latentpress.models.vae import load_vae
 
-    with Image.open(KODAK / "kodim03.png") as img:
-        photo = np.asarray(img.convert("RGB"))[200:280, 300:396].copy()  # 96x80: odd latent sizes after stride 2
-    return load_vae("taesd").encode([photo])[0]
-
-
-def item(latent: np.ndarray, image_id: str = "0123456789abcdef") -> CodecInput:
-    return CodecInput(image_id, latent.shape[2] * 8, latent.shape[1] * 8, latent=latent, vae_id="taesd")
+    return load_vae("taesd").encode([odd_photo()])[0]
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +64,7 @@ def test_codec_contract() -> None:
     for bad in (0.5, 4.5, float("nan")):
         with pytest.raises(CodecError, match="quality"):
             codec.params(quality=bad)
-    assert list(lambdas(torch.tensor([1.0, 2.5, 4.0]))) == pytest.approx([0.35, (1.4 * 5.6) ** 0.5, 22.4], rel=1e-5)
+    assert list(lambdas(torch.tensor([1.0, 2.5, 4.0]))) == pytest.approx([0.03, (0.12 * 0.48) ** 0.5, 1.92], rel=1e-5)
 
 
 def test_round_trip_through_the_container_is_exact(model: bytes, test_latent: np.ndarray) -> None:
@@ -130,14 +113,14 @@ def test_streams_are_the_same_on_one_and_two_threads(model: bytes, test_latent: 
 def test_exact_networks_are_integer_and_order_free(model: bytes) -> None:
     net = load_model(model)
     z = torch.randint(-5, 6, (1, net.model.arch.hyper_channels, 3, 4)).double()
-    features = net.exact.features(z, 12, 16)
+    features = net.coder.exact.features(z, 12, 16)
     assert torch.equal(features, torch.round(features)) and features.shape == (1, 2 * net.model.arch.channels, 12, 16)
     decoded = torch.randint(-600, 600, (1, net.model.arch.channels, 12, 16)).double()
-    one = [t.clone() for t in net.exact.part(2, features, decoded)]
+    one = [t.clone() for t in net.coder.exact.part(2, features, decoded)]
     with torch.autograd.grad_mode.no_grad():
         torch.set_num_threads(1)
         try:
-            again = net.exact.part(2, features, decoded)
+            again = net.coder.exact.part(2, features, decoded)
         finally:
             torch.set_num_threads(2)
     assert all(torch.equal(a, b) for a, b in zip(one, again, strict=True))

@@ -165,7 +165,8 @@ class CollectionModelCodec(Codec):
     def train(self, items: list[CodecInput], params: Any, steps: int | None = None,
               progress: Callable[[Any], None] | None = None) -> bytes:
         """The model's bytes, learned from ``items`` (``steps``: instead of the
-        preset's; ``progress`` is called with the training's status now and then)."""
+        preset's; ``progress`` is called now and then with the training's status: an
+        object with ``step``, ``steps`` and ``summary()``, a line of its figures)."""
 
     @abstractmethod
     def encode(self, item: CodecInput, params: Any, model: bytes) -> bytes:

@@ -111,12 +111,7 @@ def train_on(codec: CollectionModelCodec, inputs: list[CodecInput], config: Code
     name = f"{config.name}:{config.preset}"
 
     def report(status) -> None:
-        if getattr(status, "lpips", None) is not None:
-            log.info("train %s: step %d/%d (%s), LPIPS %.4f, latent MSE %.4f",
-                     name, status.step, status.steps, status.stage, status.lpips, status.mse)
-        else:
-            log.info("train %s: step %d/%d, loss %.4f, about %.3f bpp, latent MSE %.4f",
-                     name, status.step, status.steps, status.loss, status.bpp, status.mse)
+        log.info("train %s: step %d/%d, %s", name, status.step, status.steps, status.summary())
 
     start = time.perf_counter()
     model = codec.train(inputs, config.params(), steps=steps, progress=report)

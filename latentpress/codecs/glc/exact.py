@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from latentpress.codecs.base import CodecError
-from latentpress.codecs.glc.model import GlcModel, PartNet
+from latentpress.codecs.glc.prior import ContextPrior, PartNet, split_outputs
 from latentpress.codecs.glc.tables import FRACTION
 
 WEIGHT_BITS = 10
@@ -32,7 +32,7 @@ ACTIVATION_LIMIT = float(1 << 20)
 _ONE = float(1 << FRACTION)
 
 
-def quantize_in_place(model: GlcModel) -> None:
+def quantize_in_place(model: ContextPrior) -> None:
     """Round the exact networks' weights and biases to their grids (after training)."""
     with torch.no_grad():
         for module in exact_modules(model):
@@ -41,11 +41,11 @@ def quantize_in_place(model: GlcModel) -> None:
                 parameter.copy_(torch.round(parameter * (1 << bits)) / (1 << bits))
 
 
-def exact_modules(model: GlcModel) -> list[torch.nn.Module]:
+def exact_modules(model: ContextPrior) -> list[torch.nn.Module]:
     return [model.hyper_synthesis, *model.parts]
 
 
-def check_weights(model: GlcModel) -> None:
+def check_weights(model: ContextPrior) -> None:
     """``CodecError`` unless the exact networks' weights are on their grids and in range."""
     for module in exact_modules(model):
         for name, parameter in module.named_parameters():
@@ -53,14 +53,15 @@ def check_weights(model: GlcModel) -> None:
             scaled = parameter.detach().double() * (1 << bits)
             limit = WEIGHT_LIMIT if name.endswith("weight") else BIAS_LIMIT
             if not torch.equal(scaled, torch.round(scaled)) or scaled.abs().max() > limit:
-                raise CodecError(f"glc model: {name} is not on its {2**-bits} grid or too large")
+                raise CodecError(f"model: entropy network weight {name} is not on its {2**-bits} grid or too large")
 
 
 class ExactNets:
     """Integer evaluation of a model's hyper-synthesis and part networks."""
 
-    def __init__(self, model: GlcModel) -> None:
+    def __init__(self, model: ContextPrior) -> None:
         check_weights(model)
+        self.learned_step = model.sizes.learned_step
         self.hyper = [_layer(layer) for layer in model.hyper_synthesis.layers]
         self.parts = [_part(net) for net in model.parts]
 
@@ -74,13 +75,14 @@ class ExactNets:
                 x = _leaky(x)
         return x[..., :height, :width]
 
-    def part(self, k: int, features: torch.Tensor, decoded: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Mean, log2 step and log2 spread (each fixed point, (1, N, h, w)) of part ``k``
-        from the features and the decoded code values so far (fixed point)."""
+    def part(self, k: int, features: torch.Tensor, decoded: torch.Tensor
+             ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """Mean, log2 step (``None`` when the prior's step is 1) and log2 spread (each
+        fixed point, (1, N, h, w)) of part ``k`` from the features and the decoded code
+        values so far (fixed point)."""
         context, hidden, out = self.parts[k]
         x = features if context is None else torch.cat([features, _apply(context, decoded)], 1)
-        mean, log_delta, log_ratio = _apply(out, _leaky(_apply(hidden, x))).chunk(3, 1)
-        return mean, log_delta, log_ratio
+        return split_outputs(_apply(out, _leaky(_apply(hidden, x))), self.learned_step)
 
 
 Layer = tuple[torch.Tensor, torch.Tensor, bool, int, int]

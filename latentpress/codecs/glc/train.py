@@ -1,12 +1,16 @@
 """Training one GLC model on a collection's latents.
 
 Each step draws random latent crops (with flips) and a quality per crop, uniform in
-[1, 4]; the loss is bits per image pixel plus lambda times the latent's mean squared
-error, lambda interpolated (log-linearly) between the anchors' ``LAMBDAS``, so that
-one model serves every quality and its scalers learn the interpolation. Two phases:
-uniform noise stands in for rounding, then for the last ``rounding`` share of steps
-``y`` and ``z`` are rounded with straight-through gradients. Adam with a cosine
-learning-rate decay. Afterwards the exact networks' weights go onto their grids.
+[1, 4]; the loss is bits per image pixel plus lambda times the latent's distortion,
+lambda interpolated (log-linearly) between the anchors' ``LAMBDAS``, so that one
+model serves every quality and its scalers learn the interpolation. The distortion
+is each channel's mean squared error over that channel's variance in the training
+latents, summed over channels: a lambda then asks for the same signal-to-noise ratio
+per channel of any VAE, whatever its scale or channel count (4 for TAESD, 16 for
+TAESD3). The decoder always sees rounded values (straight-through gradients); the
+rate is that of values with uniform noise added, then, for the last ``rounding``
+share of steps, of the rounded values. Adam with a cosine learning-rate decay.
+Afterwards the exact networks' weights go onto their grids.
 """
 
 from __future__ import annotations
@@ -47,11 +51,35 @@ class TrainingStatus:
     lpips: float | None = None
     """LPIPS of the decoded crops (perceptual stage)."""
 
+    def summary(self) -> str:
+        """The figures of this step, for a progress line."""
+        if self.lpips is not None:
+            return f"{self.stage}, LPIPS {self.lpips:.4f}, latent MSE {self.mse:.4f}"
+        return f"loss {self.loss:.4f}, about {self.bpp:.3f} bpp, latent MSE {self.mse:.4f}"
+
 
 def phases(training: Training) -> list[Phase]:
     """Noise, then rounding for the last ``training.rounding`` share of the steps."""
     rounding = min(training.steps, round(training.steps * training.rounding))
     return [Phase("noise", training.steps - rounding, False), Phase("rounding", rounding, True)]
+
+
+def channel_weights(latents: list[np.ndarray]) -> torch.Tensor:
+    """(C,) one over each channel's variance across ``latents`` ((C, h, w) each)."""
+    values = np.concatenate([np.asarray(z, np.float64).reshape(z.shape[0], -1) for z in latents], 1)
+    return torch.from_numpy(1.0 / np.maximum(values.var(1), 1e-6)).float()
+
+
+def distortion(x_hat: torch.Tensor, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """(B,) the channels' mean squared errors of each sample, weighted and summed."""
+    return (((x_hat - x) ** 2).mean((2, 3)) * weights).sum(1)
+
+
+def cosine_learning_rate(optimizer: torch.optim.Optimizer, base: float, step: int, steps: int) -> None:
+    """Set ``optimizer``'s rate for ``step`` of ``steps``: a cosine decay from ``base``
+    to 2% of it."""
+    for group in optimizer.param_groups:
+        group["lr"] = max(base * 0.5 * (1 + math.cos(math.pi * step / steps)), base * 0.02)
 
 
 def lambdas(quality: torch.Tensor) -> torch.Tensor:
@@ -104,20 +132,18 @@ def train(
     torch.manual_seed(training.seed)
     model = GlcModel(arch).to(device).train()
     crops = Crops(latents, training.crop, training.seed)
+    weights = channel_weights(latents).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=training.learning_rate)
     pixels = 64 * training.crop * training.crop
     step = 0
     for phase in phases(training):
         for _ in range(phase.steps):
-            lr = training.learning_rate * 0.5 * (1 + math.cos(math.pi * step / training.steps))
-            for group in optimizer.param_groups:
-                group["lr"] = max(lr, training.learning_rate * 0.02)
+            cosine_learning_rate(optimizer, training.learning_rate, step, training.steps)
             x = crops.batch(training.batch_size).to(device)
             quality = 1 + (ANCHORS - 1) * torch.rand(training.batch_size, device=device)
             x_hat, bits = model(x, quality, phase.rounding)
-            mse = ((x_hat - x) ** 2).mean((1, 2, 3))
             bpp = bits / pixels
-            loss = (bpp + lambdas(quality).to(device) * mse).mean()
+            loss = (bpp + lambdas(quality).to(device) * distortion(x_hat, x, weights)).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -125,6 +151,6 @@ def train(
             step += 1
             if progress is not None and (step % report_every == 0 or step == training.steps):
                 progress(TrainingStatus(step, total_steps or training.steps, loss.item(), bpp.mean().item(),
-                                        mse.mean().item()))  # fmt: skip
+                                        ((x_hat - x) ** 2).mean().item()))  # fmt: skip
     quantize_in_place(model)
     return model.cpu().eval().requires_grad_(False)

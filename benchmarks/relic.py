@@ -1,0 +1,358 @@
+"""Relic against naive latent quantization, with and without denoising, on photos it
+was not trained on: the paper's Fig. 2, its supplement's t sweep, and what denoising buys.
+
+    python benchmarks/relic.py [--vae taesd --vae taesd3] [--preset default] [--steps N]
+
+Training and evaluation photos are the GLC benchmark's (``benchmarks/glc.py``): the
+photos scikit-image ships plus crops of kodim01 and kodim02 for training, kodim03 to
+kodim06 at full size for evaluation. For each VAE, in its own process:
+
+1. ``relic`` at qualities 1 to 4 in half steps; ``latent-q`` at its usual steps; and
+   ``latent-q+denoise``: the same latent-q bytes, decoded by relic's denoiser from
+   the time whose noise matches the quantization step (a uniform step ``s`` in
+   channel units has standard deviation ``s / sqrt(12)``), the number of steps
+   picked by hand (``DECODE_STEPS``). Each point: bpp against LPIPS, DISTS, PSNR.
+2. The t sweep: two photos at three qualities, the same code decoded from hand-set
+   times; where the predicted t falls among them.
+3. ``relic-t0``: the same payloads with t forced to 0 (no denoising).
+
+Reported: payload bpp, metrics, encode and decode seconds besides the VAE, training
+time, BD-rates (LPIPS, DISTS) against latent-q and latent-q+denoise, and issue #12's
+targets. Writes ``relic.json`` and ``relic.md`` to ``--out`` and ``relic-lpips.png``
+and ``relic-sweep.png`` to ``--plots`` (default ``docs/``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import time
+from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+from glc import (REPO, _pct, curve, evaluation_photos, latent_q_rows, measure, summarize,  # noqa: E402
+                 training_photos)  # fmt: skip
+from mdtable import table  # noqa: E402
+
+from latentpress.codecs import CodecInput, DecodeContext, get_codec  # noqa: E402
+from latentpress.models.vae import load_vae  # noqa: E402
+from latentpress.report.bdrate import BDRateError, bd_rate  # noqa: E402
+
+QUALITIES = (1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0)
+LATENT_Q = (0.25, 0.35, 0.5, 0.7, 1.0, 1.5)
+SWEEP_PHOTOS = ("kodim03", "kodim05")
+SWEEP_QUALITIES = (1.0, 2.5, 4.0)
+SWEEP_TIMES = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6)
+TARGETS = {"bd_rate_vs_latent_q": -30.0, "decode_seconds": 2.0}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--vae", action="append", help="VAEs (repeatable; default taesd and taesd3)")
+    parser.add_argument("--preset", default="default", help="relic preset (default %(default)s)")
+    parser.add_argument("--steps", type=int, help="training steps, both stages (default: the preset's)")
+    parser.add_argument("--threads", type=int, help="torch threads per VAE (default: the cores shared among the VAEs)")
+    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
+    parser.add_argument("--plots", default=str(REPO / "docs"))
+    parser.add_argument("--save-models", help="folder to write each trained model to (relic-VAE.bin)")
+    args = parser.parse_args()
+    vaes = args.vae or ["taesd", "taesd3"]
+    threads = args.threads or max(1, (os.cpu_count() or 1) // len(vaes))
+    report: dict = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
+                    "machine": f"{platform.machine()}, {os.cpu_count()} cores", "preset": args.preset,
+                    "training_photos": sorted(training_photos()), "evaluation_photos": list(evaluation_photos()),
+                    "rows": [], "sweep": [], "models": {}}  # fmt: skip
+    with ProcessPoolExecutor(len(vaes), mp_context=get_context("spawn")) as pool:
+        parts = {name: pool.submit(vae_part, name, args.preset, args.steps, args.save_models, threads) for name in vaes}
+        for vae_name, part in parts.items():
+            record, rows, sweep = part.result()
+            report["models"][vae_name] = record
+            report["rows"] += rows
+            report["sweep"] += sweep
+    report["summary"] = summarize(report["rows"])
+    report["bd_rates"] = bd_rates(report["rows"])
+    report["checks"] = check_targets(report)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "relic.json").write_text(json.dumps(report, indent=1) + "\n")
+    (out / "relic.md").write_text(markdown(report))
+    plot(report["rows"], Path(args.plots) / "relic-lpips.png")
+    plot_sweep(report["sweep"], Path(args.plots) / "relic-sweep.png")
+    print(markdown(report))
+    return 0
+
+
+def vae_part(vae_name: str, preset: str, steps: int | None, save_models: str | None, threads: int
+             ) -> tuple[dict, list[dict], list[dict]]:
+    """One VAE's share, in its own process: train, then the three experiments."""
+    import torch
+
+    torch.set_num_threads(threads)
+    vae = load_vae(vae_name)
+    model, record = train_model(vae, preset, steps)
+    if save_models:
+        Path(save_models).mkdir(parents=True, exist_ok=True)
+        (Path(save_models) / f"relic-{vae_name}.bin").write_bytes(model)
+    evaluation = evaluation_photos()
+    latents = {name: vae.encode([image])[0] for name, image in evaluation.items()}
+    rows = relic_rows(vae, model, evaluation, latents)
+    rows += latent_q_rows(vae, evaluation, latents)
+    rows += denoised_latent_q_rows(vae, model, evaluation, latents)
+    sweep = sweep_rows(vae, model, evaluation, latents)
+    print(f"{vae_name}: done", flush=True)
+    return record, rows, sweep
+
+
+def train_model(vae, preset: str, steps: int | None) -> tuple[bytes, dict]:
+    codec = get_codec("relic")
+    photos = training_photos()
+    start = time.perf_counter()
+    items = [CodecInput(name, p.shape[1], p.shape[0], latent=vae.encode([p])[0], vae_id=vae.vae_id)
+             for name, p in photos.items()]  # fmt: skip
+    encoded = time.perf_counter() - start
+
+    def progress(status) -> None:
+        print(f"{vae.vae_id} step {status.step}/{status.steps} {status.summary()}", flush=True)
+
+    start = time.perf_counter()
+    model = codec.train(items, codec.params(preset), steps, progress)
+    training = codec.params(preset).training(steps)
+    return model, {"bytes": len(model), "train_seconds": time.perf_counter() - start, "vae_encode_seconds": encoded,
+                   "images": len(items), "denoiser_steps": training.denoiser_steps,
+                   "coder_steps": training.coder_steps}  # fmt: skip
+
+
+def relic_rows(vae, model: bytes, images: dict, latents: dict) -> list[dict]:
+    """``relic`` and ``relic-t0`` (the same code, not denoised) at every quality."""
+    from latentpress.codecs.relic.codec import load_model
+
+    loaded, rows = load_model(model), []
+    for name, image in images.items():
+        h, w = image.shape[:2]
+        for q in QUALITIES:
+            start = time.perf_counter()
+            data = loaded.encode(latents[name], q)
+            encode_s = time.perf_counter() - start
+            start = time.perf_counter()
+            latent = get_codec("relic").decode(data, DecodeContext(w, h, vae.vae_id, model))
+            decode_s = time.perf_counter() - start
+            t = loaded.decoded(data)[0].time
+            rows.append({**measure(name, image, "relic", vae.vae_id, q, len(data), vae.decode([latent], [(w, h)])[0],
+                                   encode_s, decode_s), "t": t})  # fmt: skip
+            plain = loaded.encode(latents[name], q, t=0.0)
+            latent = loaded.decode(plain)
+            rows.append({**measure(name, image, "relic-t0", vae.vae_id, q, len(plain),
+                                   vae.decode([latent], [(w, h)])[0], encode_s, 0.0), "t": 0.0})  # fmt: skip
+    return rows
+
+
+def matching_time(step: float, std: np.ndarray) -> float:
+    """The time whose noise level matches uniform quantization with ``step`` (VAE
+    units) of channels of standard deviation ``std``: noise_std(t) = rms of step /
+    sqrt(12) / std."""
+    import torch
+
+    from latentpress.codecs.relic import schedule
+
+    target = float(np.sqrt(np.mean((step / math.sqrt(12) / std) ** 2)))
+    grid = torch.linspace(0, schedule.T_MAX, 2000)
+    return float(grid[int(torch.argmin((schedule.noise_std(grid) - target).abs()))])
+
+
+def denoised_latent_q_rows(vae, model: bytes, images: dict, latents: dict) -> list[dict]:
+    import torch
+
+    from latentpress.codecs.relic.codec import load_model
+
+    loaded, codec, rows = load_model(model), get_codec("latent-q"), []
+    std = loaded.model.latent_std.numpy().astype(np.float64)
+    for name, image in images.items():
+        h, w = image.shape[:2]
+        for step in LATENT_Q:
+            data = codec.encode(CodecInput(name, w, h, latent=latents[name]), codec.params(quality=step))
+            quantized = codec.decode(data, DecodeContext(w, h))
+            t = matching_time(step, std)
+            start = time.perf_counter()
+            y_hat = loaded.model.normalise(torch.from_numpy(quantized))[None]
+            latent = loaded.to_latent(loaded.denoise(y_hat, t))
+            decode_s = time.perf_counter() - start
+            rows.append({**measure(name, image, "latent-q+denoise", vae.vae_id, step, len(data),
+                                   vae.decode([latent], [(w, h)])[0], 0.0, decode_s), "t": t})  # fmt: skip
+    return rows
+
+
+def sweep_rows(vae, model: bytes, images: dict, latents: dict) -> list[dict]:
+    """LPIPS of the same code decoded from hand-set times, and from the predicted one."""
+    from latentpress.codecs.relic.codec import load_model
+    from latentpress.models.metrics import compute_metrics
+
+    loaded, rows = load_model(model), []
+    for name in SWEEP_PHOTOS:
+        image, h, w = images[name], *images[name].shape[:2]
+        for q in SWEEP_QUALITIES:
+            predicted = loaded.decoded(loaded.encode(latents[name], q))[0].time
+            for t, is_predicted in [*((t, False) for t in SWEEP_TIMES), (predicted, True)]:
+                latent = loaded.decode(loaded.encode(latents[name], q, t=t))
+                lpips = compute_metrics(image, vae.decode([latent], [(w, h)])[0])["lpips"]
+                rows.append({"vae": vae.vae_id, "image": name, "quality": q, "t": t, "predicted": is_predicted,
+                             "lpips": lpips})  # fmt: skip
+    return rows
+
+
+def bd_rates(rows: list[dict]) -> list[dict]:
+    out = []
+    for vae in sorted({r["vae"] for r in rows if r["codec"] == "relic"}):
+        test = curve(rows, "relic", vae)
+        for anchor in ("latent-q", "latent-q+denoise", "relic-t0"):
+            ref = curve(rows, anchor, vae)
+            entry = {"relic": vae, "anchor": f"{anchor} ({vae})"}
+            for index, metric in ((1, "lpips"), (2, "dists")):
+                try:
+                    entry[metric] = bd_rate(ref[0], [-v for v in ref[index]], test[0], [-v for v in test[index]])
+                except BDRateError as exc:
+                    entry[metric], entry[f"{metric}_note"] = None, str(exc)
+            out.append(entry)
+    return out
+
+
+def sweep_verdicts(sweep: list[dict], vae: str) -> list[dict]:
+    """Per (photo, quality): the predicted t, the two best hand-set times, and whether
+    the predicted t decodes at least as well as the second best of them."""
+    out = []
+    for name in SWEEP_PHOTOS:
+        for q in SWEEP_QUALITIES:
+            group = [r for r in sweep if (r["vae"], r["image"], r["quality"]) == (vae, name, q)]
+            if not group:
+                continue
+            hand = sorted((r for r in group if not r["predicted"]), key=lambda r: r["lpips"])
+            mine = next(r for r in group if r["predicted"])
+            out.append({"image": name, "quality": q, "predicted_t": mine["t"], "predicted_lpips": mine["lpips"],
+                        "best_t": [hand[0]["t"], hand[1]["t"]], "best_lpips": [hand[0]["lpips"], hand[1]["lpips"]],
+                        "within_two_best": mine["lpips"] <= hand[1]["lpips"] + 1e-6})  # fmt: skip
+    return out
+
+
+def check_targets(report: dict) -> dict:
+    rows, checks = report["rows"], {}
+    for vae, record in report["models"].items():
+        relic = [r for r in rows if r["codec"] == "relic" and r["vae"] == vae]
+        bd = next(b for b in report["bd_rates"] if b["relic"] == vae and b["anchor"] == f"latent-q ({vae})")
+        verdicts = sweep_verdicts(report["sweep"], vae)
+        payload = float(np.mean([r["bpp"] for r in relic]))
+        pixels = float(np.mean([r["bytes"] * 8 / r["bpp"] for r in relic]))
+        share = 8 * record["bytes"] / pixels
+        checks[vae] = {
+            "bd_rate_lpips_vs_latent_q": bd["lpips"],
+            "bd_rate_met": bd["lpips"] is not None and bd["lpips"] <= TARGETS["bd_rate_vs_latent_q"],
+            "sweep": verdicts,
+            "t_within_two_best": sum(v["within_two_best"] for v in verdicts),
+            "sweep_pairs": len(verdicts),
+            "decode_seconds_max": max(r["decode_s"] for r in relic),
+            "encode_seconds_max": max(r["encode_s"] for r in relic),
+            "mean_payload_bpp": payload,
+            "images_for_amortised_within_10_percent": int(np.ceil(share / (0.1 * payload))),
+            "model_bytes": record["bytes"],
+            "train_seconds": record["train_seconds"],
+        }
+    return checks
+
+
+def markdown(report: dict) -> str:
+    summary = [
+        {"codec": r["codec"], "VAE": r["vae"], "quality": f"{r['quality']:g}", "bpp": f"{r['bpp']:.4f}",
+         "LPIPS": f"{r['lpips']:.4f}", "DISTS": f"{r['dists']:.4f}", "PSNR": f"{r['psnr']:.2f}",
+         "MS-SSIM": f"{r['ms_ssim']:.4f}", "enc s": f"{r['encode_s']:.3f}", "dec s": f"{r['decode_s']:.3f}"}
+        for r in report["summary"]
+    ]  # fmt: skip
+    bds = [{"relic": b["relic"], "anchor": b["anchor"], "BD-rate LPIPS": _pct(b["lpips"]),
+            "BD-rate DISTS": _pct(b["dists"])} for b in report["bd_rates"]]  # fmt: skip
+    checks = [
+        {"VAE": vae, "BD-rate vs latent-q (LPIPS)": _pct(c["bd_rate_lpips_vs_latent_q"]),
+         "<= -30%": "yes" if c["bd_rate_met"] else "NO",
+         "predicted t within the two best": f"{c['t_within_two_best']} of {c['sweep_pairs']}",
+         "max enc s": f"{c['encode_seconds_max']:.3f}", "max dec s": f"{c['decode_seconds_max']:.3f}",
+         "model KB": f"{c['model_bytes'] / 1024:.0f}", "train s": f"{c['train_seconds']:.0f}",
+         "payload bpp": f"{c['mean_payload_bpp']:.4f}",
+         "images for amortised within 10%": c["images_for_amortised_within_10_percent"]}
+        for vae, c in report["checks"].items()
+    ]  # fmt: skip
+    sweep = [
+        {"VAE": vae, "photo": v["image"], "quality": f"{v['quality']:g}", "predicted t": f"{v['predicted_t']:.3f}",
+         "its LPIPS": f"{v['predicted_lpips']:.4f}", "best hand t": ", ".join(f"{t:g}" for t in v["best_t"]),
+         "their LPIPS": ", ".join(f"{x:.4f}" for x in v["best_lpips"]), "within two best": "yes" if v["within_two_best"] else "NO"}
+        for vae, c in report["checks"].items() for v in c["sweep"]
+    ]  # fmt: skip
+    return (
+        f"# Relic benchmark ({report['date']}, {report['machine']}, preset {report['preset']})\n\n"
+        f"Trained on {len(report['training_photos'])} photos (the GLC benchmark's); evaluated on "
+        f"{', '.join(report['evaluation_photos'])} at full size. Rates are payload bpp; seconds exclude the VAE.\n\n"
+        f"## Targets\n\n{table(checks)}\n\n## BD-rates (negative: fewer bits than the anchor)\n\n{table(bds)}\n\n"
+        f"## The t sweep\n\n{table(sweep)}\n\n## Mean over the evaluation photos\n\n{table(summary)}\n"
+    )
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2), dpi=110)
+    for ax, (index, metric) in zip(axes, ((1, "LPIPS"), (2, "DISTS"), (3, "PSNR")), strict=True):
+        for vae, marker in (("taesd", "o"), ("taesd3", "s")):
+            for codec, line in (("relic", "-"), ("relic-t0", ":"), ("latent-q", "--"), ("latent-q+denoise", "-.")):
+                chosen = [r for r in rows if r["codec"] == codec and r["vae"] == vae]
+                if not chosen:
+                    continue
+                qualities = sorted({r["quality"] for r in chosen})
+                key = ("bpp", "lpips", "dists", "psnr")
+                means = [[np.mean([r[k] for r in chosen if r["quality"] == q]) for q in qualities] for k in key]
+                order = np.argsort(means[0])
+                ax.plot(np.array(means[0])[order], np.array(means[index])[order], marker + line, label=f"{codec} ({vae})")
+        ax.set_xlabel("bits per pixel (payload)")
+        ax.set_ylabel(metric + (" (higher is better)" if metric == "PSNR" else " (lower is better)"))
+        ax.set_xlim(0, 0.6)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.suptitle("Kodak photos not seen in training (mean of 4)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+
+
+def plot_sweep(sweep: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    vaes = sorted({r["vae"] for r in sweep})
+    fig, axes = plt.subplots(1, len(vaes), figsize=(6 * len(vaes), 4.2), dpi=110, squeeze=False)
+    for ax, vae in zip(axes[0], vaes, strict=True):
+        for name in SWEEP_PHOTOS:
+            for q in SWEEP_QUALITIES:
+                group = [r for r in sweep if (r["vae"], r["image"], r["quality"]) == (vae, name, q)]
+                hand = sorted((r for r in group if not r["predicted"]), key=lambda r: r["t"])
+                line = ax.plot([r["t"] for r in hand], [r["lpips"] for r in hand], "-", label=f"{name} q{q:g}")[0]
+                for r in group:
+                    if r["predicted"]:
+                        ax.plot([r["t"]], [r["lpips"]], "*", markersize=12, color=line.get_color())
+        ax.set_xlabel("t the decoder starts from (star: predicted)")
+        ax.set_ylabel("LPIPS")
+        ax.set_title(vae)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

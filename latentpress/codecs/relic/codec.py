@@ -1,0 +1,147 @@
+"""The ``relic`` codec: adaptive quantization of the latent and diffusion denoising,
+against a collection model.
+
+Encoding: the latent is normalised; the parameter network gives each channel a scale
+and a shift and the image a time ``t``, all rounded to the side information's grids;
+the code ``(y - shift) * scale`` is coded by the entropy model with a unit step
+(:mod:`latentpress.codecs.glc.coder`). Decoding rebuilds ``y_hat``, reads it as the
+diffusion's sample at ``t`` and takes ``DECODE_STEPS`` DDIM steps to ``t = 0`` with the
+model's denoiser, then undoes the normalisation. Loaded models are cached per process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from latentpress.codecs import entropy
+from latentpress.codecs.base import CodecError, CodecInput, CollectionModelCodec, DecodeContext
+from latentpress.codecs.glc.codec import MAX_VALUES, checked_latent, training_latents
+from latentpress.codecs.glc.coder import ONE, PriorCoder
+from latentpress.codecs.model_cache import ModelCache
+from latentpress.codecs.relic import bitstream, schedule
+from latentpress.codecs.relic.bitstream import SideInfo
+from latentpress.codecs.relic.model import RelicModel
+from latentpress.codecs.relic.params import DECODE_STEPS, RelicParams
+from latentpress.codecs.relic.train import TrainingStatus, train
+from latentpress.config import get_settings
+
+
+class Relic(CollectionModelCodec):
+    """Relic et al.'s latent codec with a denoiser trained on the collection."""
+
+    version = bitstream.PAYLOAD_VERSION
+
+    def train(self, items: list[CodecInput], params: RelicParams, steps: int | None = None,
+              progress: Callable[[TrainingStatus], None] | None = None) -> bytes:
+        params.validate()
+        latents = training_latents(items, "relic")
+        arch = params.architecture(latents[0].shape[0])
+        training = params.training(steps)
+        model = train(latents, arch, training, get_settings().device, progress)
+        record = bitstream.ModelRecord(arch, items[0].vae_id or "", len(items),
+                                       training.denoiser_steps + training.coder_steps)  # fmt: skip
+        return bitstream.pack_model(model, record)
+
+    def encode(self, item: CodecInput, params: RelicParams, model: bytes) -> bytes:
+        params.validate()
+        loaded = load_model(model)
+        latent = checked_latent(item, "relic")
+        if latent.shape[0] != loaded.channels:
+            raise CodecError(f"relic model takes {loaded.channels}-channel latents, "
+                             f"image {item.image_id} has {latent.shape[0]}")
+        return loaded.encode(latent, float(np.float32(params.quality)))
+
+    def decode(self, data: bytes, context: DecodeContext) -> np.ndarray:
+        if context.shared_model is None:
+            raise CodecError("relic decoding needs its collection model (context.shared_model)")
+        loaded = load_model(context.shared_model)
+        _, height, width, _, _ = bitstream.unpack_payload(data, loaded.channels)
+        if height > context.height or width > context.width:
+            raise CodecError(f"relic latent {height}x{width} is larger than the image {context.height}x{context.width}")
+        return loaded.decode(data)
+
+
+class LoadedModel:
+    """A model ready to code: its parameter network and denoiser, and its exact entropy model."""
+
+    def __init__(self, model: RelicModel) -> None:
+        self.model = model
+        self.coder = PriorCoder(model)
+        self.channels = model.arch.latent_channels
+
+    @torch.inference_mode()
+    def side_info(self, latent: np.ndarray, quality: float) -> SideInfo:
+        """The coding parameters the parameter network picks for ``latent`` at ``quality``."""
+        y = self.model.normalise(torch.from_numpy(latent))[None]
+        log_scale, shift, t = self.model.parameters_net(y, torch.tensor([quality]))
+        return SideInfo.of(float(t[0]), log_scale[0].numpy(), shift[0].numpy())
+
+    def encode(self, latent: np.ndarray, quality: float, t: float | None = None) -> bytes:
+        """The payload of ``latent`` at ``quality``; ``t`` (if given) in place of the
+        predicted time (the same code, denoised from another time)."""
+        return self.code(latent, quality, t)[0]
+
+    @torch.inference_mode()
+    def code(self, latent: np.ndarray, quality: float, t: float | None = None) -> tuple[bytes, torch.Tensor]:
+        """The payload, and the normalised latent ``y_hat`` (1, C, h, w) its decoder
+        rebuilds before denoising."""
+        side = self.side_info(latent, quality)
+        if t is not None:
+            side = replace(side, t=bitstream.time_units(t))
+        y = self.model.normalise(torch.from_numpy(latent)).double()[None]
+        shift, scale = self._affine(side)
+        encoder = entropy.Encoder()
+        decoded = self.coder.encode((y - shift) * scale, encoder)
+        payload = bitstream.pack_payload(quality, latent.shape[1], latent.shape[2], side, encoder.to_bytes())
+        return payload, (decoded / ONE / scale + shift).float()
+
+    @torch.inference_mode()
+    def decoded(self, data: bytes) -> tuple[SideInfo, torch.Tensor]:
+        """A payload's side information and its ``y_hat`` (see ``code``)."""
+        _, height, width, side, stream = bitstream.unpack_payload(data, self.channels)
+        if self.channels * height * width > MAX_VALUES:
+            raise CodecError(f"relic latent {height}x{width} is too large")
+        decoder = entropy.Decoder(stream)
+        decoded = self.coder.decode(decoder, height, width)
+        decoder.finish()
+        shift, scale = self._affine(side)
+        return side, (decoded / ONE / scale + shift).float()
+
+    def decode(self, data: bytes) -> np.ndarray:
+        """The (C, h, w) latent of a payload."""
+        side, y_hat = self.decoded(data)
+        return self.to_latent(self.denoise(y_hat, side.time))
+
+    @staticmethod
+    def _affine(side: SideInfo) -> tuple[torch.Tensor, torch.Tensor]:
+        """The side information's shifts and scales, shaped (1, C, 1, 1), float64."""
+        return tuple(torch.from_numpy(v)[None, :, None, None] for v in (side.shift_values(), side.scales()))
+
+    @torch.inference_mode()
+    def denoise(self, y_hat: torch.Tensor, t: float, steps: int = DECODE_STEPS) -> torch.Tensor:
+        """Normalised ``y_hat`` (1, C, h, w) read as the sample at ``t``, taken to ``t = 0``
+        in ``steps`` DDIM steps (unchanged when ``t`` is 0)."""
+        if t <= 0:
+            return y_hat
+        path = schedule.times(t, steps)
+        x = schedule.alpha_bar(torch.tensor(t)).sqrt() * y_hat
+        for now, following in zip(path, path[1:]):
+            now_t, next_t = torch.tensor([now]), torch.tensor([following])
+            x = schedule.ddim_step(x, self.model.denoiser(x, now_t), now_t, next_t)
+        return x
+
+    def to_latent(self, y: torch.Tensor) -> np.ndarray:
+        """A normalised (1, C, h, w) latent back in the VAE's units, as (C, h, w) float32."""
+        return np.ascontiguousarray(self.model.denormalise(y[0]).numpy(), dtype=np.float32)
+
+
+_models: ModelCache[LoadedModel] = ModelCache(lambda data: LoadedModel(bitstream.unpack_model(data)[0]))
+
+
+def load_model(data: bytes) -> LoadedModel:
+    """The model of ``data``, built once per process (LRU of a few)."""
+    return _models.get(data)

@@ -1,0 +1,122 @@
+"""Relic parameters: the quality knob, the network sizes and the training schedule.
+
+Known without torch, so that ``--codec relic:fast@2.5`` is checked before any work.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from latentpress.codecs.base import CodecError
+
+QUALITY_RANGE = (1.0, 4.0)
+LAMBDA_LOW = 0.03
+"""Lambda of quality 1; every quality step multiplies it by ``LAMBDA_STEP``: loss =
+bpp + lambda * the latent's distortion (per-channel MSE over the channel's variance,
+summed over channels, as ``glc``'s)."""
+LAMBDA_STEP = 4.0
+DECODE_STEPS = 4
+"""DDIM steps the decoder takes from the predicted t down to 0 (fewer when t is small)."""
+
+
+def lambda_of(quality: Any) -> Any:
+    """Lambda of a quality (float or tensor) in ``QUALITY_RANGE`` (log-linear: continuous
+    and rising)."""
+    return LAMBDA_LOW * LAMBDA_STEP ** (quality - QUALITY_RANGE[0])
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """Sizes of one relic model (written into the model)."""
+
+    latent_channels: int
+    """C: channels of the VAE latent (4 for TAESD, 16 for TAESD3)."""
+    unet_channels: tuple[int, int, int] = (32, 64, 64)
+    """Widths of the denoiser's three levels (the last one with self-attention)."""
+    parameter_channels: tuple[int, int, int] = (32, 64, 128)
+    """Widths of the parameter network's stride-2 levels."""
+    hyper_channels: int = 32
+    feature_channels: int = 64
+    context_channels: int = 64
+
+    def check(self) -> None:
+        """Raise ``ValueError`` unless the sizes make a network."""
+        sizes = (self.latent_channels, *self.unet_channels, *self.parameter_channels, self.hyper_channels,
+                 self.feature_channels, self.context_channels)  # fmt: skip
+        if not all(isinstance(s, int) and 1 <= s <= 1024 for s in sizes):
+            raise ValueError(f"relic sizes out of range: {self}")
+        if any(c % 8 for c in self.unet_channels) or len(self.unet_channels) != 3 or len(self.parameter_channels) != 3:
+            raise ValueError(f"relic denoiser widths must be three multiples of 8: {self.unet_channels}")
+
+
+@dataclass(frozen=True)
+class Training:
+    """How a model learns from a collection's latents: the denoiser first, then the
+    parameter network and the entropy model with the denoiser frozen."""
+
+    denoiser_steps: int = 6000
+    coder_steps: int = 4000
+    batch_size: int = 8
+    crop: int = 32
+    """Side of the latent crops trained on (32: 256 image pixels)."""
+    learning_rate: float = 1e-3
+    denoiser_learning_rate: float = 5e-4
+    rounding: float = 0.2
+    """Share of the coder's last steps whose rate is that of rounded values (else noisy)."""
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class RelicParams:
+    """One relic configuration. ``quality`` in [1, 4]: higher, more bits and a closer
+    latent; the sizes and schedule only matter when a model is trained."""
+
+    quality: float = 2.0
+    unet_channels: tuple[int, int, int] = (32, 64, 64)
+    parameter_channels: tuple[int, int, int] = (32, 64, 128)
+    hyper_channels: int = 32
+    feature_channels: int = 64
+    context_channels: int = 64
+    denoiser_steps: int = 6000
+    coder_steps: int = 4000
+    batch_size: int = 8
+    crop: int = 32
+    sample: int = 256
+    """Images of the collection a model is trained on (all when it has fewer)."""
+
+    def architecture(self, latent_channels: int) -> Architecture:
+        return Architecture(latent_channels, tuple(self.unet_channels), tuple(self.parameter_channels),
+                            self.hyper_channels, self.feature_channels, self.context_channels)  # fmt: skip
+
+    def training(self, steps: int | None = None) -> Training:
+        """The schedule; ``steps`` (if given) is the total, split as the preset splits it."""
+        denoiser, coder = self.denoiser_steps, self.coder_steps
+        if steps is not None:
+            denoiser = max(1, round(steps * denoiser / (denoiser + coder)))
+            coder = max(1, steps - denoiser)
+        return Training(denoiser, coder, self.batch_size, self.crop)
+
+    def validate(self) -> None:
+        """Raise ``CodecError`` naming the first field out of range."""
+        if not (math.isfinite(self.quality) and QUALITY_RANGE[0] <= self.quality <= QUALITY_RANGE[1]):
+            raise CodecError(f"relic quality must be in [{QUALITY_RANGE[0]:g}, {QUALITY_RANGE[1]:g}], got {self.quality}")
+        try:
+            self.architecture(4).check()
+        except ValueError as exc:
+            raise CodecError(str(exc)) from None
+        if min(self.denoiser_steps, self.coder_steps, self.batch_size, self.sample) < 1:
+            raise CodecError("relic needs denoiser_steps, coder_steps, batch_size and sample >= 1")
+        if not 16 <= self.crop <= 256 or self.crop % 16:
+            raise CodecError(f"relic crop must be a multiple of 16 in 16..256, got {self.crop}")
+
+
+PRESETS: dict[str, RelicParams] = {
+    "tiny": RelicParams(unet_channels=(8, 16, 16), parameter_channels=(8, 8, 16), hyper_channels=8,
+                        feature_channels=16, context_channels=16, denoiser_steps=40, coder_steps=40,
+                        batch_size=4, crop=16, sample=16),
+    "fast": RelicParams(denoiser_steps=1500, coder_steps=1000),
+    "default": RelicParams(),
+}
+"""``tiny`` trains in seconds (tests); ``fast`` in minutes; ``default`` is the benchmark's."""

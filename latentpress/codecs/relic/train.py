@@ -1,0 +1,115 @@
+"""Training one relic model on a collection's latents, in two stages.
+
+1. The denoiser: noise prediction on random normalised latent crops at times drawn
+   uniformly in [0, T_MAX] (the cosine schedule of :mod:`.schedule`).
+2. The codec, with the denoiser frozen: the parameter network and the entropy model
+   learn bpp + lambda * distortion, lambda drawn per crop from the quality range
+   (:func:`.params.lambda_of`). The distortion is the squared error of the denoiser's
+   one-step clean prediction at the predicted t, summed over the (unit-variance)
+   channels: the supplement's single x0 step in place of the whole chain, so
+   gradients reach t through the continuous schedule. The rate is that of noisy
+   values, then of rounded ones for the last ``rounding`` share of steps.
+
+Adam with a cosine learning-rate decay in both; afterwards the exact networks'
+weights go onto their grids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from latentpress.codecs.glc.exact import quantize_in_place
+from latentpress.codecs.glc.train import Crops, cosine_learning_rate
+from latentpress.codecs.relic import schedule
+from latentpress.codecs.relic.model import RelicModel
+from latentpress.codecs.relic.params import QUALITY_RANGE, Architecture, Training, lambda_of
+
+
+@dataclass(frozen=True)
+class TrainingStatus:
+    """What training reports as it goes."""
+
+    step: int
+    steps: int
+    """All steps of both stages."""
+    stage: str
+    """``denoiser`` or ``codec``."""
+    loss: float
+    bpp: float = float("nan")
+    """Estimated bits per image pixel of this step's crops (codec stage)."""
+    t: float = float("nan")
+    """Mean predicted time of this step's crops (codec stage)."""
+
+    def summary(self) -> str:
+        """The figures of this step, for a progress line."""
+        if self.stage == "denoiser":
+            return f"denoiser, noise MSE {self.loss:.4f}"
+        return f"codec, loss {self.loss:.4f}, about {self.bpp:.3f} bpp, mean t {self.t:.3f}"
+
+
+def latent_statistics(latents: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(C,) mean and standard deviation of each channel across ``latents``."""
+    values = np.concatenate([np.asarray(z, np.float64).reshape(z.shape[0], -1) for z in latents], 1)
+    return values.mean(1), np.maximum(values.std(1), 1e-3)
+
+
+def train(
+    latents: list[np.ndarray],
+    arch: Architecture,
+    training: Training,
+    device: str = "cpu",
+    progress: Callable[[TrainingStatus], None] | None = None,
+    report_every: int = 50,
+) -> RelicModel:
+    """A model trained on ``latents`` ((C, h, w) each), its exact networks quantized."""
+    torch.manual_seed(training.seed)
+    model = RelicModel(arch)
+    mean, std = latent_statistics(latents)
+    model.latent_mean.copy_(torch.from_numpy(mean).float())
+    model.latent_std.copy_(torch.from_numpy(std).float())
+    model = model.to(device).train()
+    normalised = [((np.asarray(z, np.float64) - mean[:, None, None]) / std[:, None, None]).astype(np.float32)
+                  for z in latents]  # fmt: skip
+    crops = Crops(normalised, training.crop, training.seed)
+    total = training.denoiser_steps + training.coder_steps
+
+    def report(step: int, stage: str, loss: torch.Tensor, **extra: float) -> None:
+        if progress is not None and (step % report_every == 0 or step in (training.denoiser_steps, total)):
+            progress(TrainingStatus(step, total, stage, loss.item(), **extra))
+
+    denoiser = model.denoiser
+    optimizer = torch.optim.Adam(denoiser.parameters(), lr=training.denoiser_learning_rate)
+    for step in range(training.denoiser_steps):
+        cosine_learning_rate(optimizer, training.denoiser_learning_rate, step, training.denoiser_steps)
+        x0 = crops.batch(training.batch_size).to(device)
+        t = torch.rand(training.batch_size, device=device) * schedule.T_MAX
+        noise = torch.randn_like(x0)
+        loss = ((denoiser(schedule.add_noise(x0, noise, t), t) - noise) ** 2).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        report(step + 1, "denoiser", loss)
+    denoiser.requires_grad_(False).eval()
+
+    coder = [p for name, p in model.named_parameters() if not name.startswith("denoiser.")]
+    optimizer = torch.optim.Adam(coder, lr=training.learning_rate)
+    pixels = 64 * training.crop * training.crop
+    rounding_from = training.coder_steps - round(training.coder_steps * training.rounding)
+    for step in range(training.coder_steps):
+        cosine_learning_rate(optimizer, training.learning_rate, step, training.coder_steps)
+        y = crops.batch(training.batch_size).to(device)
+        quality = QUALITY_RANGE[0] + (QUALITY_RANGE[1] - QUALITY_RANGE[0]) * torch.rand(training.batch_size, device=device)
+        x0, bits, t = model(y, quality, rounding=step >= rounding_from)
+        bpp = bits / pixels
+        loss = (bpp + lambda_of(quality) * ((x0 - y) ** 2).mean((2, 3)).sum(1)).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(coder, 5.0)
+        optimizer.step()
+        report(training.denoiser_steps + step + 1, "codec", loss, bpp=bpp.mean().item(), t=t.mean().item())
+    quantize_in_place(model)
+    return model.cpu().eval().requires_grad_(False)
