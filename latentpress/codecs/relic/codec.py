@@ -77,7 +77,7 @@ class LoadedModel:
     def side_info(self, latent: np.ndarray, quality: float) -> SideInfo:
         """The coding parameters the parameter network picks for ``latent`` at ``quality``."""
         y = self.model.normalise(torch.from_numpy(latent))[None]
-        log_scale, shift, t = self.model.parameters_net(y, torch.tensor([quality]))
+        log_scale, shift, t = self.model.parameter_net(y, torch.tensor([quality]))
         return SideInfo.of(float(t[0]), log_scale[0].numpy(), shift[0].numpy())
 
     def encode(self, latent: np.ndarray, quality: float, t: float | None = None) -> bytes:

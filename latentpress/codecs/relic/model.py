@@ -98,7 +98,7 @@ class RelicModel(ContextPrior):
         super().__init__(prior_sizes(arch))
         self.arch = arch
         self.denoiser = Denoiser(arch)
-        self.parameters_net = ParameterNet(arch)
+        self.parameter_net = ParameterNet(arch)
         self.register_buffer("latent_mean", torch.zeros(arch.latent_channels))
         self.register_buffer("latent_std", torch.ones(arch.latent_channels))
 
@@ -112,7 +112,7 @@ class RelicModel(ContextPrior):
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Training pass on normalised latents ``y`` (B, C, h, w) at ``quality`` (B,): the
         one-step clean prediction, the bits of each sample (B,) and the times (B,)."""
-        log_scale, shift, t = self.parameters_net(y, quality)
+        log_scale, shift, t = self.parameter_net(y, quality)
         scale = torch.exp2(log_scale)[..., None, None]
         decoded, bits = self.code_values((y - shift[..., None, None]) * scale, rounding)
         y_hat = decoded / scale + shift[..., None, None]

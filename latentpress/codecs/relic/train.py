@@ -1,7 +1,9 @@
 """Training one relic model on a collection's latents, in two stages.
 
-1. The denoiser: noise prediction on random normalised latent crops at times drawn
-   uniformly in [0, T_MAX] (the cosine schedule of :mod:`.schedule`).
+1. The denoiser: noise prediction on random normalised latent crops at times
+   ``T_MAX * u**2``, ``u`` uniform (the cosine schedule of :mod:`.schedule`): every
+   time is seen, the small ones most, since the codec starts denoising from the
+   level of its quantization noise, rarely beyond t = 0.4.
 2. The codec, with the denoiser frozen: the parameter network and the entropy model
    learn bpp + lambda * distortion, lambda drawn per crop from the quality range
    (:func:`.params.lambda_of`). The distortion is the squared error of the denoiser's
@@ -86,7 +88,7 @@ def train(
     for step in range(training.denoiser_steps):
         cosine_learning_rate(optimizer, training.denoiser_learning_rate, step, training.denoiser_steps)
         x0 = crops.batch(training.batch_size).to(device)
-        t = torch.rand(training.batch_size, device=device) * schedule.T_MAX
+        t = torch.rand(training.batch_size, device=device) ** 2 * schedule.T_MAX
         noise = torch.randn_like(x0)
         loss = ((denoiser(schedule.add_noise(x0, noise, t), t) - noise) ** 2).mean()
         optimizer.zero_grad(set_to_none=True)
