@@ -23,7 +23,7 @@ from latentpress.codecs import CodecError, CollectionModelCodec, DecodeContext, 
 from latentpress.codecs.glc import bitstream
 from latentpress.codecs.glc.codec import load_model
 from latentpress.codecs.glc.model import GlcModel
-from latentpress.codecs.glc.train import lambdas
+from latentpress.codecs.glc.train import channel_weights, distortion, lambdas
 from latentpress.infra.archive import pack_image, unpack_image
 from latent_fixtures import crops, item, odd_photo
 
@@ -198,3 +198,16 @@ def test_taesd3_latents_of_16_channels() -> None:
     assert decoded.shape == latents[0].shape
     with pytest.raises(CodecError, match="16-channel"):
         codec.encode(item(np.zeros((4, 8, 8), np.float32)), codec.params("tiny"), model)
+
+
+def test_distortion_means_the_same_on_any_latent_scale(latents: list[np.ndarray]) -> None:
+    """Scaling a channel scales its errors and its variance alike: the training
+    distortion (MSE over variance, summed over channels) does not change."""
+    scales = np.array([0.5, 2.0, 1.0, 3.0], np.float32)[:, None, None]
+    x = torch.from_numpy(np.stack([z[:, :8, :8] for z in latents]))
+    noisy = x + 0.1 * torch.randn_like(x)
+    plain = distortion(noisy, x, channel_weights(latents))
+    scaled = [z * scales for z in latents]
+    s = torch.from_numpy(scales)
+    assert torch.allclose(distortion(noisy * s, x * s, channel_weights(scaled)), plain, rtol=1e-4)
+    assert torch.allclose(channel_weights(latents) / torch.from_numpy(scales.ravel() ** 2), channel_weights(scaled), rtol=1e-4)
