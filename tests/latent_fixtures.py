@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from conftest import KODAK
@@ -27,3 +28,19 @@ def odd_photo() -> np.ndarray:
 def item(latent: np.ndarray, image_id: str = "0123456789abcdef") -> CodecInput:
     """A TAESD codec input of ``latent`` (the image 8 times its size)."""
     return CodecInput(image_id, latent.shape[2] * 8, latent.shape[1] * 8, latent=latent, vae_id="taesd")
+
+
+@pytest.fixture(scope="module")
+def latents() -> list[np.ndarray]:
+    """TAESD latents of ``crops()``."""
+    from latentpress.models.vae import load_vae
+
+    return load_vae("taesd").encode(crops())
+
+
+@pytest.fixture(scope="module")
+def test_latent() -> np.ndarray:
+    """The TAESD latent of ``odd_photo()``."""
+    from latentpress.models.vae import load_vae
+
+    return load_vae("taesd").encode([odd_photo()])[0]

@@ -25,26 +25,12 @@ from latentpress.codecs.glc.codec import load_model
 from latentpress.codecs.glc.model import GlcModel
 from latentpress.codecs.glc.train import channel_weights, distortion, lambdas
 from latentpress.infra.archive import pack_image, unpack_image
-from latent_fixtures import crops, item, odd_photo
+from latent_fixtures import crops, item, latents, test_latent  # noqa: F401 - module fixtures
 
 GOLDEN = Path(__file__).parent / "golden"
 GOLDEN_MODEL, GOLDEN_IMAGE = GOLDEN / "glc_model_v1.lpm", GOLDEN / "glc_v1.lpc"
 GOLDEN_LATENT = {(0, 0, 0): 0.33803168, (3, 9, 11): 0.07345521, (1, 4, 6): -0.12331091, (2, 0, 11): -0.5175842}
 """Decoded values of the golden stream at a few positions (printed by a regeneration)."""
-
-
-@pytest.fixture(scope="module")
-def latents() -> list[np.ndarray]:
-    from latentpress.models.vae import load_vae
-
-    return load_vae("taesd").encode(crops())
-
-
-@pytest.fixture(scope="module")
-def test_latent() -> np.ndarray:
-    from latentpress.models.vae import load_vae
-
-    return load_vae("taesd").encode([odd_photo()])[0]
 
 
 @pytest.fixture(scope="module")

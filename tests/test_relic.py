@@ -24,26 +24,12 @@ from latentpress.codecs.relic.codec import load_model
 from latentpress.codecs.relic.model import RelicModel
 from latentpress.codecs.relic.params import PRESETS
 from latentpress.infra.archive import pack_image, unpack_image
-from latent_fixtures import crops, item, odd_photo
+from latent_fixtures import item, latents, test_latent  # noqa: F401 - module fixtures
 
 GOLDEN = Path(__file__).parent / "golden"
 GOLDEN_MODEL, GOLDEN_IMAGE = GOLDEN / "relic_model_v1.lpm", GOLDEN / "relic_v1.lpc"
 GOLDEN_LATENT = {(0, 0, 0): 0.32700473, (3, 9, 11): -0.39365315, (1, 4, 6): -0.14848468, (2, 0, 11): -1.3926735}
 """Decoded values of the golden stream at a few positions (printed by a regeneration)."""
-
-
-@pytest.fixture(scope="module")
-def latents() -> list[np.ndarray]:
-    from latentpress.models.vae import load_vae
-
-    return load_vae("taesd").encode(crops())
-
-
-@pytest.fixture(scope="module")
-def test_latent() -> np.ndarray:
-    from latentpress.models.vae import load_vae
-
-    return load_vae("taesd").encode([odd_photo()])[0]
 
 
 @pytest.fixture(scope="module")

@@ -64,10 +64,16 @@ def phases(training: Training) -> list[Phase]:
     return [Phase("noise", training.steps - rounding, False), Phase("rounding", rounding, True)]
 
 
-def channel_weights(latents: list[np.ndarray]) -> torch.Tensor:
-    """(C,) one over each channel's variance across ``latents`` ((C, h, w) each)."""
+def latent_statistics(latents: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(C,) mean and standard deviation (at least 1e-3) of each channel across
+    ``latents`` ((C, h, w) each)."""
     values = np.concatenate([np.asarray(z, np.float64).reshape(z.shape[0], -1) for z in latents], 1)
-    return torch.from_numpy(1.0 / np.maximum(values.var(1), 1e-6)).float()
+    return values.mean(1), np.maximum(values.std(1), 1e-3)
+
+
+def channel_weights(latents: list[np.ndarray]) -> torch.Tensor:
+    """(C,) one over each channel's variance across ``latents``."""
+    return torch.from_numpy(latent_statistics(latents)[1] ** -2).float()
 
 
 def distortion(x_hat: torch.Tensor, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:

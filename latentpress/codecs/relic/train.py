@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from latentpress.codecs.glc.exact import quantize_in_place
-from latentpress.codecs.glc.train import Crops, cosine_learning_rate
+from latentpress.codecs.glc.train import Crops, cosine_learning_rate, latent_statistics
 from latentpress.codecs.relic import schedule
 from latentpress.codecs.relic.model import RelicModel
 from latentpress.codecs.relic.params import QUALITY_RANGE, Architecture, Training, lambda_of
@@ -51,12 +51,6 @@ class TrainingStatus:
         if self.stage == "denoiser":
             return f"denoiser, noise MSE {self.loss:.4f}"
         return f"codec, loss {self.loss:.4f}, about {self.bpp:.3f} bpp, mean t {self.t:.3f}"
-
-
-def latent_statistics(latents: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """(C,) mean and standard deviation of each channel across ``latents``."""
-    values = np.concatenate([np.asarray(z, np.float64).reshape(z.shape[0], -1) for z in latents], 1)
-    return values.mean(1), np.maximum(values.std(1), 1e-3)
 
 
 def train(
