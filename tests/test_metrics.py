@@ -113,3 +113,43 @@ def test_tiny_images_get_psnr_only(kodak_crop: np.ndarray) -> None:
 def test_rejects_non_uint8(kodak_crop: np.ndarray) -> None:
     with pytest.raises(ValueError, match="uint8"):
         compute_metrics(kodak_crop.astype(np.float32), kodak_crop.astype(np.float32))
+
+
+@pytest.mark.parametrize("strip_pixels", [1 << 22, 4000])
+def test_ms_ssim_in_strips_equals_the_whole_image_value(kodak_dir, strip_pixels: int, monkeypatch) -> None:
+    from PIL import Image, ImageFilter
+
+    with Image.open(kodak_dir / "kodim05.png") as img:
+        photo = img.convert("RGB").crop((0, 0, 301, 187))  # odd sides: replicated rows and columns
+        reference, blurred = np.asarray(photo), np.asarray(photo.filter(ImageFilter.GaussianBlur(1.5)))
+    whole = float(metrics.ms_ssim(metrics._to_tensor(reference, "cpu"), metrics._to_tensor(blurred, "cpu"))[0])
+    monkeypatch.setattr(metrics, "STRIP_PIXELS", strip_pixels)
+    assert metrics.ms_ssim_image(reference, blurred) == pytest.approx(whole, abs=1e-6)
+    assert 0.5 < whole < 0.99
+
+
+def test_psnr_in_strips_equals_the_direct_value(kodak_crop: np.ndarray, monkeypatch) -> None:
+    noisy = np.clip(kodak_crop + np.random.default_rng(0).normal(0, 5, kodak_crop.shape), 0, 255).astype(np.uint8)
+    direct = 10 * np.log10(255**2 / np.mean((kodak_crop.astype(np.float64) - noisy) ** 2))
+    monkeypatch.setattr(metrics, "STRIP_PIXELS", 500)
+    assert metrics.psnr(kodak_crop, noisy) == pytest.approx(direct, abs=1e-9)
+
+
+def test_tiled_lpips_and_dists_stay_close_to_whole_image_values(kodak_dir, monkeypatch) -> None:
+    from PIL import Image, ImageFilter
+
+    with Image.open(kodak_dir / "kodim03.png") as img:
+        reference = np.asarray(img.convert("RGB"))
+        blurred = np.asarray(img.convert("RGB").filter(ImageFilter.GaussianBlur(2)))
+    whole = compute_metrics(reference, blurred)
+    lpips_net, dists_net = metrics._networks("cpu")
+    ref, dist = metrics._to_tensor(reference, "cpu"), metrics._to_tensor(blurred, "cpu")
+    with torch.inference_mode():  # the packages' own whole-image values
+        assert whole["lpips"] == pytest.approx(float(lpips_net(ref / 127.5 - 1, dist / 127.5 - 1)), abs=1e-5)
+        assert whole["dists"] == pytest.approx(float(dists_net(ref / 255, dist / 255)), abs=1e-5)
+    monkeypatch.setattr(metrics, "PERCEPTUAL_TILE", 256)  # six windows
+    tiled = compute_metrics(reference, blurred)
+    assert tiled["lpips"] == pytest.approx(whole["lpips"], abs=0.002)
+    assert tiled["dists"] == pytest.approx(whole["dists"], abs=0.002)
+    assert tiled["ms_ssim"] == pytest.approx(whole["ms_ssim"], abs=1e-6)
+    assert tiled["lpips"] != whole["lpips"]  # the windows were really used

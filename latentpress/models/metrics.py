@@ -4,6 +4,13 @@ LPIPS and DISTS weights come from the configured models folder (``lpips/`` and
 ``torchvision/``) and the alpha/beta weights the ``DISTS_pytorch`` package ships;
 nothing is downloaded and every file is read with ``weights_only=True``. Models are
 built once per process and device. DISTS runs at full resolution (no resizing).
+
+Memory is bounded at any image size: PSNR and MS-SSIM are computed in strips of rows
+and equal their whole-image values (up to float rounding); LPIPS and DISTS are
+computed whole for images whose sides are at most ``PERCEPTUAL_TILE`` pixels, and
+for larger ones window by window, adding each window's share of the networks'
+feature maps into whole-image sums (``models.feature_metrics``;
+``docs/large-photos.md`` measures the difference from whole-image values).
 """
 
 from __future__ import annotations
@@ -22,11 +29,20 @@ import torch.nn.functional as F
 
 from latentpress.config import get_settings
 from latentpress.infra.models import resolve_file
+from latentpress.models.feature_metrics import dists_tiled, lpips_tiled
 from latentpress.models.weights import LPIPS_WEIGHTS, VGG16_WEIGHTS
 
 MIN_SIZE = 32
 """Smallest image side MS-SSIM, LPIPS and DISTS are measured at (LPIPS' AlexNet needs
 31 pixels); smaller images get PSNR only."""
+
+PERCEPTUAL_TILE = 1024
+"""Largest core LPIPS and DISTS see at once: a window of up to 1024 + 2 * 64 pixels a
+side, about 2 GB of memory on a CPU."""
+PERCEPTUAL_MARGIN = 64
+"""Context around each window's core, in pixels (a multiple of 16)."""
+STRIP_PIXELS = 1 << 22
+"""Pixels per strip of rows in PSNR and MS-SSIM (about 250 MB of float32 maps)."""
 
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 _WINDOW, _SIGMA, _PEAK = 11, 1.5, 255.0
@@ -53,18 +69,21 @@ def compute_metrics(
         nan = float("nan")
         return {"psnr": psnr(reference, distorted), "ms_ssim": nan, "lpips": nan, "dists": nan}
     device = device or get_settings().device
-    lpips_net, dists_net = _networks(device)
-    ref, dist = _to_tensor(reference, device), _to_tensor(distorted, device)
-    with torch.inference_mode():
-        ms = ms_ssim(ref, dist)
-        lp = lpips_net(ref / 127.5 - 1.0, dist / 127.5 - 1.0)
-        ds = dists_net(ref / 255.0, dist / 255.0)
+    lpips, dists = perceptual(reference, distorted, device)
     return {
         "psnr": psnr(reference, distorted),
-        "ms_ssim": float(ms.item()),
-        "lpips": float(lp.item()),
-        "dists": float(ds.item()),
+        "ms_ssim": ms_ssim_image(reference, distorted, device),
+        "lpips": lpips,
+        "dists": dists,
     }
+
+
+def perceptual(reference: np.ndarray, distorted: np.ndarray, device: str) -> tuple[float, float]:
+    """LPIPS and DISTS of (H, W, 3) uint8 images, window by window
+    (``models.feature_metrics``): whole-image values at any size."""
+    lpips_net, dists_net = _networks(device)
+    return (lpips_tiled(lpips_net, reference, distorted, PERCEPTUAL_TILE, PERCEPTUAL_MARGIN, device),
+            dists_tiled(dists_net, reference, distorted, PERCEPTUAL_TILE, PERCEPTUAL_MARGIN, device))  # fmt: skip
 
 
 def warm_up(device: str | None = None) -> None:
@@ -91,8 +110,64 @@ def lpips_network(device: str | None = None) -> torch.nn.Module:
 
 def psnr(reference: np.ndarray, distorted: np.ndarray) -> float:
     """PSNR in dB of uint8 images (peak 255) over all pixels and channels; ``inf`` if equal."""
-    mse = float(np.mean((reference.astype(np.float64) - distorted.astype(np.float64)) ** 2))
+    squared = 0.0
+    for rows in _strips(reference.shape[0], reference.shape[1], 0):
+        squared += float(np.sum((reference[rows].astype(np.float64) - distorted[rows]) ** 2))
+    mse = squared / reference.size
     return float("inf") if mse == 0 else 10.0 * float(np.log10(_PEAK**2 / mse))
+
+
+def ms_ssim_image(reference: np.ndarray, distorted: np.ndarray, device: str = "cpu") -> float:
+    """:func:`ms_ssim` of two (H, W, 3) uint8 images, computed in strips of rows so that
+    memory stays bounded at any size; equal to the whole-image value up to float rounding."""
+    scales = _num_scales(*reference.shape[:2])
+    weights = np.asarray(MS_SSIM_WEIGHTS[:scales], np.float64)
+    weights /= weights.sum()
+    window = _gaussian_window(3, torch.float32, torch.device(device))
+    x, y, factors = reference, distorted, []
+    for scale in range(scales):
+        ssim, cs = _ssim_in_strips(x, y, window)
+        if scale < scales - 1:
+            factors.append(cs)
+            x, y = _downsample_image(x), _downsample_image(y)
+    factors.append(ssim)
+    return float(np.mean(np.prod(np.clip(np.stack(factors), 0.0, None) ** weights[:, None], 0)))
+
+
+def _strips(height: int, width: int, overlap: int) -> list[slice]:
+    """Row ranges of about ``STRIP_PIXELS`` pixels covering ``height`` rows, each
+    reaching ``overlap`` rows into the next one."""
+    rows = max(1, STRIP_PIXELS // width - overlap)
+    return [slice(top, min(height, top + rows + overlap)) for top in range(0, max(1, height - overlap), rows)]
+
+
+def _ssim_in_strips(x: np.ndarray, y: np.ndarray, window: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean SSIM and contrast-structure term (3,) of (H, W, 3) images, over
+    strips that overlap by the window, so that every valid position counts once."""
+    height, width = x.shape[:2]
+    sums = np.zeros((2, 3))
+    for rows in _strips(height, width, _WINDOW - 1):
+        with torch.inference_mode():
+            pair = [torch.from_numpy(np.ascontiguousarray(a[rows], np.float32)).permute(2, 0, 1)[None].to(window.device)
+                    for a in (x, y)]  # fmt: skip
+            ssim_map, cs_map = _ssim_maps(*pair, window)
+            sums += torch.stack([ssim_map.sum((0, 2, 3)), cs_map.sum((0, 2, 3))]).double().cpu().numpy()
+    count = (height - _WINDOW + 1) * (width - _WINDOW + 1)
+    return sums[0] / count, sums[1] / count
+
+
+def _downsample_image(image: np.ndarray) -> np.ndarray:
+    """2x2 average of an (H, W, 3) image as float32 (odd sides replicate their last row
+    or column), in strips of rows."""
+    height, width = image.shape[:2]
+    if height % 2 or width % 2:
+        image = np.pad(image, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
+    half_h, half_w = image.shape[0] // 2, image.shape[1] // 2
+    out = np.empty((half_h, half_w, 3), np.float32)
+    for rows in _strips(half_h, half_w, 0):
+        block = image[2 * rows.start : 2 * rows.stop].astype(np.float32)
+        out[rows] = block.reshape(-1, 2, half_w, 2, 3).sum((1, 3), dtype=np.float32) / 4
+    return out
 
 
 def ms_ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -142,6 +217,14 @@ def _ssim(
     x: torch.Tensor, y: torch.Tensor, window: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel mean SSIM and contrast-structure term, each (N, C)."""
+    ssim_map, cs_map = _ssim_maps(x, y, window)
+    return ssim_map.mean((2, 3)), cs_map.mean((2, 3))
+
+
+def _ssim_maps(
+    x: torch.Tensor, y: torch.Tensor, window: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """SSIM and contrast-structure maps (N, C, H - 10, W - 10): valid filtering."""
     c1, c2 = (0.01 * _PEAK) ** 2, (0.03 * _PEAK) ** 2
     stacked = torch.cat([x, y, x * x, y * y, x * y], 1)
     groups = stacked.shape[1]
@@ -151,7 +234,7 @@ def _ssim(
     var_x, var_y, cov = xx - mu_x**2, yy - mu_y**2, xy - mu_x * mu_y
     cs_map = (2 * cov + c2) / (var_x + var_y + c2)
     ssim_map = (2 * mu_x * mu_y + c1) / (mu_x**2 + mu_y**2 + c1) * cs_map
-    return ssim_map.mean((2, 3)), cs_map.mean((2, 3))
+    return ssim_map, cs_map
 
 
 def _downsample(x: torch.Tensor) -> torch.Tensor:

@@ -9,6 +9,10 @@ Images of any size are padded on the bottom and right to a multiple of the strid
 by edge replication (repeating the last row and column), which avoids the dark or
 mirrored borders zero or reflect padding would make the decoder reproduce; decoding
 crops the padding away.
+
+Images with a side over ``TILE`` pixels are coded alone, in tiles with context
+(``models.tiling``), so memory is bounded by one tile whatever the photo's size;
+smaller images are batched by shape, at most ``BATCH_PIXELS`` pixels a batch.
 """
 
 from __future__ import annotations
@@ -23,18 +27,30 @@ import torch
 
 from latentpress.config import get_settings
 from latentpress.infra.models import model_id, resolve_model
+from latentpress.models.tiling import windows
 
 _CLASSES = ("AutoencoderTiny", "AutoencoderKL")
+TILE = 1024
+"""Images with a side over this many pixels are encoded and decoded in tiles of about
+this side (a multiple of every VAE's stride)."""
+TILE_MARGIN = 128
+"""Context around each tile, in image pixels: it covers the TAESD coders' receptive
+field, so tiled latents differ from untiled ones by float rounding (measured in
+``docs/large-photos.md``)."""
+BATCH_PIXELS = 1 << 21
+"""Most pixels coded in one batch (about 2 MP: five Kodak photos)."""
 
 
-def _batches(keys: Sequence[tuple[int, ...]], batch_size: int) -> Iterator[list[int]]:
-    """Indices grouped by equal key, in chunks of at most ``batch_size``."""
+def _batches(keys: Sequence[tuple[int, ...]], batch_size: int, max_pixels: int) -> Iterator[list[int]]:
+    """Indices grouped by equal shape ``key`` (..., H, W), in chunks of at most
+    ``batch_size`` and of at most ``max_pixels`` pixels (at least one image)."""
     groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
     for i, key in enumerate(keys):
         groups[key].append(i)
-    for idx in groups.values():
-        for start in range(0, len(idx), batch_size):
-            yield idx[start : start + batch_size]
+    for key, idx in groups.items():
+        size = max(1, min(batch_size, max_pixels // (key[-2] * key[-1])))
+        for start in range(0, len(idx), size):
+            yield idx[start : start + size]
 
 
 class LatentAutoencoder:
@@ -50,6 +66,10 @@ class LatentAutoencoder:
         self.latent_channels: int = int(config.latent_channels)
         self.scaling_factor: float = float(config.scaling_factor)
         self.shift_factor: float = float(getattr(config, "shift_factor", None) or 0.0)
+        self.tile = TILE
+        """Images with a side over this many pixels are coded in tiles of about this side."""
+        self.margin = TILE_MARGIN
+        """Context each tile sees beyond its core, in image pixels (a multiple of the stride)."""
 
     def __repr__(self) -> str:
         return (
@@ -62,24 +82,26 @@ class LatentAutoencoder:
         return math.ceil(width / self.stride), math.ceil(height / self.stride)
 
     def encode(self, images: Sequence[np.ndarray], batch_size: int = 8) -> list[np.ndarray]:
-        """Encode (H, W, 3) uint8 RGB images to float32 latents (C, ceil(H/s), ceil(W/s))."""
+        """Encode (H, W, 3) uint8 RGB images to float32 latents (C, ceil(H/s), ceil(W/s)).
+
+        Images with a side over ``tile`` are encoded alone, in tiles; smaller ones in
+        batches of equal size and at most ``BATCH_PIXELS``."""
         padded = [self._pad(_check_image(img)) for img in images]
         out: list[np.ndarray] = [np.empty(0)] * len(padded)
-        with torch.inference_mode():
-            for idx in _batches([p.shape for p in padded], batch_size):
-                batch = torch.from_numpy(np.stack([padded[i] for i in idx])).to(self.device)
-                x = batch.permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
-                enc = self.vae.encode(x)
-                z = enc.latents if self.is_tiny else enc.latent_dist.mode()
-                z = z.float().cpu().numpy()
-                for j, i in enumerate(idx):
-                    out[i] = z[j]
+        whole = [i for i, p in enumerate(padded) if not self._tiled(*p.shape[:2])]
+        for idx in _batches([padded[i].shape[:2] for i in whole], batch_size, BATCH_PIXELS):
+            for i, z in zip(idx, self._encode_batch(np.stack([padded[whole[k]] for k in idx])), strict=True):
+                out[whole[i]] = z
+        for i, image in enumerate(padded):
+            if self._tiled(*image.shape[:2]):
+                out[i] = self._encode_tiled(image)
         return out
 
     def decode(
         self, latents: Sequence[np.ndarray], sizes: Sequence[tuple[int, int]], batch_size: int = 8
     ) -> list[np.ndarray]:
-        """Decode latents to (H, W, 3) uint8 images cropped to ``sizes`` (width, height)."""
+        """Decode latents to (H, W, 3) uint8 images cropped to ``sizes`` (width, height);
+        large ones in tiles, as ``encode``."""
         if len(latents) != len(sizes):
             raise ValueError(f"{len(latents)} latents but {len(sizes)} sizes")
         for z, (w, h) in zip(latents, sizes, strict=True):
@@ -88,17 +110,50 @@ class LatentAutoencoder:
                 raise ValueError(
                     f"latent shape {z.shape} does not fit image {w}x{h}: expected {expected}"
                 )
-        out: list[np.ndarray] = [np.empty(0)] * len(latents)
-        with torch.inference_mode():
-            for idx in _batches([z.shape for z in latents], batch_size):
-                z = torch.from_numpy(np.stack([np.asarray(latents[i], np.float32) for i in idx]))
-                x = self.vae.decode(z.to(self.device)).sample
-                img = x.float().clamp(-1.0, 1.0).add(1.0).mul(127.5).round().to(torch.uint8)
-                img = img.permute(0, 2, 3, 1).cpu().numpy()
-                for j, i in enumerate(idx):
-                    w, h = sizes[i]
-                    out[i] = np.ascontiguousarray(img[j, :h, :w])
+        images: list[np.ndarray] = [np.empty(0)] * len(latents)
+        s = self.stride
+        whole = [i for i, z in enumerate(latents) if not self._tiled(z.shape[1] * s, z.shape[2] * s)]
+        for idx in _batches([(latents[i].shape[1] * s, latents[i].shape[2] * s) for i in whole], batch_size, BATCH_PIXELS):
+            for i, image in zip(idx, self._decode_batch(np.stack([latents[whole[k]] for k in idx])), strict=True):
+                images[whole[i]] = image
+        for i, z in enumerate(latents):
+            if self._tiled(z.shape[1] * s, z.shape[2] * s):
+                images[i] = self._decode_tiled(np.asarray(z, np.float32))
+        return [np.ascontiguousarray(image[:h, :w]) for image, (w, h) in zip(images, sizes, strict=True)]
+
+    def _tiled(self, height: int, width: int) -> bool:
+        return max(height, width) > self.tile
+
+    def _encode_tiled(self, image: np.ndarray) -> np.ndarray:
+        s = self.stride
+        out = np.empty((self.latent_channels, image.shape[0] // s, image.shape[1] // s), np.float32)
+        for window in windows(*image.shape[:2], self.tile, self.margin, s):
+            z = self._encode_batch(np.array(image[window.window()])[None])[0]
+            out[(slice(None), *window.core(1 / s))] = z[(slice(None), *window.core_in_window(1 / s))]
         return out
+
+    def _decode_tiled(self, latent: np.ndarray) -> np.ndarray:
+        s = self.stride
+        out = np.empty((latent.shape[1] * s, latent.shape[2] * s, 3), np.uint8)
+        for window in windows(*latent.shape[1:], self.tile // s, self.margin // s):
+            image = self._decode_batch(latent[(slice(None), *window.window())][None])[0]
+            out[window.core(s)] = image[window.core_in_window(s)]
+        return out
+
+    def _encode_batch(self, images: np.ndarray) -> np.ndarray:
+        """(N, H, W, 3) uint8, sides multiples of the stride -> (N, C, H/s, W/s) float32."""
+        with torch.inference_mode():
+            x = torch.from_numpy(images).to(self.device).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+            enc = self.vae.encode(x)
+            z = enc.latents if self.is_tiny else enc.latent_dist.mode()
+            return z.float().cpu().numpy()
+
+    def _decode_batch(self, latents: np.ndarray) -> np.ndarray:
+        """(N, C, h, w) float32 -> (N, h*s, w*s, 3) uint8."""
+        with torch.inference_mode():
+            x = self.vae.decode(torch.from_numpy(np.asarray(latents, np.float32)).to(self.device)).sample
+            image = x.float().clamp(-1.0, 1.0).add(1.0).mul(127.5).round().to(torch.uint8)
+            return image.permute(0, 2, 3, 1).cpu().numpy()
 
     def _pad(self, image: np.ndarray) -> np.ndarray:
         h, w = image.shape[:2]
