@@ -145,3 +145,20 @@ def test_workers_warm_up_metric_networks_in_the_background() -> None:
         while list(client.run(_metric_networks_loaded).values()) != [2] and time.monotonic() < deadline:
             time.sleep(0.5)
         assert list(client.run(_metric_networks_loaded).values()) == [2]
+
+
+def test_batches_are_sized_by_pixels_and_a_large_photo_goes_alone() -> None:
+    from latentpress.flows.common import BATCH_PIXELS, shard_batches
+    from latentpress.infra.collection import OK, Item
+
+    def item(n: int, width: int, height: int, shard: int = 0) -> Item:
+        return Item(f"id{n:03d}", f"/src/{n}.png", f"{n}.png", width, height, 1, OK, None, shard)
+
+    small = [item(n, 768, 512) for n in range(60)]
+    large = item(60, 6000, 4000)  # 24 MP
+    batches = shard_batches([*small[:30], large, *small[30:]], 16)
+    assert [large] in batches
+    assert sorted(i.image_id for b in batches for i in b) == sorted(i.image_id for i in [*small, large])
+    assert all(len(b) <= 16 and (len(b) == 1 or sum(i.width * i.height for i in b) <= BATCH_PIXELS) for b in batches)
+    assert shard_batches(small, 16) == shard_batches(small, 16, None)  # small photos: batched by count as before
+    assert shard_batches([item(0, 9000, 9000), item(1, 9000, 9000)], 16, None) == [[item(0, 9000, 9000), item(1, 9000, 9000)]]

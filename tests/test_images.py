@@ -197,7 +197,7 @@ def png_header(width: int, height: int) -> bytes:
     )
 
 
-@pytest.mark.parametrize("side", [10_000, 100_000])  # over Pillow's limit, over twice it
+@pytest.mark.parametrize("side", [12_000, 100_000])  # over our limit and Pillow's, over twice Pillow's
 def test_bomb_header_refused(side: int) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -218,3 +218,20 @@ def test_encode_png_round_trip(smooth_image: np.ndarray) -> None:
     np.testing.assert_array_equal(decode_image(data, "r.png"), smooth_image)
     with pytest.raises(ValueError):
         encode_png(smooth_image.astype(np.float32))
+
+
+def test_the_pixel_limit_is_100_megapixels_unless_configured(smooth_image: np.ndarray, monkeypatch) -> None:
+    from latentpress.infra.images import MAX_MEGAPIXELS_ENV, pixel_limit
+
+    monkeypatch.delenv(MAX_MEGAPIXELS_ENV, raising=False)
+    assert pixel_limit() == 100_000_000
+    data = encode_png(smooth_image)  # 75 x 61 = 4,575 pixels
+    monkeypatch.setenv(MAX_MEGAPIXELS_ENV, "0.004")
+    with pytest.raises(ImageError, match="image too large: 75x61 = 4575 pixels exceeds the limit of 4000"):
+        decode_image(data, "big.png")
+    monkeypatch.setenv(MAX_MEGAPIXELS_ENV, "0.005")
+    assert decode_image(data, "ok.png").shape == (61, 75, 3)
+    for bad in ("lots", "0", "500"):
+        monkeypatch.setenv(MAX_MEGAPIXELS_ENV, bad)
+        with pytest.raises(ValueError, match=MAX_MEGAPIXELS_ENV):
+            pixel_limit()

@@ -25,6 +25,9 @@ TASKS_PER_WORKER = 2
 this many tasks; ``finer_tail`` then splits the last ones, so that a fast worker takes
 over from a slow one at the end of a step."""
 MIN_BATCH = 4
+BATCH_PIXELS = 24_000_000
+"""Most pixels in one batch: a worker holds a batch's images (3 bytes a pixel, twice
+when evaluating), so one 24 MP photo is a batch of its own, not batched with 60 others."""
 
 
 @dataclass
@@ -104,9 +107,25 @@ def finer_tail(jobs: list[tuple[K, list[T]]], threads: int, rounds: int = 3) -> 
     return jobs
 
 
-def shard_batches(items: Iterable[Item], size: int) -> list[list[Item]]:
-    """Items of each shard in batches of at most ``size`` (batches never span shards)."""
+def shard_batches(items: Iterable[Item], size: int, max_pixels: int | None = BATCH_PIXELS) -> list[list[Item]]:
+    """Items of each shard in batches of at most ``size`` images and, unless
+    ``max_pixels`` is None, at most that many pixels (a larger image goes alone);
+    batches never span shards."""
     by_shard: dict[int, list[Item]] = {}
     for item in items:
         by_shard.setdefault(item.shard, []).append(item)
-    return [batch for shard in sorted(by_shard) for batch in chunks(by_shard[shard], size)]
+    batches = [batch for shard in sorted(by_shard) for batch in chunks(by_shard[shard], size)]
+    return batches if max_pixels is None else [part for batch in batches for part in _by_pixels(batch, max_pixels)]
+
+
+def _by_pixels(items: list[Item], max_pixels: int) -> list[list[Item]]:
+    """``items`` cut, in order, into runs of at most ``max_pixels`` pixels (or one image)."""
+    runs: list[list[Item]] = [[]]
+    pixels = 0
+    for item in items:
+        if runs[-1] and pixels + item.width * item.height > max_pixels:
+            runs.append([])
+            pixels = 0
+        runs[-1].append(item)
+        pixels += item.width * item.height
+    return runs

@@ -122,5 +122,5 @@ def compression_jobs(
     """One job's work each: a batch of at most ``size`` images of one shard, or for a
     shard-model codec a whole shard; the last batches halved (``finer_tail``)."""
     per_image = [c for c in configs if stage.encodes_per_image(c)]
-    shards = [(c, shard) for c in configs if c not in per_image for shard in shard_batches(items[c], max(1, len(items[c])))]
+    shards = [(c, shard) for c in configs if c not in per_image for shard in shard_batches(items[c], max(1, len(items[c])), None)]
     return shards + finer_tail([(c, batch) for c in per_image for batch in shard_batches(items[c], size)], threads)

@@ -21,7 +21,9 @@ larger than ``max_pixels`` are refused from their header, before decoding.
 from __future__ import annotations
 
 import io
+import os
 import posixpath
+import warnings
 from functools import cache
 
 import numpy as np
@@ -33,13 +35,27 @@ IMAGE_EXTENSIONS = frozenset({"jpg", "jpeg", "png", "webp", "tif", "tiff", "bmp"
 # MPO files from cameras; HEIF is pillow-heif's, registered on first use).
 FORMATS = ("JPEG", "PNG", "WEBP", "TIFF", "BMP", "AVIF", "GIF", "HEIF")
 
-MAX_PIXELS = 2**28 // 3
-"""Default pixel limit (~89.5 megapixels), Pillow's own ``MAX_IMAGE_PIXELS``.
+MAX_PIXELS = 100_000_000
+"""Default pixel limit: 100 megapixels (a 12,000 x 8,000 photo); larger files are
+recorded as too large. ``LATENTPRESS_MAX_MEGAPIXELS`` changes it, up to
+``PILLOW_CEILING``."""
+PILLOW_CEILING = 2 * (2**28 // 3)
+"""Pillow refuses images over twice its ``MAX_IMAGE_PIXELS`` (about 179 megapixels)."""
+MAX_MEGAPIXELS_ENV = "LATENTPRESS_MAX_MEGAPIXELS"
 
-Pillow itself still refuses images over twice its global limit, so a larger
-``max_pixels`` cannot admit more than that; Pillow may also print its
-``DecompressionBombWarning`` for images we then refuse.
-"""
+
+def pixel_limit() -> int:
+    """The configured pixel limit (``LATENTPRESS_MAX_MEGAPIXELS``, default ``MAX_PIXELS``)."""
+    value = os.environ.get(MAX_MEGAPIXELS_ENV)
+    if not value:
+        return MAX_PIXELS
+    try:
+        pixels = round(float(value) * 1_000_000)
+    except ValueError:
+        raise ValueError(f"{MAX_MEGAPIXELS_ENV} must be a number of megapixels, got {value!r}") from None
+    if not 1 <= pixels <= PILLOW_CEILING:
+        raise ValueError(f"{MAX_MEGAPIXELS_ENV} must be in (0, {PILLOW_CEILING / 1e6:.0f}], got {value!r}")
+    return pixels
 
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 
@@ -59,23 +75,28 @@ def has_image_extension(name: str) -> bool:
     return ext[1:].lower() in IMAGE_EXTENSIONS
 
 
-def decode_image(data: bytes, name: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def decode_image(data: bytes, name: str, max_pixels: int | None = None) -> np.ndarray:
     """Decode ``data`` to an upright ``(H, W, 3)`` uint8 RGB array.
 
     ``name`` only labels errors. Raises :class:`ImageError` for anything that is not
-    a complete, supported image of at most ``max_pixels`` pixels.
+    a complete, supported image of at most ``max_pixels`` pixels (default: the
+    configured limit, :func:`pixel_limit`).
     """
     if not data:
         raise ImageError(name, "empty file")
+    limit = pixel_limit() if max_pixels is None else max_pixels
     _register_heif()
     try:
-        with Image.open(io.BytesIO(data), formats=FORMATS) as img:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the limit is ours
+            img = Image.open(io.BytesIO(data), formats=FORMATS)
+        with img:
             width, height = img.size
-            if width * height > max_pixels:
+            if width * height > limit:
                 raise ImageError(
                     name,
                     f"image too large: {width}x{height} = {width * height} pixels "
-                    f"exceeds the limit of {max_pixels}",
+                    f"exceeds the limit of {limit}",
                 )
             img.load()
             return _to_rgb8(ImageOps.exif_transpose(img))

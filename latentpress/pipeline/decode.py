@@ -10,7 +10,7 @@ from latentpress.codecs import Codec, CodecConfig, CodecError, CollectionModelCo
 from latentpress.infra import storage
 from latentpress.infra.archive import ArchiveLayout, unpack_image, unpack_model
 from latentpress.infra.container import Container, ContainerError
-from latentpress.infra.images import MAX_PIXELS
+from latentpress.infra.images import pixel_limit
 from latentpress.pipeline.outcomes import describe
 
 
@@ -46,9 +46,9 @@ def decode_container(data: bytes, vae_name: str, archive: str, source: str = "",
     With ``image_id``, ``config_key`` (where the container was found) and ``size``
     (the image's width and height as ingested), a container of another image,
     configuration or size is refused, so a few bytes cannot declare a huge picture
-    for a small image. Images over ``MAX_PIXELS`` (the
-    ingest limit) are refused before anything is allocated; whatever a codec raises on
-    the payload becomes a ``CodecError`` naming ``source``. Latent codecs' output goes
+    for a small image. Images over the ingest limit (``infra.images.pixel_limit``)
+    are refused before anything is allocated; whatever a codec raises on the payload
+    becomes a ``CodecError`` naming ``source``. Latent codecs' output goes
     through the VAE decoder ``vae_name`` and is cropped to the image size recorded in
     the container; a shared model named by the container is read from ``archive``.
     """
@@ -63,9 +63,9 @@ def decode_container(data: bytes, vae_name: str, archive: str, source: str = "",
     if size is not None and (container.width, container.height) != tuple(size):
         raise ContainerError(f"{source}: declares a {container.width}x{container.height} image, but the image "
                              f"is {size[0]}x{size[1]}")  # fmt: skip
-    if container.width * container.height > MAX_PIXELS:
+    if container.width * container.height > (limit := pixel_limit()):
         raise ContainerError(f"{source}: declares a {container.width}x{container.height} image, over the limit "
-                             f"of {MAX_PIXELS} pixels")  # fmt: skip
+                             f"of {limit} pixels")  # fmt: skip
     if container.codec_version != codec.version:
         raise ContainerError(
             f"{source}: made by {container.codec} version {container.codec_version}, "
