@@ -139,3 +139,23 @@ def test_golden_model_and_stream_keep_decoding(model: bytes, test_latent: np.nda
     assert decoded.shape == (4, 10, 12) and GOLDEN_LATENT
     for index, value in GOLDEN_LATENT.items():
         assert decoded[index] == pytest.approx(value, abs=1e-4)
+
+
+def test_large_latents_are_denoised_window_by_window(model: bytes, test_latent: np.ndarray, monkeypatch) -> None:
+    from latentpress.codecs.relic import codec as relic_codec
+    from latentpress.codecs.relic.model import UNET_MULTIPLE
+    from latentpress.models.tiling import windows
+
+    loaded, x, t = load_model(model), torch.from_numpy(test_latent)[None].float(), torch.tensor([0.3])
+    with torch.inference_mode():
+        whole = loaded.noise(x, t)
+        assert torch.equal(whole, loaded.model.denoiser(x, t))  # within one tile: the denoiser itself
+        monkeypatch.setattr(relic_codec, "DENOISE_TILE", 4)
+        monkeypatch.setattr(relic_codec, "DENOISE_MARGIN", 4)
+        tiled = loaded.noise(x, t)
+        parts = windows(*x.shape[2:], 4, 4, UNET_MULTIPLE)
+        assert len(parts) == 9
+        for window in parts:  # each core is the denoiser's output on its window
+            direct = loaded.model.denoiser(x[(..., *window.window())], t)
+            assert torch.equal(tiled[(..., *window.core())], direct[(..., *window.core_in_window())])
+    assert tiled.shape == whole.shape and not torch.equal(tiled, whole)

@@ -6,7 +6,7 @@ and a shift and the image a time ``t``, all rounded to the side information's gr
 the code ``(y - shift) * scale`` is coded by the entropy model with a unit step
 (:mod:`latentpress.codecs.glc.coder`). Decoding rebuilds ``y_hat``, reads it as the
 diffusion's sample at ``t`` and takes ``DECODE_STEPS`` DDIM steps to ``t = 0`` with the
-model's denoiser, then undoes the normalisation. Loaded models are cached per process.
+model's denoiser (window by window on large latents), then undoes the normalisation. Loaded models are cached per process.
 """
 
 from __future__ import annotations
@@ -24,10 +24,18 @@ from latentpress.codecs.glc.coder import ONE, PriorCoder
 from latentpress.codecs.model_cache import ModelCache
 from latentpress.codecs.relic import bitstream, schedule
 from latentpress.codecs.relic.bitstream import SideInfo
-from latentpress.codecs.relic.model import RelicModel
+from latentpress.codecs.relic.model import UNET_MULTIPLE, RelicModel
 from latentpress.codecs.relic.params import DECODE_STEPS, RelicParams
 from latentpress.codecs.relic.train import TrainingStatus, train
 from latentpress.config import get_settings
+from latentpress.models.tiling import windows
+
+DENOISE_TILE = 128
+"""Latents with a side over this many cells (1,024 pixels) are denoised window by
+window: cores of about this side with ``DENOISE_MARGIN`` cells of context, so that the
+denoiser's attention and group norms see one window and decoding time and memory grow
+linearly with the photo. Part of the decoder's definition (``docs/format.md``)."""
+DENOISE_MARGIN = 16
 
 
 class Relic(CollectionModelCodec):
@@ -131,8 +139,19 @@ class LoadedModel:
         x = schedule.alpha_bar(torch.tensor(t)).sqrt() * y_hat
         for now, following in zip(path, path[1:]):
             now_t, next_t = torch.tensor([now]), torch.tensor([following])
-            x = schedule.ddim_step(x, self.model.denoiser(x, now_t), now_t, next_t)
+            x = schedule.ddim_step(x, self.noise(x, now_t), now_t, next_t)
         return x
+
+    def noise(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The denoiser's noise prediction for ``x`` (1, C, h, w) at ``t``; window by
+        window for latents with a side over ``DENOISE_TILE``."""
+        height, width = x.shape[2:]
+        if max(height, width) <= DENOISE_TILE:
+            return self.model.denoiser(x, t)
+        eps = torch.empty_like(x)
+        for window in windows(height, width, DENOISE_TILE, DENOISE_MARGIN, UNET_MULTIPLE):
+            eps[(..., *window.core())] = self.model.denoiser(x[(..., *window.window())], t)[(..., *window.core_in_window())]
+        return eps
 
     def to_latent(self, y: torch.Tensor) -> np.ndarray:
         """A normalised (1, C, h, w) latent back in the VAE's units, as (C, h, w) float32."""
