@@ -13,6 +13,7 @@ from PIL import Image
 
 from latentpress.codecs import CODECS, CodecConfig, CodecInfo, ShardModelCodec, SharedFit, register_codec
 from latentpress.infra.archive import ArchiveLayout, unpack_image, unpack_model
+from latentpress.infra.latent_store import LatentStore
 from latentpress.infra.ledger import read_ledger, with_rates
 from latentpress.models.vae import load_vae
 from latentpress.pipeline.compress import fit_shard
@@ -92,3 +93,45 @@ def test_one_model_per_shard_amortised_in_the_ledger(shared_mean_codec, latent_a
     # A rerun skips the shard; no second model appears.
     assert {o.cached for o in fit_shard(items, archive, layout.latents, "taesd", config)} == {True}
     assert len(list((tmp_path / "archive" / "shared" / config.key).glob("*.lpm"))) == 1
+
+
+class PickyMean(SharedMean):
+    """SharedMean that refuses latents whose sum is over ``limit``."""
+
+    limit = 0.0
+
+    def refusal(self, item, params) -> str | None:
+        return "too large for this codec" if float(item.latent.sum()) > self.limit else None
+
+
+def test_an_image_the_codec_refuses_is_rejected_alone(latent_archive, tmp_path: Path) -> None:
+    archive, items = latent_archive
+    layout = ArchiveLayout(archive)
+    store = LatentStore(layout.latents, "taesd")
+    sums = {item.image_id: float(store.read(item.image_id)[0].sum()) for item in items}
+    refused = max(sums, key=sums.get)
+    PickyMean.limit = sorted(sums.values())[-2]
+    info = register_codec(CodecInfo("test-picky-mean", "a test codec", "latent", {"default": Params()}, (1.0,),
+                                    "quality", "higher", PickyMean))
+    try:
+        outcomes = fit_shard(items, archive, layout.latents, "taesd", CodecConfig("test-picky-mean", "default", 1.0))
+    finally:
+        del CODECS[info.name]
+    by_id = {o.image_id: o for o in outcomes}
+    assert by_id[refused].status == "rejected" and "too large for this codec" in by_id[refused].reason
+    assert [by_id[i.image_id].status for i in items if i.image_id != refused] == ["ok", "ok"]
+    (model,) = (tmp_path / "archive" / "shared" / "test-picky-mean.default.q1").glob("*.lpm")
+    assert unpack_model(model.read_bytes())[1]["images"] == 2
+
+
+def test_laduree_refuses_latents_over_its_patch_limit() -> None:
+    from latentpress.codecs import CodecInput, get_codec
+    from latentpress.codecs.laduree.codec import MAX_TOKENS
+
+    codec = get_codec("laduree")
+    params = codec.params("tiny", 108)
+    side = 2 * int(MAX_TOKENS**0.5)  # patches of 2: exactly MAX_TOKENS
+    fits = CodecInput("a", side * 8, side * 8, latent=np.zeros((4, side, side), np.float32))
+    over = CodecInput("b", side * 8, side * 8 + 16, latent=np.zeros((4, side, side + 2), np.float32))
+    assert codec.refusal(fits, params) is None
+    assert f"over its limit of {MAX_TOKENS}" in codec.refusal(over, params)

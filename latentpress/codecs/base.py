@@ -157,6 +157,11 @@ class ShardModelCodec(Codec):
     def fit(self, items: list[CodecInput], params: Any) -> SharedFit:
         """Learn one shared model for ``items`` and each image's payload."""
 
+    def refusal(self, item: CodecInput, params: Any) -> str | None:
+        """Why ``item`` cannot join a shard's fit (its image is then rejected alone), or
+        None if it can."""
+        return None
+
 
 class CollectionModelCodec(Codec):
     """A codec whose images are coded against one model learned from a collection."""

@@ -19,6 +19,7 @@ from latentpress.codecs import (
     BatchEncoder,
     Codec,
     CodecConfig,
+    CodecError,
     CodecInput,
     CollectionModelCodec,
     ImageEncoder,
@@ -210,7 +211,8 @@ def fit_shard(items: list[Item], archive: str, latents_url: str, vae_name: str, 
     A shard whose images all have containers is skipped. Otherwise the model is
     fitted again on every image of the shard that has a latent (a rerun never
     mixes halves of two fits); each image's encoding time is its share of the fit.
-    A fit the codec refuses rejects the shard's images.
+    An image the codec refuses (``refusal``) is rejected alone; a fit the codec
+    refuses rejects the shard's images.
     """
     job = Compressor(archive, latents_url, vae_name, config)
     if not isinstance(job.codec, ShardModelCodec):
@@ -226,6 +228,9 @@ def fit_shard(items: list[Item], archive: str, latents_url: str, vae_name: str, 
             codec_input, seconds = job.codec_input(item)
         except Exception as exc:  # noqa: BLE001
             outcomes.append(job.failed(item, exc, bad_input=False))
+            continue
+        if (reason := job.codec.refusal(codec_input, job.params)) is not None:
+            outcomes.append(job.failed(item, CodecError(f"{item.name}: {reason}"), bad_input=True))
             continue
         members.append(item)
         inputs.append(codec_input)

@@ -31,6 +31,11 @@ from latentpress.codecs.laduree.train import train
 from latentpress.config import get_settings
 
 _CACHE_SIZE = 4
+MAX_TOKENS = 16384
+"""Most patches one image may have (a 2x2 patch of a TAESD latent is 16x16 pixels: about
+4 megapixels). The denoiser attends over every patch of an image at once and learns
+each image whole, so larger photos are refused rather than tiled: tiles would be
+separate images to memorise, which is not the method."""
 
 
 class Laduree(ShardModelCodec):
@@ -50,6 +55,15 @@ class Laduree(ShardModelCodec):
                              params.schedule(), shapes, weights)
         payloads = {item.image_id: pack_index(i, len(items)) for i, item in enumerate(items)}
         return SharedFit(model=pack_model(record), payloads=payloads)
+
+    def refusal(self, item: CodecInput, params: LadureeParams) -> str | None:
+        if item.latent is None:
+            return None
+        tokens = -(-item.latent.shape[1] // params.patch) * -(-item.latent.shape[2] // params.patch)
+        if tokens > MAX_TOKENS:
+            return (f"laduree learns each image whole: a latent of {item.latent.shape[1]}x{item.latent.shape[2]} "
+                    f"is {tokens} patches, over its limit of {MAX_TOKENS} (about 4 megapixels)")
+        return None
 
     def decode(self, data: bytes, context: DecodeContext) -> np.ndarray:
         if context.shared_model is None:
