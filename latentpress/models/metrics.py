@@ -150,9 +150,7 @@ def _ssim_in_strips(x: np.ndarray, y: np.ndarray, window: torch.Tensor) -> tuple
     sums = np.zeros((2, 3))
     for rows in _strips(height, width, _WINDOW - 1):
         with torch.inference_mode():
-            pair = [torch.from_numpy(np.ascontiguousarray(a[rows], np.float32)).permute(2, 0, 1)[None].to(window.device)
-                    for a in (x, y)]  # fmt: skip
-            ssim_map, cs_map = _ssim_maps(*pair, window)
+            ssim_map, cs_map = _ssim_maps(_to_tensor(x[rows], window.device), _to_tensor(y[rows], window.device), window)
             sums += torch.stack([ssim_map.sum((0, 2, 3)), cs_map.sum((0, 2, 3))]).double().cpu().numpy()
     count = (height - _WINDOW + 1) * (width - _WINDOW + 1)
     return sums[0] / count, sums[1] / count
@@ -246,8 +244,8 @@ def _downsample(x: torch.Tensor) -> torch.Tensor:
     return F.avg_pool2d(x, 2)
 
 
-def _to_tensor(image: np.ndarray, device: str) -> torch.Tensor:
-    """(H, W, 3) uint8 -> (1, 3, H, W) float32 in [0, 255] on ``device``."""
+def _to_tensor(image: np.ndarray, device: str | torch.device) -> torch.Tensor:
+    """(H, W, 3) uint8 (or float32) -> (1, 3, H, W) float32 in [0, 255] on ``device``."""
     return torch.from_numpy(image.astype(np.float32)).permute(2, 0, 1)[None].to(device)
 
 
