@@ -10,15 +10,17 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from urllib.parse import urlparse
 
+import fsspec
 import numpy as np
 import pytest
 from faultproxy import FaultProxy
 from PIL import Image
 
-from latentpress.infra import faults
+from latentpress.infra import faults, storage
 from latentpress.infra.archive import read_manifest, unpack_image
 from latentpress.infra.faults import is_transient, retrying
 from latentpress.infra.ledger import read_ledger
@@ -108,6 +110,45 @@ def test_archive_through_a_faulty_network(s3_root: str, tmp_path: Path, kodak_cr
         url = f"{s3_root}/images/jpeg.default.q50/{image_id}.lpc"
         container, _ = unpack_image(storage.read_bytes(url), url, image_id)
         assert int(rows.set_index("image_id").loc[image_id, "bytes"]) == len(storage.read_bytes(url))
+
+
+def _put_through_black_hole(s3_root: str, data: bytes, read_timeout: float) -> BaseException | None:
+    """What ``storage.put`` of ``data`` raises through a proxy that accepts connections
+    and never answers (None if it returned), or fail if it is still waiting after 30 s."""
+    server = urlparse(os.environ["FSSPEC_S3_ENDPOINT_URL"])
+    proxy = FaultProxy((server.hostname, server.port), [("blackhole", 60.0)]).start()
+    fs = fsspec.filesystem("s3", endpoint_url=proxy.url, skip_instance_cache=True,
+                           config_kwargs={"connect_timeout": 1, "read_timeout": read_timeout,
+                                          "retries": {"max_attempts": 1}})  # fmt: skip
+    outcome: list[BaseException | None] = []
+
+    def put() -> None:
+        try:
+            storage.put(fs, f"{s3_root.removeprefix('s3://')}/object", data)
+            outcome.append(None)
+        except Exception as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=put, daemon=True)
+    worker.start()
+    worker.join(30)
+    proxy.stop()
+    assert outcome, "the PUT is still waiting on a server that never answers"
+    return outcome[0]
+
+
+def test_a_put_to_a_silent_server_ends_at_the_read_timeout(s3_root: str) -> None:
+    # botocore's Expect: 100-continue made aiohttp wait for an answer with no timeout
+    error = _put_through_black_hole(s3_root, b"x" * 1000, read_timeout=1)
+    assert error is not None and is_transient(error), error
+
+
+def test_a_put_body_nobody_reads_ends_at_its_deadline(s3_root: str, monkeypatch) -> None:
+    monkeypatch.setattr(storage, "PUT_SECONDS", 2.0)
+    monkeypatch.setattr(storage, "PUT_BYTES_PER_SECOND", 1 << 30)
+    error = _put_through_black_hole(s3_root, bytes(64 << 20), read_timeout=600)
+    assert isinstance(error, TimeoutError), error
+    assert is_transient(error)
 
 
 def test_an_outage_of_a_minute_is_ridden_out(monkeypatch) -> None:

@@ -159,7 +159,7 @@ def _create(url: str, data: bytes) -> bool:
             out.write(data)
         return True
     try:
-        fs.pipe_file(path, data, IfNoneMatch="*")
+        storage.put(fs, path, data, IfNoneMatch="*")
     except FileExistsError:
         return False
     fs.invalidate_cache(os.path.dirname(path))

@@ -15,6 +15,13 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from latentpress.infra.faults import retrying
+from latentpress.infra.s3_requests import drop_expect_continue
+
+drop_expect_continue()
+
+PUT_SECONDS = 60.0
+"""Time allowed to a PUT of an empty object; larger ones get more (``PUT_BYTES_PER_SECOND``)."""
+PUT_BYTES_PER_SECOND = 1 << 20
 
 
 def filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -91,8 +98,18 @@ def write_bytes_atomic(url: str, data: bytes) -> None:
             if os.path.exists(tmp):
                 os.remove(tmp)
     else:
-        fs.pipe_file(path, data)
+        put(fs, path, data)
         fs.invalidate_cache(posixpath.dirname(path))
+
+
+def put(fs: fsspec.AbstractFileSystem, path: str, data: bytes, **options: object) -> None:
+    """One PUT of ``data`` to ``path`` of an object store, given up with a
+    ``TimeoutError`` (transient) when it outlasts its deadline: a body that a server
+    accepts and never reads would otherwise hold the call forever (no read timeout
+    runs while a body is being written)."""
+    if fs.async_impl:  # fsspec's sync() takes the deadline and cancels the request
+        options["timeout"] = PUT_SECONDS + len(data) / PUT_BYTES_PER_SECOND
+    fs.pipe_file(path, data, **options)
 
 
 def list_files(url: str, recursive: bool = True) -> list[str]:
