@@ -2,6 +2,7 @@
 
     python benchmarks/megapixels.py [--sizes 1,6,12,24,48] [--codec avif@30 --codec latent-q
         --codec clric:fast@0.3] [--models DIR] [--threads 1]
+    python benchmarks/megapixels.py --merge A/megapixels.json B/megapixels.json
 
 The photos are mosaics of real photos at their native scale: the six Kodak
 development photos (768x512) laid out in a grid, each copy flipped or mirrored in
@@ -58,6 +59,7 @@ def main() -> int:
     parser.add_argument("--vae", default="taesd")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per stage (default %(default)s)")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
+    parser.add_argument("--merge", nargs="+", metavar="JSON", help="combine the reports of runs made side by side")
     parser.add_argument("--probe", nargs=4, metavar=("STAGE", "CODEC", "FOLDER", "VAE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.probe:
@@ -67,6 +69,8 @@ def main() -> int:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
         print(json.dumps(result | {"peak_mib": peak}))
         return 0
+    if args.merge:
+        return write(merged([json.loads(Path(f).read_text()) for f in args.merge]), Path(args.out))
     sizes = [float(s) for s in args.sizes.split(",")]
     codecs = args.codec or list(CODECS)
     rows = []
@@ -85,13 +89,25 @@ def main() -> int:
                       f"{row.get('peak_mib', float('nan')):.0f} MiB {row.get('error', '')}", flush=True)
     report = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
               "machine": f"{platform.machine()}, {os.cpu_count()} cores", "threads": args.threads,
-              "vae": args.vae, "rows": rows, "checks": checks(rows)}  # fmt: skip
-    out = Path(args.out)
+              "vae": args.vae, "runs": 1, "rows": rows, "checks": checks(rows)}  # fmt: skip
+    return write(report, Path(args.out))
+
+
+def write(report: dict, out: Path) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "megapixels.json").write_text(json.dumps(report, indent=1) + "\n")
     (out / "megapixels.md").write_text(markdown(report))
     print(markdown(report))
     return 0
+
+
+def merged(reports: list[dict]) -> dict:
+    """One report of runs made side by side (one size each, say), rows by size."""
+    if len({(r["machine"], r["threads"], r["vae"]) for r in reports}) != 1:
+        raise SystemExit("the reports differ in machine, threads or VAE")
+    rows = sorted((row for r in reports for row in r["rows"]), key=lambda row: row["megapixels"])
+    return reports[0] | {"date": max(r["date"] for r in reports), "runs": sum(r.get("runs", 1) for r in reports),
+                         "rows": rows, "checks": checks(rows)}  # fmt: skip
 
 
 def mosaic(path: Path, megapixels: float) -> tuple[int, int]:
@@ -211,8 +227,9 @@ def markdown(report: dict) -> str:
                 "s/MP at 24 MP / at 1 MP": f"{c['seconds_per_mp_ratio']:.2f}" if c.get("seconds_per_mp_ratio") else "-",
                 "within 25%": ("yes" if c["linear_met"] else "NO") if "linear_met" in c else "-"}
                for c in report["checks"]]  # fmt: skip
+    side_by_side = f", {report['runs']} runs side by side" if report.get("runs", 1) > 1 else ""
     return (f"# Large photos ({report['date']}, {report['machine']}, {report['threads']} thread(s) per stage, "
-            f"VAE {report['vae']})\n\n## Targets\n\n{table(checked)}\n\n## Every stage\n\n{table(rows)}\n")
+            f"VAE {report['vae']}{side_by_side})\n\n## Targets\n\n{table(checked)}\n\n## Every stage\n\n{table(rows)}\n")
 
 
 if __name__ == "__main__":
