@@ -23,6 +23,8 @@ from latentpress.config import (
     DEVICE_ENV,
     LOCAL_MAX_IMAGES,
     MODELS_ENV,
+    OUTPUT_FORMATS,
+    RESTORE_LAYOUTS,
 )
 from latentpress.preflight import UsageError
 
@@ -103,10 +105,16 @@ def build_parser() -> argparse.ArgumentParser:
     _ledger_option(evaluate)
     _execution_options(evaluate)
 
-    restore = _command(commands, "restore", "decode an archive back to PNG images", run_restore)
+    restore = _command(commands, "restore", "decode an archive back to image files", run_restore)
     restore.add_argument("archive", help="archive folder or URL")
-    restore.add_argument("out", help="output folder or URL: <out>/<config-key>/<image-id>.png and restored.csv")
-    restore.add_argument("--config", action="append", help="configuration key to restore (repeatable; default: all)")
+    restore.add_argument("out", help="output folder or URL (with restored.csv: which file holds which image)")
+    restore.add_argument("--layout", choices=RESTORE_LAYOUTS, default="original",
+                         help="original: the collection's folder tree and file names, from one configuration; "
+                              "ids: <out>/<config-key>/<image-id>.<ext> (default %(default)s)")  # fmt: skip
+    restore.add_argument("--format", dest="fmt", choices=OUTPUT_FORMATS, default="png",
+                         help="file format (png and webp lossless; jpeg and avif at high quality; default %(default)s)")
+    restore.add_argument("--config", action="append",
+                         help="configuration key to restore (repeatable with --layout ids; default: all)")
     restore.add_argument("--vae", help="VAE for latent codecs (default: the one recorded in the archive)")
     _execution_options(restore)
 
@@ -400,9 +408,13 @@ def run_restore(args: argparse.Namespace) -> int:
     if unknown:
         raise UsageError(f"archive {args.archive} has no configuration {', '.join(unknown)} (it has: {', '.join(known)})")
     chosen = [c for c in configs if c.key in (args.config or known)]
+    if args.layout == "original" and len(chosen) > 1:
+        raise UsageError(f"--layout original restores one configuration per image: choose one with --config "
+                         f"(archive {args.archive} has: {', '.join(c.key for c in chosen)}), or use --layout ids")  # fmt: skip
     check_models(_vaes(chosen, args.vae or manifest["vae"]))
     result = _run(args, len(manifest["items"]) * len(chosen), restore, "restore_flow", archive=args.archive,
-                  out=args.out, configs=args.config, vae=args.vae, batch_size=args.batch_size)  # fmt: skip
+                  out=args.out, configs=args.config, vae=args.vae, batch_size=args.batch_size, layout=args.layout,
+                  fmt=args.fmt)  # fmt: skip
     print_stages(result)
     console.print(f"restored to {args.out} (index: restored.csv)")
     return print_errors(result)

@@ -28,6 +28,10 @@ command's own process unless a cluster or a Prefect server is asked for: startin
 Prefect server and a local Dask cluster costs 10 to 60 s on a small machine, about
 what a cluster of two workers saves on 32 images of a cheap codec."""
 
+RESTORE_LAYOUTS = ("original", "ids")
+"""``restore`` layouts: the collection's own tree and names, or one folder per configuration."""
+OUTPUT_FORMATS = ("png", "jpeg", "webp", "avif")
+"""Formats ``restore`` writes (``infra.images.OUTPUT_FORMAT_OPTIONS`` holds their options)."""
 MODELS_ENV = "LATENTPRESS_MODELS"
 DEVICE_ENV = "LATENTPRESS_DEVICE"
 

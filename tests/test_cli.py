@@ -61,7 +61,7 @@ def test_killed_run_resumes_then_restore_and_ledger_tools(mixed_collection: Path
     assert len(ledger) == 9 and set(ledger["status"]) == {"ok"}
     assert not ledger.duplicated(["image_id", "config_key"]).any()
 
-    result = run("restore", str(archive), str(out), "--config", "jpeg.default.q60", "--workers", "1")
+    result = run("restore", str(archive), str(out), "--layout", "ids", "--config", "jpeg.default.q60", "--workers", "1")
     assert result.returncode == 0, result.stderr
     restored = sorted((out / "jpeg.default.q60").glob("*.png"))
     assert len(restored) == 3 and not (out / "latent-q.default.q1").exists()

@@ -97,6 +97,14 @@ def test_restore_of_a_folder_that_is_not_an_archive(photos: Path, tmp_path: Path
     assert not (tmp_path / "out").exists()
 
 
+def test_restore_in_the_original_layout_of_several_configurations(photos: Path, tmp_path: Path) -> None:
+    archive = tmp_path / "archive"
+    assert run("archive", str(photos), str(archive), "--codec", "jpeg@40,80", "--local").returncode == 0
+    result = run("restore", str(archive), str(tmp_path / "out"))
+    one_line_error(result, "--layout original", "--config", "jpeg.default.q40, jpeg.default.q80", "--layout ids")
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("command", [["ledger", "summary"], ["ledger", "export"], ["report"]])
 def test_ledger_tools_on_a_path_without_a_ledger(photos: Path, tmp_path: Path, command: list[str]) -> None:
     extra = [str(tmp_path / "out.csv")] if command[-1] == "export" else [str(tmp_path / "report")] if command == ["report"] else []

@@ -44,7 +44,7 @@ def test_archive_restore_clric_at_lambda_and_target_bpp(mixed_collection: Path, 
     assert entries["clric.fast.bpp1"]["target_bpp"] is True and "target_bpp" not in entries["clric.fast.q1"]
 
     out = tmp_path / "restored"
-    restored = restore_flow(str(archive), str(out), dask_address=dask_address).stages["restore"]
+    restored = restore_flow(str(archive), str(out), dask_address=dask_address, layout="ids").stages["restore"]
     assert {o.status for o in restored} == {"ok"} and len(restored) == 6
     codec = get_codec("clric")
     for row in ledger.itertuples():

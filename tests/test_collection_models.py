@@ -61,7 +61,7 @@ def test_trained_once_reused_by_a_grown_collection(photos: Path, tmp_path: Path)
     summary = summarize(read_ledger(str(arch / "ledger")))
     assert (summary["amortised_bpp"] > summary["bpp"]).all()
 
-    restored = restore(str(arch), str(tmp_path / "out"))
+    restored = restore(str(arch), str(tmp_path / "out"), layout="ids")
     assert [o.status for o in restored.stages["restore"]] == ["ok"] * 6
 
 
@@ -113,5 +113,5 @@ def test_relic_end_to_end_trained_once_and_restored(photos: Path, tmp_path: Path
 
     second = archive(str(photos), str(arch), ["relic:tiny@1,4"])
     assert second.ok and "train" not in second.stages
-    restored = restore(str(arch), str(tmp_path / "out"))
+    restored = restore(str(arch), str(tmp_path / "out"), layout="ids")
     assert [o.status for o in restored.stages["restore"]] == ["ok"] * 4

@@ -152,7 +152,7 @@ def test_a_manifest_naming_an_unknown_codec_is_a_clear_error(small_archive: Path
     manifest["configs"][0]["codec"] = "nope"
     (arch / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ValueError, match=f"manifest configuration {manifest['configs'][0]['key']}: unknown codec 'nope'"):
-        restore(str(arch), str(tmp_path / "out"))
+        restore(str(arch), str(tmp_path / "out"), layout="ids")
 
 
 def test_a_tiny_container_declaring_a_huge_image_is_refused_by_restore(small_archive: Path, tmp_path: Path) -> None:

@@ -49,7 +49,7 @@ def test_a_large_photo_among_small_ones_archives_and_restores(tmp_path: Path, mo
     for row in big.itertuples():  # real measurements of the tiled path, not placeholders
         assert 0.0 < row.lpips < 0.5 and 0.0 < row.dists < 0.4 and 20 < row.psnr < 45 and 0.8 < row.ms_ssim < 1
         assert 0.02 < row.bpp < 2
-    restored = restore(arch, str(tmp_path / "out"))
+    restored = restore(arch, str(tmp_path / "out"), layout="ids")
     paths = [Path(o.path) for o in restored.stages["restore"]]
     assert len(paths) == 9 and all(o.status == "ok" for o in restored.stages["restore"])
     assert sorted(Image.open(p).size for p in paths).count((1400, 720)) == 3

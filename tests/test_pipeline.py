@@ -68,7 +68,7 @@ def test_archive_evaluate_restore_and_rerun(mixed_collection: Path, tmp_path: Pa
 
     # Restore writes images of the original sizes, equal to the decoded containers.
     out = tmp_path / "restored"
-    restored = restore_flow(str(archive), str(out), dask_address=dask_address).stages["restore"]
+    restored = restore_flow(str(archive), str(out), dask_address=dask_address, layout="ids").stages["restore"]
     assert {(o.status, o.cached) for o in restored} == {("ok", False)} and len(restored) == 6
     for item in (i for i in by_name.values() if i.status == "ok"):
         for key in ("jpeg.default.q50", "latent-q.default.q0.5"):
@@ -140,7 +140,7 @@ def test_compress_then_evaluate_on_s3(mixed_collection: Path, s3_root: str, dask
         url = ArchiveLayout(archive).image(row.config_key, row.image_id)
         assert row.bytes == storage.size(url)
     assert not storage.exists(f"{archive}/ledger")
-    restored = restore_flow(archive, f"{s3_root}/restored", dask_address=dask_address)
+    restored = restore_flow(archive, f"{s3_root}/restored", dask_address=dask_address, layout="ids")
     assert {o.status for o in restored.stages["restore"]} == {"ok"}
     again = compress_flow(archive, ["webp@50", "latent-q@1"], ledger=ledger, dask_address=dask_address)
     assert {(o.status, o.cached) for o in again.stages["compress"]} == {("ok", True)}
@@ -185,6 +185,6 @@ def test_laduree_archive_one_model_per_shard(tmp_path: Path, dask_address: str) 
         assert row.bpp == pytest.approx(8 * image_bytes / (64 * 64))
         assert row.amortised_bpp == pytest.approx(8 * (image_bytes + model_bytes / row.shared_images) / (64 * 64))
     out = tmp_path / "restored"
-    restored = restore_flow(str(archive), str(out), dask_address=dask_address)
+    restored = restore_flow(str(archive), str(out), dask_address=dask_address, layout="ids")
     assert {o.status for o in restored.stages["restore"]} == {"ok"}
     assert {Image.open(p).size for p in (out / "laduree.tiny.q32").glob("*.png")} == {(64, 64)}

@@ -19,7 +19,7 @@ from latentpress.models.vae import load_vae
 from latentpress.pipeline.compress import fit_shard
 from latentpress.pipeline.decode import shared_model
 from latentpress.pipeline.evaluate import evaluate_batch
-from latentpress.pipeline.restore import restore_batch
+from latentpress.pipeline.restore import restore_batch, restore_targets
 
 
 
@@ -81,7 +81,8 @@ def test_one_model_per_shard_amortised_in_the_ledger(shared_mean_codec, latent_a
     # Restore decodes every image from the one shared model, loaded once per process.
     shared_model.cache_clear()
     out = str(tmp_path / "restored")
-    restored = restore_batch([i.image_id for i in items], archive, config.key, out, "taesd")
+    targets = restore_targets(out, "ids", config.key, {i.image_id: i.name for i in items}, "png")
+    restored = restore_batch([i.image_id for i in items], archive, config.key, targets, "taesd")
     assert {(o.status, o.cached) for o in restored} == {("ok", False)}
     assert shared_model.cache_info().misses == 1
     mean = shared_mean_codec().decode(b"\x00", type("C", (), {"shared_model": model_container.sections["model"]})())

@@ -116,11 +116,13 @@ def restore_flow(
     batch_size: int = DEFAULT_BATCH_SIZE,
     dask_address: str | None = None,
     workers: int | None = None,
+    layout: str = "original",
+    fmt: str = "png",
 ) -> RunResult:
-    """Decode an archive to PNG files (see ``latentpress.flows.restore.restore``)."""
+    """Decode an archive to image files (see ``latentpress.flows.restore.restore``)."""
     quiet_cluster_logs()
     with dask_executor(dask_address, workers) as executor:
-        return logged(restore_step.restore(archive, out, configs, vae, batch_size, executor))
+        return logged(restore_step.restore(archive, out, configs, vae, batch_size, executor, layout, fmt))
 
 
 @flow(name="train")

@@ -1,4 +1,5 @@
-"""Restore: archived images back to PNG files, one folder per configuration."""
+"""Restore: archived images back to image files, as the collection was (its folder
+tree and names) or one folder per configuration."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from latentpress.infra.archive import ArchiveLayout, read_manifest
 from latentpress.infra.ledger import read_ledger
 from latentpress.pipeline.evaluate import stored_ids
 from latentpress.pipeline.outcomes import Outcome
-from latentpress.pipeline.restore import restore_batch, write_index
+from latentpress.pipeline.restore import restore_batch, restore_targets, write_index
 
 
 def restore(
@@ -21,12 +22,17 @@ def restore(
     vae: str | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     executor: Executor | None = None,
+    layout: str = "original",
+    fmt: str = "png",
 ) -> RunResult:
     """Decode every archived image of the chosen configurations (default: all) to
-    ``<out>/<config-key>/<image-id>.png`` and write ``<out>/restored.csv``.
+    files of format ``fmt`` and write ``<out>/restored.csv``.
 
-    An image with no container under a configuration is ``rejected`` when the ledger
-    records that the codec refused it, else an ``error``.
+    ``layout="original"`` recreates the collection's folder tree and file names (see
+    ``pipeline.restore_names``) from one configuration, the only one of the archive
+    or the one chosen; ``"ids"`` writes ``<out>/<config-key>/<image-id>.<ext>`` for any
+    number. An image with no container under a configuration is ``rejected`` when the
+    ledger records that the codec refused it, else an ``error``.
     """
     executor = executor or InProcess()
     manifest = read_manifest(archive)
@@ -35,7 +41,11 @@ def restore(
     unknown = sorted(set(chosen) - set(known))
     if unknown:
         raise ValueError(f"archive {archive} has no configuration {', '.join(unknown)} (it has: {', '.join(known)})")
+    if layout == "original" and len(chosen) > 1:
+        raise ValueError(f"the original layout restores one configuration per image; choose one of archive {archive}'s "
+                         f"({', '.join(chosen)}), or restore them all in the ids layout")  # fmt: skip
     ids = [item["image_id"] for item in manifest["items"]]
+    names = {item["image_id"]: item["name"] for item in manifest["items"]}
     sizes = {item["image_id"]: (item["width"], item["height"]) for item in manifest["items"]
              if isinstance(item.get("width"), int) and isinstance(item.get("height"), int)}  # fmt: skip
     domains = {}
@@ -50,13 +60,15 @@ def restore(
     for key in chosen:
         stored = stored_ids(archive, key)
         result.add("restore", not_stored(archive, key, [i for i in ids if i not in stored]))
-        params = {"archive": archive, "config_key": key, "out": out, "vae_name": vae or manifest["vae"]}
-        jobs += [Job(restore_batch, {"image_ids": batch, "sizes": {i: sizes[i] for i in batch if i in sizes}, **params},
+        targets = restore_targets(out, layout, key, names, fmt)
+        params = {"archive": archive, "config_key": key, "vae_name": vae or manifest["vae"], "fmt": fmt}
+        jobs += [Job(restore_batch, {"image_ids": batch, "sizes": {i: sizes[i] for i in batch if i in sizes},
+                                     "targets": {i: targets[i] for i in batch}, **params},
                      batch, key, gpu=domains[key] == "latent")
                  for batch in chunks([i for i in ids if i in stored], size)]  # fmt: skip
     for job, outcomes in finished(executor, start(executor, jobs), "restore"):
         result.add("restore", job_errors(job, outcomes) if isinstance(outcomes, BaseException) else outcomes)
-    write_index(out, {item["image_id"]: item["name"] for item in manifest["items"]}, result.stages.get("restore", []))
+    write_index(out, names, result.stages.get("restore", []))
     return result
 
 

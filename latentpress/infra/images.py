@@ -142,10 +142,27 @@ def _to_rgb8(img: Image.Image) -> np.ndarray:
     return np.array(img.convert("RGB"))
 
 
+OUTPUT_FORMAT_OPTIONS = {
+    "png": (".png", {"format": "PNG"}),
+    "jpeg": (".jpg", {"format": "JPEG", "quality": 95, "subsampling": 0}),
+    "webp": (".webp", {"format": "WEBP", "lossless": True}),
+    "avif": (".avif", {"format": "AVIF", "quality": 90, "subsampling": "4:4:4"}),
+}
+"""Formats a restored image can be written in: file extension and Pillow save options
+(PNG and WebP lossless; JPEG and AVIF at high quality with full chroma)."""
+
+
 def encode_png(image: np.ndarray) -> bytes:
     """Lossless PNG bytes of an ``(H, W, 3)`` uint8 RGB array."""
+    return encode_image(image, "png")
+
+
+def encode_image(image: np.ndarray, fmt: str) -> bytes:
+    """Bytes of an ``(H, W, 3)`` uint8 RGB array in one of ``OUTPUT_FORMAT_OPTIONS``."""
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected (H, W, 3) uint8, got {image.shape} {image.dtype}")
+    if fmt not in OUTPUT_FORMAT_OPTIONS:
+        raise ValueError(f"unknown output format {fmt!r} (known: {', '.join(OUTPUT_FORMAT_OPTIONS)})")
     out = io.BytesIO()
-    Image.fromarray(image).save(out, format="PNG")
+    Image.fromarray(image).save(out, **OUTPUT_FORMAT_OPTIONS[fmt][1])
     return out.getvalue()

@@ -1,22 +1,39 @@
-"""Restore: stored containers back to PNG files, and the index of what went where."""
+"""Restore: stored containers back to image files, and the index of what went where.
+
+Two layouts: ``original`` (the source's folder tree and file names, made safe by
+``pipeline.restore_names``; one configuration per image) and ``ids``
+(``<out>/<config-key>/<image-id>.<ext>``, any number of configurations).
+"""
 
 from __future__ import annotations
 
+from latentpress.config import RESTORE_LAYOUTS
 from latentpress.infra import storage
 from latentpress.infra.archive import ArchiveLayout, check_config_key, check_image_id
-from latentpress.infra.images import encode_png
+from latentpress.infra.images import OUTPUT_FORMAT_OPTIONS, encode_image
 from latentpress.pipeline.decode import decode_container
 from latentpress.pipeline.outcomes import Outcome, failure, unless_transient
+from latentpress.pipeline.restore_names import original_paths
 
 
-def restore_target(out: str, config_key: str, image_id: str) -> str:
-    """Where ``image_id`` under ``config_key`` is restored: ``<out>/<key>/<id>.png``."""
-    return storage.join(out, check_config_key(config_key), f"{check_image_id(image_id)}.png")
+def restore_targets(out: str, layout: str, config_key: str, names: dict[str, str], fmt: str) -> dict[str, str]:
+    """Per image id of ``names`` (id -> original name): the URL it is restored to under
+    ``config_key``. ``original`` paths depend on every name restored together, so
+    ``names`` holds all the images of the run that use that layout."""
+    if fmt not in OUTPUT_FORMAT_OPTIONS:
+        raise ValueError(f"unknown output format {fmt!r} (known: {', '.join(OUTPUT_FORMAT_OPTIONS)})")
+    extension = OUTPUT_FORMAT_OPTIONS[fmt][0]
+    if layout == "ids":
+        folder = storage.join(out, check_config_key(config_key))
+        return {i: storage.join(folder, f"{check_image_id(i)}{extension}") for i in names}
+    if layout == "original":
+        return {i: storage.join(out, path) for i, path in original_paths(names, extension).items()}
+    raise ValueError(f"unknown restore layout {layout!r} (known: {', '.join(RESTORE_LAYOUTS)})")
 
 
-def restore_batch(image_ids: list[str], archive: str, config_key: str, out: str, vae_name: str,
-                  sizes: dict[str, tuple[int, int]] | None = None) -> list[Outcome]:
-    """Write ``<out>/<config-key>/<image-id>.png`` for each id; an outcome per id.
+def restore_batch(image_ids: list[str], archive: str, config_key: str, targets: dict[str, str], vae_name: str,
+                  sizes: dict[str, tuple[int, int]] | None = None, fmt: str = "png") -> list[Outcome]:  # fmt: skip
+    """Write each id's image to its URL in ``targets`` in format ``fmt``; an outcome per id.
 
     Existing outputs are kept (reruns only fill in what is missing); an image that
     cannot be decoded, or whose container declares another size than ``sizes`` (width,
@@ -25,7 +42,7 @@ def restore_batch(image_ids: list[str], archive: str, config_key: str, out: str,
     layout = ArchiveLayout(archive)
     outcomes = []
     for image_id in image_ids:
-        target = restore_target(out, config_key, image_id)
+        target = targets[image_id]
         try:
             if storage.exists(target):
                 outcomes.append(Outcome(image_id, config_key, "ok", cached=True, path=target))
@@ -33,7 +50,7 @@ def restore_batch(image_ids: list[str], archive: str, config_key: str, out: str,
             url = layout.image(config_key, image_id)
             pixels, _ = decode_container(storage.read_bytes(url), vae_name, archive, url, image_id, config_key,
                                          (sizes or {}).get(image_id))
-            storage.write_bytes_atomic(target, encode_png(pixels))
+            storage.write_bytes_atomic(target, encode_image(pixels, fmt))
         except Exception as exc:  # noqa: BLE001 - this image ends in error, the batch goes on
             unless_transient(exc)
             outcomes.append(failure(image_id, config_key, exc, bad_input=False))
@@ -48,7 +65,8 @@ def write_index(out: str, names: dict[str, str], outcomes: list[Outcome]) -> str
     lines = ["image_id,config_key,status,path,original_name"]
     for o in outcomes:
         name = names.get(o.image_id, "").replace('"', '""')
-        lines.append(f'{o.image_id},{o.config_key},{o.status},{o.path or ""},"{name}"')
+        path = (o.path or "").replace('"', '""')
+        lines.append(f'{o.image_id},{o.config_key},{o.status},"{path}","{name}"')
     url = storage.join(out, "restored.csv")
     storage.write_bytes_atomic(url, ("\n".join(lines) + "\n").encode())
     return url
