@@ -110,6 +110,17 @@ def test_defaults_and_params_mapping(tmp_path: Path) -> None:
     assert abs(stored["timestamp"] - pd.Timestamp.now(tz="UTC")) < pd.Timedelta(minutes=1)
 
 
+def test_files_written_before_a_column_existed_read_it_as_missing(tmp_path: Path) -> None:
+    ledger, scratch = tmp_path / "ledger", tmp_path / "scratch"
+    append_rows(str(ledger), [_row("new", codec_library="Pillow 1.0, libjpeg-turbo 3.0")], "run1")
+    append_rows(str(scratch), [_row("old")], "run1")  # a file of today's schema, then without the column
+    (part,) = scratch.glob("codec=*/*.parquet")
+    pq.write_table(pq.read_table(part).drop(["codec_library"]), ledger / part.parent.name / "part-old.parquet")
+    df = read_ledger(str(ledger)).set_index("image_id")
+    assert df.loc["new", "codec_library"] == "Pillow 1.0, libjpeg-turbo 3.0"
+    assert pd.isna(df.loc["old", "codec_library"])
+
+
 def test_empty_ledger(tmp_path: Path) -> None:
     df = read_ledger(str(tmp_path / "nothing-yet"))
     assert df.empty and list(df.columns) == LEDGER_SCHEMA.names

@@ -5,6 +5,7 @@ finishes once the environment is fixed."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,6 @@ from latentpress.flows.evaluate import evaluate
 from latentpress.flows.restore import restore
 from latentpress.infra.ledger import read_ledger
 from latentpress.pipeline.decode import decode_container
-from latentpress.pipeline.outcomes import errors_by_reason
 
 
 def test_archive_and_restore_in_process(mixed_collection: Path, tmp_path: Path) -> None:
@@ -30,6 +30,9 @@ def test_archive_and_restore_in_process(mixed_collection: Path, tmp_path: Path) 
         "latents": {"ok": 3}, "compress": {"ok": 6}, "evaluate": {"ok": 6}}  # fmt: skip
     ledger = read_ledger(f"{arch}/ledger")
     assert len(ledger) == 6 and set(ledger["status"]) == {"ok"}
+    libraries = ledger.groupby("codec")["codec_library"].unique()  # a reference codec's library, with its version
+    assert len(libraries["webp"]) == 1 and re.fullmatch(r"Pillow [\d.]+, libwebp \d+\.\d+\.\d+", libraries["webp"][0])
+    assert ledger.loc[ledger["codec"] == "latent-q", "codec_library"].isna().all()
 
     restored = restore(arch, str(tmp_path / "out"), configs=["latent-q.default.q1"])
     assert [o.status for o in restored.stages["restore"]] == ["ok"] * 3

@@ -119,6 +119,11 @@ class Codec(ABC):
         if validate is not None:
             validate()
 
+    def library(self) -> str | None:
+        """The outside library that does the coding and its version, for the ledger
+        (``None`` for latentpress's own codecs: ``code_version`` says theirs)."""
+        return None
+
     @abstractmethod
     def decode(self, data: bytes, context: DecodeContext) -> np.ndarray:
         """Reconstruct pixels or latent from this codec's bitstream."""

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-from PIL import Image
+import PIL
+from PIL import Image, features
 
 from latentpress.codecs.base import CodecError, CodecInput, DecodeContext, ImageEncoder
 from latentpress.codecs.registry import CodecInfo, register_codec
@@ -26,6 +27,9 @@ class PillowCodec(ImageEncoder):
     """A pixel codec that is one Pillow image format."""
 
     pillow_format: ClassVar[str]
+    pillow_feature: ClassVar[str]
+    """Pillow's name for the codec library (``PIL.features.version``)."""
+    pillow_library: ClassVar[str]
 
     def encode(self, item: CodecInput, params: Any) -> bytes:
         """Compress ``item.image`` with Pillow, without metadata."""
@@ -39,6 +43,11 @@ class PillowCodec(ImageEncoder):
         out = io.BytesIO()
         Image.fromarray(image, "RGB").save(out, format=self.pillow_format, **options)
         return out.getvalue()
+
+    def library(self) -> str:
+        """Pillow's version and that of the codec library it was built with."""
+        version = features.version(self.pillow_feature) or "unknown"
+        return f"Pillow {PIL.__version__}, {self.pillow_library} {version}"
 
     def decode(self, data: bytes, context: DecodeContext) -> np.ndarray:
         """Decode to ``(H, W, 3) uint8`` RGB, checking the size before decoding pixels."""
@@ -116,18 +125,21 @@ class JpegCodec(PillowCodec):
     """Baseline JPEG (libjpeg-turbo)."""
 
     pillow_format = "JPEG"
+    pillow_feature, pillow_library = "libjpeg_turbo", "libjpeg-turbo"
 
 
 class WebpCodec(PillowCodec):
     """Lossy WebP (VP8, 4:2:0)."""
 
     pillow_format = "WEBP"
+    pillow_feature, pillow_library = "webp", "libwebp"
 
 
 class AvifCodec(PillowCodec):
     """AVIF (AV1 intra) through libavif."""
 
     pillow_format = "AVIF"
+    pillow_feature, pillow_library = "avif", "libavif"
 
 
 register_codec(CodecInfo(

@@ -29,7 +29,7 @@ from latentpress.infra.faults import retrying
 _NULLABLE = {
     "vae_id", "bytes", "bpp", "psnr", "ms_ssim", "lpips", "dists",
     "encode_seconds", "decode_seconds", "error", "shard",
-    "shared_model_id", "shared_model_bytes", "shared_images",
+    "shared_model_id", "shared_model_bytes", "shared_images", "codec_library",
 }  # fmt: skip
 
 LEDGER_SCHEMA = pa.schema(
@@ -45,6 +45,7 @@ LEDGER_SCHEMA = pa.schema(
             ("quality", pa.float64()),
             ("config_key", pa.string()),
             ("params", pa.string()),
+            ("codec_library", pa.string()),
             ("vae_id", pa.string()),
             ("bytes", pa.int64()),
             ("shared_model_id", pa.string()),

@@ -6,7 +6,7 @@ import json
 from datetime import datetime, timezone
 
 from latentpress import __version__
-from latentpress.codecs import CodecConfig
+from latentpress.codecs import CodecConfig, get_codec
 from latentpress.config import get_settings
 from latentpress.infra.collection import Item
 from latentpress.pipeline.outcomes import Outcome
@@ -24,6 +24,7 @@ def base_row(item: Item, config: CodecConfig, run_id: str) -> dict:
         "quality": config.quality,
         "config_key": config.key,
         "params": json.dumps(config.to_dict(), sort_keys=True),
+        "codec_library": get_codec(config.name).library(),
         "vae_id": None,
         "bytes": None,
         "bpp": None,
