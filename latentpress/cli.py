@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("--layout", choices=RESTORE_LAYOUTS, default="original",
                          help="original: the collection's folder tree and file names, from one configuration; "
                               "ids: <out>/<config-key>/<image-id>.<ext> (default %(default)s)")  # fmt: skip
-    restore.add_argument("--format", dest="fmt", choices=OUTPUT_FORMATS, default="png",
+    restore.add_argument("--format", dest="fmt", choices=tuple(OUTPUT_FORMATS), default="png",
                          help="file format (png and webp lossless; jpeg and avif at high quality; default %(default)s)")
     restore.add_argument("--config", action="append",
                          help="configuration key to restore (repeatable with --layout ids; default: all)")

@@ -30,8 +30,14 @@ what a cluster of two workers saves on 32 images of a cheap codec."""
 
 RESTORE_LAYOUTS = ("original", "ids")
 """``restore`` layouts: the collection's own tree and names, or one folder per configuration."""
-OUTPUT_FORMATS = ("png", "jpeg", "webp", "avif")
-"""Formats ``restore`` writes (``infra.images.OUTPUT_FORMAT_OPTIONS`` holds their options)."""
+OUTPUT_FORMATS = {
+    "png": (".png", {"format": "PNG"}),
+    "jpeg": (".jpg", {"format": "JPEG", "quality": 95, "subsampling": 0}),
+    "webp": (".webp", {"format": "WEBP", "lossless": True}),
+    "avif": (".avif", {"format": "AVIF", "quality": 90, "subsampling": "4:4:4"}),
+}
+"""Formats ``restore`` writes: file extension and Pillow save options (PNG and WebP
+lossless; JPEG and AVIF at high quality with full chroma)."""
 MODELS_ENV = "LATENTPRESS_MODELS"
 DEVICE_ENV = "LATENTPRESS_DEVICE"
 

@@ -29,6 +29,8 @@ from functools import cache
 import numpy as np
 from PIL import Image, ImageOps
 
+from latentpress.config import OUTPUT_FORMATS
+
 IMAGE_EXTENSIONS = frozenset({"jpg", "jpeg", "png", "webp", "tif", "tiff", "bmp", "avif", "gif", "heic", "heif"})
 
 # Pillow formats those extensions name (its JPEG reader also returns multi-picture
@@ -142,27 +144,23 @@ def _to_rgb8(img: Image.Image) -> np.ndarray:
     return np.array(img.convert("RGB"))
 
 
-OUTPUT_FORMAT_OPTIONS = {
-    "png": (".png", {"format": "PNG"}),
-    "jpeg": (".jpg", {"format": "JPEG", "quality": 95, "subsampling": 0}),
-    "webp": (".webp", {"format": "WEBP", "lossless": True}),
-    "avif": (".avif", {"format": "AVIF", "quality": 90, "subsampling": "4:4:4"}),
-}
-"""Formats a restored image can be written in: file extension and Pillow save options
-(PNG and WebP lossless; JPEG and AVIF at high quality with full chroma)."""
-
-
 def encode_png(image: np.ndarray) -> bytes:
     """Lossless PNG bytes of an ``(H, W, 3)`` uint8 RGB array."""
     return encode_image(image, "png")
 
 
+def output_format(fmt: str) -> tuple[str, dict]:
+    """File extension and Pillow save options of an output format (``config.OUTPUT_FORMATS``)."""
+    if fmt not in OUTPUT_FORMATS:
+        raise ValueError(f"unknown output format {fmt!r} (known: {', '.join(OUTPUT_FORMATS)})")
+    return OUTPUT_FORMATS[fmt]
+
+
 def encode_image(image: np.ndarray, fmt: str) -> bytes:
-    """Bytes of an ``(H, W, 3)`` uint8 RGB array in one of ``OUTPUT_FORMAT_OPTIONS``."""
+    """Bytes of an ``(H, W, 3)`` uint8 RGB array in output format ``fmt``."""
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected (H, W, 3) uint8, got {image.shape} {image.dtype}")
-    if fmt not in OUTPUT_FORMAT_OPTIONS:
-        raise ValueError(f"unknown output format {fmt!r} (known: {', '.join(OUTPUT_FORMAT_OPTIONS)})")
+    options = output_format(fmt)[1]
     out = io.BytesIO()
-    Image.fromarray(image).save(out, **OUTPUT_FORMAT_OPTIONS[fmt][1])
+    Image.fromarray(image).save(out, **options)
     return out.getvalue()

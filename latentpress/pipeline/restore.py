@@ -10,7 +10,7 @@ from __future__ import annotations
 from latentpress.config import RESTORE_LAYOUTS
 from latentpress.infra import storage
 from latentpress.infra.archive import ArchiveLayout, check_config_key, check_image_id
-from latentpress.infra.images import OUTPUT_FORMAT_OPTIONS, encode_image
+from latentpress.infra.images import encode_image, output_format
 from latentpress.pipeline.decode import decode_container
 from latentpress.pipeline.outcomes import Outcome, failure, unless_transient
 from latentpress.pipeline.restore_names import original_paths
@@ -20,9 +20,7 @@ def restore_targets(out: str, layout: str, config_key: str, names: dict[str, str
     """Per image id of ``names`` (id -> original name): the URL it is restored to under
     ``config_key``. ``original`` paths depend on every name restored together, so
     ``names`` holds all the images of the run that use that layout."""
-    if fmt not in OUTPUT_FORMAT_OPTIONS:
-        raise ValueError(f"unknown output format {fmt!r} (known: {', '.join(OUTPUT_FORMAT_OPTIONS)})")
-    extension = OUTPUT_FORMAT_OPTIONS[fmt][0]
+    extension = output_format(fmt)[0]
     if layout == "ids":
         folder = storage.join(out, check_config_key(config_key))
         return {i: storage.join(folder, f"{check_image_id(i)}{extension}") for i in names}
