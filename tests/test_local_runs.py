@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from latentpress.codecs import get_codec
 from latentpress.flows.archive import archive
 from latentpress.flows.evaluate import evaluate
 from latentpress.flows.restore import restore
@@ -22,17 +23,20 @@ from latentpress.pipeline.decode import decode_container
 
 def test_archive_and_restore_in_process(mixed_collection: Path, tmp_path: Path) -> None:
     arch = str(tmp_path / "archive")
-    result = archive(str(mixed_collection), arch, ["webp@40", "latent-q@1"])
+    result = archive(str(mixed_collection), arch, ["webp@40", "jxl@30", "latent-q@1"])
 
-    assert result.ok and len(result.rows) == 6
+    assert result.ok and len(result.rows) == 9
     assert sorted(i.status for i in result.items) == ["ok"] * 3 + ["rejected"] * 3
     assert {stage: result.counts(stage) for stage in result.stages} == {
-        "latents": {"ok": 3}, "compress": {"ok": 6}, "evaluate": {"ok": 6}}  # fmt: skip
+        "latents": {"ok": 3}, "compress": {"ok": 9}, "evaluate": {"ok": 9}}  # fmt: skip
     ledger = read_ledger(f"{arch}/ledger")
-    assert len(ledger) == 6 and set(ledger["status"]) == {"ok"}
+    assert len(ledger) == 9 and set(ledger["status"]) == {"ok"}
     libraries = ledger.groupby("codec")["codec_library"].unique()  # a reference codec's library, with its version
     assert len(libraries["webp"]) == 1 and re.fullmatch(r"Pillow [\d.]+, libwebp \d+\.\d+\.\d+", libraries["webp"][0])
+    assert list(libraries["jxl"]) == [get_codec("jxl").library()]
     assert ledger.loc[ledger["codec"] == "latent-q", "codec_library"].isna().all()
+    jxl = ledger[ledger["codec"] == "jxl"]
+    assert (jxl["bpp"].between(0.05, 2)).all() and (jxl["psnr"] > 22).all()
 
     restored = restore(arch, str(tmp_path / "out"), configs=["latent-q.default.q1"])
     assert [o.status for o in restored.stages["restore"]] == ["ok"] * 3
@@ -41,14 +45,15 @@ def test_archive_and_restore_in_process(mixed_collection: Path, tmp_path: Path) 
         expected, _ = decode_container(data, "taesd", arch)
         np.testing.assert_array_equal(np.asarray(Image.open(outcome.path)), expected)
 
-    again = archive(str(mixed_collection), arch, ["webp@40", "latent-q@1"])
+    again = archive(str(mixed_collection), arch, ["webp@40", "jxl@30", "latent-q@1"])
     assert again.ok and again.rows == []
     assert {o.cached for stage in ("latents", "compress") for o in again.stages[stage]} == {True}
-    assert "evaluate" not in again.stages and len(read_ledger(f"{arch}/ledger")) == 6
+    assert "evaluate" not in again.stages and len(read_ledger(f"{arch}/ledger")) == 9
 
 
 RUN = """
 import json, sys
+from latentpress.codecs import get_codec
 from latentpress.flows.archive import archive
 from latentpress.pipeline.outcomes import errors_by_reason
 result = archive(sys.argv[1], sys.argv[2], ["avif@30", "latent-q@1"])
@@ -100,6 +105,7 @@ def test_refusals_are_recorded_once_and_not_retried(mixed_collection: Path, tmp_
 
 LIBRARY = """
 import sys
+from latentpress.codecs import get_codec
 from latentpress.flows.archive import archive
 result = archive(sys.argv[1], sys.argv[2], ["jpeg@50"])
 print(result.ok, len(result.rows), sorted(m for m in ("prefect", "distributed") if m in sys.modules))

@@ -1,9 +1,11 @@
-"""Reference codecs (JPEG, WebP, AVIF through Pillow)."""
+"""Reference codecs (JPEG, WebP, AVIF and JPEG XL through Pillow)."""
 
 from __future__ import annotations
 
 import dataclasses
 import io
+import re
+import sys
 
 import numpy as np
 import pytest
@@ -11,7 +13,7 @@ from PIL import Image
 
 from latentpress.codecs import CodecError, CodecInput, DecodeContext, get_codec, parse_codec_spec
 
-NAMES = ["jpeg", "webp", "avif"]
+NAMES = ["jpeg", "webp", "avif", "jxl"]
 
 
 def _item(image: np.ndarray) -> CodecInput:
@@ -77,7 +79,10 @@ def test_presets_round_trip(name: str, preset: str, smooth_image: np.ndarray) ->
 def test_no_metadata_in_bitstream(name: str, smooth_image: np.ndarray) -> None:
     codec = get_codec(name)
     with Image.open(io.BytesIO(codec.encode(_item(smooth_image), codec.params()))) as img:
-        assert not {"exif", "icc_profile", "xmp"} & set(img.info)
+        info = dict(img.info)
+    if name == "jxl":  # libjxl describes the codestream's enumerated sRGB by a profile it makes up
+        assert info.pop("icc_profile")[4:8] == b"jxl "
+    assert not {"exif", "icc_profile", "xmp"} & set(info)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -104,7 +109,8 @@ def test_size_mismatch_raises(name: str, smooth_image: np.ndarray) -> None:
 
 @pytest.mark.parametrize(
     ("name", "bad"),
-    [("jpeg", 0), ("jpeg", 101), ("webp", -1), ("webp", 100.5), ("avif", 101), ("avif", 37.5)],
+    [("jpeg", 0), ("jpeg", 101), ("webp", -1), ("webp", 100.5), ("avif", 101), ("avif", 37.5), ("jxl", -1),
+     ("jxl", 100.5)],
 )
 def test_out_of_range_quality_raises(name: str, bad: float) -> None:
     codec = get_codec(name)
@@ -120,6 +126,23 @@ def test_bad_format_option_raises() -> None:
         avif.validate(dataclasses.replace(avif.params(), subsampling="4:1:1"))
     with pytest.raises(CodecError, match="method must be in 0..6"):
         webp.validate(dataclasses.replace(webp.params(), method=7))
+    jxl = get_codec("jxl")
+    with pytest.raises(CodecError, match="effort must be in 1..9"):
+        jxl.validate(dataclasses.replace(jxl.params(), effort=0))
+
+
+def test_jxl_is_a_bare_codestream_and_names_its_library(smooth_image: np.ndarray) -> None:
+    codec = get_codec("jxl")
+    data = codec.encode(_item(smooth_image), codec.params())
+    assert data[:2] == b"\xff\x0a"  # no ISOBMFF container: only the codestream counts
+    assert re.fullmatch(r"pillow-jxl-plugin \d+\.\d+\.\d+, libjxl \d+\.\d+\.\d+", codec.library())
+
+
+def test_jxl_without_its_plugin_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch, smooth_image: np.ndarray) -> None:
+    monkeypatch.setitem(sys.modules, "pillow_jxl", None)  # as if not installed
+    codec = get_codec("jxl")
+    with pytest.raises(CodecError, match=r"'jxl' needs the pillow-jxl-plugin package .*latentpress\[jxl\]"):
+        codec.encode(_item(smooth_image), codec.params())
 
 
 def test_codec_spec() -> None:

@@ -1,14 +1,18 @@
-"""Reference image codecs through Pillow: JPEG, WebP and AVIF.
+"""Reference image codecs through Pillow: JPEG, WebP, AVIF and JPEG XL.
 
 Each codec's params dataclass fields are Pillow ``save`` options, so one base class
-encodes and decodes all three. Encoded files carry no EXIF, ICC or XMP metadata: only
-the bytes needed to decode count towards the rate.
+encodes and decodes all four. Encoded files carry no EXIF, ICC or XMP metadata: only
+the bytes needed to decode count towards the rate. JPEG XL comes from the
+``pillow-jxl-plugin`` package (GPL-3.0; the optional extra ``latentpress[jxl]``),
+imported on first use.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import io
+import importlib.metadata
+import json
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -27,13 +31,19 @@ class PillowCodec(ImageEncoder):
     """A pixel codec that is one Pillow image format."""
 
     pillow_format: ClassVar[str]
+    decode_errors: ClassVar[tuple[type[Exception], ...]] = _DECODE_ERRORS
+    """What Pillow (or the format's plugin) raises on data it cannot decode."""
     pillow_feature: ClassVar[str]
     """Pillow's name for the codec library (``PIL.features.version``)."""
     pillow_library: ClassVar[str]
 
+    def plugin(self) -> None:
+        """Make sure Pillow can read and write this format (a plugin may need importing)."""
+
     def encode(self, item: CodecInput, params: Any) -> bytes:
         """Compress ``item.image`` with Pillow, without metadata."""
         params.validate()
+        self.plugin()
         image = item.image
         if image is None or image.dtype != np.uint8 or image.shape != (item.height, item.width, 3):
             got = None if image is None else (image.shape, str(image.dtype))
@@ -51,6 +61,7 @@ class PillowCodec(ImageEncoder):
 
     def decode(self, data: bytes, context: DecodeContext) -> np.ndarray:
         """Decode to ``(H, W, 3) uint8`` RGB, checking the size before decoding pixels."""
+        self.plugin()
         try:
             with Image.open(io.BytesIO(data), formats=[self.pillow_format]) as img:
                 if img.size != (context.width, context.height):
@@ -61,7 +72,7 @@ class PillowCodec(ImageEncoder):
                 return np.asarray(img.convert("RGB"))
         except CodecError:
             raise
-        except _DECODE_ERRORS as error:
+        except self.decode_errors as error:
             raise CodecError(f"codec {self.name!r} cannot decode this data: {error}") from error
 
 
@@ -121,6 +132,17 @@ class AvifParams:
         _check("avif", self, (0, 100), {"speed": (0, 10)}, {"subsampling": _SUBSAMPLING})
 
 
+@dataclass(frozen=True)
+class JxlParams:
+    """libjxl lossy options; quality 0..100 (90 is visually lossless), effort 1 (fast) .. 9."""
+
+    quality: float = 75
+    effort: int = 7
+
+    def validate(self) -> None:
+        _check("jxl", self, (0, 100), {"effort": (1, 9)}, {})
+
+
 class JpegCodec(PillowCodec):
     """Baseline JPEG (libjpeg-turbo)."""
 
@@ -142,6 +164,32 @@ class AvifCodec(PillowCodec):
     pillow_feature, pillow_library = "avif", "libavif"
 
 
+class JxlCodec(PillowCodec):
+    """JPEG XL (libjxl, VarDCT) through the ``pillow-jxl-plugin`` package; a bare codestream."""
+
+    pillow_format = "JXL"
+    decode_errors = (*_DECODE_ERRORS, RuntimeError)  # the plugin's JxlException
+    distribution = "pillow-jxl-plugin"
+
+    def plugin(self) -> None:
+        try:
+            import pillow_jxl  # noqa: F401  (registers the JXL format with Pillow)
+        except ImportError as error:
+            raise CodecError(f"codec {self.name!r} needs the {self.distribution} package (GPL-3.0): "
+                             f"pip install 'latentpress[jxl]'") from error
+
+    def library(self) -> str:
+        """The plugin's version and that of the libjxl it bundles (from its bill of materials)."""
+        self.plugin()
+        dist = importlib.metadata.distribution(self.distribution)
+        libjxl = "unknown"
+        sbom = dist.read_text(f"sboms/{self.distribution}.cyclonedx.json")
+        if sbom:
+            versions = {c.get("name"): c.get("version") for c in json.loads(sbom).get("components", [])}
+            libjxl = versions.get("jpegxl-src") or libjxl
+        return f"{self.distribution} {dist.version}, libjxl {libjxl}"
+
+
 register_codec(CodecInfo(
     name="jpeg", summary="JPEG through Pillow (libjpeg-turbo), reference", domain="pixels",
     presets={"fast": JpegParams(optimize=False), "default": JpegParams(), "best": JpegParams(progressive=True)},
@@ -159,4 +207,10 @@ register_codec(CodecInfo(
     presets={"fast": AvifParams(speed=8), "default": AvifParams(speed=6), "best": AvifParams(speed=2)},
     default_qualities=(0, 10, 20, 30, 40, 50, 60), knob="quality", better="higher",
     implementation=AvifCodec,
+))
+register_codec(CodecInfo(
+    name="jxl", summary="JPEG XL through pillow-jxl-plugin (libjxl), reference", domain="pixels",
+    presets={"fast": JxlParams(effort=3), "default": JxlParams(effort=7), "best": JxlParams(effort=9)},
+    default_qualities=(0, 10, 20, 30, 45, 60, 75, 85), knob="quality", better="higher",
+    implementation=JxlCodec,
 ))
