@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from latentpress.codecs.clric import loss
 from latentpress.codecs.clric.fixed import SCALES, IntArm
 from latentpress.codecs.clric.grid import OFFSETS, coding_order, context_index, grid_shapes, grid_size, wavefronts
 from latentpress.codecs.clric.model import Architecture, LatentFunction, bicubic_taps, laplace_bits, select
@@ -47,12 +48,13 @@ def test_wavefronts_decode_every_value_after_its_context() -> None:
         assert (step[index[position]] < step[position]).all()
 
 
-def test_upsampler_starts_as_bicubic_interpolation() -> None:
-    arch = Architecture(2, 8, 12, grids=(1, 1, 1))
+@pytest.mark.parametrize("height, width", [(8, 12), (152, 76)])  # whole matrices; blocks for sides over 32
+def test_upsampler_starts_as_bicubic_interpolation(height: int, width: int) -> None:
+    arch = Architecture(2, height, width, grids=(1, 1, 1))
     model = LatentFunction(arch, 1)
     coarse = [torch.randn(1, 1, h, w) for h, w in arch.level_shapes]
     features = model.upsampler(coarse)
-    assert features.shape == (1, 3, 8, 12)
+    assert features.shape == (1, 3, height, width)
     once = F.interpolate(coarse[1], scale_factor=2, mode="bicubic", align_corners=False)
     twice = F.interpolate(F.interpolate(coarse[2], scale_factor=2, mode="bicubic", align_corners=False),
                           scale_factor=2, mode="bicubic", align_corners=False)
@@ -61,6 +63,32 @@ def test_upsampler_starts_as_bicubic_interpolation() -> None:
     torch.testing.assert_close(features[:, 2:3], twice, atol=1e-5, rtol=0)
     taps = bicubic_taps()
     assert taps[0::2].sum() == pytest.approx(1) and taps[1::2].sum() == pytest.approx(1)
+
+
+def test_gradients_by_pieces_are_the_whole_latent_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Entropy model in chunks of grid values, synthesis in bands of rows: the same
+    loss and gradients as one graph over the whole latent (odd sizes, two models)."""
+    arch = Architecture(4, 37, 53)
+    gen = torch.Generator().manual_seed(0)
+    model = LatentFunction(arch, 2, gen)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(torch.randn(parameter.shape, generator=gen) * (2.0 if parameter is model.grids else 0.1))
+    target, lam = torch.randn(2, 4, 37, 53, generator=gen), torch.tensor([0.01, 0.3])
+    whole = {}
+    for chunk in (10**6, 300):  # one piece; 150 values or 2 rows of 53 per model
+        monkeypatch.setattr(loss, "CHUNK_VALUES", chunk)
+        for mode in ("noise", "ste"):
+            value = loss.loss_backward(model, target, lam, mode, torch.Generator().manual_seed(1))
+            grads = [parameter.grad.clone() for parameter in model.parameters()]
+            model.zero_grad(set_to_none=True)
+            if chunk == 10**6:
+                torch.testing.assert_close(value, loss.losses(model, target, lam, mode, torch.Generator().manual_seed(1)).detach())
+                whole[mode] = value, grads
+                continue
+            torch.testing.assert_close(value, whole[mode][0])
+            for got, expected in zip(grads, whole[mode][1], strict=True):
+                torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5 * float(expected.abs().max()))
 
 
 def test_upsampler_handles_odd_sizes() -> None:

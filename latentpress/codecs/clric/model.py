@@ -33,6 +33,8 @@ PROB_FLOOR = 2.0**-16
 """Smallest probability the training rate assigns to a value."""
 KERNEL = 8
 """Upsampling kernel size."""
+BLOCK = 16
+"""Inputs per block when a long axis is upsampled block by block."""
 IMAGE_PIXELS_PER_LATENT = 64
 """Image pixels per latent position (the VAE's stride is 8)."""
 
@@ -98,26 +100,34 @@ class Upsampler(nn.Module):
     """Coarse-to-fine 2x upsampling: a separable transposed convolution (stride 2) with
     one learnable 8-tap kernel, edges replicated.
 
-    Each level step is applied as two small matrices (rows, columns) built from the
-    kernel, which is much faster on a CPU than a depthwise transposed convolution.
+    Each level step is a product with a matrix per axis built from the kernel, which
+    is much faster on a CPU than a depthwise transposed convolution. An axis of at
+    most ``2 * BLOCK`` inputs uses its whole ``(n_out, n_in)`` matrix; a longer one is
+    cut into blocks of ``BLOCK`` inputs (plus 2 of context on each side) that share
+    one ``(2 * BLOCK, BLOCK + 4)`` matrix, so the cost per output stays constant
+    instead of growing with the side.
     """
 
     def __init__(self, models: int, shapes: tuple[tuple[int, int], ...]) -> None:
         super().__init__()
         self.kernel = nn.Parameter(torch.from_numpy(bicubic_taps()).float().expand(models, KERNEL).clone())
         self.shapes = shapes
-        taps = [upsampling_taps(shapes[k + 1][a], shapes[k][a]) for k in range(len(shapes) - 1) for a in (0, 1)]
+        self.sizes = [(shapes[k + 1][a], shapes[k][a]) for k in range(len(shapes) - 1) for a in (0, 1)]
+        taps = [upsampling_taps(n_in, n_out) for n_in, n_out in self.sizes if n_in <= 2 * BLOCK] + [block_taps()]
         self.register_buffer("taps", torch.from_numpy(np.concatenate([t.reshape(KERNEL, -1) for t in taps], 1)).float(), persistent=False)
 
     def matrices(self) -> list[torch.Tensor]:
-        """Per level step, the row and column matrices (M, n_out, n_in), finest step first."""
+        """Per level step and axis (finest step first, rows then columns), the matrix
+        (M, n_out, n_in), or the block matrix (M, 2 * BLOCK, BLOCK + 4) for a long axis."""
         flat = self.kernel @ self.taps
+        block = flat[:, -2 * BLOCK * (BLOCK + 4) :].reshape(-1, 2 * BLOCK, BLOCK + 4)
         out, start = [], 0
-        for k in range(len(self.shapes) - 1):
-            for a in (0, 1):
-                n_out, n_in = self.shapes[k][a], self.shapes[k + 1][a]
-                out.append(flat[:, start : start + n_out * n_in].reshape(-1, n_out, n_in))
-                start += n_out * n_in
+        for n_in, n_out in self.sizes:
+            if n_in > 2 * BLOCK:
+                out.append(block)
+                continue
+            out.append(flat[:, start : start + n_out * n_in].reshape(-1, n_out, n_in))
+            start += n_out * n_in
         return out
 
     def forward(self, grids: list[torch.Tensor]) -> torch.Tensor:
@@ -129,12 +139,55 @@ class Upsampler(nn.Module):
         models = self.kernel.shape[0]
         x = grids[-1].transpose(1, 2)
         for k in range(len(grids) - 2, -1, -1):
-            rows, cols = matrices[2 * k], matrices[2 * k + 1]
-            _, h, c, w = x.shape
-            y = torch.bmm(rows, x.reshape(models, h, c * w)).reshape(models, -1, w)
-            y = torch.bmm(y, cols.transpose(1, 2)).reshape(models, rows.shape[1], c, cols.shape[1])
+            (h_out, w_out), (_, h, c, w) = self.shapes[k], x.shape
+            y = _upsample_rows(matrices[2 * k], x.reshape(models, h, c * w), h_out).reshape(models, -1, w)
+            y = _upsample_columns(matrices[2 * k + 1], y, w_out).reshape(models, h_out, c, w_out)
             x = torch.cat([grids[k].transpose(1, 2), y], 2)
         return x.transpose(1, 2)
+
+
+def _upsample_rows(matrix: torch.Tensor, x: torch.Tensor, n_out: int) -> torch.Tensor:
+    """(M, n_in, R) -> (M, n_out, R) by a whole or a block matrix."""
+    if x.shape[1] <= 2 * BLOCK:
+        return torch.bmm(matrix, x)
+    models, n_in, rest = x.shape
+    windows = _padded(x, 1).unfold(1, BLOCK + 4, BLOCK)  # (M, blocks, R, BLOCK + 4)
+    blocks = windows.shape[1]
+    y = torch.bmm(matrix, windows.permute(0, 3, 1, 2).reshape(models, BLOCK + 4, blocks * rest))
+    return y.reshape(models, 2 * BLOCK, blocks, rest).transpose(1, 2).reshape(models, -1, rest)[:, :n_out]
+
+
+def _upsample_columns(matrix: torch.Tensor, x: torch.Tensor, n_out: int) -> torch.Tensor:
+    """(M, R, n_in) -> (M, R, n_out) by a whole or a block matrix."""
+    if x.shape[2] <= 2 * BLOCK:
+        return torch.bmm(x, matrix.transpose(1, 2))
+    models, rest, _ = x.shape
+    windows = _padded(x, 2).unfold(2, BLOCK + 4, BLOCK)  # (M, R, blocks, BLOCK + 4)
+    y = torch.bmm(windows.reshape(models, -1, BLOCK + 4), matrix.transpose(1, 2))
+    return y.reshape(models, rest, -1)[:, :, :n_out]
+
+
+def _padded(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """``x`` with 2 edge values replicated before and enough after along ``dim`` for
+    whole blocks of ``BLOCK`` inputs with 2 of context on each side."""
+    n = x.shape[dim]
+    after = -(-n // BLOCK) * BLOCK - n + 2
+
+    def edge(index: int, count: int) -> torch.Tensor:
+        return x.narrow(dim, index, 1).expand(*(count if d == dim else -1 for d in range(x.dim())))
+
+    return torch.cat([edge(0, 2), x, edge(n - 1, after)], dim)
+
+
+def block_taps() -> np.ndarray:
+    """(8, 2 * BLOCK, BLOCK + 4) 0/1: which kernel tap links padded input ``q`` of a
+    block to its output ``j`` (``j + 7 - 2 q``, the stride-2 transposed convolution)."""
+    taps = np.zeros((KERNEL, 2 * BLOCK, BLOCK + 4))
+    for j in range(2 * BLOCK):
+        for q in range(BLOCK + 4):
+            if 0 <= j + 7 - 2 * q < KERNEL:
+                taps[j + 7 - 2 * q, j, q] = 1
+    return taps
 
 
 def bicubic_taps(size: int = KERNEL) -> np.ndarray:
@@ -162,6 +215,9 @@ def upsampling_taps(n_in: int, n_out: int) -> np.ndarray:
 
 class Synthesis(nn.Module):
     """Features (M, F, h, w) -> latent (M, C, h, w)."""
+
+    HALO = 2
+    """Rows of context on each side that an output row depends on (two 3x3 layers)."""
 
     def __init__(self, models: int, features: int, width: int, channels: int, generator: torch.Generator | None = None) -> None:
         super().__init__()
@@ -221,13 +277,17 @@ class LatentFunction(nn.Module):
         loc, log_scale = self.arm(context)
         return laplace_bits(values, loc, log_scale).sum(1)
 
-    def synthesize(self, values: torch.Tensor) -> torch.Tensor:
-        """Latent (M, C, h, w) from quantized grid values (M, N)."""
+    def features(self, values: torch.Tensor) -> torch.Tensor:
+        """Every level's grids upsampled to the latent's size (M, F, h, w), from values (M, N)."""
         levels, start = [], 0
         for count, (h, w) in zip(self.arch.grids, self.arch.level_shapes):
             levels.append(values[:, start : start + count * h * w].reshape(-1, count, h, w))
             start += count * h * w
-        return self.synthesis(self.upsampler(levels))
+        return self.upsampler(levels)
+
+    def synthesize(self, values: torch.Tensor) -> torch.Tensor:
+        """Latent (M, C, h, w) from quantized grid values (M, N)."""
+        return self.synthesis(self.features(values))
 
     def forward(self, mode: Quantization, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``(latent (M, C, h, w), bits (M,))`` with the grids quantized by ``mode``."""

@@ -12,7 +12,8 @@ import math
 import numpy as np
 import torch
 
-from latentpress.codecs.clric.model import IMAGE_PIXELS_PER_LATENT, Architecture, LatentFunction, Quantization, select
+from latentpress.codecs.clric.loss import loss_backward, losses
+from latentpress.codecs.clric.model import Architecture, LatentFunction, Quantization, select
 from latentpress.codecs.clric.params import ClricParams
 from latentpress.codecs.clric.threads import single_thread
 
@@ -45,14 +46,6 @@ def fit(latents: np.ndarray, lambdas: np.ndarray, params: ClricParams, start: La
     return model
 
 
-def losses(model: LatentFunction, target: torch.Tensor, lam: torch.Tensor, mode: Quantization = "round",
-           generator: torch.Generator | None = None) -> torch.Tensor:
-    """Per-model ``D + lambda * R`` (latent MSE, bits per image pixel)."""
-    latent, bits = model(mode, generator)
-    mse = (latent - target).square().mean((1, 2, 3))
-    return mse + lam * bits / (IMAGE_PIXELS_PER_LATENT * target.shape[2] * target.shape[3])
-
-
 def _train(model: LatentFunction, target: torch.Tensor, lam: torch.Tensor, steps: int, lr: float, decay: int,
            rounding: int, generator: torch.Generator) -> None:
     """``steps`` Adam steps; cosine decay over them if ``decay``; rounding for the last ``rounding``."""
@@ -64,10 +57,9 @@ def _train(model: LatentFunction, target: torch.Tensor, lam: torch.Tensor, steps
             for group in optimizer.param_groups:
                 group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / decay))
         mode: Quantization = "ste" if step >= steps - rounding else "noise"
-        loss = losses(model, target, lam, mode, generator).sum()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss_backward(model, target, lam, mode, generator)
         optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
 
 
 def _best(model: LatentFunction, target: torch.Tensor, lam: torch.Tensor, candidates: int, keep: int) -> LatentFunction:
