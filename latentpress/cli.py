@@ -32,6 +32,8 @@ CODEC_HELP = (
     "codec and quality points as NAME[:PRESET][@Q1,Q2,...], repeatable, e.g. "
     "--codec avif@20,40 --codec latent-q (see `latentpress codecs`)"
 )
+VERIFY_SHOWN = 50
+"""Problems `verify` lists by name (the rest are counted)."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -117,6 +119,18 @@ def build_parser() -> argparse.ArgumentParser:
                          help="configuration key to restore (repeatable with --layout ids; default: all)")
     restore.add_argument("--vae", help="VAE for latent codecs (default: the one recorded in the archive)")
     _execution_options(restore)
+
+    verify = _command(commands, "verify", "check an archive's fixity: every object against its recorded SHA-256, "
+                      "missing and extra objects, the manifest; exit status 1 if anything is wrong", run_verify)
+    verify.add_argument("archive", help="archive folder or URL")
+    verify.add_argument("--decode", action="store_true",
+                        help="also decode every image container to pixels (runs the codecs and the VAE: slow)")
+    verify.add_argument("--config", action="append", help="with --decode: a configuration key to decode (repeatable; default: all)")
+    verify.add_argument("--vae", help="with --decode: VAE for latent codecs (default: the one recorded in the archive)")
+
+    bag = _command(commands, "bag", "export an archive as a BagIt bag (RFC 8493) for a repository's own tools", run_bag)
+    bag.add_argument("archive", help="archive folder or URL")
+    bag.add_argument("out", help="new bag folder or URL: OUT/data/ is a copy of the archive, checked on the way")
 
     _command(commands, "codecs", "list the codecs, their presets, quality knobs and default points", run_codecs)
 
@@ -402,12 +416,7 @@ def run_restore(args: argparse.Namespace) -> int:
     check_archive(args.archive)
     check_target(args.out, "output folder")
     manifest = read_manifest(args.archive)
-    configs = _manifest_configs(manifest)
-    known = [c.key for c in configs]
-    unknown = sorted(set(args.config or []) - set(known))
-    if unknown:
-        raise UsageError(f"archive {args.archive} has no configuration {', '.join(unknown)} (it has: {', '.join(known)})")
-    chosen = [c for c in configs if c.key in (args.config or known)]
+    chosen = _chosen_configs(args, manifest)
     if args.layout == "original" and len(chosen) > 1:
         raise UsageError(f"--layout original restores one configuration per image: choose one with --config "
                          f"(archive {args.archive} has: {', '.join(c.key for c in chosen)}), or use --layout ids")  # fmt: skip
@@ -418,6 +427,63 @@ def run_restore(args: argparse.Namespace) -> int:
     print_stages(result)
     console.print(f"restored to {args.out} (index: restored.csv)")
     return print_errors(result)
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    from latentpress.infra.archive import read_manifest
+    from latentpress.pipeline.verify import verify
+    from latentpress.preflight import check_archive, check_models
+    from latentpress.terminal import console, errors
+
+    check_archive(args.archive)
+    if args.decode:
+        manifest = read_manifest(args.archive)
+        check_models(_vaes(_chosen_configs(args, manifest), args.vae or manifest["vae"]))
+    result = verify(args.archive, args.decode, args.config, args.vae)
+    fixity = result.fixity
+    problems = [("missing", path, "listed in the fixity record, not stored") for path in fixity.missing]
+    problems += [("extra", path, "stored, not in the fixity record") for path in fixity.extra]
+    problems += [("damaged", path, why) for path, why in fixity.damaged]
+    problems += [("undecodable", path, why) for path, why in result.undecodable]
+    if result.manifest_error:
+        problems.append(("manifest", "manifest.json", result.manifest_error))
+    for kind, path, why in problems[:VERIFY_SHOWN]:
+        errors.print(f"[red]{kind}[/red]: {path}: {why}", soft_wrap=True, highlight=False)
+    if len(problems) > VERIFY_SHOWN:
+        errors.print(f"... and {len(problems) - VERIFY_SHOWN} more", highlight=False)
+    decoded = f", {result.decoded} container(s) decoded" if args.decode else ""
+    if result.intact:
+        console.print(f"archive {args.archive} is intact: {fixity.checked} object(s) match their SHA-256{decoded}",
+                      highlight=False)
+        return 0
+    counts = ", ".join(f"{sum(p[0] == kind for p in problems)} {kind}" for kind in dict.fromkeys(p[0] for p in problems))
+    errors.print(f"[red]archive {args.archive} is NOT intact[/red]: {counts} ({fixity.checked} object(s) checked{decoded})",
+                 highlight=False)
+    return 1
+
+
+def run_bag(args: argparse.Namespace) -> int:
+    from latentpress.infra.bag import export_bag
+    from latentpress.preflight import check_archive, check_target
+    from latentpress.terminal import console
+
+    check_archive(args.archive)
+    check_target(args.out, "bag folder")
+    summary = export_bag(args.archive, args.out)
+    console.print(f"bag written to {args.out}: {summary.files} file(s), {summary.payload_bytes} bytes of payload",
+                  highlight=False)
+    return 0
+
+
+def _chosen_configs(args: argparse.Namespace, manifest: dict) -> list:
+    """The archive's configurations named by ``--config`` (all without it); ``UsageError``
+    naming any it does not have."""
+    configs = _manifest_configs(manifest)
+    known = [c.key for c in configs]
+    unknown = sorted(set(args.config or []) - set(known))
+    if unknown:
+        raise UsageError(f"archive {args.archive} has no configuration {', '.join(unknown)} (it has: {', '.join(known)})")
+    return [c for c in configs if c.key in (args.config or known)]
 
 
 def _manifest_configs(manifest: dict) -> list:

@@ -5,7 +5,8 @@ creates the lease, an atomic create-if-absent: ``O_EXCL`` on a local disk, a
 conditional ``PUT`` (``If-None-Match: *``) on S3. A second run finds it and stops
 with a message naming the holder, so two runs never evaluate the same images twice
 nor write duplicate ledger rows. The holder renews the lease every ``RENEW_SECONDS``
-and removes it when it ends. A lease not renewed for ``STALE_SECONDS`` (a run
+and removes it when it ends; a run that returns records the archive's fixity
+(:mod:`latentpress.infra.fixity`) before that. A lease not renewed for ``STALE_SECONDS`` (a run
 killed with SIGKILL, a machine that died), or held by a process of this host that is
 gone, is stale: the next run takes it over.
 
@@ -29,7 +30,7 @@ from typing import Any, TypeVar
 
 from fsspec.implementations.local import LocalFileSystem
 
-from latentpress.infra import storage
+from latentpress.infra import fixity, storage
 from latentpress.infra.faults import retrying
 
 RENEW_SECONDS = 20.0
@@ -65,8 +66,9 @@ _held_lock = threading.Lock()
 
 
 @contextmanager
-def archive_lease(archive: str, command: str) -> Iterator[None]:
-    """Hold ``archive``'s lease for the block (``ArchiveBusy`` if another run holds it)."""
+def archive_lease(archive: str, command: str) -> Iterator[bool]:
+    """Hold ``archive``'s lease for the block (``ArchiveBusy`` if another run holds it);
+    yields whether this is the outermost hold of this process."""
     url = storage.join(archive, "lease.json")
     with _held_lock:
         if url in _held:
@@ -76,7 +78,7 @@ def archive_lease(archive: str, command: str) -> Iterator[None]:
             nested = False
     if nested:
         try:
-            yield
+            yield False
         finally:
             with _held_lock:
                 _held[url] -= 1
@@ -88,7 +90,7 @@ def archive_lease(archive: str, command: str) -> Iterator[None]:
     renewer = threading.Thread(target=_renew, args=(url, holder, stop), name="latentpress-lease", daemon=True)
     renewer.start()
     try:
-        yield
+        yield True
     finally:
         stop.set()
         renewer.join()
@@ -99,7 +101,8 @@ def archive_lease(archive: str, command: str) -> Iterator[None]:
 
 
 def leased(command: str) -> Callable[[F], F]:
-    """Decorate a function with an ``archive`` parameter to run under that archive's lease."""
+    """Decorate a function with an ``archive`` parameter to run under that archive's
+    lease; the outermost run records the archive's fixity when it returns."""
 
     def wrap(function: F) -> F:
         params = signature(function)
@@ -107,8 +110,12 @@ def leased(command: str) -> Callable[[F], F]:
         @wraps(function)
         def run(*args: Any, **kwargs: Any) -> Any:
             archive = params.bind(*args, **kwargs).arguments["archive"]
-            with archive_lease(archive, command):
-                return function(*args, **kwargs)
+            started = time.time()
+            with archive_lease(archive, command) as outermost:
+                result = function(*args, **kwargs)
+                if outermost:
+                    fixity.record(archive, started)
+                return result
 
         return run  # type: ignore[return-value]
 

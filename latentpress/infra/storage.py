@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import posixpath
 import uuid
+from datetime import datetime
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
@@ -121,10 +122,15 @@ def list_files(url: str, recursive: bool = True) -> list[str]:
     return list(file_versions(url, recursive))
 
 
-@retrying
 def file_versions(url: str, recursive: bool = True) -> dict[str, str]:
     """The files of :func:`list_files` (same order), each with a version string that
     changes when the file does: its size and modification time (or ETag)."""
+    return {name: version(info) for name, info in file_infos(url, recursive).items()}
+
+
+@retrying
+def file_infos(url: str, recursive: bool = True) -> dict[str, dict]:
+    """The files of :func:`list_files` (same order), each with its fsspec info."""
     fs, root = filesystem(url)
     fs.invalidate_cache(root)
     try:
@@ -141,7 +147,7 @@ def file_versions(url: str, recursive: bool = True) -> dict[str, str]:
         below = posixpath.relpath(path, root) if path != root else posixpath.basename(path)
         if path.endswith(".tmp") or any(part.startswith(".") for part in below.split("/")):
             continue
-        out[path if isinstance(fs, LocalFileSystem) else f"{protocol}://{path}"] = version(infos[path])
+        out[path if isinstance(fs, LocalFileSystem) else f"{protocol}://{path}"] = infos[path]
     return out
 
 
@@ -149,6 +155,14 @@ def version(info: dict) -> str:
     """A file's version from its fsspec info: size and modification time (or ETag)."""
     stamp = info.get("mtime") or info.get("LastModified") or info.get("ETag") or ""
     return f"{info.get('size')}:{stamp}"
+
+
+def modified(info: dict) -> float | None:
+    """A file's modification time (seconds since the epoch) from its fsspec info, if known."""
+    stamp = info.get("mtime") or info.get("LastModified")
+    if isinstance(stamp, datetime):
+        return stamp.timestamp()
+    return float(stamp) if isinstance(stamp, int | float) else None
 
 
 @retrying

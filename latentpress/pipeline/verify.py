@@ -1,0 +1,58 @@
+"""``verify``: an archive's fixity, and optionally every image container decoded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from latentpress.codecs import CodecError
+from latentpress.infra import storage
+from latentpress.infra.archive import ArchiveLayout, read_manifest
+from latentpress.infra.container import ContainerError
+from latentpress.infra.fixity import FixityReport, check
+from latentpress.pipeline.decode import decode_container
+
+
+@dataclass
+class Verification:
+    """What ``verify`` found: the fixity check, manifest problems and undecodable containers."""
+
+    fixity: FixityReport
+    manifest_error: str | None = None
+    decoded: int = 0
+    undecodable: list[tuple[str, str]] = field(default_factory=list)
+    """(path in the archive, why)"""
+
+    @property
+    def intact(self) -> bool:
+        return self.fixity.intact and self.manifest_error is None and not self.undecodable
+
+
+def verify(archive: str, decode: bool = False, configs: list[str] | None = None, vae: str | None = None) -> Verification:
+    """Check every object of ``archive`` against its fixity record and the manifest's
+    structure; with ``decode``, decode every image container of ``configs`` (default:
+    all) to pixels (latent codecs through ``vae``, default the archive's)."""
+    result = Verification(check(archive))
+    try:
+        manifest = read_manifest(archive)
+    except (FileNotFoundError, ValueError) as exc:
+        result.manifest_error = str(exc)
+        return result
+    if not decode:
+        return result
+    damaged = {path for path, _ in result.fixity.damaged}
+    items = {item["image_id"]: item for item in manifest["items"]}
+    layout = ArchiveLayout(archive)
+    for key in configs or [c["key"] for c in manifest["configs"]]:
+        for image_id, item in items.items():
+            path = f"images/{key}/{image_id}.lpc"
+            url = layout.image(key, image_id)
+            if path in damaged or not storage.exists(url):
+                continue  # already reported, or never stored (a refused or failed image)
+            size = (item["width"], item["height"]) if "width" in item else None
+            try:
+                decode_container(storage.read_bytes(url), vae or manifest["vae"], archive, path, image_id, key, size)
+            except (ContainerError, CodecError) as exc:
+                result.undecodable.append((path, str(exc)))
+            else:
+                result.decoded += 1
+    return result

@@ -1,0 +1,160 @@
+"""Fixity: every writing run records the SHA-256 of every archive object, and
+``latentpress verify`` finds flipped bytes, deleted and extra objects, damaged
+containers, and (``--decode``) containers that no longer decode."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from latentpress.cli import main
+from latentpress.flows.archive import archive
+from latentpress.infra.fixity import FIXITY_NAME, read, sha256
+from latentpress.pipeline.verify import verify
+
+
+@pytest.fixture(scope="module")
+def archived(tmp_path_factory: pytest.TempPathFactory, kodak_dir: Path) -> Path:
+    """A finished archive of three small photos in a folder tree, with webp and latent-q."""
+    root = tmp_path_factory.mktemp("fixity")
+    photos = root / "photos"
+    (photos / "trip").mkdir(parents=True)
+    for n, name in ((1, "a.png"), (3, "trip/b.png"), (5, "trip/c.jpg")):
+        with Image.open(kodak_dir / f"kodim0{n}.png") as img:
+            img.convert("RGB").crop((200, 100, 392, 228)).save(photos / name)
+    result = archive(str(photos), str(root / "archive"), ["webp@40", "latent-q@1"])
+    assert result.ok, result.errors
+    return root / "archive"
+
+
+@pytest.fixture
+def copy(archived: Path, tmp_path: Path) -> Path:
+    """A private copy of the archive to damage."""
+    out = tmp_path / "archive"
+    shutil.copytree(archived, out)
+    return out
+
+
+def test_every_object_is_recorded_in_bagit_manifest_format(archived: Path) -> None:
+    digests = read(str(archived))
+    stored = sorted(str(p.relative_to(archived)) for p in archived.rglob("*") if p.is_file())
+    assert sorted(digests) == [p for p in stored if p != FIXITY_NAME]
+    assert {p.split("/")[0] for p in digests} >= {"images", "latents", "ledger", "manifest.json", "collection.parquet"}
+    for path, digest in digests.items():
+        assert sha256((archived / path).read_bytes()) == digest
+    lines = (archived / FIXITY_NAME).read_text().splitlines()
+    assert lines == sorted(lines, key=lambda line: line[66:]) and all(line[64:66] == "  " for line in lines)
+    # the format GNU sha256sum reads: the archive checks without latentpress
+    checked = subprocess.run(["sha256sum", "--check", "--strict", "--quiet", FIXITY_NAME], cwd=archived,
+                             capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_an_intact_archive_verifies_and_decodes(archived: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["verify", str(archived)]) == 0
+    assert "is intact" in capsys.readouterr().out
+    result = verify(str(archived), decode=True)
+    assert result.intact and result.decoded == 6  # 3 photos x 2 configurations, decoded to pixels
+
+
+def test_a_flipped_byte_a_deleted_and_an_extra_object_are_named(copy: Path, capsys: pytest.CaptureFixture) -> None:
+    container = next((copy / "images" / "webp.default.q40").glob("*.lpc"))
+    data = bytearray(container.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    container.write_bytes(bytes(data))
+    part = next((copy / "ledger").rglob("*.parquet"))
+    part.unlink()
+    (copy / "images" / "notes.txt").write_text("not ours")
+
+    assert main(["verify", str(copy)]) == 1
+    err = capsys.readouterr().err
+    relative = lambda p: str(p.relative_to(copy))  # noqa: E731
+    assert f"damaged: {relative(container)}: SHA-256 differs" in err
+    assert f"missing: {relative(part)}" in err
+    assert "extra: images/notes.txt" in err
+    assert "1 damaged" in err and "1 missing" in err and "1 extra" in err
+
+
+def test_a_damaged_container_with_a_matching_record_is_named(copy: Path) -> None:
+    """A container damaged before it was recorded: its own checksums catch it."""
+    container = next((copy / "images" / "latent-q.default.q1").glob("*.lpc"))
+    data = bytearray(container.read_bytes())
+    data[-3] ^= 0xFF
+    container.write_bytes(bytes(data))
+    record = (copy / FIXITY_NAME).read_text()
+    path = str(container.relative_to(copy))
+    old = read(str(copy))[path]
+    (copy / FIXITY_NAME).write_text(record.replace(f"{old}  {path}", f"{sha256(bytes(data))}  {path}"))
+    result = verify(str(copy))
+    assert not result.intact and [p for p, _ in result.fixity.damaged] == [path]
+
+
+def test_damage_between_runs_stays_visible_after_the_next_run(copy: Path, archived: Path) -> None:
+    stats = next((copy / "images" / "webp.default.q40").glob("*.json"))
+    stats.write_text(stats.read_text().replace('"encode_seconds"', '"encode_secondz"'))
+    hour_ago = time.time() - 3600  # damage keeps the old time (bit rot), or is older than the run
+    os.utime(stats, (hour_ago, hour_ago))
+    photos = archived.parent / "photos"
+    assert archive(str(photos), str(copy), ["webp@40", "latent-q@1"]).ok  # a rerun records fixity again
+    result = verify(str(copy))
+    assert [p for p, _ in result.fixity.damaged] == [str(stats.relative_to(copy))]
+
+
+def test_objects_a_run_writes_are_recorded(copy: Path, archived: Path) -> None:
+    photos = archived.parent / "photos"
+    assert archive(str(photos), str(copy), ["webp@20"]).ok
+    digests = read(str(copy))
+    new = [p for p in digests if p.startswith("images/webp.default.q20/")]
+    assert len(new) == 6  # three containers and their statistics
+    assert verify(str(copy)).intact
+
+
+def test_verify_without_a_record_says_which_run_writes_one(copy: Path, capsys: pytest.CaptureFixture) -> None:
+    (copy / FIXITY_NAME).unlink()
+    assert main(["verify", str(copy)]) == 1
+    assert "no fixity record" in capsys.readouterr().err
+
+
+def test_fixity_on_s3(s3_root: str, archived: Path) -> None:
+    """On an object store: modification times are the store's, extra and changed objects are found."""
+    from latentpress.infra import storage
+
+    photos = archived.parent / "photos"
+    assert archive(str(photos), s3_root, ["webp@40"]).ok
+    digests = read(s3_root)
+    assert len([p for p in digests if p.startswith("images/")]) == 6 and verify(s3_root).intact
+    storage.write_bytes_atomic(f"{s3_root}/images/stray.lpc", b"x")
+    path = next(p for p in digests if p.endswith(".lpc"))
+    storage.write_bytes_atomic(f"{s3_root}/{path}", storage.read_bytes(f"{s3_root}/{path}")[:-1])
+    result = verify(s3_root)
+    assert result.fixity.extra == ["images/stray.lpc"] and [p for p, _ in result.fixity.damaged] == [path]
+
+
+def test_a_bag_export_validates_with_the_bagit_library(archived: Path, tmp_path: Path) -> None:
+    import bagit
+
+    out = tmp_path / "bag"
+    assert main(["bag", str(archived), str(out)]) == 0
+    bag = bagit.Bag(str(out))
+    bag.validate()  # structure, Payload-Oxum, completeness and every digest, by the Library of Congress's tool
+    assert bag.info["Bag-Software-Agent"].startswith("latentpress") and "sha256" in bag.algorithms
+    assert set(bag.payload_files()) == {f"data/{p}" for p in read(str(archived))} | {f"data/{FIXITY_NAME}"}
+    assert verify(str(out / "data")).intact  # the payload is the archive, with its own record
+    part = next((out / "data" / "ledger").rglob("*.parquet"))
+    part.write_bytes(part.read_bytes()[:-1])
+    with pytest.raises(bagit.BagValidationError):
+        bagit.Bag(str(out)).validate()
+
+
+def test_a_damaged_archive_is_not_exported(copy: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    stats = next((copy / "images" / "latent-q.default.q1").glob("*.json"))
+    stats.write_text(stats.read_text() + " ")
+    assert main(["bag", str(copy), str(tmp_path / "bag")]) == 1
+    assert f"{stats.relative_to(copy)} does not match its recorded SHA-256" in capsys.readouterr().err
+    assert not (tmp_path / "bag" / "bagit.txt").exists()
