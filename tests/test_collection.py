@@ -62,7 +62,7 @@ def test_inspect_ok_item(photos: Path) -> None:
     item = inspect_image(str(photos / "2024" / "b.PNG"), str(photos))
     data = (photos / "2024" / "b.PNG").read_bytes()
     assert item == Item(content_id(data), str(photos / "2024" / "b.PNG"), "2024/b.PNG",
-                        30, 5, len(data), "ok", None, None)
+                        30, 5, len(data), "ok", None, None, metadata="")  # read, and none there
 
 
 def test_ids_stable_across_names_and_roots(photos: Path, tmp_path: Path) -> None:
@@ -167,9 +167,10 @@ def test_versions_change_with_the_file(tmp_path: Path) -> None:
 
 def test_reusable_keeps_only_unchanged_files() -> None:
     previous = [
-        Item("0" * 16, "s3://b/same.jpg", "same.jpg", 8, 8, 3, "ok", None, 0, "3:100"),
-        Item("1" * 16, "s3://b/changed.jpg", "changed.jpg", 8, 8, 3, "ok", None, 0, "3:100"),
-        Item("2" * 16, "s3://b/gone.jpg", "gone.jpg", 8, 8, 3, "ok", None, 0, "3:100"),
+        Item("0" * 16, "s3://b/same.jpg", "same.jpg", 8, 8, 3, "ok", None, 0, "3:100", metadata=""),
+        Item("1" * 16, "s3://b/changed.jpg", "changed.jpg", 8, 8, 3, "ok", None, 0, "3:100", metadata=""),
+        Item("2" * 16, "s3://b/gone.jpg", "gone.jpg", 8, 8, 3, "ok", None, 0, "3:100", metadata=""),
+        Item("6" * 16, "s3://b/no-metadata.jpg", "no-metadata.jpg", 8, 8, 3, "ok", None, 0, "3:100"),  # before 0.3
         Item("3" * 16, "s3://b/bad.jpg", "bad.jpg", 0, 0, 3, "rejected", "truncated", None, "3:100"),
         Item("4" * 16, "s3://b/old.jpg", "old.jpg", 8, 8, 3, "ok", None, 0, None),
         Item("x" + "5" * 15, "s3://b/locked.jpg", "locked.jpg", 0, 0, 0, "error", "PermissionError", None, "3:100"),
@@ -179,12 +180,14 @@ def test_reusable_keeps_only_unchanged_files() -> None:
         "s3://b/changed.jpg": "4:200",
         "s3://b/locked.jpg": "3:100",
         "s3://b/new.jpg": "3:100",
+        "s3://b/no-metadata.jpg": "3:100",
         "s3://b/old.jpg": "3:100",
         "s3://b/same.jpg": "3:100",
     }
     kept, todo = reusable(listing, previous)
     assert [i.source for i in kept] == ["s3://b/bad.jpg", "s3://b/same.jpg"]
-    assert todo == ["s3://b/changed.jpg", "s3://b/locked.jpg", "s3://b/new.jpg", "s3://b/old.jpg"]
+    assert todo == ["s3://b/changed.jpg", "s3://b/locked.jpg", "s3://b/new.jpg", "s3://b/no-metadata.jpg",
+                    "s3://b/old.jpg"]
 
 
 def test_collections_of_earlier_versions_read_failed_as_error(tmp_path: Path) -> None:

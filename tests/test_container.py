@@ -89,7 +89,7 @@ def test_raw_helper_matches_writer() -> None:
         (_raw(magic=b"\x89PNG"), "bad magic"),
         (b"", "truncated"),
         (_raw(version=2), "unknown container format version 2"),
-        (_raw(kind=2), "unknown kind"),
+        (_raw(kind=3), "unknown kind"),
         (_raw(codec=b""), "bad codec name"),
         (_raw(codec=b"Bad Name"), "bad codec name"),
         (_raw(vae=b"\xff\xfe"), "not valid UTF-8"),

@@ -34,7 +34,8 @@ def ingest(source: str, archive: str, shard_size: int = DEFAULT_SHARD_SIZE, exec
     kept, todo = stage.reusable(listing, stage.previous_items(archive))
     size = min(INSPECT_BATCH, max(1, math.ceil(len(todo) / executor.threads)))  # every thread gets some
     jobs = [
-        Job(stage.inspect_files, {"files": {u: listing[u] for u in batch}, "root": source}, [], "", size=len(batch))
+        Job(stage.inspect_files, {"files": {u: listing[u] for u in batch}, "root": source, "archive": archive}, [], "",
+            size=len(batch))
         for batch in chunks(todo, size)
     ]
     inspected: list[Item] = []

@@ -6,6 +6,7 @@
 <archive>/latents/<vae-id>/<image-id>         Zarr v3 latent store (default location)
 <archive>/images/<config-key>/<image-id>.lpc  one container per image and configuration
 <archive>/images/<config-key>/<image-id>.json encode statistics, written before the .lpc
+<archive>/metadata/<image-id>.lpc             the photo's EXIF, ICC, XMP and IPTC (infra.metadata)
 <archive>/shared/<config-key>/<model-id>.lpm  shared models of shard-model codecs (one per shard)
 <archive>/models/<codec>.<preset>/<vae-id>/<model-id>.lpm
                                               the collection model of a collection-model codec
@@ -56,6 +57,9 @@ class ArchiveLayout:
 
     def image(self, config_key: str, image_id: str) -> str:
         return storage.join(self.root, "images", check_config_key(config_key), f"{check_image_id(image_id)}.lpc")
+
+    def metadata(self, image_id: str) -> str:
+        return storage.join(self.root, "metadata", f"{check_image_id(image_id)}.lpc")
 
     def stats(self, config_key: str, image_id: str) -> str:
         return storage.join(self.root, "images", check_config_key(config_key), f"{check_image_id(image_id)}.json")

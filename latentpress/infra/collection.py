@@ -49,6 +49,9 @@ class Item:
     ``storage.file_versions``): an unchanged file is not read again."""
     frames: int | None = None
     """Frames of an animated or multi-page file (its first is archived); None for one."""
+    metadata: str | None = None
+    """What became of the file's metadata (``infra.metadata``): the kinds kept and those
+    dropped with their reasons; '' for none; None if not read (collections before 0.3)."""
 
 
 _SCHEMA = pa.schema(
@@ -64,6 +67,7 @@ _SCHEMA = pa.schema(
         ("shard", pa.int32()),
         ("version", pa.string()),
         ("frames", pa.int32()),
+        ("metadata", pa.string()),
     ]
 )
 
@@ -89,7 +93,7 @@ def write_collection(url: str, items: list[Item]) -> None:
 def read_collection(url: str) -> list[Item]:
     """The items stored by :func:`write_collection` (``failed`` read as ``error``)."""
     table = pq.read_table(io.BytesIO(storage.read_bytes(url)))
-    missing = set(_SCHEMA.names) - set(table.column_names) - {"version", "frames"}
+    missing = set(_SCHEMA.names) - set(table.column_names) - {"version", "frames", "metadata"}
     if missing:
         raise ValueError(f"{url}: not a collection file (missing {sorted(missing)})")
     names = [n for n in _SCHEMA.names if n in table.column_names]

@@ -17,8 +17,9 @@ from typing import NoReturn
 
 MAGIC = b"\x89LPC"
 FORMAT_VERSION = 1
-KINDS = ("image", "model")
-"""Kind names, in the order of their code in the header (0 image, 1 shared model)."""
+KINDS = ("image", "model", "metadata")
+"""Kind names, in the order of their code in the header (0 image, 1 shared model, 2 an
+image's metadata)."""
 MAX_SIDE = 1 << 20
 MAX_SECTIONS = 64
 
@@ -32,8 +33,8 @@ class ContainerError(ValueError):
 
 @dataclass(frozen=True)
 class Container:
-    """One stored object. Image containers have width and height in ``[1, 2**20]``;
-    shared-model containers describe no image and may have them 0."""
+    """One stored object. Image and metadata containers have width and height in
+    ``[1, 2**20]``; shared-model containers describe no image and may have them 0."""
 
     kind: str
     codec: str
@@ -52,7 +53,7 @@ class Container:
             raise ContainerError(f"codec version {self.codec_version} not in [0, 65535]")
         if len(self.vae_id.encode("utf-8")) > 255:
             raise ContainerError("VAE id longer than 255 UTF-8 bytes")
-        low = 1 if self.kind == "image" else 0
+        low = 0 if self.kind == "model" else 1
         for side, value in (("width", self.width), ("height", self.height)):
             if not low <= value <= MAX_SIDE:
                 raise ContainerError(f"{self.kind} {side} {value} not in [{low}, {MAX_SIDE}]")

@@ -4,7 +4,8 @@ Whatever the file holds (greyscale, 16-bit, palette, CMYK, alpha, EXIF rotation,
 several frames), :func:`decode_image` returns what a viewer shows as an
 ``(H, W, 3)`` uint8 array:
 
-- EXIF orientation is applied, so width and height are those of the upright image;
+- EXIF orientation is applied, so width and height are those of the upright image
+  (an EXIF block too broken to read is ignored: it is metadata, not the picture);
 - 16-bit and 32-bit integer samples are scaled from 0..65535 to 0..255 (rounded, not
   clipped); float samples are taken as 0..1;
 - transparency is composited on white;
@@ -28,6 +29,8 @@ from functools import cache
 
 import numpy as np
 from PIL import Image, ImageOps
+
+from latentpress.infra.metadata import Metadata, read_metadata, save_options
 
 from latentpress.config import OUTPUT_FORMATS
 
@@ -84,6 +87,11 @@ def decode_image(data: bytes, name: str, max_pixels: int | None = None) -> np.nd
     a complete, supported image of at most ``max_pixels`` pixels (default: the
     configured limit, :func:`pixel_limit`).
     """
+    return read_image(data, name, max_pixels)[0]
+
+
+def read_image(data: bytes, name: str, max_pixels: int | None = None) -> tuple[np.ndarray, Metadata]:
+    """:func:`decode_image`, and the photo's metadata (``infra.metadata``)."""
     if not data:
         raise ImageError(name, "empty file")
     limit = pixel_limit() if max_pixels is None else max_pixels
@@ -101,7 +109,11 @@ def decode_image(data: bytes, name: str, max_pixels: int | None = None) -> np.nd
                     f"exceeds the limit of {limit}",
                 )
             img.load()
-            return _to_rgb8(ImageOps.exif_transpose(img))
+            try:
+                upright = ImageOps.exif_transpose(img)
+            except Exception:  # noqa: BLE001 - unreadable EXIF: pixels as stored, the EXIF dropped
+                upright = img
+            return _to_rgb8(upright), read_metadata(img, upright)
     except ImageError:
         raise
     except Image.UnidentifiedImageError:
@@ -156,11 +168,14 @@ def output_format(fmt: str) -> tuple[str, dict]:
     return OUTPUT_FORMATS[fmt]
 
 
-def encode_image(image: np.ndarray, fmt: str) -> bytes:
-    """Bytes of an ``(H, W, 3)`` uint8 RGB array in output format ``fmt``."""
+def encode_image(image: np.ndarray, fmt: str, metadata: Metadata | None = None) -> bytes:
+    """Bytes of an ``(H, W, 3)`` uint8 RGB array in output format ``fmt``, carrying
+    ``metadata`` as far as the format can."""
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected (H, W, 3) uint8, got {image.shape} {image.dtype}")
     options = output_format(fmt)[1]
+    if metadata is not None:
+        options = options | save_options(metadata, options["format"])
     out = io.BytesIO()
     Image.fromarray(image).save(out, **options)
     return out.getvalue()

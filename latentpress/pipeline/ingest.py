@@ -24,7 +24,8 @@ from latentpress.infra.collection import (
     source_id,
     write_collection,
 )
-from latentpress.infra.images import ImageError, count_frames, decode_image
+from latentpress.infra.images import ImageError, count_frames, read_image
+from latentpress.infra.metadata import Metadata, pack_metadata
 from latentpress.infra.listing import Listing, list_source
 from latentpress.pipeline.outcomes import describe, unless_transient
 
@@ -50,9 +51,10 @@ def skipped_items(listing: Listing) -> list[Item]:
 
 def reusable(listing: dict[str, str], previous: list[Item]) -> tuple[list[Item], list[str]]:
     """Split a listing into earlier items whose file is unchanged (same source and
-    version, status in ``REUSED``) and the URLs that must be read (new, changed, or
-    unreadable last time)."""
-    known = {item.source: item for item in previous if item.version is not None and item.status in REUSED}
+    version, status in ``REUSED``) and the URLs that must be read (new, changed,
+    unreadable last time, or images whose metadata was never read)."""
+    known = {item.source: item for item in previous
+             if item.version is not None and item.status in REUSED and not (item.status == OK and item.metadata is None)}
     kept = [known[u] for u, v in listing.items() if u in known and known[u].version == v]
     kept_sources = {item.source for item in kept}
     return kept, [u for u in listing if u not in kept_sources]
@@ -64,17 +66,19 @@ def previous_items(archive: str) -> list[Item]:
     return read_collection(url) if storage.exists(url) else []
 
 
-def inspect_files(files: dict[str, str], root: str) -> list[Item]:
-    """Read, identify and validate each file (URL -> version) under ``root``.
+def inspect_files(files: dict[str, str], root: str, archive: str | None = None) -> list[Item]:
+    """Read, identify and validate each file (URL -> version) under ``root``, storing
+    the metadata of good images in ``archive``.
 
     Bad images come back ``rejected``, unreadable files ``error``; only transient
     storage errors raise (so that the batch is retried).
     """
-    return [inspect_image(url, root, version) for url, version in files.items()]
+    return [inspect_image(url, root, version, archive) for url, version in files.items()]
 
 
-def inspect_image(url: str, root: str, version: str | None = None) -> Item:
-    """One file as an item: ``ok``, ``rejected`` (not a usable image) or ``error``."""
+def inspect_image(url: str, root: str, version: str | None = None, archive: str | None = None) -> Item:
+    """One file as an item: ``ok``, ``rejected`` (not a usable image) or ``error``; an
+    ``ok`` image's metadata is stored in ``archive`` (if given)."""
     name = _relative_name(url, root)
     try:
         data = read_within(url, READ_SECONDS)
@@ -83,11 +87,22 @@ def inspect_image(url: str, root: str, version: str | None = None) -> Item:
         return unreadable(url, root, version, describe(exc))
     image_id = content_id(data)
     try:
-        height, width, _ = decode_image(data, name).shape
+        pixels, metadata = read_image(data, name)
     except ImageError as exc:
         return Item(image_id, url, name, 0, 0, len(data), REJECTED, str(exc), None, version)
+    height, width, _ = pixels.shape
+    if archive is not None and metadata.kept:
+        store_metadata(archive, image_id, metadata, width, height)
     frames = count_frames(data)
-    return Item(image_id, url, name, width, height, len(data), OK, None, None, version, frames if frames > 1 else None)
+    return Item(image_id, url, name, width, height, len(data), OK, None, None, version, frames if frames > 1 else None,
+                metadata.summary())
+
+
+def store_metadata(archive: str, image_id: str, metadata: Metadata, width: int, height: int) -> None:
+    """Store an image's metadata object, unless one is stored (ids are content hashes)."""
+    url = ArchiveLayout(archive).metadata(image_id)
+    if not storage.exists(url):
+        storage.write_bytes_atomic(url, pack_metadata(metadata, image_id, width, height))
 
 
 class ReadTimeout(OSError):

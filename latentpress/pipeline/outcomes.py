@@ -35,7 +35,7 @@ class Outcome:
     """The configuration's key; ``latent`` for the VAE encoding, ``""`` for ingest."""
     status: Status
     reason: str | None = None
-    """Why, for ``rejected`` and ``error``."""
+    """Why, for ``rejected`` and ``error``; for ``ok``, what the result lacks, if anything."""
     cached: bool = False
     """``ok`` because an earlier run did the work (nothing was redone)."""
     path: str | None = None

@@ -10,7 +10,9 @@ from __future__ import annotations
 from latentpress.config import RESTORE_LAYOUTS
 from latentpress.infra import storage
 from latentpress.infra.archive import ArchiveLayout, check_config_key, check_image_id
+from latentpress.infra.container import ContainerError
 from latentpress.infra.images import encode_image, output_format
+from latentpress.infra.metadata import Metadata, unpack_metadata
 from latentpress.pipeline.decode import decode_container
 from latentpress.pipeline.outcomes import Outcome, failure, unless_transient
 from latentpress.pipeline.restore_names import original_paths
@@ -35,7 +37,9 @@ def restore_batch(image_ids: list[str], archive: str, config_key: str, targets: 
 
     Existing outputs are kept (reruns only fill in what is missing); an image that
     cannot be decoded, or whose container declares another size than ``sizes`` (width,
-    height by id, from the manifest), is an ``error`` and never stops the batch.
+    height by id, from the manifest), is an ``error`` and never stops the batch. The
+    image's stored metadata (EXIF, ICC, XMP, IPTC) goes into the file as far as the
+    format carries it.
     """
     layout = ArchiveLayout(archive)
     outcomes = []
@@ -48,23 +52,36 @@ def restore_batch(image_ids: list[str], archive: str, config_key: str, targets: 
             url = layout.image(config_key, image_id)
             pixels, _ = decode_container(storage.read_bytes(url), vae_name, archive, url, image_id, config_key,
                                          (sizes or {}).get(image_id))
-            storage.write_bytes_atomic(target, encode_image(pixels, fmt))
+            metadata, note = stored_metadata(layout, image_id)
+            storage.write_bytes_atomic(target, encode_image(pixels, fmt, metadata))
         except Exception as exc:  # noqa: BLE001 - this image ends in error, the batch goes on
             unless_transient(exc)
             outcomes.append(failure(image_id, config_key, exc, bad_input=False))
             continue
-        outcomes.append(Outcome(image_id, config_key, "ok", path=target))
+        outcomes.append(Outcome(image_id, config_key, "ok", reason=note, path=target))
     return outcomes
+
+
+def stored_metadata(layout: ArchiveLayout, image_id: str) -> tuple[Metadata | None, str | None]:
+    """The image's stored metadata (None if it has none) and, if its object is damaged,
+    why the image is restored without it."""
+    url = layout.metadata(image_id)
+    try:
+        return unpack_metadata(storage.read_bytes(url), url, image_id), None
+    except FileNotFoundError:
+        return None, None
+    except ContainerError as exc:
+        return None, f"restored without its metadata: {exc}"
 
 
 def write_index(out: str, names: dict[str, str], outcomes: list[Outcome]) -> str:
     """``<out>/restored.csv``: which file holds which image (by its original name ``names``
-    maps ids to), with each outcome's status; returns its URL."""
-    lines = ["image_id,config_key,status,path,original_name"]
+    maps ids to), with each outcome's status and note (why it failed, or what it lacks);
+    returns its URL."""
+    lines = ["image_id,config_key,status,path,original_name,note"]
     for o in outcomes:
-        name = names.get(o.image_id, "").replace('"', '""')
-        path = (o.path or "").replace('"', '""')
-        lines.append(f'{o.image_id},{o.config_key},{o.status},"{path}","{name}"')
+        name, path, note = ((text or "").replace('"', '""') for text in (names.get(o.image_id), o.path, o.reason))
+        lines.append(f'{o.image_id},{o.config_key},{o.status},"{path}","{name}","{note}"')
     url = storage.join(out, "restored.csv")
     storage.write_bytes_atomic(url, ("\n".join(lines) + "\n").encode())
     return url
