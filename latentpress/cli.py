@@ -79,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     _codec_options(archive)
     _ledger_option(archive)
     archive.add_argument("--shard-size", type=_positive, default=DEFAULT_SHARD_SIZE, help="images per shard (default %(default)s)")
+    _target_option(archive)
     _execution_options(archive)
 
     ingest = _command(commands, "ingest", "list, validate and identify the images of a collection", run_ingest)
@@ -128,6 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--config", action="append", help="with --decode: a configuration key to decode (repeatable; default: all)")
     verify.add_argument("--vae", help="with --decode: VAE for latent codecs (default: the one recorded in the archive)")
 
+    select = _command(commands, "select", "choose for every image the smallest configuration that meets a quality "
+                      "floor; restore follows the choice", run_select)  # fmt: skip
+    select.add_argument("archive", help="archive folder or URL")
+    _target_option(select, required=True)
+    select.add_argument("--config", action="append", help="configuration key to choose among (repeatable; default: all)")
+    _ledger_option(select)
+
     bag = _command(commands, "bag", "export an archive as a BagIt bag (RFC 8493) for a repository's own tools", run_bag)
     bag.add_argument("archive", help="archive folder or URL")
     bag.add_argument("out", help="new bag folder or URL: OUT/data/ is a copy of the archive, checked on the way")
@@ -152,6 +160,21 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("out", help="output file or URL")
     export.add_argument("--format", choices=["csv", "parquet", "json"], default=None, help="default: from OUT's suffix, else csv")
     return parser
+
+
+def _target_option(parser: argparse.ArgumentParser, required: bool = False) -> None:
+    parser.add_argument("--target-quality", type=_quality_target, required=required, metavar="FLOOR",
+                        help="a quality floor per image, lpips<=X, dists<=X, psnr>=X or ms_ssim>=X: each image keeps "
+                             "the smallest configuration that meets it (the best one where none does)")  # fmt: skip
+
+
+def _quality_target(text: str):
+    from latentpress.pipeline.selection import parse_target
+
+    try:
+        return parse_target(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _command(commands, name: str, help_text: str, run: Callable | None) -> argparse.ArgumentParser:
@@ -293,8 +316,43 @@ def run_archive(args: argparse.Namespace) -> int:
     status = print_errors(result)
     from latentpress.infra.archive import ArchiveLayout
 
+    if args.target_quality is not None:
+        _select(args.archive, args.target_quality, args.ledger, [c.key for c in configs])
     _summary(args.ledger or ArchiveLayout(args.archive).ledger)
     return status
+
+
+def run_select(args: argparse.Namespace) -> int:
+    from latentpress.infra.archive import read_manifest
+    from latentpress.preflight import check_archive, check_ledger
+
+    check_archive(args.archive)
+    if args.ledger:
+        check_ledger(args.ledger)
+    keys = [c.key for c in _chosen_configs(args, read_manifest(args.archive))]
+    _select(args.archive, args.target_quality, args.ledger, keys)
+    return 0
+
+
+SELECTION_SHOWN = 20
+"""Images below the floor that `select` lists by name."""
+
+
+def _select(archive: str, target, ledger: str | None, configs: list[str]) -> None:
+    """Choose and store the configuration of every image for ``target``; say what it gives."""
+    from latentpress.flows.select import select_configs
+    from latentpress.terminal import console
+
+    selection = select_configs(archive, target, ledger, configs)
+    below = selection[~selection["meets"]]
+    console.print(f"{target}: {len(selection)} image(s), {selection['bytes'].sum() / 1e6:.3f} MB chosen "
+                  f"({', '.join(f'{n} {k}' for k, n in selection['config_key'].value_counts().items())}); "
+                  f"{len(below)} below the floor", highlight=False)  # fmt: skip
+    for row in below.head(SELECTION_SHOWN).itertuples():
+        console.print(f"  below the floor: {row.image_id} ({row.config_key}, {target.metric} {row.value:.4g})",
+                      highlight=False)
+    if len(below) > SELECTION_SHOWN:
+        console.print(f"  ... and {len(below) - SELECTION_SHOWN} more (ARCHIVE/selection.parquet has them all)")
 
 
 def _check_model_options(args: argparse.Namespace, configs: list) -> None:
@@ -407,8 +465,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_restore(args: argparse.Namespace) -> int:
-    from latentpress.infra.archive import read_manifest
+    from latentpress.infra.archive import ArchiveLayout, read_manifest
     from latentpress.flows.restore import restore
+    from latentpress.pipeline.selection import read_selection
     from latentpress.preflight import check_archive, check_models, check_target
     from latentpress.terminal import console, print_errors, print_stages
 
@@ -417,11 +476,17 @@ def run_restore(args: argparse.Namespace) -> int:
     check_target(args.out, "output folder")
     manifest = read_manifest(args.archive)
     chosen = _chosen_configs(args, manifest)
-    if args.layout == "original" and len(chosen) > 1:
+    selection = None if args.config else read_selection(ArchiveLayout(args.archive).selection)
+    if selection is not None:
+        console.print(f"restoring each image from the configuration chosen for {selection[0]} (--config overrides)",
+                      highlight=False)
+    elif args.layout == "original" and len(chosen) > 1:
         raise UsageError(f"--layout original restores one configuration per image: choose one with --config "
-                         f"(archive {args.archive} has: {', '.join(c.key for c in chosen)}), or use --layout ids")  # fmt: skip
+                         f"(archive {args.archive} has: {', '.join(c.key for c in chosen)}), set a quality floor "
+                         f"with `latentpress select`, or use --layout ids")  # fmt: skip
     check_models(_vaes(chosen, args.vae or manifest["vae"]))
-    result = _run(args, len(manifest["items"]) * len(chosen), restore, "restore_flow", archive=args.archive,
+    per_image = 1 if selection is not None else len(chosen)
+    result = _run(args, len(manifest["items"]) * per_image, restore, "restore_flow", archive=args.archive,
                   out=args.out, configs=args.config, vae=args.vae, batch_size=args.batch_size, layout=args.layout,
                   fmt=args.fmt)  # fmt: skip
     print_stages(result)
@@ -560,7 +625,25 @@ def _summary(ledger_url: str, by: str = "quality", fmt: str = "table") -> int:
         console.print(f"ledger {ledger_url} is empty")
     else:
         print_summary(summary, [k for k in SUMMARY_GROUPS[by] if k not in ("preset", "config_key")], ledger_url)
+        _selection_summary(ledger_url)
     return 0
+
+
+def _selection_summary(ledger_url: str) -> None:
+    """A line on the quality-floor selection of the archive whose ledger this is, if any."""
+    from latentpress.infra import storage
+    from latentpress.pipeline.selection import read_selection
+    from latentpress.terminal import console
+
+    parent, _, name = ledger_url.rstrip("/").rpartition("/")
+    stored = read_selection(storage.join(parent, "selection.parquet")) if name == "ledger" and parent else None
+    if stored is None:
+        return
+    target, selection = stored
+    bits = 8 * selection["bytes"].sum()
+    pixels = (8 * selection["bytes"] / selection["bpp"]).sum()
+    console.print(f"under the selection for {target}: {len(selection)} image(s), {bits / 8e6:.3f} MB stored "
+                  f"({bits / pixels:.4f} bpp), {int((~selection['meets']).sum())} below the floor", highlight=False)  # fmt: skip
 
 
 if __name__ == "__main__":

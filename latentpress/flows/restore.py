@@ -13,6 +13,7 @@ from latentpress.infra.ledger import read_ledger
 from latentpress.pipeline.evaluate import stored_ids
 from latentpress.pipeline.outcomes import Outcome
 from latentpress.pipeline.restore import restore_batch, restore_targets, write_index
+from latentpress.pipeline.selection import read_selection
 
 
 def restore(
@@ -25,26 +26,25 @@ def restore(
     layout: str = "original",
     fmt: str = "png",
 ) -> RunResult:
-    """Decode every archived image of the chosen configurations (default: all) to
-    files of format ``fmt`` and write ``<out>/restored.csv``.
+    """Decode every archived image of the chosen configurations to files of format
+    ``fmt`` and write ``<out>/restored.csv``. Without ``configs``, each image comes from
+    the configuration the archive's quality-floor selection chose for it, if it has
+    one (``pipeline.selection``), else from every configuration.
 
     ``layout="original"`` recreates the collection's folder tree and file names (see
-    ``pipeline.restore_names``) from one configuration, the only one of the archive
-    or the one chosen; ``"ids"`` writes ``<out>/<config-key>/<image-id>.<ext>`` for any
-    number. An image with no container under a configuration is ``rejected`` when the
-    ledger records that the codec refused it, else an ``error``.
+    ``pipeline.restore_names``) from one configuration per image: the selection's, the
+    only one of the archive or the one chosen; ``"ids"`` writes
+    ``<out>/<config-key>/<image-id>.<ext>`` for any number. An image with no container
+    under a configuration is ``rejected`` when the ledger records that the codec
+    refused it, else an ``error``.
     """
     executor = executor or InProcess()
     manifest = read_manifest(archive)
-    known = [c["key"] for c in manifest["configs"]]
-    chosen = configs or known
-    unknown = sorted(set(chosen) - set(known))
-    if unknown:
-        raise ValueError(f"archive {archive} has no configuration {', '.join(unknown)} (it has: {', '.join(known)})")
-    if layout == "original" and len(chosen) > 1:
-        raise ValueError(f"the original layout restores one configuration per image; choose one of archive {archive}'s "
-                         f"({', '.join(chosen)}), or restore them all in the ids layout")  # fmt: skip
     ids = [item["image_id"] for item in manifest["items"]]
+    plan = restore_plan(archive, manifest, configs)
+    if layout == "original" and any(len(keys) > 1 for keys in _keys_by_image(plan).values()):
+        raise ValueError(f"the original layout restores one configuration per image; choose one of archive {archive}'s "
+                         f"({', '.join(plan)}), or restore them all in the ids layout")  # fmt: skip
     names = {item["image_id"]: item["name"] for item in manifest["items"]}
     sizes = {item["image_id"]: (item["width"], item["height"]) for item in manifest["items"]
              if isinstance(item.get("width"), int) and isinstance(item.get("height"), int)}  # fmt: skip
@@ -55,21 +55,53 @@ def restore(
         except KeyError as exc:
             raise ValueError(f"archive {archive}: manifest configuration {config['key']}: {exc.args[0]}") from None
     result = RunResult(new_run_id())
-    size = balanced_batch(batch_size, len(ids) * len(chosen), executor.threads)
+    size = balanced_batch(batch_size, sum(len(wanted) for wanted in plan.values()), executor.threads)
+    everywhere = restore_targets(out, layout, "", {i: names[i] for i in _keys_by_image(plan)}, fmt) if layout == "original" else {}
+    unselected = [i for i in ids if i not in _keys_by_image(plan)]
+    result.add("restore", [Outcome(i, "", "error", "no configuration holds it (every codec refused or failed it)")
+                           for i in unselected])  # fmt: skip
     jobs = []
-    for key in chosen:
+    for key, wanted in plan.items():
         stored = stored_ids(archive, key)
-        result.add("restore", not_stored(archive, key, [i for i in ids if i not in stored]))
-        targets = restore_targets(out, layout, key, names, fmt)
+        result.add("restore", not_stored(archive, key, [i for i in wanted if i not in stored]))
+        targets = everywhere or restore_targets(out, layout, key, {i: names[i] for i in wanted}, fmt)
         params = {"archive": archive, "config_key": key, "vae_name": vae or manifest["vae"], "fmt": fmt}
         jobs += [Job(restore_batch, {"image_ids": batch, "sizes": {i: sizes[i] for i in batch if i in sizes},
                                      "targets": {i: targets[i] for i in batch}, **params},
                      batch, key, gpu=domains[key] == "latent")
-                 for batch in chunks([i for i in ids if i in stored], size)]  # fmt: skip
+                 for batch in chunks([i for i in wanted if i in stored], size)]  # fmt: skip
     for job, outcomes in finished(executor, start(executor, jobs), "restore"):
         result.add("restore", job_errors(job, outcomes) if isinstance(outcomes, BaseException) else outcomes)
     write_index(out, names, result.stages.get("restore", []))
     return result
+
+
+def restore_plan(archive: str, manifest: dict, configs: list[str] | None) -> dict[str, list[str]]:
+    """Configuration key -> the image ids restored from it: every image from each of
+    ``configs``; without them, the selection's choice per image, or every image from
+    every configuration when the archive has no selection."""
+    known = [c["key"] for c in manifest["configs"]]
+    ids = [item["image_id"] for item in manifest["items"]]
+    unknown = sorted(set(configs or []) - set(known))
+    if unknown:
+        raise ValueError(f"archive {archive} has no configuration {', '.join(unknown)} (it has: {', '.join(known)})")
+    stored = None if configs else read_selection(ArchiveLayout(archive).selection)
+    if stored is None:
+        return {key: ids for key in configs or known}
+    chosen = dict(zip(stored[1]["image_id"], stored[1]["config_key"], strict=True))
+    plan: dict[str, list[str]] = {}
+    for image_id in ids:
+        if chosen.get(image_id) in known:
+            plan.setdefault(chosen[image_id], []).append(image_id)
+    return plan
+
+
+def _keys_by_image(plan: dict[str, list[str]]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for key, image_ids in plan.items():
+        for image_id in image_ids:
+            out.setdefault(image_id, []).append(key)
+    return out
 
 
 def not_stored(archive: str, key: str, image_ids: list[str]) -> list[Outcome]:

@@ -11,6 +11,7 @@
 <archive>/models/<codec>.<preset>/<vae-id>/<model-id>.lpm
                                               the collection model of a collection-model codec
 <archive>/ledger/                             Parquet ledger (default location)
+<archive>/selection.parquet                   the configuration chosen per image for a quality floor
 ```
 An ``.lpc`` object's presence means complete: it is written atomically, last.
 Names inside the archive are ids and configuration keys, never input paths.
@@ -46,6 +47,10 @@ class ArchiveLayout:
     @property
     def collection(self) -> str:
         return storage.join(self.root, "collection.parquet")
+
+    @property
+    def selection(self) -> str:
+        return storage.join(self.root, "selection.parquet")
 
     @property
     def latents(self) -> str:
