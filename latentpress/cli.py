@@ -125,7 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
                       "missing and extra objects, the manifest; exit status 1 if anything is wrong", run_verify)
     verify.add_argument("archive", help="archive folder or URL")
     verify.add_argument("--decode", action="store_true",
-                        help="also decode every image container to pixels (runs the codecs and the VAE: slow)")
+                        help="also decode every image container to pixels (the quality-floor selection's, if the "
+                             "archive has one; runs the codecs and the VAE: slow)")
     verify.add_argument("--config", action="append", help="with --decode: a configuration key to decode (repeatable; default: all)")
     verify.add_argument("--vae", help="with --decode: VAE for latent codecs (default: the one recorded in the archive)")
 

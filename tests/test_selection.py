@@ -80,6 +80,7 @@ def test_select_picks_the_smallest_passing_configuration_on_real_crops(archived:
             assert not row.meets and row.config_key == lpips.loc[row.image_id].idxmin()
     assert chosen["config_key"].nunique() >= 2  # a choice per image, not one for all
     assert verify(str(archived)).intact  # the selection is an archive object with its own digest
+    assert verify(str(archived), decode=True).decoded == 4  # --decode: the selected container of each image
 
 
 def test_restore_follows_the_selection(archived: Path, tmp_path: Path) -> None:

@@ -12,8 +12,7 @@ from latentpress.infra.archive import ArchiveLayout, read_manifest
 from latentpress.infra.ledger import read_ledger
 from latentpress.pipeline.evaluate import stored_ids
 from latentpress.pipeline.outcomes import Outcome
-from latentpress.pipeline.restore import restore_batch, restore_targets, write_index
-from latentpress.pipeline.selection import read_selection
+from latentpress.pipeline.restore import keys_by_image, restore_batch, restore_plan, restore_targets, write_index
 
 
 def restore(
@@ -42,7 +41,7 @@ def restore(
     manifest = read_manifest(archive)
     ids = [item["image_id"] for item in manifest["items"]]
     plan = restore_plan(archive, manifest, configs)
-    if layout == "original" and any(len(keys) > 1 for keys in _keys_by_image(plan).values()):
+    if layout == "original" and any(len(keys) > 1 for keys in keys_by_image(plan).values()):
         raise ValueError(f"the original layout restores one configuration per image; choose one of archive {archive}'s "
                          f"({', '.join(plan)}), or restore them all in the ids layout")  # fmt: skip
     names = {item["image_id"]: item["name"] for item in manifest["items"]}
@@ -56,8 +55,9 @@ def restore(
             raise ValueError(f"archive {archive}: manifest configuration {config['key']}: {exc.args[0]}") from None
     result = RunResult(new_run_id())
     size = balanced_batch(batch_size, sum(len(wanted) for wanted in plan.values()), executor.threads)
-    everywhere = restore_targets(out, layout, "", {i: names[i] for i in _keys_by_image(plan)}, fmt) if layout == "original" else {}
-    unselected = [i for i in ids if i not in _keys_by_image(plan)]
+    planned = keys_by_image(plan)
+    everywhere = restore_targets(out, layout, "", {i: names[i] for i in planned}, fmt) if layout == "original" else {}
+    unselected = [i for i in ids if i not in planned]
     result.add("restore", [Outcome(i, "", "error", "no configuration holds it (every codec refused or failed it)")
                            for i in unselected])  # fmt: skip
     jobs = []
@@ -74,34 +74,6 @@ def restore(
         result.add("restore", job_errors(job, outcomes) if isinstance(outcomes, BaseException) else outcomes)
     write_index(out, names, result.stages.get("restore", []))
     return result
-
-
-def restore_plan(archive: str, manifest: dict, configs: list[str] | None) -> dict[str, list[str]]:
-    """Configuration key -> the image ids restored from it: every image from each of
-    ``configs``; without them, the selection's choice per image, or every image from
-    every configuration when the archive has no selection."""
-    known = [c["key"] for c in manifest["configs"]]
-    ids = [item["image_id"] for item in manifest["items"]]
-    unknown = sorted(set(configs or []) - set(known))
-    if unknown:
-        raise ValueError(f"archive {archive} has no configuration {', '.join(unknown)} (it has: {', '.join(known)})")
-    stored = None if configs else read_selection(ArchiveLayout(archive).selection)
-    if stored is None:
-        return {key: ids for key in configs or known}
-    chosen = dict(zip(stored[1]["image_id"], stored[1]["config_key"], strict=True))
-    plan: dict[str, list[str]] = {}
-    for image_id in ids:
-        if chosen.get(image_id) in known:
-            plan.setdefault(chosen[image_id], []).append(image_id)
-    return plan
-
-
-def _keys_by_image(plan: dict[str, list[str]]) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for key, image_ids in plan.items():
-        for image_id in image_ids:
-            out.setdefault(image_id, []).append(key)
-    return out
 
 
 def not_stored(archive: str, key: str, image_ids: list[str]) -> list[Outcome]:

@@ -13,6 +13,7 @@ from latentpress.infra.archive import ArchiveLayout, check_config_key, check_ima
 from latentpress.infra.container import ContainerError
 from latentpress.infra.images import encode_image, output_format
 from latentpress.infra.metadata import Metadata, unpack_metadata
+from latentpress.pipeline.selection import read_selection
 from latentpress.pipeline.decode import decode_container
 from latentpress.pipeline.outcomes import Outcome, failure, unless_transient
 from latentpress.pipeline.restore_names import original_paths
@@ -29,6 +30,35 @@ def restore_targets(out: str, layout: str, config_key: str, names: dict[str, str
     if layout == "original":
         return {i: storage.join(out, path) for i, path in original_paths(names, extension).items()}
     raise ValueError(f"unknown restore layout {layout!r} (known: {', '.join(RESTORE_LAYOUTS)})")
+
+
+def restore_plan(archive: str, manifest: dict, configs: list[str] | None) -> dict[str, list[str]]:
+    """Configuration key -> the image ids restored from it: every image from each of
+    ``configs``; without them, the selection's choice per image, or every image from
+    every configuration when the archive has no selection."""
+    known = [c["key"] for c in manifest["configs"]]
+    ids = [item["image_id"] for item in manifest["items"]]
+    unknown = sorted(set(configs or []) - set(known))
+    if unknown:
+        raise ValueError(f"archive {archive} has no configuration {', '.join(unknown)} (it has: {', '.join(known)})")
+    stored = None if configs else read_selection(ArchiveLayout(archive).selection)
+    if stored is None:
+        return {key: ids for key in configs or known}
+    chosen = dict(zip(stored[1]["image_id"], stored[1]["config_key"], strict=True))
+    plan: dict[str, list[str]] = {}
+    for image_id in ids:
+        if chosen.get(image_id) in known:
+            plan.setdefault(chosen[image_id], []).append(image_id)
+    return plan
+
+
+def keys_by_image(plan: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Image id -> the configuration keys a restore plan takes it from."""
+    out: dict[str, list[str]] = {}
+    for key, image_ids in plan.items():
+        for image_id in image_ids:
+            out.setdefault(image_id, []).append(key)
+    return out
 
 
 def restore_batch(image_ids: list[str], archive: str, config_key: str, targets: dict[str, str], vae_name: str,

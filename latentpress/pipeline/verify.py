@@ -10,6 +10,7 @@ from latentpress.infra.archive import ArchiveLayout, read_manifest
 from latentpress.infra.container import ContainerError
 from latentpress.infra.fixity import FixityReport, check
 from latentpress.pipeline.decode import decode_container
+from latentpress.pipeline.restore import restore_plan
 
 
 @dataclass
@@ -29,8 +30,9 @@ class Verification:
 
 def verify(archive: str, decode: bool = False, configs: list[str] | None = None, vae: str | None = None) -> Verification:
     """Check every object of ``archive`` against its fixity record and the manifest's
-    structure; with ``decode``, decode every image container of ``configs`` (default:
-    all) to pixels (latent codecs through ``vae``, default the archive's)."""
+    structure; with ``decode``, decode to pixels every image container of ``configs``
+    (default: those the quality-floor selection chose, else all; latent codecs through
+    ``vae``, default the archive's)."""
     result = Verification(check(archive))
     try:
         manifest = read_manifest(archive)
@@ -42,12 +44,13 @@ def verify(archive: str, decode: bool = False, configs: list[str] | None = None,
     damaged = {path for path, _ in result.fixity.damaged}
     items = {item["image_id"]: item for item in manifest["items"]}
     layout = ArchiveLayout(archive)
-    for key in configs or [c["key"] for c in manifest["configs"]]:
-        for image_id, item in items.items():
+    for key, image_ids in restore_plan(archive, manifest, configs).items():
+        for image_id in image_ids:
             path = f"images/{key}/{image_id}.lpc"
             url = layout.image(key, image_id)
             if path in damaged or not storage.exists(url):
                 continue  # already reported, or never stored (a refused or failed image)
+            item = items[image_id]
             size = (item["width"], item["height"]) if "width" in item else None
             try:
                 decode_container(storage.read_bytes(url), vae or manifest["vae"], archive, path, image_id, key, size)
