@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import re
 import shutil
 import subprocess
 import uuid
@@ -214,6 +215,17 @@ def test_report_of_s3_ledger(s3_report: tuple[str, Path]) -> None:
     for curve in CURVES:
         assert curve in html
     assert "images shared by all configurations</th><td>3<" in html
+    # For the archivist: storage against the originals, worst photos first, failures, what made the numbers.
+    storage_rows = html.split('id="storage-table"')[1].split("</table>")[0].split("<tr>")[2:]
+    cells = [re.findall(r"<td>(.*?)</td>", row) for row in storage_rows]
+    assert len(cells) == 5 and all(row[1] == "3" and 0 < float(row[-1].rstrip("%")) < 100 for row in cells)
+    worst = html.split('id="worst-table"')[1].split("</table>")[0].split("<tr>")[2:]
+    lpips = [float(row.split("<td>")[4].split("<")[0]) for row in worst]
+    assert len(lpips) == 15 and lpips == sorted(lpips, reverse=True)
+    assert "Every file was archived under every configuration" in html
+    facts = html.split('id="facts"')[1].split("</table>")[0]
+    assert "libjpeg-turbo" in facts and "libavif" in facts and "taesd" in facts and "latentpress" in facts
+    assert "Latent codecs draw, they do not copy" in html and "What the metrics mean" in html
     # Every crop is the whole (small) image here: the original, and each curve's
     # crop equal to the decoded stored container.
     crops = sorted((out / "crops").glob("*.png"))
@@ -274,13 +286,14 @@ def test_report_renders_in_chromium(s3_report: tuple[str, Path], tmp_path: Path)
     bd_table = dom.stdout.split('id="bd-rate"')[1].split("</table>")[0]
     assert bd_table.count("<tr>") == 1 + 2  # header, jpeg, latent-q
     latent_row = bd_table.split("latent-q (taesd)")[1].split("</tr>")[0]
-    assert latent_row.count("n/a") == 2 and "at least two distinct quality values" in latent_row
+    assert latent_row.count("n/a") == 4 and "at least two distinct quality values" in latent_row
+    assert "PSNR (dB)" in bd_table and "MS-SSIM" in bd_table
 
     shot = tmp_path / "page.png"
-    result = _chromium_run(page, tmp_path / "profile", f"--screenshot={shot}", "--window-size=1200,1400")
+    result = _chromium_run(page, tmp_path / "profile", f"--screenshot={shot}", "--window-size=1200,2200")
     assert result.returncode == 0 and shot.exists(), result.stderr
     pixels = np.asarray(Image.open(io.BytesIO(shot.read_bytes())).convert("RGB")).astype(int)
-    plot_band = pixels[250:1300]  # below the overview table: the four rate/quality plots
+    plot_band = pixels[250:2100]  # below the overview, warning and storage tables: the four rate/quality plots
     assert len(np.unique(plot_band.reshape(-1, 3), axis=0)) > 1000, "the plot area is blank or flat"  # broken images: ~500
     for colour in [(31, 119, 180), (255, 127, 14), (44, 160, 44)]:  # the curves' tab10 colours
         near = (np.abs(plot_band - np.array(colour)).sum(axis=2) < 40).sum()

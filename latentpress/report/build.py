@@ -6,6 +6,7 @@ import pandas as pd
 
 from latentpress.infra import storage
 from latentpress.infra.ledger import REFUSED, latest_rows, read_ledger
+from latentpress.report.archivist import WORST_SHOWN, failures, image_names, run_facts, storage_table, worst_images
 from latentpress.report.crops import CropSet, crop_sets
 from latentpress.report.curves import METRICS, bd_table, latest_ok_rows, rd_points, shared_images, speeds
 from latentpress.report.html import Report, render
@@ -47,6 +48,7 @@ def write_report(
     plots["speed"] = speed_plot(speed)
     archive = archive or default_archive(ledger_url)
     crops, note = _crops(rows, images, archive, anchor, crop_images)
+    worst = worst_images(rows, image_names(archive))
     report = Report(
         ledger=ledger_url,
         archive=archive,
@@ -60,6 +62,11 @@ def write_report(
         plots=plots,
         crops=crops,
         crops_note=note,
+        storage=storage_table(rows, archive),
+        worst=worst.head(WORST_SHOWN),
+        worst_total=len(worst),
+        failures=failures(ledger, archive),
+        facts=run_facts(ledger),
     )
     for name, png in plots.items():
         storage.write_bytes_atomic(storage.join(out, f"{name}.png"), png)

@@ -36,7 +36,7 @@ METRICS = (
     Metric("psnr", "PSNR (dB)", False),
     Metric("ms_ssim", "MS-SSIM", False),
 )
-BD_METRICS = ("lpips", "dists")
+BD_METRICS = ("lpips", "dists", "psnr", "ms_ssim")
 """Quality domains of the BD-rate table."""
 
 _MEANS = ["bpp", "amortised_bpp", *(m.column for m in METRICS), "encode_seconds", "decode_seconds"]

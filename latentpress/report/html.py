@@ -28,6 +28,8 @@ th:first-child, td:first-child, #overview td { text-align: left; }
 figure { margin: 0; } figcaption { font-size: 0.8em; max-width: 200px; }
 .crops img { image-rendering: pixelated; border: 1px solid #ccc; }
 .better { color: #1a7f37; } .worse { color: #b42318; } .note { color: #666; font-size: 0.9em; }
+.warn { background: #fff4e5; border-left: 4px solid #e8a33d; padding: 0.6em 1em; }
+#facts th, #facts td { text-align: left; } dt { font-weight: bold; margin-top: 0.6em; }
 """
 _CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
@@ -50,6 +52,14 @@ class Report:
     """Plot name (``rd-<metric>``, ``speed``) -> PNG."""
     crops: list[CropSet]
     crops_note: str
+    storage: pd.DataFrame | None
+    """Original and stored size per configuration (None without an archive)."""
+    worst: pd.DataFrame
+    """The (image, configuration) rows of worst LPIPS."""
+    worst_total: int
+    failures: pd.DataFrame
+    facts: list[tuple[str, str]]
+    """(label, value) lines about the runs, versions and models."""
 
 
 def data_uri(png: bytes) -> str:
@@ -66,10 +76,16 @@ def render(report: Report) -> str:
         f"<style>{_CSS}</style></head><body>",
         "<h1>latentpress report</h1>",
         _overview(report),
+        _WARNING,
+        _storage_section(report),
         _rd_section(report),
         _bd_section(report),
+        _worst_section(report),
+        _failures_section(report),
         _speed_section(report),
         _crops_section(report),
+        _METRICS_EXPLAINED,
+        _facts_section(report),
         "</body></html>",
     ]
     return "\n".join(parts)
@@ -86,6 +102,71 @@ def _overview(report: Report) -> str:
         f"<tr><th>curves</th><td>{escape(', '.join(curves))}</td></tr>"
         "</table></section>"
     )
+
+
+_WARNING = (
+    '<section id="warning"><p class="warn"><b>Latent codecs draw, they do not copy.</b> latent-q, clric, laduree, '
+    "glc and relic rebuild each photo through a generative decoder, which can redraw what it cannot keep: small "
+    "text becomes other glyphs, faces and fine patterns change, and the result can still score well on LPIPS "
+    "and DISTS (on kodim03 the hat's lettering stays legible under AVIF at 0.34 bpp but turns into other "
+    "glyphs under latent-q at 0.26 bpp, which scores the better LPIPS). Look at the crops below before trusting "
+    "them with documents, signs or faces; PSNR and MS-SSIM react more to such changes.</p></section>"
+)
+_METRICS_EXPLAINED = (
+    '<section id="metrics"><h2>What the metrics mean</h2><dl>'
+    "<dt>LPIPS (lower is better)</dt><dd>A learned perceptual distance between the original and the decoded "
+    "photo (AlexNet features): 0 is identical; below about 0.1 the difference is hard to see at a glance; "
+    "0.1 to 0.3 is visible loss of detail; above 0.4, strong degradation.</dd>"
+    "<dt>DISTS (lower is better)</dt><dd>Structure and texture similarity on VGG features: 0 is identical; it "
+    "forgives texture that is redrawn rather than copied, so it favours generative codecs; 0.05 to 0.15 is "
+    "good.</dd>"
+    "<dt>PSNR (higher is better)</dt><dd>Pixel-exact fidelity in decibels: 30 dB is moderate, 35 dB good, 40 dB "
+    "near transparent. It punishes any change, including plausible invented detail.</dd>"
+    "<dt>MS-SSIM (higher is better)</dt><dd>Structural similarity over several scales: 1 is identical; above "
+    "0.95 is good, above 0.98 hard to tell apart.</dd>"
+    "<dt>bpp</dt><dd>Bits per pixel of the stored object: an uncompressed photo takes 24, a camera JPEG "
+    "typically 1 to 4.</dd>"
+    "<dt>BD-rate</dt><dd>How many more (positive) or fewer (negative) bits a codec needs than the anchor for "
+    "the same quality, averaged over the quality range both cover.</dd></dl></section>"
+)
+
+
+def _storage_section(report: Report) -> str:
+    head = '<section id="storage"><h2>Storage</h2>'
+    if report.storage is None:
+        return head + '<p class="note">No archive: the original files\' sizes are in its collection file.</p></section>'
+    columns = {"configuration": "configuration", "images": "images", "original_mb": "original MB",
+               "stored_mb": "stored MB", "ratio": "times smaller", "saving": "saving"}  # fmt: skip
+    frame = report.storage.assign(saving=[f"{s:.1%}" for s in report.storage["saving"]])
+    return (
+        head + '<p class="note">Original: the collection\'s files as ingested. Stored: each image\'s container '
+        "plus its share of shared models, for the images that configuration holds.</p>"
+        + _table(frame, columns, "storage-table") + "</section>"
+    )
+
+
+def _worst_section(report: Report) -> str:
+    columns = {"name": "photo", "config_key": "configuration", "bpp": "bpp"} | {m.column: m.title for m in METRICS}
+    shown = f"the {len(report.worst)} of {report.worst_total}" if report.worst_total > len(report.worst) else "all"
+    return (
+        '<section id="worst"><h2>Photos that fared worst</h2>'
+        f'<p class="note">Every photo under every configuration, worst LPIPS first ({shown} rows; '
+        "<code>latentpress ledger export</code> writes them all).</p>"
+        + _table(report.worst, columns, "worst-table") + "</section>"
+    )
+
+
+def _failures_section(report: Report) -> str:
+    head = '<section id="failures"><h2>Not archived</h2>'
+    if report.failures.empty:
+        return head + '<p class="note">Every file was archived under every configuration.</p></section>'
+    columns = {"what": "file", "stage": "where", "status": "status", "reason": "reason"}
+    return head + _table(report.failures, columns, "failures-table") + "</section>"
+
+
+def _facts_section(report: Report) -> str:
+    rows = "".join(f"<tr><th>{escape(label)}</th><td>{escape(value)}</td></tr>" for label, value in report.facts)
+    return f'<section id="run"><h2>Runs, versions and models</h2><table id="facts">{rows}</table></section>'
 
 
 def _rd_section(report: Report) -> str:
