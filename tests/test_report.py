@@ -238,6 +238,10 @@ def test_report_of_s3_ledger(s3_report: tuple[str, Path]) -> None:
             continue
         expected, _ = decode_container(storage.read_bytes(f"{archive}/images/{key}/{image_id}.lpc"), "taesd", archive)
         np.testing.assert_array_equal(pixels, expected)
+        original = np.asarray(Image.open(out / "crops" / f"{image_id}-0-original.png"))
+        difference = np.asarray(Image.open(out / "differences" / crop.name))[..., 0].astype(int)
+        gap = np.abs(original.astype(int) - expected.astype(int)).max(axis=2)
+        np.testing.assert_array_equal(difference, 255 - np.clip(4 * gap, 0, 255))  # white where equal
 
 
 class _Elements(HTMLParser):
@@ -278,6 +282,7 @@ def test_report_renders_in_chromium(s3_report: tuple[str, Path], tmp_path: Path)
     plots = {attrs["id"] for attrs in images if attrs.get("class") == "plot"}
     assert plots == {"plot-lpips", "plot-dists", "plot-psnr", "plot-ms_ssim", "plot-speed"}
     assert len([a for a in images if a.get("class") == "crop"]) == 3 * (1 + len(CURVES))
+    assert len([a for a in images if a.get("class") == "difference"]) == 3 * len(CURVES)
     # Self-contained: every image is inline, nothing links out, and the policy forbids fetching.
     assert all(attrs["src"].startswith("data:image/png;base64,") for attrs in images)
     assert not [a for _, a in parser.tags if "href" in a]

@@ -74,6 +74,9 @@ def write_report(
         for index, tile in enumerate(crop.tiles):
             if tile.png:
                 storage.write_bytes_atomic(storage.join(out, "crops", f"{crop.image_id}-{index}-{tile.key}.png"), tile.png)
+            if tile.difference:
+                storage.write_bytes_atomic(storage.join(out, "differences", f"{crop.image_id}-{index}-{tile.key}.png"),
+                                           tile.difference)
     page = storage.join(out, "index.html")
     storage.write_bytes_atomic(page, render(report).encode("utf-8"))
     return page

@@ -35,6 +35,8 @@ class Tile:
     caption: str
     png: bytes | None
     error: str = ""
+    difference: bytes | None = None
+    """PNG of the difference from the original (``difference_map``), for decoded tiles."""
 
 
 @dataclass(frozen=True)
@@ -57,15 +59,17 @@ def crop_sets(rows: pd.DataFrame, images: list[str], archive: str, anchor: str, 
         mine = rows[rows["image_id"] == image_id]
         source = str(mine["source"].iloc[0])
         width, height = int(mine["width"].iloc[0]), int(mine["height"].iloc[0])
+        reference = None
         try:
             original = decode_image(storage.read_bytes(source), posixpath.basename(source))
             box = detail_window(original, CROP_SIZE)
-            tiles = [Tile("original", "original", f"{width}x{height}", encode_png(_cut(original, box)))]
+            reference = _cut(original, box)
+            tiles = [Tile("original", "original", f"{width}x{height}", encode_png(reference))]
         except (OSError, ValueError) as error:
             box = _centre_window(height, width, CROP_SIZE)
             tiles = [Tile("original", "original", source, None, f"{type(error).__name__}: {error}")]
         for row in nearest_rows(mine, anchor).itertuples(index=False):
-            tiles.append(_decoded_tile(layout, row, vae_name, box))
+            tiles.append(_decoded_tile(layout, row, vae_name, box, reference))
         sets.append(CropSet(image_id, source, box, tiles))
     return sets
 
@@ -79,8 +83,10 @@ def nearest_rows(rows: pd.DataFrame, anchor: str) -> pd.DataFrame:
     return nearest.drop_duplicates("curve").drop(columns="distance").reset_index(drop=True)
 
 
-def _decoded_tile(layout: ArchiveLayout, row: Any, vae_name: str, box: tuple[int, int, int, int]) -> Tile:
-    """The crop of one ledger row's stored image, decoded as ``restore`` does."""
+def _decoded_tile(layout: ArchiveLayout, row: Any, vae_name: str, box: tuple[int, int, int, int],
+                  reference: np.ndarray | None) -> Tile:
+    """The crop of one ledger row's stored image, decoded as ``restore`` does, and its
+    difference from the original's crop ``reference`` (if there is one)."""
     caption = f"q {row.quality:g}, {row.bpp:.3f} bpp, LPIPS {row.lpips:.3f}"
     try:
         url = layout.image(row.config_key, row.image_id)
@@ -88,7 +94,20 @@ def _decoded_tile(layout: ArchiveLayout, row: Any, vae_name: str, box: tuple[int
                                      (int(row.width), int(row.height)))
     except (OSError, ValueError, KeyError) as error:  # missing object, bad bytes, unknown codec
         return Tile(row.config_key, row.curve, caption, None, f"{type(error).__name__}: {error}")
-    return Tile(row.config_key, row.curve, caption, encode_png(_cut(pixels, box)))
+    crop = _cut(pixels, box)
+    difference = encode_png(difference_map(reference, crop)) if reference is not None else None
+    return Tile(row.config_key, row.curve, caption, encode_png(crop), difference=difference)
+
+
+DIFFERENCE_GAIN = 4
+"""How much a difference map magnifies the differences (a grey level of 64 is black)."""
+
+
+def difference_map(original: np.ndarray, decoded: np.ndarray) -> np.ndarray:
+    """White where the pixels agree, darker the more any channel differs (times ``DIFFERENCE_GAIN``)."""
+    gap = np.abs(original.astype(np.int16) - decoded.astype(np.int16)).max(axis=2)
+    shade = 255 - np.clip(gap * DIFFERENCE_GAIN, 0, 255).astype(np.uint8)
+    return np.repeat(shade[..., None], 3, axis=2)
 
 
 def detail_window(image: np.ndarray, size: int) -> tuple[int, int, int, int]:

@@ -13,7 +13,7 @@ from html import escape
 
 import pandas as pd
 
-from latentpress.report.crops import CropSet
+from latentpress.report.crops import DIFFERENCE_GAIN, CropSet
 from latentpress.report.curves import BD_METRICS, METRICS
 
 _CSS = """
@@ -236,22 +236,28 @@ def _crops_section(report: Report) -> str:
     blocks = []
     for crop in report.crops:
         top, left, h, w = crop.box
-        figures = "".join(_figure(tile.title, tile.caption, tile.png, tile.error, w) for tile in crop.tiles)
+        figures = "".join(_figure(tile.title, tile.caption, tile.png, tile.error, w, tile.difference) for tile in crop.tiles)
         blocks.append(
             f"<h3>{escape(crop.source)}</h3>"
             f'<p class="note">image {escape(crop.image_id)}, crop {w}x{h} at ({left}, {top}), shown at 1:1</p>'
             f'<div class="crops">{figures}</div>'
         )
     note = f'<p class="note">{escape(report.crops_note)}</p>' if report.crops_note else ""
-    return f'<section id="crops"><h2>Side by side at similar rates</h2>{note}{"".join(blocks)}</section>'
+    legend = ('<p class="note">Under each decoded crop, its difference from the original: white where they agree, '
+              f"darker the more they differ (magnified {DIFFERENCE_GAIN} times). Redrawn detail shows as dark texture "
+              "even where the crop looks right.</p>") if report.crops else ""
+    return f'<section id="crops"><h2>Side by side at similar rates</h2>{note}{legend}{"".join(blocks)}</section>'
 
 
-def _figure(title: str, caption: str, png: bytes | None, error: str, width: int) -> str:
+def _figure(title: str, caption: str, png: bytes | None, error: str, width: int, difference: bytes | None = None) -> str:
     body = (
         f'<img class="crop" width="{width}" alt="{escape(title)}" src="{data_uri(png)}">'
         if png
         else f'<p class="note">not shown: {escape(error)}</p>'
     )
+    if difference:
+        body += (f'<br><img class="difference" width="{width}" alt="{escape(title)}: difference from the original" '
+                 f'src="{data_uri(difference)}">')
     return f"<figure>{body}<figcaption><b>{escape(title)}</b><br>{escape(caption)}</figcaption></figure>"
 
 
