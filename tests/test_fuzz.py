@@ -38,7 +38,8 @@ from latentpress.pipeline.decode import decode_container, shared_model
 FUZZ_CASES = 3000
 LONG_CASES = 100_000
 SECONDS_PER_CASE = 20
-CODECS = ["jpeg@50", "webp@40", "avif@30", "latent-q@1", "glc:tiny@2", "relic:tiny@2", "laduree:tiny@108", "clric:fast@1"]
+CODECS = ["jpeg@50", "webp@40", "avif@30", "jxl@30", "latent-q@1", "vae@16", "glc:tiny@2", "relic:tiny@2", "laduree:tiny@108",
+          "clric:fast@1"]
 OURS = (ContainerError, CodecError)
 
 

@@ -26,7 +26,7 @@ from latentpress.codecs.registry import CODECS, CodecInfo, codec_info, get_codec
 from latentpress.codecs.spec import CodecConfig, parse_codec_spec, parse_specs
 
 # Built-in codecs register themselves on import.
-from latentpress.codecs import clric, glc, laduree, latent_q, reference, relic  # noqa: E402,F401  isort: skip
+from latentpress.codecs import clric, glc, laduree, latent_q, reference, relic, vae_alone  # noqa: E402,F401  isort: skip
 
 __all__ = [
     "CODECS",

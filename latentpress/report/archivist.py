@@ -45,7 +45,7 @@ def storage_table(rows: pd.DataFrame, archive: str | None) -> pd.DataFrame | Non
 
 def worst_images(rows: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
     """Every (image, configuration) with its rate and metrics, worst LPIPS first."""
-    out = rows.assign(name=rows["image_id"].map(names).fillna(rows["source"].map(posixpath.basename)))
+    out = rows.assign(name=[names.get(i) or posixpath.basename(s) for i, s in zip(rows["image_id"], rows["source"])])
     columns = ["name", "image_id", "config_key", "bpp", "lpips", "dists", "psnr", "ms_ssim"]
     return out.sort_values(["lpips", "psnr"], ascending=[False, True], na_position="last")[columns]
 

@@ -38,6 +38,8 @@ METRICS = (
 )
 BD_METRICS = ("lpips", "dists", "psnr", "ms_ssim")
 """Quality domains of the BD-rate table."""
+REFERENCE_CODEC = "vae"
+"""The VAE alone (``codecs.vae_alone``): drawn as a line of quality, left out of BD-rates."""
 
 _MEANS = ["bpp", "amortised_bpp", *(m.column for m in METRICS), "encode_seconds", "decode_seconds"]
 
@@ -80,12 +82,13 @@ def rd_points(rows: pd.DataFrame, images: list[str]) -> pd.DataFrame:
 def bd_table(points: pd.DataFrame, anchor: str) -> pd.DataFrame:
     """BD-rate (percent) of every curve against ``anchor`` in each of ``BD_METRICS``.
 
-    One row per other curve; a pair that cannot be compared has NaN and the reason
-    in ``note``.
+    One row per other curve but the VAE-alone reference; a pair that cannot be
+    compared has NaN and the reason in ``note``.
     """
     base = points[points["curve"] == anchor]
     rows = []
-    for curve, group in points[points["curve"] != anchor].groupby("curve", sort=True):
+    others = points[(points["curve"] != anchor) & (points["codec"] != REFERENCE_CODEC)]
+    for curve, group in others.groupby("curve", sort=True):
         row: dict = {"curve": curve, "note": ""}
         for metric in BD_METRICS:
             try:
