@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# Set up (if needed), archive the Kodak development photos with AVIF and latent-q,
-# print the ledger summary and restore the photos (latent-q at quality 1) as PNG files
-# under their own names.
+# Set up (if needed) and archive the Kodak development photos with AVIF, JPEG XL,
+# latent-q and the VAE alone (a reference), keeping for each photo the smallest
+# configuration with LPIPS at most 0.2; print the ledger summary, restore the photos
+# (each from its chosen configuration) as PNG files under their own names, check the
+# archive's fixity and write the report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export LATENTPRESS_MODELS="${LATENTPRESS_MODELS:-$(cd .. && pwd)/shared/models}"
 SOURCE="${1:-../shared/data/kodak-dev}"
 OUT="${2:-example-out}"
-.venv/bin/latentpress archive "$SOURCE" "$OUT/archive" --codec avif@20,40 --codec latent-q@0.5,1
-.venv/bin/latentpress restore "$OUT/archive" "$OUT/restored" --config latent-q.default.q1
+.venv/bin/latentpress archive "$SOURCE" "$OUT/archive" --codec avif@20,40 --codec jxl@20,45 \
+  --codec latent-q@0.5,1 --codec vae --target-quality "lpips<=0.2"
+.venv/bin/latentpress restore "$OUT/archive" "$OUT/restored"
+.venv/bin/latentpress verify "$OUT/archive"
+.venv/bin/latentpress report "$OUT/archive/ledger" "$OUT/report"
