@@ -158,3 +158,12 @@ def test_a_damaged_archive_is_not_exported(copy: Path, tmp_path: Path, capsys: p
     assert main(["bag", str(copy), str(tmp_path / "bag")]) == 1
     assert f"{stats.relative_to(copy)} does not match its recorded SHA-256" in capsys.readouterr().err
     assert not (tmp_path / "bag" / "bagit.txt").exists()
+
+
+def test_the_verify_flow_fails_a_damaged_archive_and_names_the_problem(copy: Path) -> None:
+    from latentpress.flows.prefect_flows import ArchiveNotIntact, verify_flow
+
+    assert verify_flow.fn(str(copy))["checked"] == len(read(str(copy)))
+    (copy / "images" / "stray.lpc").write_bytes(b"x")
+    with pytest.raises(ArchiveNotIntact, match="extra: images/stray.lpc"):
+        verify_flow.fn(str(copy))

@@ -8,6 +8,8 @@ path (``latentpress.flows.archive`` and its siblings).
 
 from __future__ import annotations
 
+import logging
+
 from prefect import flow
 
 from latentpress.config import DEFAULT_BATCH_SIZE, DEFAULT_SHARD_SIZE, DEFAULT_VAE
@@ -123,6 +125,40 @@ def restore_flow(
     quiet_cluster_logs()
     with dask_executor(dask_address, workers) as executor:
         return logged(restore_step.restore(archive, out, configs, vae, batch_size, executor, layout, fmt))
+
+
+def _run_logger() -> logging.Logger | logging.LoggerAdapter:
+    """The flow run's logger (what a Prefect UI shows), or a plain one outside a run."""
+    from prefect import get_run_logger
+    from prefect.exceptions import MissingContextError
+
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger("latentpress.flows")
+
+
+class ArchiveNotIntact(RuntimeError):
+    """``verify`` found missing, extra, damaged or undecodable objects."""
+
+
+@flow(name="verify")
+def verify_flow(archive: str, decode: bool = False, configs: list[str] | None = None, vae: str | None = None) -> dict:
+    """Check an archive's fixity (see ``latentpress.pipeline.verify.verify``): every
+    problem is logged and the flow run fails unless the archive is intact."""
+    from latentpress.pipeline.verify import verify
+
+    result = verify(archive, decode, configs, vae)
+    fixity, logger = result.fixity, _run_logger()
+    problems = ([f"missing: {p}" for p in fixity.missing] + [f"extra: {p}" for p in fixity.extra]
+                + [f"damaged: {p}: {why}" for p, why in fixity.damaged]
+                + [f"undecodable: {p}: {why}" for p, why in result.undecodable]
+                + ([f"manifest: {result.manifest_error}"] if result.manifest_error else []))  # fmt: skip
+    for problem in problems:
+        logger.error(problem)
+    if problems:
+        raise ArchiveNotIntact(f"archive {archive} is not intact: {len(problems)} problem(s), the first: {problems[0]}")
+    return {"checked": fixity.checked, "decoded": result.decoded}
 
 
 @flow(name="train")
