@@ -1,7 +1,7 @@
 """Large photos: peak memory and seconds per megapixel of every stage, from 1 to 48 MP.
 
     python benchmarks/megapixels.py [--sizes 1,6,12,24,48] [--codec avif@30 --codec latent-q
-        --codec clric:fast@0.3] [--models DIR] [--threads 1]
+        --codec clric:fast@0.3] [--stages read,vae-encode,encode,decode,metrics] [--models DIR] [--threads 1]
     python benchmarks/megapixels.py --merge A/megapixels.json B/megapixels.json
 
 The photos are mosaics of real photos at their native scale: the six Kodak
@@ -11,7 +11,7 @@ in a scratch folder and never kept. Each stage of each photo runs in a fresh pro
 (its peak resident memory, which it reports, is the worker's peak for that stage):
 
 - ``read``: the PNG decoded as ingest decodes it;
-- ``vae-encode``: the TAESD latent (tiled over 1,024 pixels);
+- ``vae-encode``: the TAESD latent (tiled over 1,200 pixels);
 - ``encode`` and ``decode`` per codec: the codec's own work on its input (pixels or
   the latent); decode includes the VAE decoder for latent codecs;
 - ``metrics`` per codec: PSNR, MS-SSIM, LPIPS and DISTS of the decoded photo.
@@ -47,6 +47,7 @@ from mdtable import table  # noqa: E402
 
 KODAK = REPO.parent / "shared" / "data" / "kodak-dev"
 SIZES = (1, 6, 12, 24, 48)
+STAGES = ("read", "vae-encode", "encode", "decode", "metrics")
 CODECS = ("avif@30", "latent-q@0.5", "clric:fast@0.3")
 MEMORY_TARGET_MIB = 4096
 LINEAR_TOLERANCE = 0.25
@@ -62,6 +63,8 @@ def main() -> int:
     parser.add_argument("--models", help="folder with collection models (glc-taesd.bin, relic-taesd.bin)")
     parser.add_argument("--vae", default="taesd")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per stage (default %(default)s)")
+    parser.add_argument("--stages", default=",".join(STAGES),
+                        help="stages to run, in this order; one needs those before it (default %(default)s)")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
     parser.add_argument("--merge", nargs="+", metavar="JSON", help="combine the reports of runs made side by side")
     parser.add_argument("--probe", nargs=4, metavar=("STAGE", "CODEC", "FOLDER", "VAE"), help=argparse.SUPPRESS)
@@ -83,8 +86,9 @@ def main() -> int:
             folder = Path(scratch) / f"{megapixels:g}mp"
             folder.mkdir()
             width, height = mosaic(folder / "photo.png", megapixels)
-            stages = [("read", "-"), ("vae-encode", "-")]
-            stages += [(stage, codec) for codec in codecs for stage in ("encode", "decode", "metrics")]
+            chosen = args.stages.split(",")
+            stages = [(stage, "-") for stage in STAGES[:2] if stage in chosen]
+            stages += [(stage, codec) for codec in codecs for stage in STAGES[2:] if stage in chosen]
             for stage, codec in stages:
                 row = run_stage(stage, codec, folder, args.vae, args.threads, args.models)
                 row.update(megapixels=width * height / 1e6, width=width, height=height)

@@ -30,7 +30,7 @@ from latentpress.infra.models import model_id, resolve_model
 from latentpress.models.tiling import windows
 
 _CLASSES = ("AutoencoderTiny", "AutoencoderKL")
-TILE = 1024
+TILE = 1200
 """Images with a side over this many pixels are encoded and decoded in tiles of about
 this side (a multiple of every VAE's stride)."""
 TILE_MARGIN = 128
