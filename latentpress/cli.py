@@ -506,13 +506,7 @@ def run_verify(args: argparse.Namespace) -> int:
         manifest = read_manifest(args.archive)
         check_models(_vaes(_chosen_configs(args, manifest), args.vae or manifest["vae"]))
     result = verify(args.archive, args.decode, args.config, args.vae)
-    fixity = result.fixity
-    problems = [("missing", path, "listed in the fixity record, not stored") for path in fixity.missing]
-    problems += [("extra", path, "stored, not in the fixity record") for path in fixity.extra]
-    problems += [("damaged", path, why) for path, why in fixity.damaged]
-    problems += [("undecodable", path, why) for path, why in result.undecodable]
-    if result.manifest_error:
-        problems.append(("manifest", "manifest.json", result.manifest_error))
+    fixity, problems = result.fixity, result.problems()
     for kind, path, why in problems[:VERIFY_SHOWN]:
         errors.print(f"[red]{kind}[/red]: {path}: {why}", soft_wrap=True, highlight=False)
     if len(problems) > VERIFY_SHOWN:
@@ -632,12 +626,12 @@ def _summary(ledger_url: str, by: str = "quality", fmt: str = "table") -> int:
 
 def _selection_summary(ledger_url: str) -> None:
     """A line on the quality-floor selection of the archive whose ledger this is, if any."""
-    from latentpress.infra import storage
+    from latentpress.infra.archive import ArchiveLayout, ledger_archive
     from latentpress.pipeline.selection import read_selection
     from latentpress.terminal import console
 
-    parent, _, name = ledger_url.rstrip("/").rpartition("/")
-    stored = read_selection(storage.join(parent, "selection.parquet")) if name == "ledger" and parent else None
+    archive = ledger_archive(ledger_url)
+    stored = read_selection(ArchiveLayout(archive).selection) if archive else None
     if stored is None:
         return
     target, selection = stored

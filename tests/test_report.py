@@ -25,7 +25,7 @@ from latentpress.infra import storage
 from latentpress.infra.ledger import append_rows, read_ledger
 from latentpress.report import write_report
 from latentpress.report.bdrate import BDRateError, bd_rate
-from latentpress.report.build import default_archive
+from latentpress.infra.archive import ledger_archive as default_archive
 from latentpress.report.crops import detail_window, nearest_rows
 from latentpress.report.curves import bd_table, latest_ok_rows, rd_points, shared_images
 from latentpress.pipeline.decode import decode_container

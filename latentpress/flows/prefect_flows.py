@@ -149,16 +149,13 @@ def verify_flow(archive: str, decode: bool = False, configs: list[str] | None = 
     from latentpress.pipeline.verify import verify
 
     result = verify(archive, decode, configs, vae)
-    fixity, logger = result.fixity, _run_logger()
-    problems = ([f"missing: {p}" for p in fixity.missing] + [f"extra: {p}" for p in fixity.extra]
-                + [f"damaged: {p}: {why}" for p, why in fixity.damaged]
-                + [f"undecodable: {p}: {why}" for p, why in result.undecodable]
-                + ([f"manifest: {result.manifest_error}"] if result.manifest_error else []))  # fmt: skip
+    problems = [f"{kind}: {path}: {why}" for kind, path, why in result.problems()]
+    logger = _run_logger()
     for problem in problems:
         logger.error(problem)
     if problems:
         raise ArchiveNotIntact(f"archive {archive} is not intact: {len(problems)} problem(s), the first: {problems[0]}")
-    return {"checked": fixity.checked, "decoded": result.decoded}
+    return {"checked": result.fixity.checked, "decoded": result.decoded}
 
 
 @flow(name="train")

@@ -80,6 +80,12 @@ class ArchiveLayout:
         return storage.join(self.models(codec, preset, vae_id), f"{check_image_id(model_id)}.lpm")
 
 
+def ledger_archive(ledger_url: str) -> str | None:
+    """The archive holding a ledger at ``<archive>/ledger``, else None."""
+    parent, _, name = ledger_url.rstrip("/").rpartition("/")
+    return parent if name == "ledger" and parent and not parent.endswith(":/") else None
+
+
 def content_id(data: bytes) -> str:
     """Id of stored bytes: the first 16 hex digits of their SHA-256 (as image ids)."""
     return hashlib.sha256(data).hexdigest()[:16]

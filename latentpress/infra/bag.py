@@ -15,7 +15,7 @@ from datetime import date
 
 from latentpress import __version__
 from latentpress.infra import storage
-from latentpress.infra.fixity import FIXITY_NAME, read, sha256
+from latentpress.infra.fixity import FIXITY_NAME, manifest_text, read, sha256
 
 BAGIT_VERSION = "1.0"
 
@@ -57,13 +57,10 @@ def export_bag(archive: str, out: str) -> BagSummary:
         "bagit.txt": f"BagIt-Version: {BAGIT_VERSION}\nTag-File-Character-Encoding: UTF-8\n",
         "bag-info.txt": (f"Bag-Software-Agent: latentpress {__version__}\nBagging-Date: {date.today().isoformat()}\n"
                          f"External-Description: latentpress archive {archive}\nPayload-Oxum: {total}.{len(digests)}\n"),
-        "manifest-sha256.txt": _manifest(digests),
+        "manifest-sha256.txt": manifest_text(digests),
     }
-    tags["tagmanifest-sha256.txt"] = _manifest({name: sha256(text.encode()) for name, text in tags.items()})
+    tags["tagmanifest-sha256.txt"] = manifest_text({name: sha256(text.encode()) for name, text in tags.items()})
     for name in sorted(tags, key=lambda name: name == "bagit.txt"):  # bagit.txt last: a bag only once complete
         storage.write_bytes_atomic(storage.join(out, name), tags[name].encode())
     return BagSummary(len(digests), total)
 
-
-def _manifest(digests: dict[str, str]) -> str:
-    return "".join(f"{digest}  {path}\n" for path, digest in sorted(digests.items()))

@@ -55,9 +55,13 @@ def record(archive: str, since: float) -> int:
             digests[path] = previous[path]
         else:
             digests[path] = sha256(storage.read_bytes(storage.join(archive, path)))
-    body = "".join(f"{digest}  {path}\n" for path, digest in sorted(digests.items()))
-    storage.write_bytes_atomic(storage.join(archive, FIXITY_NAME), body.encode())
+    storage.write_bytes_atomic(storage.join(archive, FIXITY_NAME), manifest_text(digests).encode())
     return len(digests)
+
+
+def manifest_text(digests: dict[str, str]) -> str:
+    """``<sha256>  <path>`` lines sorted by path: a BagIt manifest (path -> hex digest)."""
+    return "".join(f"{digest}  {path}\n" for path, digest in sorted(digests.items()))
 
 
 def read(archive: str, missing_ok: bool = False) -> dict[str, str]:

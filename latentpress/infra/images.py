@@ -30,9 +30,8 @@ from functools import cache
 import numpy as np
 from PIL import Image, ImageOps
 
-from latentpress.infra.metadata import Metadata, read_metadata, save_options
-
 from latentpress.config import OUTPUT_FORMATS
+from latentpress.infra.metadata import Metadata, read_metadata, save_options
 
 IMAGE_EXTENSIONS = frozenset({"jpg", "jpeg", "png", "webp", "tif", "tiff", "bmp", "avif", "gif", "heic", "heif"})
 
@@ -87,11 +86,16 @@ def decode_image(data: bytes, name: str, max_pixels: int | None = None) -> np.nd
     a complete, supported image of at most ``max_pixels`` pixels (default: the
     configured limit, :func:`pixel_limit`).
     """
-    return read_image(data, name, max_pixels)[0]
+    return _decode(data, name, max_pixels, with_metadata=False)[0]
 
 
 def read_image(data: bytes, name: str, max_pixels: int | None = None) -> tuple[np.ndarray, Metadata]:
     """:func:`decode_image`, and the photo's metadata (``infra.metadata``)."""
+    return _decode(data, name, max_pixels, with_metadata=True)
+
+
+def _decode(data: bytes, name: str, max_pixels: int | None, with_metadata: bool) -> tuple[np.ndarray, Metadata]:
+    """The upright pixels and, if asked (else none), the metadata."""
     if not data:
         raise ImageError(name, "empty file")
     limit = pixel_limit() if max_pixels is None else max_pixels
@@ -113,7 +117,7 @@ def read_image(data: bytes, name: str, max_pixels: int | None = None) -> tuple[n
                 upright = ImageOps.exif_transpose(img)
             except Exception:  # noqa: BLE001 - unreadable EXIF: pixels as stored, the EXIF dropped
                 upright = img
-            return _to_rgb8(upright), read_metadata(img, upright)
+            return _to_rgb8(upright), read_metadata(img, upright) if with_metadata else Metadata()
     except ImageError:
         raise
     except Image.UnidentifiedImageError:

@@ -212,6 +212,12 @@ def with_rates(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def stored_bytes(rows: pd.DataFrame) -> pd.Series:
+    """Bytes each row's image costs in storage: its container plus its share of a shared
+    model (``amortised_bpp`` of :func:`with_rates`, back in bytes)."""
+    return rows["amortised_bpp"] * rows["width"].astype("float64") * rows["height"].astype("float64") / 8
+
+
 def latest_rows(df: pd.DataFrame) -> pd.DataFrame:
     """The latest row (by ``timestamp``) of each (image, configuration)."""
     return df.sort_values("timestamp", kind="stable").drop_duplicates(["image_id", "config_key"], keep="last")

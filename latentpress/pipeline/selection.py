@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from latentpress.infra import storage
-from latentpress.infra.ledger import latest_rows, with_rates
+from latentpress.infra.ledger import latest_rows, stored_bytes, with_rates
 
 METRICS = {"lpips": "<=", "dists": "<=", "psnr": ">=", "ms_ssim": ">="}
 """Metrics a floor can use, and the comparison that means "at least this good"."""
@@ -65,10 +65,7 @@ def select(ledger: pd.DataFrame, target: QualityTarget, configs: list[str] | Non
     rows = rows[(rows["status"] == "ok") & rows[target.metric].notna()]
     if configs is not None:
         rows = rows[rows["config_key"].isin(configs)]
-    rows = rows.assign(
-        bytes=rows["amortised_bpp"] * rows["width"].astype("float64") * rows["height"].astype("float64") / 8,
-        bpp=rows["amortised_bpp"], meets=target.meets(rows[target.metric]),
-    )
+    rows = rows.assign(bytes=stored_bytes(rows), bpp=rows["amortised_bpp"], meets=target.meets(rows[target.metric]))
     better_first = METRICS[target.metric] == ">="
     passing = rows[rows["meets"]].sort_values(["bytes", target.metric], ascending=[True, not better_first])
     best = rows.sort_values([target.metric, "bytes"], ascending=[not better_first, True])

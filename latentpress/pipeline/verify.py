@@ -27,6 +27,15 @@ class Verification:
     def intact(self) -> bool:
         return self.fixity.intact and self.manifest_error is None and not self.undecodable
 
+    def problems(self) -> list[tuple[str, str, str]]:
+        """Every problem found as (kind, path in the archive, why), kinds in a fixed order."""
+        fixity = self.fixity
+        return ([("missing", path, "listed in the fixity record, not stored") for path in fixity.missing]
+                + [("extra", path, "stored, not in the fixity record") for path in fixity.extra]
+                + [("damaged", path, why) for path, why in fixity.damaged]
+                + [("undecodable", path, why) for path, why in self.undecodable]
+                + ([("manifest", "manifest.json", self.manifest_error)] if self.manifest_error else []))  # fmt: skip
+
 
 def verify(archive: str, decode: bool = False, configs: list[str] | None = None, vae: str | None = None) -> Verification:
     """Check every object of ``archive`` against its fixity record and the manifest's

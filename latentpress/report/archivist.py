@@ -11,25 +11,32 @@ import pandas as pd
 from latentpress import __version__
 from latentpress.infra import storage
 from latentpress.infra.archive import ArchiveLayout
-from latentpress.infra.collection import OK, read_collection
-from latentpress.infra.ledger import REFUSED, latest_rows
+from latentpress.infra.collection import OK, Item, read_collection
+from latentpress.infra.ledger import REFUSED, latest_rows, stored_bytes
 from latentpress.pipeline.selection import read_selection
 
 WORST_SHOWN = 40
 """Rows of the per-image table (worst LPIPS first); the ledger has them all."""
 
 
-def storage_table(rows: pd.DataFrame, archive: str | None) -> pd.DataFrame | None:
-    """Per configuration (and under the quality-floor selection, if any): images, their
-    original files' size, the stored size (payloads plus model shares) and the saving.
-    None without an archive (the original sizes are in its collection file)."""
+def collection_items(archive: str | None) -> list[Item] | None:
+    """The archive's collection file (every ingested file), or None without one."""
     if archive is None or not storage.exists(ArchiveLayout(archive).collection):
         return None
-    originals = {i.image_id: i.nbytes for i in read_collection(ArchiveLayout(archive).collection) if i.status == OK}
-    stored = rows.assign(stored=rows["amortised_bpp"] * rows["width"].astype(float) * rows["height"].astype(float) / 8)
+    return read_collection(ArchiveLayout(archive).collection)
+
+
+def storage_table(rows: pd.DataFrame, items: list[Item] | None, archive: str | None) -> pd.DataFrame | None:
+    """Per configuration (and under the archive's quality-floor selection, if any):
+    images, their original files' size, the stored size (payloads plus model shares)
+    and the saving. None without the collection's ``items`` (the original sizes)."""
+    if items is None:
+        return None
+    originals = {i.image_id: i.nbytes for i in items if i.status == OK}
+    stored = rows.assign(stored=stored_bytes(rows))
     stored = stored[stored["image_id"].isin(originals)]
     groups = [(key, group["image_id"], group["stored"]) for key, group in stored.groupby("config_key", sort=True)]
-    selection = read_selection(ArchiveLayout(archive).selection)
+    selection = read_selection(ArchiveLayout(archive).selection) if archive is not None else None
     if selection is not None:
         chosen = selection[1][selection[1]["image_id"].isin(originals)]
         groups.append((f"selection for {selection[0]}", chosen["image_id"], chosen["bytes"]))
@@ -43,30 +50,24 @@ def storage_table(rows: pd.DataFrame, archive: str | None) -> pd.DataFrame | Non
     return table
 
 
-def worst_images(rows: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
-    """Every (image, configuration) with its rate and metrics, worst LPIPS first."""
+def worst_images(rows: pd.DataFrame, items: list[Item] | None) -> pd.DataFrame:
+    """Every (image, configuration) with its rate and metrics, worst LPIPS first, named by
+    the collection's file names (the source's base name without the collection)."""
+    names = {item.image_id: item.name for item in items or [] if item.status == OK}
     out = rows.assign(name=[names.get(i) or posixpath.basename(s) for i, s in zip(rows["image_id"], rows["source"])])
     columns = ["name", "image_id", "config_key", "bpp", "lpips", "dists", "psnr", "ms_ssim"]
     return out.sort_values(["lpips", "psnr"], ascending=[False, True], na_position="last")[columns]
 
 
-def failures(ledger: pd.DataFrame, archive: str | None) -> pd.DataFrame:
+def failures(ledger: pd.DataFrame, items: list[Item] | None) -> pd.DataFrame:
     """Images a codec refused (ledger) and files ingest did not archive (collection), with reasons."""
     latest = latest_rows(ledger)
     refused = latest[latest["status"].isin(REFUSED)]
     out = [{"what": row.source, "stage": row.config_key, "status": "rejected", "reason": row.error}
            for row in refused.itertuples()]  # fmt: skip
-    if archive is not None and storage.exists(ArchiveLayout(archive).collection):
-        out += [{"what": item.name, "stage": "ingest", "status": item.status, "reason": item.error}
-                for item in read_collection(ArchiveLayout(archive).collection) if item.status != OK]  # fmt: skip
+    out += [{"what": item.name, "stage": "ingest", "status": item.status, "reason": item.error}
+            for item in items or [] if item.status != OK]  # fmt: skip
     return pd.DataFrame(out, columns=["what", "stage", "status", "reason"])
-
-
-def image_names(archive: str | None) -> dict[str, str]:
-    """Image id -> the file's name in the collection (empty without an archive)."""
-    if archive is None or not storage.exists(ArchiveLayout(archive).collection):
-        return {}
-    return {item.image_id: item.name for item in read_collection(ArchiveLayout(archive).collection) if item.status == OK}
 
 
 def run_facts(ledger: pd.DataFrame) -> list[tuple[str, str]]:

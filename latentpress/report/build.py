@@ -5,8 +5,9 @@ from __future__ import annotations
 import pandas as pd
 
 from latentpress.infra import storage
+from latentpress.infra.archive import ledger_archive
 from latentpress.infra.ledger import REFUSED, latest_rows, read_ledger
-from latentpress.report.archivist import WORST_SHOWN, failures, image_names, run_facts, storage_table, worst_images
+from latentpress.report.archivist import WORST_SHOWN, collection_items, failures, run_facts, storage_table, worst_images
 from latentpress.report.crops import CropSet, crop_sets
 from latentpress.report.curves import METRICS, bd_table, latest_ok_rows, rd_points, shared_images, speeds
 from latentpress.report.html import Report, render
@@ -14,13 +15,6 @@ from latentpress.report.plots import rd_plot, speed_plot
 
 DEFAULT_ANCHOR = "avif"
 DEFAULT_CROPS = 3
-
-
-def default_archive(ledger_url: str) -> str | None:
-    """The archive holding a ledger at ``<archive>/ledger``, else None."""
-    trimmed = ledger_url.rstrip("/")
-    parent, _, name = trimmed.rpartition("/")
-    return parent if name == "ledger" and parent and not parent.endswith(":/") else None
 
 
 def write_report(
@@ -46,9 +40,10 @@ def write_report(
     speed = speeds(rows)
     plots = {f"rd-{m.column}": rd_plot(points, m, len(images)) for m in METRICS}
     plots["speed"] = speed_plot(speed)
-    archive = archive or default_archive(ledger_url)
+    archive = archive or ledger_archive(ledger_url)
     crops, note = _crops(rows, images, archive, anchor, crop_images)
-    worst = worst_images(rows, image_names(archive))
+    items = collection_items(archive)
+    worst = worst_images(rows, items)
     report = Report(
         ledger=ledger_url,
         archive=archive,
@@ -62,10 +57,10 @@ def write_report(
         plots=plots,
         crops=crops,
         crops_note=note,
-        storage=storage_table(rows, archive),
+        storage=storage_table(rows, items, archive),
         worst=worst.head(WORST_SHOWN),
         worst_total=len(worst),
-        failures=failures(ledger, archive),
+        failures=failures(ledger, items),
         facts=run_facts(ledger),
     )
     for name, png in plots.items():
