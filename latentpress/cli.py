@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -79,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     _codec_options(archive)
     _ledger_option(archive)
     archive.add_argument("--shard-size", type=_positive, default=DEFAULT_SHARD_SIZE, help="images per shard (default %(default)s)")
-    _target_option(archive)
+    _target_option(archive, search=True)
+    _metrics_option(archive)
     _execution_options(archive)
 
     ingest = _command(commands, "ingest", "list, validate and identify the images of a collection", run_ingest)
@@ -106,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = _command(commands, "evaluate", "decode stored images and record rate and quality", run_evaluate)
     evaluate.add_argument("archive", help="archive folder or URL")
     _ledger_option(evaluate)
+    _metrics_option(evaluate)
     _execution_options(evaluate)
 
     restore = _command(commands, "restore", "decode an archive back to image files", run_restore)
@@ -150,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--archive", help="archive to decode the side-by-side crops from (default: the ledger's parent when the ledger is <archive>/ledger)")
     report.add_argument("--crops", type=int, default=3, help="images shown as side-by-side crops; 0 for none (default %(default)s)")
 
-    ledger = _command(commands, "ledger", "summarise or export a ledger", None)
+    ledger = _command(commands, "ledger", "summarise, export or compact a ledger", None)
     ledger_commands = ledger.add_subparsers(dest="ledger_command", required=True, metavar="ACTION")
     summary = _command(ledger_commands, "summary", "mean rate, quality and speed per group of rows", run_ledger_summary)
     summary.add_argument("ledger", help="ledger folder or URL (an archive's is <archive>/ledger)")
@@ -160,17 +163,42 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("ledger", help="ledger folder or URL")
     export.add_argument("out", help="output file or URL")
     export.add_argument("--format", choices=["csv", "parquet", "json"], default=None, help="default: from OUT's suffix, else csv")
+    compact = _command(ledger_commands, "compact", "merge the ledger's small Parquet parts into few large ones, "
+                       "losing and repeating no row even if killed", run_ledger_compact)  # fmt: skip
+    compact.add_argument("ledger", help="ledger folder or URL (an archive's is <archive>/ledger)")
     return parser
 
 
-def _target_option(parser: argparse.ArgumentParser, required: bool = False) -> None:
+def _target_option(parser: argparse.ArgumentParser, required: bool = False, search: bool = False) -> None:
     parser.add_argument("--target-quality", type=_quality_target, required=required, metavar="FLOOR",
                         help="a quality floor per image, lpips<=X, dists<=X, psnr>=X or ms_ssim>=X: each image keeps "
-                             "the smallest configuration that meets it (the best one where none does)")  # fmt: skip
+                             "the smallest configuration that meets it (the best one where none does)"
+                             + (", among the run's quality points and, for each codec whose knob can be searched "
+                                "(jpeg, webp, avif, jxl, latent-q, clric), the cheapest setting found for that image "
+                                "(configuration NAME.PRESET.lpipsX)" if search else ""))  # fmt: skip
+    if search:
+        parser.add_argument("--no-search", action="store_true",
+                            help="with --target-quality: choose among the run's quality points only, searching no knob")
+
+
+def _metrics_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--metrics", type=_metric_list, metavar="M[,M...]",
+                        help="measure only these of psnr, ms_ssim, lpips, dists (default: all four; LPIPS and DISTS "
+                             "cost the most); the ledger's metrics column names those measured")  # fmt: skip
+
+
+def _metric_list(text: str) -> tuple[str, ...]:
+    from latentpress.targets import METRICS
+
+    names = tuple(dict.fromkeys(n.strip().replace("-", "_") for n in text.split(",") if n.strip()))
+    unknown = [n for n in names if n not in METRICS]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(f"expected some of {', '.join(METRICS)}, got {text!r}")
+    return names
 
 
 def _quality_target(text: str):
-    from latentpress.pipeline.selection import parse_target
+    from latentpress.targets import parse_target
 
     try:
         return parse_target(text)
@@ -239,12 +267,15 @@ def _positive(text: str) -> int:
 
 
 def _configs(args: argparse.Namespace) -> list:
-    """The codec configurations of ``--codec`` (and ``--target-bpp``); ``UsageError``."""
+    """The codec configurations of ``--codec`` (and ``--target-bpp``, and the searches
+    of ``--target-quality``); ``UsageError``."""
     from latentpress.codecs import parse_specs
-    from latentpress.codecs.spec import with_target_bpp
+    from latentpress.codecs.spec import with_floor, with_target_bpp
 
     try:
         args.codec = with_target_bpp(args.codec, args.target_bpp) if args.target_bpp else args.codec
+        if getattr(args, "target_quality", None) is not None and not args.no_search:
+            args.codec = with_floor(args.codec, args.target_quality)
         return parse_specs(args.codec)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
@@ -295,7 +326,7 @@ def run_archive(args: argparse.Namespace) -> int:
     from latentpress.flows.archive import archive
     from latentpress.models.weights import METRIC_WEIGHTS
     from latentpress.preflight import check_models, check_source, check_target
-    from latentpress.terminal import console, print_errors, print_items, print_stages
+    from latentpress.terminal import console, print_errors, print_items, print_stages, steps_line
 
     configs = _configs(args)
     _check_execution(args)
@@ -306,14 +337,16 @@ def run_archive(args: argparse.Namespace) -> int:
         check_target(args.ledger, "ledger")
     check_models(_vaes(configs, args.vae), METRIC_WEIGHTS)
     _check_model_options(args, configs)
+    started = time.perf_counter()
     result = _run(
         args, len(listing), archive, "archive_flow", source=args.source, archive=args.archive, codecs=args.codec,
         ledger=args.ledger, vae=args.vae, latents=args.latents, shard_size=args.shard_size, batch_size=args.batch_size,
-        model=args.model, train_sample=args.train_sample, train_steps=args.train_steps,
+        model=args.model, train_sample=args.train_sample, train_steps=args.train_steps, metrics=args.metrics,
     )  # fmt: skip
     print_items(result.items)
     print_stages(result)
-    console.print(f"run {result.run_id}: {len(result.rows)} new ledger row(s)")
+    console.print(f"run {result.run_id}: {len(result.rows)} new ledger row(s) in {time.perf_counter() - started:.1f} s "
+                  f"({steps_line(result.seconds)})", highlight=False, soft_wrap=True)  # fmt: skip
     status = print_errors(result)
     from latentpress.infra.archive import ArchiveLayout
 
@@ -457,7 +490,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     manifest = read_manifest(args.archive)
     check_models(_vaes(_manifest_configs(manifest), manifest["vae"]), METRIC_WEIGHTS)
     result = _run(args, len(manifest["items"]), evaluate, "evaluate_flow", archive=args.archive, ledger=args.ledger,
-                  batch_size=args.batch_size)  # fmt: skip
+                  batch_size=args.batch_size, metrics=args.metrics)  # fmt: skip
     print_stages(result)
     console.print(f"run {result.run_id}: {len(result.rows)} new ledger row(s)")
     status = print_errors(result)
@@ -560,16 +593,17 @@ def run_codecs(args: argparse.Namespace) -> int:
     from latentpress.terminal import console
 
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for column in ("codec", "knob", "better", "presets", "default points"):
+    for column in ("codec", "knob", "better", "presets", "default points", "per-image search"):
         table.add_column(column, overflow="fold")
     for name, info in sorted(CODECS.items()):
         points = ",".join(f"{q:g}" for q in info.default_qualities)
-        table.add_row(name, info.knob, info.better, ",".join(info.presets), points)
+        search = f"{info.search.low:g}..{info.search.high:g}" if info.search else "-"
+        table.add_row(name, info.knob, info.better, ",".join(info.presets), points, search)
     console.print(table)
     for name, info in sorted(CODECS.items()):
         console.print(f"{name} ({info.domain}): {info.summary}", highlight=False, markup=False)
-    console.print("Pick with --codec NAME[:PRESET][@Q1,Q2,...] (rate control: @bppX).",
-                  highlight=False, markup=False)
+    console.print("Pick with --codec NAME[:PRESET][@Q1,Q2,...] (rate control: @bppX; the cheapest setting per "
+                  "image that meets a floor: @lpipsX, @distsX, @psnrX, @ms_ssimX).", highlight=False, markup=False)
     return 0
 
 
@@ -591,6 +625,19 @@ def run_ledger_summary(args: argparse.Namespace) -> int:
 
     check_ledger(args.ledger)
     return _summary(args.ledger, args.by, args.format)
+
+
+def run_ledger_compact(args: argparse.Namespace) -> int:
+    from latentpress.flows.compact import compact_ledger
+    from latentpress.preflight import check_ledger
+    from latentpress.terminal import console
+
+    check_ledger(args.ledger)
+    done = compact_ledger(args.ledger)
+    console.print(f"{done.merged} part(s) merged into {len(done.written)} ({done.rows} rows)"
+                  + (f"; {done.finished} part(s) of an interrupted compaction removed" if done.finished else ""),
+                  highlight=False)  # fmt: skip
+    return 0
 
 
 def run_ledger_export(args: argparse.Namespace) -> int:

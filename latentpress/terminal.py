@@ -79,6 +79,11 @@ def print_stages(result: RunResult) -> None:
         console.print(f"{stage}: {text}")
 
 
+def steps_line(seconds: dict[str, float]) -> str:
+    """``ingest 1.2 s, compress and evaluate 40.1 s, ...``: where a run's time went."""
+    return ", ".join(f"{step} {value:.1f} s" for step, value in seconds.items())
+
+
 def print_errors(result: RunResult) -> int:
     """Every ``error`` of the run, each reason once with the images it hit; the exit
     status (1 if there was any error, else 0)."""
@@ -135,9 +140,9 @@ def print_summary(summary: pd.DataFrame, keys: list[str], ledger_url: str) -> No
 def _key_cell(row, key: str) -> str:
     if key == "codec":
         return row.codec if row.preset == "default" else f"{row.codec}:{row.preset}"
-    if key == "quality":  # the knob's value, or the target size of a rate-controlled configuration
+    if key == "quality":  # the knob's value, or the target (a size, a floor searched per image)
         setting = row.config_key.split(".", 2)[-1]
-        return setting if setting.startswith("bpp") else _cell(row.quality)
+        return _cell(row.quality) if setting.startswith("q") else setting
     return _cell(getattr(row, key))
 
 

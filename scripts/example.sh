@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up (if needed) and archive the Kodak development photos with AVIF, JPEG XL,
 # latent-q and the VAE alone (a reference), keeping for each photo the smallest
-# configuration with LPIPS at most 0.2; print the ledger summary, restore the photos
+# configuration with LPIPS at most 0.2 (the run's points, and AVIF, JPEG XL and
+# latent-q each searched photo by photo for the cheapest setting that meets it); print the ledger summary, restore the photos
 # (each from its chosen configuration) as PNG files under their own names, check the
 # archive's fixity and write the report.
 set -euo pipefail

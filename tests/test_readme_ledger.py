@@ -31,6 +31,7 @@ def test_readme_queries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
         _row("x", "avif", 40, 300, 0.15), _row("y", "avif", 40, 400, 0.10),
         _row("x", "latent-q", 0.5, 150, 0.20, vae_id="taesd"), _row("y", "latent-q", 0.5, 500, 0.22, vae_id="taesd"),
         _row("x", "latent-q", 1, 50, 0.0, status="rejected", error="boom"),
+        _row("x", "avif", 0.2, 250, 0.19, config_key="avif.default.lpips0.2"),
     ]  # fmt: skip
     append_rows(str(tmp_path / "example-out" / "archive" / "ledger"), rows, "run1")
     monkeypatch.chdir(tmp_path)
@@ -40,14 +41,15 @@ def test_readme_queries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     with_duckdb: dict = {}
     exec(duckdb_code, with_duckdb)  # noqa: S102
 
-    rates = with_pandas["rates"].reset_index().astype({"codec": str})  # pandas reads the partition as categorical
-    assert list(zip(rates["codec"], rates["quality"])) == [("avif", 20.0), ("avif", 40.0), ("latent-q", 0.5)]
-    assert list(rates["bpp"]) == [0.15, 0.35, 0.325] and list(rates["lpips"]) == [0.275, 0.125, 0.21]
-    pd.testing.assert_frame_equal(with_duckdb["rates"].df().astype({"codec": str}), rates, check_dtype=False)
+    rates = with_pandas["rates"].reset_index()
+    assert list(rates["config_key"]) == ["avif.default.lpips0.2", "avif.default.q20", "avif.default.q40",
+                                         "latent-q.default.q0.5"]  # fmt: skip
+    assert list(rates["bpp"]) == [0.25, 0.15, 0.35, 0.325] and list(rates["lpips"]) == [0.19, 0.275, 0.125, 0.21]
+    pd.testing.assert_frame_equal(with_duckdb["rates"].df(), rates, check_dtype=False)
 
-    cheapest = with_pandas["cheapest"].reset_index(drop=True).astype({"codec": str})
+    cheapest = with_pandas["cheapest"].reset_index(drop=True)
     assert cheapest.to_dict("records") == [
-        {"image": "x.png", "codec": "latent-q", "quality": 0.5, "bpp": 0.15},
-        {"image": "y.png", "codec": "avif", "quality": 40.0, "bpp": 0.4},
+        {"image": "x.png", "config_key": "latent-q.default.q0.5", "bpp": 0.15},
+        {"image": "y.png", "config_key": "avif.default.q40", "bpp": 0.4},
     ]
-    pd.testing.assert_frame_equal(with_duckdb["cheapest"].df().astype({"codec": str}), cheapest, check_dtype=False)
+    pd.testing.assert_frame_equal(with_duckdb["cheapest"].df(), cheapest, check_dtype=False)

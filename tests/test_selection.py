@@ -15,14 +15,15 @@ from latentpress.flows.restore import restore
 from latentpress.infra.archive import ArchiveLayout
 from latentpress.infra.ledger import latest_rows, read_ledger
 from latentpress.pipeline.decode import decode_container
-from latentpress.pipeline.selection import parse_target, read_selection, select
+from latentpress.pipeline.selection import read_selection, select
+from latentpress.targets import parse_target
 from latentpress.pipeline.verify import verify
 
 
 def test_targets_parse_and_bad_ones_say_what_is_accepted() -> None:
     assert str(parse_target("lpips<=0.15")) == "lpips<=0.15" and parse_target(" ms-ssim >= 0.95").metric == "ms_ssim"
     assert parse_target("psnr>=32").bound == 32.0
-    for bad in ("lpips>=0.1", "psnr<=30", "ssim>=0.9", "lpips<=", "lpips<=-1", "lpips<=nan"):
+    for bad in ("lpips>=0.1", "psnr<=30", "ssim>=0.9", "lpips<=", "lpips<=-1", "lpips<=nan", "ms_ssim>=1.5"):
         with pytest.raises(ValueError, match="quality target"):
             parse_target(bad)
 

@@ -38,7 +38,8 @@ def test_bad_input_and_bad_streams_are_codec_errors() -> None:
 
 def test_the_reference_is_left_out_of_bd_rates() -> None:
     points = pd.DataFrame([
-        {"curve": c, "codec": c.split(" ")[0], "bpp": b, "lpips": l, "dists": l, "psnr": 40 - 20 * l, "ms_ssim": 1 - l}
+        {"curve": c, "codec": c.split(" ")[0], "config_key": f"{c.split(' ')[0]}.default.q{b:g}", "bpp": b, "lpips": l,
+         "dists": l, "psnr": 40 - 20 * l, "ms_ssim": 1 - l}
         for c, b, l in [("avif", 0.2, 0.3), ("avif", 0.5, 0.2), ("avif", 1.0, 0.1), ("latent-q (taesd)", 0.1, 0.3),
                         ("latent-q (taesd)", 0.3, 0.2), ("vae (taesd)", 1.0, 0.05)]
     ])  # fmt: skip

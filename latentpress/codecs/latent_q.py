@@ -19,7 +19,7 @@ import numpy as np
 
 from latentpress.codecs import entropy
 from latentpress.codecs.base import CodecError, CodecInput, DecodeContext, ImageEncoder
-from latentpress.codecs.registry import CodecInfo, register_codec
+from latentpress.codecs.registry import CodecInfo, KnobRange, register_codec
 
 _HEADER = struct.Struct("<BHIIf")
 MAX_VALUES = 1 << 26
@@ -109,4 +109,5 @@ register_codec(CodecInfo(
     name="latent-q", summary="the latent quantized and range coded (baseline)",
     domain="latent", presets={"default": LatentQParams()}, default_qualities=(0.25, 0.5, 1.0),
     knob="step", better="lower", implementation=LatentQ,
+    search=KnobRange(0.05, 4.0, integer=False, steps=25),
 ))

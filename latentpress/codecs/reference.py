@@ -21,7 +21,7 @@ import PIL
 from PIL import Image, features
 
 from latentpress.codecs.base import CodecError, CodecInput, DecodeContext, ImageEncoder
-from latentpress.codecs.registry import CodecInfo, register_codec
+from latentpress.codecs.registry import CodecInfo, KnobRange, register_codec
 
 # Errors Pillow raises on data it cannot decode.
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
@@ -194,23 +194,23 @@ register_codec(CodecInfo(
     name="jpeg", summary="JPEG through Pillow (libjpeg-turbo), reference", domain="pixels",
     presets={"fast": JpegParams(optimize=False), "default": JpegParams(), "best": JpegParams(progressive=True)},
     default_qualities=(3, 5, 8, 12, 20, 30, 40, 55), knob="quality", better="higher",
-    implementation=JpegCodec,
+    implementation=JpegCodec, search=KnobRange(1, 95),
 ))
 register_codec(CodecInfo(
     name="webp", summary="lossy WebP through Pillow (libwebp), reference", domain="pixels",
     presets={"fast": WebpParams(method=2), "default": WebpParams(method=4), "best": WebpParams(method=6)},
     default_qualities=(0, 2, 10, 20, 35, 50, 70), knob="quality", better="higher",
-    implementation=WebpCodec,
+    implementation=WebpCodec, search=KnobRange(0, 100),
 ))
 register_codec(CodecInfo(
     name="avif", summary="AVIF through Pillow (libavif, AV1 intra), reference", domain="pixels",
     presets={"fast": AvifParams(speed=8), "default": AvifParams(speed=6), "best": AvifParams(speed=2)},
     default_qualities=(0, 10, 20, 30, 40, 50, 60), knob="quality", better="higher",
-    implementation=AvifCodec,
+    implementation=AvifCodec, search=KnobRange(0, 100),
 ))
 register_codec(CodecInfo(
     name="jxl", summary="JPEG XL through pillow-jxl-plugin (libjxl), reference", domain="pixels",
     presets={"fast": JxlParams(effort=3), "default": JxlParams(effort=7), "best": JxlParams(effort=9)},
     default_qualities=(0, 10, 20, 30, 45, 60, 75, 85), knob="quality", better="higher",
-    implementation=JxlCodec,
+    implementation=JxlCodec, search=KnobRange(0, 95),
 ))

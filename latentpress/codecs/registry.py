@@ -11,10 +11,31 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from latentpress.codecs.base import Codec, CodecError, Domain
+
+
+@dataclass(frozen=True)
+class KnobRange:
+    """The knob values a per-image quality search may try: whole numbers from ``low``
+    to ``high`` (``integer``), or ``steps`` values spaced evenly in log scale."""
+
+    low: float
+    high: float
+    integer: bool = True
+    steps: int = 33
+
+    def values(self, better: Literal["higher", "lower"]) -> list[float]:
+        """Every value the search may try, from the worst quality to the best."""
+        if self.integer:
+            values = [float(v) for v in range(math.ceil(self.low), math.floor(self.high) + 1)]
+        else:
+            ratio = math.log(self.high / self.low) / (self.steps - 1)
+            values = [self.low * math.exp(i * ratio) for i in range(self.steps)]
+        return values if better == "higher" else values[::-1]
 
 
 @dataclass(frozen=True)
@@ -37,6 +58,9 @@ class CodecInfo:
     """``"module:Class"`` imported on first use, or the class itself."""
     rate_control: bool = False
     """Whether ``NAME@bppX`` may ask for a size (the codec is ``RateControlled``)."""
+    search: KnobRange | None = None
+    """The knob values a per-image search for a quality floor tries (``NAME@lpips0.2``);
+    None: the codec cannot be searched."""
     collection_model: bool = False
     """Whether it codes against a model trained on the collection (``CollectionModelCodec``)."""
 

@@ -23,8 +23,9 @@ from latentpress.infra.collection import Item
 from latentpress.infra.lease import leased
 from latentpress.pipeline import archive as stage
 from latentpress.pipeline.compress import encodes_per_image
-from latentpress.pipeline.evaluate import Recorded, recorded, unevaluated, warm_up_in_background
+from latentpress.pipeline.evaluate import Recorded, recorded, stored_ids, unevaluated, warm_up_in_background
 from latentpress.pipeline.manifest import finish_compression
+from latentpress.pipeline.outcomes import Outcome
 
 
 @leased("archive")
@@ -41,13 +42,15 @@ def archive(
     model: str | None = None,
     train_sample: int | None = None,
     train_steps: int | None = None,
+    metrics: tuple[str, ...] | None = None,
 ) -> RunResult:
     """Archive every image under ``source`` into ``archive`` with each codec and record
     the results in the ledger (default ``<archive>/ledger``).
 
     Collection-model codecs use the archive's model, or ``model`` (copied in), or one
     trained first on ``train_sample`` images (default: the preset's sample size) for
-    ``train_steps`` steps (default: the preset's). Reruns are idempotent: stored
+    ``train_steps`` steps (default: the preset's). ``metrics``: those measured
+    (default: all four). Reruns are idempotent: stored
     models, containers and finished ledger rows are never redone; images that ended
     in ``error`` are tried again.
     """
@@ -56,24 +59,32 @@ def archive(
     layout = ArchiveLayout(archive)
     ledger_url = ledger or layout.ledger
     latents_url = latents or layout.latents
-    items = ingest(source, archive, shard_size, executor)
-    result = RunResult(new_run_id(), items=items)
-    good = [item for item in items if item.status == "ok"]
-    size = balanced_batch(batch_size, len(good), executor.threads)
+    result = RunResult(new_run_id())
+    result.items = ingest(source, archive, shard_size, executor)
+    result.lap("ingest")
+    good = [item for item in result.items if item.status == "ok"]
     done = recorded(ledger_url)
-    if any(i.image_id not in done.done_for(c.key) for c in configs for i in good):
+    result.lap("ledger read")
+    todo = not_recorded(configs, good, done, archive, result)
+    size = balanced_batch(batch_size, max(map(len, todo.values()), default=0), executor.threads)
+    if any(todo.values()):
         executor.on_every_worker(warm_up_in_background)  # metric networks load while the codecs run
-    usable = with_latents(executor, good, configs, latents_url, vae, size, result)
+    needed = {i.image_id: i for c in configs if is_latent(c) for i in todo[c]}
+    latent = with_latents(executor, list(needed.values()), configs, latents_url, vae, size, result)
+    with_latent = {c: set(ids(latent[c])) for c in configs if is_latent(c)}
+    usable = {c: [i for i in todo[c] if i.image_id in with_latent[c]] if is_latent(c) else todo[c] for c in configs}
+    result.lap("latents")
     models = collection_models(executor, configs, usable, archive, latents_url, vae, result, model, train_sample, train_steps)
+    result.lap("collection models")
     earlier = read_manifest(archive, missing_ok=True)
     leftovers = [c for c in map(CodecConfig.from_dict, earlier.get("configs", [])) if c not in configs]
     jobs = [
-        archive_job(config, group, archive, latents_url, vae, ledger_url, result.run_id, done, models)
+        archive_job(config, group, archive, latents_url, vae, ledger_url, result.run_id, done, models, metrics)
         for config, group in compression_jobs(configs, with_models(usable, models), size, executor.threads)
     ]
     start(executor, jobs)
     evaluations = start(executor, [
-        evaluation_job(archive, config, batch, earlier["vae"], ledger_url, result.run_id)
+        evaluation_job(archive, config, batch, earlier["vae"], ledger_url, result.run_id, metrics)
         for config, images in unevaluated(archive, good, leftovers, done).items()
         for batch in shard_batches(images, size)
     ])  # fmt: skip
@@ -88,17 +99,45 @@ def archive(
             result.add("compress", outcome)
             config = job.params["config"]
             todo = stage.to_evaluate(job.params["items"], outcome, done.done_for(config.key))
-            batches = [evaluation_job(archive, config, b, vae, ledger_url, result.run_id) for b in shard_batches(todo, size)]
+            batches = [evaluation_job(archive, config, b, vae, ledger_url, result.run_id, metrics)
+                       for b in shard_batches(todo, size)]  # fmt: skip
             evaluations += start(executor, batches)
     collect_evaluations(executor, evaluations, result)
+    result.lap("compress and evaluate")
     finish_compression(archive, ledger_url, good, configs, result.stages.get("compress", []), result.run_id, vae,
                        model_ids(models))
+    result.lap("bookkeeping")
     return result
+
+
+def not_recorded(configs: list[CodecConfig], items: list[Item], done: Recorded, archive: str,
+                 result: RunResult) -> dict[CodecConfig, list[Item]]:
+    """Per configuration, the ``items`` still to do: no finished ledger row, or an ``ok``
+    row whose container is gone (for a shard-model codec, every item of a shard that
+    has one such item). The others count as done before (``cached``: ``ok``, or
+    ``rejected`` when refused) without a task: a rerun opens no container of an image
+    that is done, and lists each configuration's folder once."""
+    todo = {}
+    for config in configs:
+        finished, refused = done.done_for(config.key), done.rejected_for(config.key)
+        stored = stored_ids(archive, config.key) if finished else set()
+        waiting = {i.image_id for i in items if i.image_id not in finished
+                   or (i.image_id not in refused and i.image_id not in stored)}  # fmt: skip
+        if not encodes_per_image(config):
+            open_shards = {i.shard for i in items if i.image_id in waiting}
+            waiting = {i.image_id for i in items if i.shard in open_shards}
+        todo[config] = [i for i in items if i.image_id in waiting]
+        result.add("compress", [
+            Outcome(i.image_id, config.key, "rejected" if i.image_id in refused else "ok",
+                    "refused by an earlier run" if i.image_id in refused else None, cached=True)
+            for i in items if i.image_id not in waiting
+        ])  # fmt: skip
+    return todo
 
 
 def archive_job(
     config: CodecConfig, items: list[Item], archive: str, latents_url: str, vae: str, ledger_url: str, run_id: str,
-    done: Recorded, models: dict[ModelKey, str],
+    done: Recorded, models: dict[ModelKey, str], metrics: tuple[str, ...] | None = None,
 ) -> Job:
     """An ``archive_batch`` job for a per-image codec (only this batch's recorded ids
     travel with it), or a ``fit_shard`` job for a shard-model codec's shard."""
@@ -109,6 +148,6 @@ def archive_job(
     params = {
         "items": items, "archive": archive, "latents_url": latents_url, "vae_name": vae, "config": config,
         "ledger_url": ledger_url, "run_id": run_id, "done": batch_ids & done.done_for(config.key),
-        "rejected": frozenset(batch_ids & rejected), "model_url": models.get(model_key(config)),
+        "rejected": frozenset(batch_ids & rejected), "model_url": models.get(model_key(config)), "metrics": metrics,
     }  # fmt: skip
     return Job(stage.archive_batch, params, ids(items), config.key, gpu=is_latent(config))

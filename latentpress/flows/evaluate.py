@@ -21,8 +21,10 @@ def evaluate(
     run_id: str | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     executor: Executor | None = None,
+    metrics: tuple[str, ...] | None = None,
 ) -> RunResult:
-    """Append a ledger row for every stored (image, configuration) the ledger lacks."""
+    """Append a ledger row for every stored (image, configuration) the ledger lacks
+    (measuring ``metrics``, default all four)."""
     executor = executor or InProcess()
     layout = ArchiveLayout(archive)
     ledger_url = ledger or layout.ledger
@@ -33,14 +35,17 @@ def evaluate(
     todo = unevaluated(archive, items, configs, recorded(ledger_url))
     size = balanced_batch(batch_size, sum(map(len, todo.values())), executor.threads)
     batches = finer_tail([(config, batch) for config, images in todo.items() for batch in shard_batches(images, size)], executor.threads)
-    jobs = [evaluation_job(archive, config, batch, manifest["vae"], ledger_url, result.run_id) for config, batch in batches]
+    jobs = [evaluation_job(archive, config, batch, manifest["vae"], ledger_url, result.run_id, metrics)
+            for config, batch in batches]  # fmt: skip
     collect_evaluations(executor, start(executor, jobs), result)
     return result
 
 
-def evaluation_job(archive: str, config: CodecConfig, items: list[Item], vae: str, ledger_url: str, run_id: str) -> Job:
+def evaluation_job(archive: str, config: CodecConfig, items: list[Item], vae: str, ledger_url: str, run_id: str,
+                   metrics: tuple[str, ...] | None = None) -> Job:
     """An ``evaluate_batch`` job for ``items`` under ``config`` (model-heavy: metrics)."""
-    params = {"items": items, "archive": archive, "config": config, "vae_name": vae, "ledger_url": ledger_url, "run_id": run_id}
+    params = {"items": items, "archive": archive, "config": config, "vae_name": vae, "ledger_url": ledger_url,
+              "run_id": run_id, "metrics": metrics}  # fmt: skip
     return Job(evaluate_batch, params, ids(items), config.key, gpu=True)
 
 

@@ -47,6 +47,8 @@ def collection_models(
         if found is not None:
             urls[group] = found.url
             continue
+        if not any(usable[c] for c in configs if key(c) == group):
+            continue  # nothing left to code: no model needed
         chosen = stage.sample(usable[config], sample or config.params().sample)
         params = {"items": chosen, "latents_url": latents_url, "vae_name": vae, "config": config, "out": archive,
                   "steps": steps}  # fmt: skip

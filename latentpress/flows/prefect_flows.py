@@ -53,12 +53,13 @@ def archive_flow(
     model: str | None = None,
     train_sample: int | None = None,
     train_steps: int | None = None,
+    metrics: tuple[str, ...] | None = None,
 ) -> RunResult:
     """Archive every image under ``source`` (see ``latentpress.flows.archive.archive``)."""
     quiet_cluster_logs()
     with dask_executor(dask_address, workers) as executor:
         return logged(archive_step.archive(source, archive, codecs, ledger, vae, latents, shard_size, batch_size, executor,
-                                           model, train_sample, train_steps))  # fmt: skip
+                                           model, train_sample, train_steps, metrics))  # fmt: skip
 
 
 @flow(name="ingest")
@@ -102,11 +103,12 @@ def evaluate_flow(
     batch_size: int = DEFAULT_BATCH_SIZE,
     dask_address: str | None = None,
     workers: int | None = None,
+    metrics: tuple[str, ...] | None = None,
 ) -> RunResult:
     """Measure what the ledger lacks (see ``latentpress.flows.evaluate.evaluate``)."""
     quiet_cluster_logs()
     with dask_executor(dask_address, workers) as executor:
-        return logged(evaluate_step.evaluate(archive, ledger, run_id, batch_size, executor))
+        return logged(evaluate_step.evaluate(archive, ledger, run_id, batch_size, executor, metrics))
 
 
 @flow(name="restore")

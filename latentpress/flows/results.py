@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass, field
 
@@ -24,6 +25,15 @@ class RunResult:
     stages: dict[str, list[Outcome]] = field(default_factory=dict)
     """Stage name (``latents``, ``compress``, ``evaluate``, ``restore``) -> outcomes."""
     rows: list[dict] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+    """Wall seconds of each step of the run (``ingest``, ``compress and evaluate`` ...), in order."""
+    _lap: float = field(default_factory=time.perf_counter, repr=False)
+
+    def lap(self, step: str) -> None:
+        """Count the wall time since the last lap (or since the result was made) to ``step``."""
+        now = time.perf_counter()
+        self.seconds[step] = self.seconds.get(step, 0.0) + now - self._lap
+        self._lap = now
 
     def add(self, stage: str, outcomes: list[Outcome]) -> None:
         """Record ``outcomes`` under ``stage`` (a stage appears once it has one)."""

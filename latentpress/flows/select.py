@@ -7,7 +7,8 @@ import pandas as pd
 from latentpress.infra.archive import ArchiveLayout
 from latentpress.infra.lease import leased
 from latentpress.infra.ledger import read_ledger
-from latentpress.pipeline.selection import QualityTarget, select, write_selection
+from latentpress.pipeline.selection import select, write_selection
+from latentpress.targets import QualityTarget
 
 
 @leased("select")

@@ -31,7 +31,7 @@ from latentpress.infra.container import Container, ContainerError, pack, unpack
 MANIFEST_FORMAT = 1
 IMAGE_ID = re.compile(r"^[0-9a-f]{16}\Z")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*")
-CONFIG_KEY = re.compile(r"^[a-z0-9][a-z0-9_-]*\.[a-z0-9_-]+\.(?:q|bpp)[0-9eE.+-]+\Z")
+CONFIG_KEY = re.compile(r"^[a-z0-9][a-z0-9_-]*\.[a-z0-9_-]+\.(?:q|bpp|lpips|dists|psnr|ms_ssim)[0-9eE.+-]+\Z")
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import posixpath
 import re
 import uuid
 from collections.abc import Mapping
@@ -29,7 +30,7 @@ from latentpress.infra.faults import retrying
 _NULLABLE = {
     "vae_id", "bytes", "bpp", "psnr", "ms_ssim", "lpips", "dists",
     "encode_seconds", "decode_seconds", "error", "shard",
-    "shared_model_id", "shared_model_bytes", "shared_images", "codec_library",
+    "shared_model_id", "shared_model_bytes", "shared_images", "codec_library", "metrics",
 }  # fmt: skip
 
 LEDGER_SCHEMA = pa.schema(
@@ -56,6 +57,7 @@ LEDGER_SCHEMA = pa.schema(
             ("ms_ssim", pa.float64()),
             ("lpips", pa.float64()),
             ("dists", pa.float64()),
+            ("metrics", pa.string()),
             ("encode_seconds", pa.float64()),
             ("decode_seconds", pa.float64()),
             ("device", pa.string()),
@@ -77,6 +79,12 @@ STATUSES = ("ok", "rejected")
 """Statuses a new row may have; ledgers written before 0.2 also hold ``failed`` rows."""
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 _PARTITIONING = ds.partitioning(pa.schema([("codec", pa.string())]), flavor="hive")
+
+
+COMPACT_PREFIX = "part-compact-"
+"""Name of a part written by ``ledger compact`` (``infra.compaction``)."""
+REPLACES_KEY = b"latentpress.replaces"
+"""Parquet metadata of a compacted part: the JSON list of the part names it replaces."""
 
 
 class LedgerError(ValueError):
@@ -159,12 +167,37 @@ def read_ledger(ledger_url: str, columns: list[str] | None = None) -> pd.DataFra
     fs, path = storage.filesystem(ledger_url)
     fs.invalidate_cache()
     schema = LEDGER_SCHEMA if columns is None else pa.schema([LEDGER_SCHEMA.field(c) for c in columns])
-    if not storage.path_exists(fs, path):
+    parts = live_parts(fs, path) if storage.path_exists(fs, path) else []
+    if not parts:
         return _to_pandas(schema.empty_table())
-    dataset = ds.dataset(
-        path, schema=LEDGER_SCHEMA, format="parquet", filesystem=fs, partitioning=_PARTITIONING
-    )
+    dataset = ds.dataset(parts, schema=LEDGER_SCHEMA, format="parquet", filesystem=fs, partitioning=_PARTITIONING,
+                         partition_base_dir=path.rstrip("/"))  # fmt: skip
     return _to_pandas(dataset.to_table(columns=columns))
+
+
+def live_parts(fs, root: str) -> list[str]:
+    """Paths of the ledger's Parquet parts to read: every part under ``root`` but those
+    a present compacted part replaces (a compaction that has not deleted them yet), sorted."""
+    paths = sorted(fs.glob(f"{root.rstrip('/')}/codec=*/*.parquet"))
+    compacted = compacted_parts(fs, paths)
+    return [p for p in paths if not replaced_by(compacted, p)] if compacted else paths
+
+
+def compacted_parts(fs, paths: list[str]) -> dict[str, list[str]]:
+    """The compacted parts among ``paths`` and the names of the parts each replaces."""
+    out = {}
+    for path in paths:
+        if posixpath.basename(path).startswith(COMPACT_PREFIX):
+            metadata = pq.read_schema(path, filesystem=fs).metadata or {}
+            out[path] = json.loads(metadata.get(REPLACES_KEY, b"[]"))
+    return out
+
+
+def replaced_by(compacted: dict[str, list[str]], path: str) -> bool:
+    """Whether another of ``compacted`` (part -> names it replaces) in ``path``'s
+    folder replaces the part at ``path``."""
+    folder, name = posixpath.split(path)
+    return any(new != path and posixpath.dirname(new) == folder and name in old for new, old in compacted.items())
 
 
 @retrying

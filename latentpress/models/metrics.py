@@ -32,6 +32,7 @@ from latentpress.infra.models import resolve_file
 from latentpress.models.feature_metrics import dists_tiled, lpips_tiled
 from latentpress.models.weights import LPIPS_WEIGHTS, VGG16_WEIGHTS
 
+METRIC_NAMES = ("psnr", "ms_ssim", "lpips", "dists")
 MIN_SIZE = 32
 """Smallest image side MS-SSIM, LPIPS and DISTS are measured at (LPIPS' AlexNet needs
 31 pixels); smaller images get PSNR only."""
@@ -60,32 +61,37 @@ def compute_metrics(
     on a side only PSNR is defined; the other three are NaN. ``device`` defaults to
     the configured one.
     """
+    return {name: metric(name, reference, distorted, device) for name in METRIC_NAMES}
+
+
+def metric(name: str, reference: np.ndarray, distorted: np.ndarray, device: str | None = None) -> float:
+    """One of ``psnr``, ``ms_ssim``, ``lpips``, ``dists`` as :func:`compute_metrics` gives
+    it, computing only that one (a quality search measures many candidates). LPIPS
+    and DISTS go window by window (``models.feature_metrics``): whole-image values at
+    any size."""
+    if name not in METRIC_NAMES:
+        raise ValueError(f"unknown metric {name!r} (known: {', '.join(METRIC_NAMES)})")
+    _check_pair(reference, distorted)
+    if name == "psnr":
+        return psnr(reference, distorted)
+    if min(reference.shape[:2]) < MIN_SIZE:
+        return float("nan")
+    device = device or get_settings().device
+    if name == "ms_ssim":
+        return ms_ssim_image(reference, distorted, device)
+    lpips_net, dists_net = _networks(device)
+    if name == "lpips":
+        return lpips_tiled(lpips_net, reference, distorted, PERCEPTUAL_TILE, PERCEPTUAL_MARGIN, device)
+    return dists_tiled(dists_net, reference, distorted, PERCEPTUAL_TILE, PERCEPTUAL_MARGIN, device)
+
+
+def _check_pair(reference: np.ndarray, distorted: np.ndarray) -> None:
+    """``ValueError`` unless both are (H, W, 3) uint8 arrays of one shape."""
     for name, img in (("reference", reference), ("distorted", distorted)):
         if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
-            raise ValueError(
-                f"{name} must be an (H, W, 3) uint8 array, got {img.shape} {img.dtype}"
-            )
+            raise ValueError(f"{name} must be an (H, W, 3) uint8 array, got {img.shape} {img.dtype}")
     if reference.shape != distorted.shape:
         raise ValueError(f"shapes differ: reference {reference.shape}, distorted {distorted.shape}")
-    if min(reference.shape[:2]) < MIN_SIZE:
-        nan = float("nan")
-        return {"psnr": psnr(reference, distorted), "ms_ssim": nan, "lpips": nan, "dists": nan}
-    device = device or get_settings().device
-    lpips, dists = perceptual(reference, distorted, device)
-    return {
-        "psnr": psnr(reference, distorted),
-        "ms_ssim": ms_ssim_image(reference, distorted, device),
-        "lpips": lpips,
-        "dists": dists,
-    }
-
-
-def perceptual(reference: np.ndarray, distorted: np.ndarray, device: str) -> tuple[float, float]:
-    """LPIPS and DISTS of (H, W, 3) uint8 images, window by window
-    (``models.feature_metrics``): whole-image values at any size."""
-    lpips_net, dists_net = _networks(device)
-    return (lpips_tiled(lpips_net, reference, distorted, PERCEPTUAL_TILE, PERCEPTUAL_MARGIN, device),
-            dists_tiled(dists_net, reference, distorted, PERCEPTUAL_TILE, PERCEPTUAL_MARGIN, device))  # fmt: skip
 
 
 def warm_up(device: str | None = None) -> None:

@@ -43,10 +43,12 @@ def archive_batch(
     done: set[str] = frozenset(),
     rejected: frozenset[str] = frozenset(),
     model_url: str | None = None,
+    metrics: tuple[str, ...] | None = None,
 ) -> ArchivedBatch:
     """``compress_batch`` then ``evaluate_batch`` of the stored images not ``done`` in the
-    ledger. A second call compresses nothing twice (stored containers are kept)."""
+    ledger (measuring ``metrics``, default all). A second call compresses nothing
+    twice (stored containers are kept)."""
     compressed = compress_batch(items, archive, latents_url, vae_name, config, rejected, model_url)
     todo = to_evaluate(items, compressed, done)
-    evaluation = evaluate_batch(todo, archive, config, vae_name, ledger_url, run_id) if todo else Evaluation([], [])
+    evaluation = evaluate_batch(todo, archive, config, vae_name, ledger_url, run_id, metrics) if todo else Evaluation([], [])
     return ArchivedBatch(compressed, evaluation.outcomes, evaluation.rows)

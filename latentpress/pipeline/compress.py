@@ -15,6 +15,8 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
+import numpy as np
+
 from latentpress.codecs import (
     BatchEncoder,
     Codec,
@@ -22,6 +24,7 @@ from latentpress.codecs import (
     CodecError,
     CodecInput,
     CollectionModelCodec,
+    DecodeContext,
     ImageEncoder,
     RateControlled,
     ShardModelCodec,
@@ -59,6 +62,7 @@ class Compressor:
         self.config = config
         self.codec: Codec = get_codec(config.name)
         self.params = config.params()
+        self.vae_name = vae_name
         latent = self.codec.domain == "latent"
         self.vae_id = model_id(vae_name) if latent else ""
         self.store = LatentStore(latents_url, self.vae_id) if latent else None
@@ -91,12 +95,45 @@ class Compressor:
             from latentpress.pipeline.decode import shared_model
 
             return self.codec.encode(codec_input, self.params, shared_model(self.model_url)[0]), self.params
+        if self.config.floor is not None:
+            return self.search_floor(codec_input, item)
         if not self.config.target_bpp:
             return self.codec.encode(codec_input, self.params), self.params
         if not isinstance(self.codec, RateControlled):
             raise TypeError(f"codec {self.codec.name!r} has no rate control")
         overhead = len(self.pack(item, b""))
         return self.codec.encode_at_bpp(codec_input, self.params, self.config.quality, overhead)
+
+    def search_floor(self, codec_input: CodecInput, item: Item) -> tuple[bytes, Any]:
+        """The smallest payload whose decoded image meets the configuration's floor
+        (``pipeline.quality_search``), and the parameters with the knob it took."""
+        from latentpress.models.metrics import metric
+        from latentpress.pipeline.quality_search import search
+
+        info, floor = self.codec.info, self.config.floor
+        if info.search is None or floor is None or not isinstance(self.codec, ImageEncoder):
+            raise TypeError(f"codec {self.codec.name!r} cannot search its knob per image")
+        original = codec_input.image
+        if original is None:
+            original = decode_image(storage.read_bytes(item.source), item.name)
+
+        def encode(knob: float) -> bytes:
+            return self.codec.encode(codec_input, info.params(self.config.preset, knob))
+
+        def measure(payload: bytes) -> float:
+            return metric(floor.metric, original, self.pixels(payload, item))
+
+        found = search(info.search.values(info.better), encode, measure, floor)
+        return found.probe.payload, info.params(self.config.preset, found.probe.knob)
+
+    def pixels(self, payload: bytes, item: Item) -> np.ndarray:
+        """``item``'s pixels decoded from ``payload``, as evaluation decodes its container."""
+        decoded = self.codec.decode(payload, DecodeContext(item.width, item.height, self.vae_id or None))
+        if self.codec.domain == "pixels":
+            return decoded
+        from latentpress.models.vae import load_vae
+
+        return load_vae(self.vae_name).decode([decoded], [(item.width, item.height)])[0]
 
     def outcome(self, item: Item, cached: bool = False) -> Outcome:
         return Outcome(item.image_id, self.config.key, "ok", cached=cached)
@@ -169,7 +206,7 @@ def compress_batch(
             pending.append((item, *job.codec_input(item)))
         except Exception as exc:  # noqa: BLE001 - the input is missing or unreadable now
             outcomes.append(job.failed(item, exc, bad_input=False))
-    batch = isinstance(job.codec, BatchEncoder) and not config.target_bpp
+    batch = isinstance(job.codec, BatchEncoder) and config.target is None
     together = _encode_together(job, pending) if batch else None
     outcomes += together if together is not None else [_encode_one(job, *entry) for entry in pending]
     return _in_order(items, outcomes)

@@ -112,14 +112,17 @@ def shared_columns(container: Container, archive: str) -> dict:
 
 
 def evaluate_batch(
-    items: list[Item], archive: str, config: CodecConfig, vae_name: str, ledger_url: str, run_id: str
+    items: list[Item], archive: str, config: CodecConfig, vae_name: str, ledger_url: str, run_id: str,
+    metrics: tuple[str, ...] | None = None,
 ) -> Evaluation:
     """Measure each item's stored container under ``config``; the rows are appended to
     the ledger as one new file.
 
-    Rows of images coded against a shared model carry its id and size.
+    ``metrics``: those to measure (default: all four); the others are left empty and
+    the rows' ``metrics`` column names the ones measured. Rows of images coded against
+    a shared model carry its id and size.
     """
-    from latentpress.models.metrics import compute_metrics
+    from latentpress.models.metrics import METRIC_NAMES, metric
 
     layout = ArchiveLayout(archive)
     outcomes, rows = [], []
@@ -134,7 +137,8 @@ def evaluate_batch(
             decode_seconds = time.perf_counter() - start
             shared = shared_columns(container, archive)
             original = decode_image(storage.read_bytes(item.source), item.name)
-            metrics = compute_metrics(original, decoded)
+            measured = {name: metric(name, original, decoded) if name in (metrics or METRIC_NAMES) else None
+                        for name in METRIC_NAMES}  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - the image is retried by the next run
             unless_transient(exc)
             outcomes.append(failure(item.image_id, config.key, exc, bad_input=False))
@@ -148,7 +152,8 @@ def evaluate_batch(
                 "bytes": len(data),
                 **shared,
                 "bpp": 8 * len(data) / (item.width * item.height),
-                **metrics,
+                **measured,
+                "metrics": None if metrics is None else ",".join(metrics),
                 "encode_seconds": stats["encode_seconds"],
                 "decode_seconds": decode_seconds,
                 "device": stats.get("device", row["device"]),

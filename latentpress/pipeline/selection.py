@@ -11,9 +11,6 @@ follows by default.
 from __future__ import annotations
 
 import io
-import math
-import re
-from dataclasses import dataclass
 
 import pandas as pd
 import pyarrow as pa
@@ -21,41 +18,9 @@ import pyarrow.parquet as pq
 
 from latentpress.infra import storage
 from latentpress.infra.ledger import latest_rows, stored_bytes, with_rates
+from latentpress.targets import QualityTarget, parse_target
 
-METRICS = {"lpips": "<=", "dists": "<=", "psnr": ">=", "ms_ssim": ">="}
-"""Metrics a floor can use, and the comparison that means "at least this good"."""
-_TARGET = re.compile(r"\s*([a-z_-]+)\s*(<=|>=)\s*([0-9.eE+-]+)\s*")
 _KEY = b"latentpress.target"
-
-
-@dataclass(frozen=True)
-class QualityTarget:
-    """``metric`` at most (LPIPS, DISTS) or at least (PSNR, MS-SSIM) ``bound``."""
-
-    metric: str
-    bound: float
-
-    def __str__(self) -> str:
-        return f"{self.metric}{METRICS[self.metric]}{self.bound:g}"
-
-    def meets(self, values: pd.Series) -> pd.Series:
-        return values <= self.bound if METRICS[self.metric] == "<=" else values >= self.bound
-
-
-def parse_target(text: str) -> QualityTarget:
-    """``lpips<=0.15``, ``dists<=0.1``, ``psnr>=32``, ``ms_ssim>=0.95`` (``ms-ssim`` too)."""
-    match = _TARGET.fullmatch(text)
-    metric = match[1].replace("-", "_") if match else None
-    if match is None or metric not in METRICS or match[2] != METRICS[metric]:
-        wanted = ", ".join(f"{m}{op}X" for m, op in METRICS.items())
-        raise ValueError(f"quality target {text!r} is not one of {wanted}")
-    try:
-        bound = float(match[3])
-    except ValueError:
-        raise ValueError(f"quality target {text!r}: {match[3]!r} is not a number") from None
-    if not math.isfinite(bound) or bound < 0:
-        raise ValueError(f"quality target {text!r}: the bound must be a finite number >= 0")
-    return QualityTarget(metric, bound)
 
 
 def select(ledger: pd.DataFrame, target: QualityTarget, configs: list[str] | None = None) -> pd.DataFrame:
@@ -66,7 +31,7 @@ def select(ledger: pd.DataFrame, target: QualityTarget, configs: list[str] | Non
     if configs is not None:
         rows = rows[rows["config_key"].isin(configs)]
     rows = rows.assign(bytes=stored_bytes(rows), bpp=rows["amortised_bpp"], meets=target.meets(rows[target.metric]))
-    better_first = METRICS[target.metric] == ">="
+    better_first = target.higher_is_better
     passing = rows[rows["meets"]].sort_values(["bytes", target.metric], ascending=[True, not better_first])
     best = rows.sort_values([target.metric, "bytes"], ascending=[not better_first, True])
     chosen = pd.concat([passing.drop_duplicates("image_id"), best.drop_duplicates("image_id")]).drop_duplicates("image_id")

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from latentpress.codecs.spec import key_floor
 from latentpress.infra.ledger import with_rates
 from latentpress.report.bdrate import BDRateError, bd_rate
 
@@ -44,10 +45,14 @@ REFERENCE_CODEC = "vae"
 _MEANS = ["bpp", "amortised_bpp", *(m.column for m in METRICS), "encode_seconds", "decode_seconds"]
 
 
-def curve_label(codec: str, preset: str, vae_id: str | None) -> str:
-    """``codec``, ``codec:preset`` for other presets, and `` (vae)`` for latent codecs."""
+def curve_label(codec: str, preset: str, vae_id: str | None, config_key: str = "") -> str:
+    """``codec``, ``codec:preset`` for other presets, `` (vae)`` for latent codecs, and
+    `` per image lpips<=X`` for a quality floor searched per image (a curve of its own:
+    one point per floor, not a point of the codec's knob)."""
     label = codec if preset == "default" else f"{codec}:{preset}"
-    return f"{label} ({vae_id})" if isinstance(vae_id, str) and vae_id else label
+    label = f"{label} ({vae_id})" if isinstance(vae_id, str) and vae_id else label
+    floor = key_floor(config_key)
+    return f"{label} per image {floor}" if floor else label
 
 
 def latest_ok_rows(ledger: pd.DataFrame) -> pd.DataFrame:
@@ -57,7 +62,7 @@ def latest_ok_rows(ledger: pd.DataFrame) -> pd.DataFrame:
     ok = ledger[ledger["status"] == "ok"].copy()
     ok["vae_id"] = ok["vae_id"].fillna("")
     ok = ok.sort_values("timestamp").drop_duplicates(["image_id", "config_key", "vae_id"], keep="last")
-    ok["curve"] = [curve_label(c, p, v) for c, p, v in zip(ok["codec"], ok["preset"], ok["vae_id"])]
+    ok["curve"] = [curve_label(*key) for key in zip(ok["codec"], ok["preset"], ok["vae_id"], ok["config_key"])]
     return ok.reset_index(drop=True)
 
 
@@ -82,12 +87,14 @@ def rd_points(rows: pd.DataFrame, images: list[str]) -> pd.DataFrame:
 def bd_table(points: pd.DataFrame, anchor: str) -> pd.DataFrame:
     """BD-rate (percent) of every curve against ``anchor`` in each of ``BD_METRICS``.
 
-    One row per other curve but the VAE-alone reference; a pair that cannot be
-    compared has NaN and the reason in ``note``.
+    One row per other curve but the VAE-alone reference and the quality floors searched
+    per image (points, not curves); a pair that cannot be compared has NaN and the
+    reason in ``note``.
     """
     base = points[points["curve"] == anchor]
     rows = []
-    others = points[(points["curve"] != anchor) & (points["codec"] != REFERENCE_CODEC)]
+    floors = points["config_key"].map(lambda key: key_floor(key) is not None)
+    others = points[(points["curve"] != anchor) & (points["codec"] != REFERENCE_CODEC) & ~floors]
     for curve, group in others.groupby("curve", sort=True):
         row: dict = {"curve": curve, "note": ""}
         for metric in BD_METRICS:

@@ -182,7 +182,9 @@ def _rd_section(report: Report) -> str:
         f'<p class="note">Means over the {len(report.images)} image(s) that every configuration encoded. '
         "bpp is each image's own stored bits per pixel (the payload); \"bpp with models\" adds an equal share of "
         "the shared models (laduree's per shard, glc's per collection) among the images of this ledger that use "
-        "them, which falls as the archive grows. Curves and BD-rates use the payload.</p>"
+        "them, which falls as the archive grows. Curves and BD-rates use the payload. A star is a codec searched "
+        "image by image for a quality floor (\"per image lpips<=X\"): each image at the cheapest setting that meets "
+        "the floor, so the mean sits near the floor, usually left of the codec's own curve.</p>"
         f'<div class="plots">{plots}</div>'
         f'{_table(report.points, columns, "points")}</section>'
     )

@@ -9,6 +9,7 @@ import pandas as pd
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
+from latentpress.codecs.spec import key_floor
 from latentpress.report.curves import REFERENCE_CODEC, Metric
 
 DPI = 110
@@ -28,6 +29,9 @@ def rd_plot(points: pd.DataFrame, metric: Metric, images: int) -> bytes:
     for curve, group in points.groupby("curve", sort=True):
         if (group["codec"] == REFERENCE_CODEC).all():  # the VAE alone: the best a latent codec can reach
             axes.axhline(group[metric.column].mean(), ls="--", lw=1.4, color=palette[curve], label=f"{curve}: VAE alone")
+            continue
+        if group["config_key"].map(lambda key: key_floor(key) is not None).all():  # a floor searched per image
+            axes.plot(group["bpp"], group[metric.column], marker="*", lw=0, ms=12, color=palette[curve], label=curve)
             continue
         axes.plot(group["bpp"], group[metric.column], marker="o", lw=1.8, ms=4, color=palette[curve], label=curve)
     better = "lower is better" if metric.lower_is_better else "higher is better"
