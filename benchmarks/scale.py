@@ -118,13 +118,15 @@ def task_runs(prefect_home: Path) -> int:
 def bookkeeping(archive: Path) -> dict:
     """Sizes of the objects every run rewrites or reads whole."""
     ledger = list((archive / "ledger").rglob("*.parquet"))
+    collection = list((archive / "collection").glob("*.parquet")) + list(archive.glob("collection.parquet"))
 
     def size(name: str) -> int:
         path = archive / name
         return path.stat().st_size if path.exists() else 0
 
     return {
-        "manifest_kb": round(size("manifest.json") / 1024), "collection_kb": round(size("collection.parquet") / 1024),
+        "manifest_kb": round(size("manifest.json") / 1024),
+        "collection_kb": round(sum(p.stat().st_size for p in collection) / 1024), "collection_parts": len(collection),
         "fixity_kb": round(size("manifest-sha256.txt") / 1024),
         "ledger_kb": round(sum(p.stat().st_size for p in ledger) / 1024), "ledger_parts": len(ledger),
     }  # fmt: skip

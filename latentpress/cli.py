@@ -458,17 +458,16 @@ def run_ingest(args: argparse.Namespace) -> int:
 
 def run_compress(args: argparse.Namespace) -> int:
     from latentpress.flows.compress import compress
-    from latentpress.infra.archive import ArchiveLayout
-    from latentpress.infra.collection import read_collection
+    from latentpress.infra.collection import archived_items
     from latentpress.preflight import check_archive, check_models
     from latentpress.terminal import print_errors, print_stages
 
     configs = _configs(args)
     _check_execution(args)
-    check_archive(args.archive, "collection.parquet")
+    check_archive(args.archive, "collection")
     check_models(_vaes(configs, args.vae))
     _check_model_options(args, configs)
-    images = sum(1 for i in read_collection(ArchiveLayout(args.archive).collection) if i.status == "ok")
+    images = len(archived_items(args.archive))
     result = _run(
         args, images, compress, "compress_flow", archive=args.archive, codecs=args.codec, vae=args.vae,
         latents=args.latents, ledger=args.ledger, batch_size=args.batch_size, model=args.model,
@@ -481,6 +480,7 @@ def run_compress(args: argparse.Namespace) -> int:
 def run_evaluate(args: argparse.Namespace) -> int:
     from latentpress.flows.evaluate import evaluate
     from latentpress.infra.archive import ArchiveLayout, read_manifest
+    from latentpress.infra.collection import archived_items
     from latentpress.models.weights import METRIC_WEIGHTS
     from latentpress.preflight import check_archive, check_models
     from latentpress.terminal import console, print_errors, print_stages
@@ -489,7 +489,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     check_archive(args.archive)
     manifest = read_manifest(args.archive)
     check_models(_vaes(_manifest_configs(manifest), manifest["vae"]), METRIC_WEIGHTS)
-    result = _run(args, len(manifest["items"]), evaluate, "evaluate_flow", archive=args.archive, ledger=args.ledger,
+    result = _run(args, len(archived_items(args.archive)), evaluate, "evaluate_flow", archive=args.archive, ledger=args.ledger,
                   batch_size=args.batch_size, metrics=args.metrics)  # fmt: skip
     print_stages(result)
     console.print(f"run {result.run_id}: {len(result.rows)} new ledger row(s)")
@@ -500,6 +500,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 def run_restore(args: argparse.Namespace) -> int:
     from latentpress.infra.archive import ArchiveLayout, read_manifest
+    from latentpress.infra.collection import archived_items
     from latentpress.flows.restore import restore
     from latentpress.pipeline.selection import read_selection
     from latentpress.preflight import check_archive, check_models, check_target
@@ -520,7 +521,7 @@ def run_restore(args: argparse.Namespace) -> int:
                          f"with `latentpress select`, or use --layout ids")  # fmt: skip
     check_models(_vaes(chosen, args.vae or manifest["vae"]))
     per_image = 1 if selection is not None else len(chosen)
-    result = _run(args, len(manifest["items"]) * per_image, restore, "restore_flow", archive=args.archive,
+    result = _run(args, len(archived_items(args.archive)) * per_image, restore, "restore_flow", archive=args.archive,
                   out=args.out, configs=args.config, vae=args.vae, batch_size=args.batch_size, layout=args.layout,
                   fmt=args.fmt)  # fmt: skip
     print_stages(result)

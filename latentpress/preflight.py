@@ -105,17 +105,18 @@ def check_file(url: str, what: str) -> None:
 
 
 def check_archive(archive: str, needs: str = "manifest.json") -> None:
-    """``UsageError`` unless ``archive`` holds ``needs`` (the manifest of a finished run,
-    or ``collection.parquet`` after ``ingest``)."""
+    """``UsageError`` unless ``archive`` holds ``needs``: the ``manifest.json`` of a
+    finished run, or a ``collection`` after ``ingest``."""
     from latentpress.infra import storage
+    from latentpress.infra.collection import collection_parts
 
     check_credentials(archive, "archive")
     try:
-        found = storage.exists(storage.join(archive, needs))
+        found = bool(collection_parts(archive)) if needs == "collection" else storage.exists(storage.join(archive, needs))
     except Exception as exc:  # noqa: BLE001
         raise UsageError(f"cannot read archive {archive}: {_storage_problem(exc)}") from None
     if not found:
-        step = "`latentpress ingest`" if needs == "collection.parquet" else "`latentpress archive` (or compress)"
+        step = "`latentpress ingest`" if needs == "collection" else "`latentpress archive` (or compress)"
         raise UsageError(f"{archive} is not a latentpress archive: no {needs} there (made by {step})")
 
 

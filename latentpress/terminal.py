@@ -36,7 +36,7 @@ errors = _console(stderr=True)
 SHOWN_PER_REASON = 5
 """Images named under each error reason (the rest are counted)."""
 SHOWN_NOT_ARCHIVED = 20
-"""Files not archived listed by name (the rest are counted; all are in collection.parquet)."""
+"""Files not archived listed by name (the rest are counted; all are in the archive's collection)."""
 
 KEY_HEADERS = {"codec": "codec", "quality": "quality", "shard": "shard", "vae_id": "VAE"}
 VALUE_HEADERS = {
@@ -68,7 +68,7 @@ def print_items(items: list[Item]) -> None:
     for item in others[:SHOWN_NOT_ARCHIVED]:
         errors.print(f"[yellow]{item.status}[/yellow] {escape(item.name)}: {escape(item.error or '')}", soft_wrap=True)
     if len(others) > SHOWN_NOT_ARCHIVED:
-        errors.print(f"... and {len(others) - SHOWN_NOT_ARCHIVED} more (all listed in ARCHIVE/collection.parquet)")
+        errors.print(f"... and {len(others) - SHOWN_NOT_ARCHIVED} more (all listed in the collection, ARCHIVE/collection/)")
 
 
 def print_stages(result: RunResult) -> None:

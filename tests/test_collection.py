@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from latentpress.infra import storage
-from latentpress.infra.collection import Item, content_id, read_collection, write_collection
+from latentpress.infra.collection import Item, content_id, read_items, write_collection
 from latentpress.pipeline.ingest import assign_shards, inspect_image, list_images, reusable
 
 
@@ -132,7 +132,7 @@ def test_ingest_and_parquet_round_trip(photos: Path, tmp_path: Path) -> None:
     assert statuses == ["duplicate", "ok", "ok", "ok", "rejected", "rejected"]
     url = str(tmp_path / "archive" / "collection.parquet")
     write_collection(url, items)
-    assert read_collection(url) == items
+    assert read_items(url) == items
 
 
 def test_collection_on_s3(s3_root: str, photos: Path) -> None:
@@ -152,7 +152,7 @@ def test_collection_on_s3(s3_root: str, photos: Path) -> None:
     ]
     url = f"{s3_root}/archive/collection.parquet"
     write_collection(url, items)
-    assert read_collection(url) == items
+    assert read_items(url) == items
 
 
 def test_versions_change_with_the_file(tmp_path: Path) -> None:
@@ -197,4 +197,4 @@ def test_collections_of_earlier_versions_read_failed_as_error(tmp_path: Path) ->
     old = Item("x" + "5" * 15, "/p/a.jpg", "a.jpg", 0, 0, 0, "failed", "cannot read", None, "3:100")
     url = tmp_path / "collection.parquet"
     pq.write_table(pa.Table.from_pylist([old.__dict__]), url)
-    assert [i.status for i in read_collection(str(url))] == ["error"]
+    assert [i.status for i in read_items(str(url))] == ["error"]

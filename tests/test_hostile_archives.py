@@ -93,10 +93,9 @@ def test_library_errors_from_a_payload_become_codec_errors(small_archive: Path) 
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda m: m.pop("items"), "'items': missing or not a list"),
-        (lambda m: m.update(items={"a": 1}), "'items': missing or not a list"),
-        (lambda m: m["items"][0].update(image_id="../../etc"), "'items[0]': malformed image id"),
-        (lambda m: m["items"][0].update(image_id="0123456789abcdef\n"), "'items[0]': malformed image id"),
+        (lambda m: m.pop("configs"), "'configs': missing or not a list"),
+        (lambda m: m.update(format=9), "unsupported manifest format 9"),
+        (lambda m: m["configs"][0].update(key="../../etc"), "'configs[0]': malformed codec configuration key"),
         (lambda m: m["configs"].append({"key": "x"}), "not an object with key, codec, preset, quality"),
         (lambda m: m.update(vae=3), "'vae': missing or not a string"),
     ],

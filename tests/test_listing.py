@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from latentpress.infra.archive import ArchiveLayout
 from latentpress.infra.collection import read_collection
 from latentpress.infra.ledger import read_ledger
 from latentpress.infra.listing import list_source
@@ -94,7 +93,7 @@ def test_archive_accounts_for_every_file(every_kind: Path, tmp_path: Path) -> No
                             capture_output=True, text=True, timeout=300)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "4 image(s) ok, 13 not archived" in result.stdout
-    items = {item.name: item for item in read_collection(ArchiveLayout(str(archive)).collection)}
+    items = {item.name: item for item in read_collection(str(archive))}
     assert set(items) == set(EXPECTED)
     for name, (status, reason) in EXPECTED.items():
         assert items[name].status == status, (name, items[name])

@@ -15,7 +15,6 @@ from PIL import Image, ImageCms, PngImagePlugin
 
 from latentpress.flows.archive import archive
 from latentpress.flows.restore import restore
-from latentpress.infra.archive import ArchiveLayout
 from latentpress.infra.collection import read_collection
 from latentpress.infra.fixity import read as read_fixity
 from latentpress.infra.metadata import MAX_BYTES, Metadata, read_metadata, save_options
@@ -74,7 +73,7 @@ def read_back(path: Path) -> tuple[Image.Image, Metadata]:
 
 
 def test_ingest_keeps_what_is_good_and_says_what_it_dropped(archived: Path) -> None:
-    items = {item.name: item for item in read_collection(ArchiveLayout(str(archived)).collection)}
+    items = {item.name: item for item in read_collection(str(archived))}
     assert items["2019/summer/beach.jpg"].metadata == "kept: exif, icc, xmp, iptc"
     assert (items["2019/summer/beach.jpg"].width, items["2019/summer/beach.jpg"].height) == (96, 128)  # upright
     assert items["2020/plain.png"].metadata == "kept: exif, icc"
@@ -146,8 +145,9 @@ def test_images_archived_before_metadata_was_kept_are_read_once_more(archived: P
     arch = tmp_path / "archive"
     shutil.copytree(archived, arch)
     shutil.rmtree(arch / "metadata")
-    url = ArchiveLayout(str(arch)).collection
-    write_collection(url, [replace(item, metadata=None) for item in read_collection(url)])  # as 0.2 wrote it
+    earlier = [replace(item, metadata=None) for item in read_collection(str(arch))]
+    shutil.rmtree(arch / "collection")
+    write_collection(str(arch / "collection.parquet"), earlier)  # as 0.2 wrote it: one file
     items = {item.name: item for item in ingest(str(collection), str(arch))}
     assert items["2019/summer/beach.jpg"].metadata == "kept: exif, icc, xmp, iptc"
     assert len(list((arch / "metadata").glob("*.lpc"))) == 2

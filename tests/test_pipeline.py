@@ -32,7 +32,7 @@ def test_archive_evaluate_restore_and_rerun(mixed_collection: Path, tmp_path: Pa
     report = archive_flow(str(mixed_collection), str(archive), CODECS, dask_address=dask_address)
 
     # Good images (a CMYK JPEG in a subfolder among them) archived, bad ones recorded with reasons.
-    by_name = {item.name: item for item in read_collection(ArchiveLayout(str(archive)).collection)}
+    by_name = {item.name: item for item in read_collection(str(archive))}
     assert {n for n, i in by_name.items() if i.status == "ok"} == {"a.png", "b.jpg", "nested/c_cmyk.jpg"}
     for bad in ("truncated.jpg", "empty.png", "notes.png"):
         assert by_name[bad].status == "rejected" and bad in by_name[bad].error
@@ -157,7 +157,7 @@ def test_ingest_reads_again_only_changed_files(mixed_collection: Path, tmp_path:
     for source, item in first.items():
         if source != str(changed):
             assert second[source] == item
-    assert read_collection(ArchiveLayout(archive).collection) == list(
+    assert read_collection(archive) == list(
         ingest_flow(str(mixed_collection), archive, dask_address=dask_address)
     )
 

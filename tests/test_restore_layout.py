@@ -3,9 +3,9 @@ safe against hostile names, in the format asked for; ``--layout ids`` as before.
 
 from __future__ import annotations
 
-import json
 import random
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +14,7 @@ from PIL import Image
 
 from latentpress.flows.archive import archive
 from latentpress.flows.restore import restore
+from latentpress.infra.collection import append_changes, read_collection
 from latentpress.pipeline.restore_names import MAX_PART_BYTES, original_paths, safe_path
 
 HOSTILE = ["../../escape.jpg", "/etc/passwd", "C:\\Windows\\win.ini", "a/../../b.png", "..", "", "CON.jpg",
@@ -91,18 +92,16 @@ def test_the_collection_comes_back_as_it_was(tmp_path: Path, kodak_crop: np.ndar
 
 
 @pytest.mark.e2e
-def test_hostile_names_in_a_manifest_never_leave_the_output_folder(tmp_path: Path, kodak_crop: np.ndarray) -> None:
+def test_hostile_names_in_a_collection_never_leave_the_output_folder(tmp_path: Path, kodak_crop: np.ndarray) -> None:
     photos = tmp_path / "photos"
     photos.mkdir()
     for i in range(4):
         Image.fromarray(np.roll(kodak_crop, 9 * i, axis=1)[:48, :48]).save(photos / f"p{i}.png")
     arch = tmp_path / "archive"
     assert archive(str(photos), str(arch), ["jpeg@60"]).ok
-    manifest = json.loads((arch / "manifest.json").read_text())
-    for item, name in zip(manifest["items"], ["../../escape.png", "/tmp/absolute.png", "NUL.png", "..\\..\\w.png"],
-                          strict=True):  # fmt: skip
-        item["name"] = name
-    (arch / "manifest.json").write_text(json.dumps(manifest))
+    items = read_collection(str(arch))
+    hostile = ["../../escape.png", "/tmp/absolute.png", "NUL.png", "..\\..\\w.png"]
+    append_changes(str(arch), items, [replace(i, name=n) for i, n in zip(items, hostile, strict=True)])
     sandbox = tmp_path / "sandbox"
     out = sandbox / "out"
     out.mkdir(parents=True)

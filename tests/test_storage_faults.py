@@ -22,6 +22,7 @@ from PIL import Image
 
 from latentpress.infra import faults, storage
 from latentpress.infra.archive import read_manifest, unpack_image
+from latentpress.infra.collection import archived_items
 from latentpress.infra.faults import is_transient, retrying
 from latentpress.infra.ledger import read_ledger
 
@@ -102,8 +103,8 @@ def test_archive_through_a_faulty_network(s3_root: str, tmp_path: Path, kodak_cr
     assert {"reset", "refuse", "blackhole"} <= proxy.seen
     rows = read_ledger(f"{s3_root}/ledger")  # straight to the server from here on
     assert len(rows) == 6 and rows["image_id"].is_unique and (rows["status"] == "ok").all()
-    manifest = read_manifest(s3_root)
-    assert len(manifest["items"]) == 6
+    assert read_manifest(s3_root)["configs"][0]["key"] == "jpeg.default.q50"
+    assert len(archived_items(s3_root)) == 6
     from latentpress.infra import storage
 
     for image_id in rows["image_id"]:

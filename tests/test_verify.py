@@ -45,7 +45,7 @@ def test_every_object_is_recorded_in_bagit_manifest_format(archived: Path) -> No
     digests = read(str(archived))
     stored = sorted(str(p.relative_to(archived)) for p in archived.rglob("*") if p.is_file())
     assert sorted(digests) == [p for p in stored if p != FIXITY_NAME]
-    assert {p.split("/")[0] for p in digests} >= {"images", "latents", "ledger", "manifest.json", "collection.parquet"}
+    assert {p.split("/")[0] for p in digests} >= {"images", "latents", "ledger", "manifest.json", "collection"}
     for path, digest in digests.items():
         assert sha256((archived / path).read_bytes()) == digest
     lines = (archived / FIXITY_NAME).read_text().splitlines()

@@ -11,7 +11,7 @@ from latentpress.flows.models import ModelKey, collection_models, model_ids
 from latentpress.flows.models import key as model_key
 from latentpress.flows.results import RunResult, new_run_id
 from latentpress.infra.archive import ArchiveLayout
-from latentpress.infra.collection import Item, read_collection
+from latentpress.infra.collection import Item, archived_items
 from latentpress.infra.lease import leased
 from latentpress.pipeline import compress as stage
 from latentpress.pipeline.encode import LATENT, encode_latents
@@ -48,7 +48,7 @@ def compress(
     latents_url = latents or layout.latents
     ledger_url = ledger or layout.ledger
     result = RunResult(run_id or new_run_id())
-    items = [item for item in read_collection(layout.collection) if item.status == "ok"]
+    items = archived_items(archive)
     size = balanced_batch(batch_size, len(items), executor.threads)
     usable = with_latents(executor, items, configs, latents_url, vae, size, result)
     models = collection_models(executor, configs, usable, archive, latents_url, vae, result, model, train_sample, train_steps)

@@ -9,7 +9,7 @@ from latentpress.flows.common import Job, balanced_batch, finer_tail, finished, 
 from latentpress.flows.executors import Executor, InProcess
 from latentpress.flows.results import RunResult, new_run_id
 from latentpress.infra.archive import ArchiveLayout, read_manifest
-from latentpress.infra.collection import Item, read_collection
+from latentpress.infra.collection import Item, archived_items
 from latentpress.infra.lease import leased
 from latentpress.pipeline.evaluate import evaluate_batch, recorded, unevaluated
 
@@ -31,7 +31,7 @@ def evaluate(
     result = RunResult(run_id or new_run_id())
     manifest = read_manifest(archive)
     configs = [CodecConfig.from_dict(entry) for entry in manifest["configs"]]
-    items = [item for item in read_collection(layout.collection) if item.status == "ok"]
+    items = archived_items(archive)
     todo = unevaluated(archive, items, configs, recorded(ledger_url))
     size = balanced_batch(batch_size, sum(map(len, todo.values())), executor.threads)
     batches = finer_tail([(config, batch) for config, images in todo.items() for batch in shard_batches(images, size)], executor.threads)

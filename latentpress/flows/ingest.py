@@ -7,7 +7,7 @@ import math
 from latentpress.config import DEFAULT_SHARD_SIZE
 from latentpress.flows.common import Job, chunks, finished, start
 from latentpress.flows.executors import Executor, InProcess
-from latentpress.infra.collection import Item
+from latentpress.infra.collection import Item, append_changes
 from latentpress.infra.lease import leased
 from latentpress.infra.listing import list_source
 from latentpress.pipeline import ingest as stage
@@ -19,8 +19,9 @@ INSPECT_BATCH = 100
 
 @leased("ingest")
 def ingest(source: str, archive: str, shard_size: int = DEFAULT_SHARD_SIZE, executor: Executor | None = None) -> list[Item]:
-    """Inspect every image under ``source`` and write ``<archive>/collection.parquet``,
-    which also lists every other entry of the source with the reason it is skipped.
+    """Inspect every image under ``source`` and append what changed to the archive's
+    collection (``infra.collection``), which also lists every other entry of the
+    source with the reason it is skipped. Shards once given stay (``assign_shards``).
 
     Files unchanged since the archive's last ingest (same URL, size and modification
     time) are not read again, unless they were unreadable. Returns all items: good
@@ -31,7 +32,8 @@ def ingest(source: str, archive: str, shard_size: int = DEFAULT_SHARD_SIZE, exec
     listing = everything.files
     if not listing:
         raise ValueError(f"no image files (by extension) under {source}")
-    kept, todo = stage.reusable(listing, stage.previous_items(archive))
+    previous = stage.previous_items(archive)
+    kept, todo = stage.reusable(listing, previous)
     size = min(INSPECT_BATCH, max(1, math.ceil(len(todo) / executor.threads)))  # every thread gets some
     jobs = [
         Job(stage.inspect_files, {"files": {u: listing[u] for u in batch}, "root": source, "archive": archive}, [], "",
@@ -44,6 +46,6 @@ def ingest(source: str, archive: str, shard_size: int = DEFAULT_SHARD_SIZE, exec
             files = job.params["files"].items()
             result = [stage.unreadable(url, source, version, describe(result)) for url, version in files]
         inspected += result
-    items = stage.assign_shards(kept + inspected + stage.skipped_items(everything), shard_size)
-    stage.save_collection(archive, items)
+    items = stage.assign_shards(kept + inspected + stage.skipped_items(everything), shard_size, previous)
+    append_changes(archive, previous, items)
     return items

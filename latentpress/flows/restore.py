@@ -9,6 +9,7 @@ from latentpress.flows.common import Job, balanced_batch, chunks, finished, job_
 from latentpress.flows.executors import Executor, InProcess
 from latentpress.flows.results import RunResult, new_run_id
 from latentpress.infra.archive import ArchiveLayout, read_manifest
+from latentpress.infra.collection import archived_items
 from latentpress.infra.ledger import read_ledger
 from latentpress.pipeline.evaluate import stored_ids
 from latentpress.pipeline.outcomes import Outcome
@@ -39,14 +40,14 @@ def restore(
     """
     executor = executor or InProcess()
     manifest = read_manifest(archive)
-    ids = [item["image_id"] for item in manifest["items"]]
-    plan = restore_plan(archive, manifest, configs)
+    items = archived_items(archive)
+    ids = [item.image_id for item in items]
+    plan = restore_plan(archive, manifest, configs, ids)
     if layout == "original" and any(len(keys) > 1 for keys in keys_by_image(plan).values()):
         raise ValueError(f"the original layout restores one configuration per image; choose one of archive {archive}'s "
                          f"({', '.join(plan)}), or restore them all in the ids layout")  # fmt: skip
-    names = {item["image_id"]: item["name"] for item in manifest["items"]}
-    sizes = {item["image_id"]: (item["width"], item["height"]) for item in manifest["items"]
-             if isinstance(item.get("width"), int) and isinstance(item.get("height"), int)}  # fmt: skip
+    names = {item.image_id: item.name for item in items}
+    sizes = {item.image_id: (item.width, item.height) for item in items}
     domains = {}
     for config in manifest["configs"]:
         try:

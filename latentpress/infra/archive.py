@@ -1,8 +1,10 @@
 """Archive layout on object storage, image containers and the manifest.
 
 ```
-<archive>/manifest.json                       written last: collection, configs, items
-<archive>/collection.parquet                  ingest result (every item, failed ones too)
+<archive>/manifest.json                       written last: VAE, configurations, collection models
+<archive>/collection/part-<time>-<run>.parquet
+                                              ingest results: new and changed items of each run
+                                              (infra.collection; before 0.3 one collection.parquet)
 <archive>/latents/<vae-id>/<image-id>         Zarr v3 latent store (default location)
 <archive>/images/<config-key>/<image-id>.lpc  one container per image and configuration
 <archive>/images/<config-key>/<image-id>.json encode statistics, written before the .lpc
@@ -28,7 +30,9 @@ from typing import Any
 from latentpress.infra import storage
 from latentpress.infra.container import Container, ContainerError, pack, unpack
 
-MANIFEST_FORMAT = 1
+MANIFEST_FORMAT = 2
+"""Format 2 (0.3) no longer lists the images; format 1 manifests are read too (their list ignored)."""
+READ_FORMATS = (1, 2)
 IMAGE_ID = re.compile(r"^[0-9a-f]{16}\Z")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*")
 CONFIG_KEY = re.compile(r"^[a-z0-9][a-z0-9_-]*\.[a-z0-9_-]+\.(?:q|bpp|lpips|dists|psnr|ms_ssim)[0-9eE.+-]+\Z")
@@ -43,10 +47,6 @@ class ArchiveLayout:
     @property
     def manifest(self) -> str:
         return storage.join(self.root, "manifest.json")
-
-    @property
-    def collection(self) -> str:
-        return storage.join(self.root, "collection.parquet")
 
     @property
     def selection(self) -> str:
@@ -199,31 +199,28 @@ def read_manifest(root: str, missing_ok: bool = False) -> dict[str, Any]:
 
 def check_manifest(manifest: Any, url: str) -> None:
     """ValueError naming ``url`` and the field unless ``manifest`` has the manifest's
-    shape: its format, a VAE name, ``items`` with well-formed ids and names, and
-    ``configs`` with well-formed keys."""
+    shape: its format, a VAE name and ``configs`` with well-formed keys."""
 
     def bad(field: str, why: str) -> ValueError:
         return ValueError(f"{url}: malformed manifest field {field!r}: {why}")
 
     if not isinstance(manifest, dict):
         raise ValueError(f"{url}: the manifest is not a JSON object")
-    if manifest.get("format") != MANIFEST_FORMAT:
+    if manifest.get("format") not in READ_FORMATS:
         raise ValueError(f"{url}: unsupported manifest format {manifest.get('format')!r}")
     if not isinstance(manifest.get("vae"), str):
         raise bad("vae", "missing or not a string")
-    for field, keys in (("items", ("image_id", "name")), ("configs", ("key", "codec", "preset", "quality"))):
-        entries = manifest.get(field)
-        if not isinstance(entries, list):
-            raise bad(field, "missing or not a list")
-        for index, entry in enumerate(entries):
-            if not isinstance(entry, dict) or any(k not in entry for k in keys):
-                raise bad(f"{field}[{index}]", f"not an object with {', '.join(keys)}")
-            try:
-                check_image_id(entry["image_id"]) if field == "items" else check_config_key(entry["key"])
-            except ValueError as exc:
-                raise bad(f"{field}[{index}]", str(exc)) from None
-            if field == "items" and not isinstance(entry["name"], str):
-                raise bad(f"{field}[{index}].name", "not a string")
+    entries = manifest.get("configs")
+    if not isinstance(entries, list):
+        raise bad("configs", "missing or not a list")
+    keys = ("key", "codec", "preset", "quality")
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict) or any(k not in entry for k in keys):
+            raise bad(f"configs[{index}]", f"not an object with {', '.join(keys)}")
+        try:
+            check_config_key(entry["key"])
+        except ValueError as exc:
+            raise bad(f"configs[{index}]", str(exc)) from None
 
 
 def write_manifest(root: str, manifest: dict[str, Any]) -> None:

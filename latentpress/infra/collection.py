@@ -1,6 +1,14 @@
-"""The collection file: every ingested file as an :class:`Item`, one Parquet object.
+"""The collection: every ingested file as an :class:`Item`, in append-only parts.
 
-Stored as ``<archive>/collection.parquet`` (one row per file). Statuses:
+Each ingest that finds something new appends one Parquet part,
+``<archive>/collection/part-<UTC time>-<random>.parquet``, holding only the rows of files
+that are new or changed since the last state, and a ``removed`` row for each file no
+longer listed; a rerun that finds nothing new writes nothing. The collection is the
+latest row of each source over the parts in name (time) order, removed sources left
+out; archives made before 0.3 start from their single ``<archive>/collection.parquet``,
+read as the first part. A part is written whole or not at all, so an ingest killed
+while writing loses nothing and repeats nothing: the next one finds the same changes.
+Statuses:
 
 - ``ok``: a decodable image; it gets a shard.
 - ``rejected``: not a usable image (undecodable, empty, too large); ``error`` says
@@ -21,14 +29,20 @@ from __future__ import annotations
 
 import hashlib
 import io
-from dataclasses import asdict, dataclass
+import uuid
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timezone
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from latentpress.infra import storage
+from latentpress.infra.archive import check_image_id
 
-OK, REJECTED, ERROR, DUPLICATE, SKIPPED = "ok", "rejected", "error", "duplicate", "skipped"
+OK, REJECTED, ERROR, DUPLICATE, SKIPPED, REMOVED = "ok", "rejected", "error", "duplicate", "skipped", "removed"
+"""``removed`` is a part's row for a source no longer listed: it leaves the collection."""
+PARTS_FOLDER = "collection"
+LEGACY_FILE = "collection.parquet"
 
 
 @dataclass(frozen=True)
@@ -90,12 +104,70 @@ def write_collection(url: str, items: list[Item]) -> None:
     storage.write_bytes_atomic(url, out.getvalue())
 
 
-def read_collection(url: str) -> list[Item]:
-    """The items stored by :func:`write_collection` (``failed`` read as ``error``)."""
+def read_items(url: str) -> list[Item]:
+    """The rows of one file stored by :func:`write_collection` (``failed`` read as ``error``)."""
     table = pq.read_table(io.BytesIO(storage.read_bytes(url)))
     missing = set(_SCHEMA.names) - set(table.column_names) - {"version", "frames", "metadata"}
     if missing:
         raise ValueError(f"{url}: not a collection file (missing {sorted(missing)})")
     names = [n for n in _SCHEMA.names if n in table.column_names]
     rows = table.select(names).to_pylist()
-    return [Item(**(row | {"status": ERROR} if row["status"] == "failed" else row)) for row in rows]
+    items = [Item(**(row | {"status": ERROR} if row["status"] == "failed" else row)) for row in rows]
+    for item in items:
+        _check(item, url)
+    return items
+
+
+def _check(item: Item, url: str) -> None:
+    """``ValueError`` naming ``url`` unless an archived item has a well-formed id and name
+    (they become paths when restored)."""
+    if item.status == OK:
+        try:
+            check_image_id(item.image_id)
+        except ValueError as exc:
+            raise ValueError(f"{url}: {exc}") from None
+    if not isinstance(item.name, str) or not isinstance(item.source, str):
+        raise ValueError(f"{url}: item {item.image_id!r} without a name or source")
+
+
+def collection_parts(archive: str) -> list[str]:
+    """URLs of the collection's parts in reading order: the single file of archives
+    before 0.3, then the parts by name (time)."""
+    legacy = storage.join(archive, LEGACY_FILE)
+    folder = storage.join(archive, PARTS_FOLDER)
+    parts = [u for u in storage.list_files(folder, recursive=False) if u.endswith(".parquet")] if storage.exists(folder) else []
+    return ([legacy] if storage.exists(legacy) else []) + parts
+
+
+def read_collection(archive: str) -> list[Item]:
+    """The archive's collection (empty before its first ingest): the latest row of
+    each source, removed ones left out; archived items by shard and id, then the
+    others by source."""
+    latest: dict[str, Item] = {}
+    for url in collection_parts(archive):
+        latest.update((item.source, item) for item in read_items(url))
+    items = [item for item in latest.values() if item.status != REMOVED]
+    kept = sorted((i for i in items if i.status == OK), key=lambda i: (i.shard, i.image_id))
+    return kept + sorted((i for i in items if i.status != OK), key=lambda i: i.source)
+
+
+def archived_items(archive: str) -> list[Item]:
+    """The collection's archived (``ok``) items, by shard and id."""
+    return [item for item in read_collection(archive) if item.status == OK]
+
+
+def append_changes(archive: str, previous: list[Item], items: list[Item]) -> str | None:
+    """Append the part that turns ``previous`` into ``items``: the rows of ``items`` that
+    are new or differ, and a ``removed`` row for each earlier source missing from
+    ``items``. Returns its URL, or None when nothing changed (nothing is written)."""
+    before = {item.source: item for item in previous}
+    now = {item.source for item in items}
+    rows = [item for item in items if before.get(item.source) != item]
+    rows += [replace(item, status=REMOVED, error="no longer listed", shard=None)
+             for source, item in sorted(before.items()) if source not in now]  # fmt: skip
+    if not rows:
+        return None
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+    url = storage.join(archive, PARTS_FOLDER, f"part-{stamp}-{uuid.uuid4().hex[:8]}.parquet")
+    write_collection(url, rows)
+    return url

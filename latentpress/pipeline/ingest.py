@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import posixpath
 import threading
+from collections import Counter
 from dataclasses import replace
 
 from latentpress.infra import storage
@@ -22,7 +23,6 @@ from latentpress.infra.collection import (
     content_id,
     read_collection,
     source_id,
-    write_collection,
 )
 from latentpress.infra.images import ImageError, count_frames, read_image
 from latentpress.infra.metadata import Metadata, pack_metadata
@@ -62,8 +62,7 @@ def reusable(listing: dict[str, str], previous: list[Item]) -> tuple[list[Item],
 
 def previous_items(archive: str) -> list[Item]:
     """The items of the archive's last ingest (none for a new archive)."""
-    url = ArchiveLayout(archive).collection
-    return read_collection(url) if storage.exists(url) else []
+    return read_collection(archive)
 
 
 def inspect_files(files: dict[str, str], root: str, archive: str | None = None) -> list[Item]:
@@ -145,20 +144,25 @@ def _relative_name(url: str, root: str) -> str:
     return posixpath.basename(path)
 
 
-def assign_shards(items: list[Item], shard_size: int) -> list[Item]:
-    """Deduplicate and shard: the same items always give the same shards.
+def assign_shards(items: list[Item], shard_size: int, previous: list[Item] = ()) -> list[Item]:
+    """Deduplicate and shard: the same items always give the same shards, and shards
+    once given stay.
 
-    Among ``ok`` (or earlier ``duplicate``) items with one id, the first by source URL
-    is kept and the others become ``duplicate``. Kept items, sorted by id, are cut
-    into shards of ``shard_size`` numbered from 0. Returns the kept items in shard
-    order, then duplicates, rejected, skipped and unreadable items by source; only kept items
-    have a shard. Running it again on its own output changes nothing.
+    Among ``ok`` (or earlier ``duplicate``) items with one id, the one kept in
+    ``previous`` stays kept, else the first by source URL; the others become
+    ``duplicate``. Kept items keep their shard from ``previous``; the others, sorted
+    by id, fill the last shard up to ``shard_size`` images and then new shards (from
+    0 for a new collection), so photos added later never move earlier ones to another
+    shard. Returns the kept items by shard and id, then duplicates, rejected, skipped
+    and unreadable items by source; only kept items have a shard. Running it again on
+    its own output changes nothing.
     """
     if shard_size < 1:
         raise ValueError(f"shard_size must be at least 1, got {shard_size}")
+    before = {item.image_id: item for item in previous if item.status == OK}
     kept: dict[str, Item] = {}
     others: list[Item] = []
-    for item in sorted(items, key=lambda i: i.source):
+    for item in sorted(items, key=lambda i: (i.source != getattr(before.get(i.image_id), "source", None), i.source)):
         if item.status in (REJECTED, ERROR, SKIPPED):
             others.append(replace(item, shard=None))
         elif item.image_id in kept:
@@ -166,11 +170,13 @@ def assign_shards(items: list[Item], shard_size: int) -> list[Item]:
             others.append(replace(item, status=DUPLICATE, error=reason, shard=None))
         else:
             kept[item.image_id] = item
-    ordered = [kept[i] for i in sorted(kept)]
-    sharded = [replace(item, status=OK, error=None, shard=n // shard_size) for n, item in enumerate(ordered)]
-    return sharded + others
-
-
-def save_collection(archive: str, items: list[Item]) -> None:
-    """Store the ingest result as the archive's collection file."""
-    write_collection(ArchiveLayout(archive).collection, items)
+    shards = {i: before[i].shard for i in kept if i in before and before[i].shard is not None}
+    sizes = Counter(shards.values())
+    last = max(sizes, default=-1)
+    for image_id in sorted(i for i in kept if i not in shards):
+        if last < 0 or sizes[last] >= shard_size:
+            last += 1
+        shards[image_id] = last
+        sizes[last] += 1
+    sharded = [replace(kept[i], status=OK, error=None, shard=shards[i]) for i in kept]
+    return sorted(sharded, key=lambda i: (i.shard, i.image_id)) + sorted(others, key=lambda i: i.source)

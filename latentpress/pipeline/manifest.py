@@ -15,10 +15,10 @@ from latentpress.pipeline.outcomes import Outcome
 from latentpress.pipeline.rows import rejected_rows
 
 
-def build_manifest(archive: str, items: list[Item], configs: list[CodecConfig], vae: str,
-                   models: dict[str, str] | None = None) -> dict:
+def build_manifest(archive: str, configs: list[CodecConfig], vae: str, models: dict[str, str] | None = None) -> dict:
     """The manifest: this run's configurations and collection models (``codec.preset``
-    -> model id) merged with those already archived."""
+    -> model id) merged with those already archived. Its size does not grow with the
+    collection (the images are the collection's, ``infra.collection``)."""
     previous = read_manifest(archive, missing_ok=True)
     known = {c["key"]: c for c in previous.get("configs", [])}
     for config in configs:
@@ -30,10 +30,6 @@ def build_manifest(archive: str, items: list[Item], configs: list[CodecConfig], 
         "vae_id": model_id(vae),
         "configs": sorted(known.values(), key=lambda c: c["key"]),
         "models": previous.get("models", {}) | (models or {}),
-        "items": [
-            {"image_id": i.image_id, "width": i.width, "height": i.height, "shard": i.shard, "name": i.name}
-            for i in items
-        ],
     }
 
 
@@ -46,4 +42,4 @@ def finish_compression(
     rows = rejected_rows(items, configs, outcomes, run_id)
     if rows:
         append_rows(ledger_url, rows, run_id)
-    write_manifest(archive, build_manifest(archive, items, configs, vae, models))
+    write_manifest(archive, build_manifest(archive, configs, vae, models))

@@ -32,12 +32,11 @@ def restore_targets(out: str, layout: str, config_key: str, names: dict[str, str
     raise ValueError(f"unknown restore layout {layout!r} (known: {', '.join(RESTORE_LAYOUTS)})")
 
 
-def restore_plan(archive: str, manifest: dict, configs: list[str] | None) -> dict[str, list[str]]:
-    """Configuration key -> the image ids restored from it: every image from each of
-    ``configs``; without them, the selection's choice per image, or every image from
-    every configuration when the archive has no selection."""
+def restore_plan(archive: str, manifest: dict, configs: list[str] | None, ids: list[str]) -> dict[str, list[str]]:
+    """Configuration key -> the image ids (of ``ids``, the archived images) restored
+    from it: every image from each of ``configs``; without them, the selection's choice
+    per image, or every image from every configuration when the archive has no selection."""
     known = [c["key"] for c in manifest["configs"]]
-    ids = [item["image_id"] for item in manifest["items"]]
     unknown = sorted(set(configs or []) - set(known))
     if unknown:
         raise ValueError(f"archive {archive} has no configuration {', '.join(unknown)} (it has: {', '.join(known)})")

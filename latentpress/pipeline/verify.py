@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from latentpress.codecs import CodecError
 from latentpress.infra import storage
 from latentpress.infra.archive import ArchiveLayout, read_manifest
+from latentpress.infra.collection import archived_items
 from latentpress.infra.container import ContainerError
 from latentpress.infra.fixity import FixityReport, check
 from latentpress.pipeline.decode import decode_container
@@ -51,18 +52,17 @@ def verify(archive: str, decode: bool = False, configs: list[str] | None = None,
     if not decode:
         return result
     damaged = {path for path, _ in result.fixity.damaged}
-    items = {item["image_id"]: item for item in manifest["items"]}
+    sizes = {item.image_id: (item.width, item.height) for item in archived_items(archive)}
     layout = ArchiveLayout(archive)
-    for key, image_ids in restore_plan(archive, manifest, configs).items():
+    for key, image_ids in restore_plan(archive, manifest, configs, list(sizes)).items():
         for image_id in image_ids:
             path = f"images/{key}/{image_id}.lpc"
             url = layout.image(key, image_id)
             if path in damaged or not storage.exists(url):
                 continue  # already reported, or never stored (a refused or failed image)
-            item = items[image_id]
-            size = (item["width"], item["height"]) if "width" in item else None
             try:
-                decode_container(storage.read_bytes(url), vae or manifest["vae"], archive, path, image_id, key, size)
+                decode_container(storage.read_bytes(url), vae or manifest["vae"], archive, path, image_id, key,
+                                 sizes[image_id])  # fmt: skip
             except (ContainerError, CodecError) as exc:
                 result.undecodable.append((path, str(exc)))
             else:

@@ -9,7 +9,6 @@ from datetime import datetime, timezone
 import pandas as pd
 
 from latentpress import __version__
-from latentpress.infra import storage
 from latentpress.infra.archive import ArchiveLayout
 from latentpress.infra.collection import OK, Item, read_collection
 from latentpress.infra.ledger import REFUSED, latest_rows, stored_bytes
@@ -20,10 +19,9 @@ WORST_SHOWN = 40
 
 
 def collection_items(archive: str | None) -> list[Item] | None:
-    """The archive's collection file (every ingested file), or None without one."""
-    if archive is None or not storage.exists(ArchiveLayout(archive).collection):
-        return None
-    return read_collection(ArchiveLayout(archive).collection)
+    """The archive's collection (every ingested file), or None without one."""
+    items = read_collection(archive) if archive is not None else []
+    return items or None
 
 
 def storage_table(rows: pd.DataFrame, items: list[Item] | None, archive: str | None) -> pd.DataFrame | None:
