@@ -62,7 +62,7 @@ def write_ledger(url: str, images: int, batch: int, seed: int = 0) -> int:
                 "bytes": size, "shared_model_id": np.full(n, None), "shared_model_bytes": np.full(n, None),
                 "shared_images": np.full(n, None), "bpp": size * 8 / (768 * 512),
                 "psnr": rng.normal(30, 3, n), "ms_ssim": rng.uniform(0.85, 0.99, n), "lpips": rng.uniform(0.05, 0.4, n),
-                "dists": rng.uniform(0.05, 0.3, n), "encode_seconds": rng.uniform(0.01, 1, n),
+                "dists": rng.uniform(0.05, 0.3, n), "metrics": np.full(n, None), "encode_seconds": rng.uniform(0.01, 1, n),
                 "decode_seconds": rng.uniform(0.01, 1, n), "device": np.full(n, "cpu"), "status": np.full(n, "ok"),
                 "error": np.full(n, None), "shard": np.full(n, start // 1000, np.int32),
                 "run_id": np.full(n, f"run{start // batch}"), "code_version": np.full(n, "0.2.0"),

@@ -7,8 +7,9 @@ configuration (``jpeg@50``, metrics ``psnr,ms_ssim``) on a local Dask cluster, a
 an operator runs it:
 
 - the first run: wall time and each step's (from the command's own report), the
-  orchestration overhead per image (wall time less the codec and metric seconds the
-  ledger records, per image), the peak memory of the flow process, of one Dask
+  start-up (the wall time outside the flow's steps: Prefect server, Dask cluster,
+  fixity record), the orchestration per image (the steps' time less the codec and
+  metric seconds the ledger records, per worker, per image), the peak memory of the flow process, of one Dask
   worker and of the Prefect server, the number of Prefect task runs (counted in a
   Prefect database of its own), and the sizes of the manifest, the collection file,
   the fixity manifest and the ledger;
@@ -154,8 +155,7 @@ def measure(size: int, work: Path, workers: int) -> dict:
     make_crops(photos, added, size, seed=size + 1)
     more = run_archive(photos, archive, home, workers)
     return {
-        "images": size, "build_s": round(built, 1), "first_run_s": first["wall_s"],
-        "overhead_ms_per_image": round(1000 * (first["wall_s"] - work_seconds / workers) / size, 2),
+        "images": size, "build_s": round(built, 1), "first_run_s": first["wall_s"], "work_s": round(work_seconds, 1),
         "task_runs": runs, **{k: v for k, v in first.items() if k.startswith("peak")}, **objects,
         "noop_rerun_s": noop["wall_s"], "rerun_plus_1pct_s": more["wall_s"],
         "steps_first": first["steps"], "steps_noop": noop["steps"], "steps_plus_1pct": more["steps"],
@@ -169,9 +169,13 @@ def main() -> int:
     parser.add_argument("--work", help="folder for the collections and archives (default: a temporary one)")
     parser.add_argument("--results", default=str(REPO / "benchmarks" / "results"))
     parser.add_argument("--keep-results", action="store_true", help="add to scale.json's rows instead of replacing them")
+    parser.add_argument("--render", action="store_true", help="only write scale.md again from scale.json")
     args = parser.parse_args()
-    os.environ.setdefault("LATENTPRESS_MODELS", str(REPO.parent / "shared" / "models"))
     results = Path(args.results)
+    if args.render:
+        saved = json.loads((results / "scale.json").read_text())
+        return render(saved["facts"], saved["rows"], results)
+    os.environ.setdefault("LATENTPRESS_MODELS", str(REPO.parent / "shared" / "models"))
     previous = json.loads((results / "scale.json").read_text())["rows"] if args.keep_results and (results / "scale.json").exists() else []
     rows = [r for r in previous if str(r["images"]) not in args.sizes.split(",")]
     with tempfile.TemporaryDirectory(dir=args.work) as tmp:
@@ -182,9 +186,25 @@ def main() -> int:
     facts = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "workers": args.workers, "command": " ".join(COMMAND),
              "cpus": os.cpu_count()}  # fmt: skip
     (results / "scale.json").write_text(json.dumps({"facts": facts, "rows": rows}, indent=1) + "\n")
-    flat = [{k: v for k, v in r.items() if not k.startswith("steps")} for r in rows]
+    return render(facts, rows, results)
+
+
+def derived(row: dict, workers: int) -> dict:
+    """Start-up seconds and orchestration per image of a row (see the module's description)."""
+    steps = sum(row["steps_first"].values())
+    work = row.get("work_s")
+    if work is None:  # rows of the first version kept the overhead per image instead
+        work = (row["first_run_s"] - row["overhead_ms_per_image"] * row["images"] / 1000) * workers
+    return {"startup_s": round(row["first_run_s"] - steps, 1),
+            "orchestration_ms_per_image": round(1000 * (steps - work / workers) / row["images"], 2)}  # fmt: skip
+
+
+def render(facts: dict, rows: list[dict], results: Path) -> int:
+    flat = [{"images": r["images"], "first_run_s": r["first_run_s"], **derived(r, facts["workers"]),
+             **{k: v for k, v in r.items() if k not in ("images", "first_run_s", "overhead_ms_per_image")
+                and not k.startswith("steps")}} for r in rows]  # fmt: skip
     steps = [{"images": r["images"], "run": run, **r[f"steps_{run}"]} for r in rows for run in ("first", "noop", "plus_1pct")]
-    text = (f"# Scale\n\n`latentpress archive ... {facts['command']} --workers {args.workers}` on N crops of "
+    text = (f"# Scale\n\n`latentpress archive ... {facts['command']} --workers {facts['workers']}` on N crops of "
             f"{CROP}x{CROP} pixels; {facts['date']}, {facts['cpus']} CPU cores.\n\n{table(flat)}\n\n"
             f"Seconds per step (from the command's own report):\n\n{table(steps)}\n")  # fmt: skip
     (results / "scale.md").write_text(text)

@@ -345,7 +345,7 @@ def run_archive(args: argparse.Namespace) -> int:
     )  # fmt: skip
     print_items(result.items)
     print_stages(result)
-    console.print(f"run {result.run_id}: {len(result.rows)} new ledger row(s) in {time.perf_counter() - started:.1f} s "
+    console.print(f"run {result.run_id}: {result.new_rows} new ledger row(s) in {time.perf_counter() - started:.1f} s "
                   f"({steps_line(result.seconds)})", highlight=False, soft_wrap=True)  # fmt: skip
     status = print_errors(result)
     from latentpress.infra.archive import ArchiveLayout
@@ -492,7 +492,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     result = _run(args, len(archived_items(args.archive)), evaluate, "evaluate_flow", archive=args.archive, ledger=args.ledger,
                   batch_size=args.batch_size, metrics=args.metrics)  # fmt: skip
     print_stages(result)
-    console.print(f"run {result.run_id}: {len(result.rows)} new ledger row(s)")
+    console.print(f"run {result.run_id}: {result.new_rows} new ledger row(s)")
     status = print_errors(result)
     _summary(args.ledger or ArchiveLayout(args.archive).ledger)
     return status

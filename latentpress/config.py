@@ -15,6 +15,7 @@ for example ``FSSPEC_S3_ENDPOINT_URL`` and the usual ``AWS_*`` variables.
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from dataclasses import dataclass
 
 DEFAULT_VAE = "taesd"
@@ -47,14 +48,23 @@ class Settings:
     """Process-wide settings."""
 
     models_dir: str | None
-    device: str
+    configured_device: str | None = None
+
+    @property
+    def device(self) -> str:
+        """``LATENTPRESS_DEVICE``, else ``cuda`` where torch sees a GPU, else ``cpu`` (torch
+        is imported only when this is asked for: a flow process that only orchestrates
+        never loads it)."""
+        return self.configured_device or _default_device()
+
+
+@lru_cache(maxsize=1)
+def _default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def get_settings() -> Settings:
     """Read the settings from the environment (cheap; call where needed)."""
-    device = os.environ.get(DEVICE_ENV)
-    if not device:
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return Settings(models_dir=os.environ.get(MODELS_ENV) or None, device=device)
+    return Settings(models_dir=os.environ.get(MODELS_ENV) or None, configured_device=os.environ.get(DEVICE_ENV) or None)

@@ -21,7 +21,7 @@ def test_archive_batch_evaluates_what_it_stored_and_the_ledger_lacks(latent_arch
     assert [o.status for o in batch.compressed] == ["ok", "ok", "error"]
     assert "not a supported image" in batch.compressed[2].reason
     assert [o.image_id for o in batch.evaluated] == [items[0].image_id]  # items[1] is recorded already
-    assert [r["image_id"] for r in batch.rows] == [items[0].image_id]
+    assert batch.rows == 1
     ledger = read_ledger(layout.ledger)
     assert list(ledger["image_id"]) == [items[0].image_id] and list(ledger["status"]) == ["ok"]
     size = Path(layout.image(config.key, items[0].image_id)).stat().st_size

@@ -38,7 +38,7 @@ def snapshot(folder: Path) -> dict[str, int]:
 def test_trained_once_reused_by_a_grown_collection(photos: Path, tmp_path: Path) -> None:
     arch = tmp_path / "archive"
     first = archive(str(photos), str(arch), SPEC)
-    assert first.ok and len(first.rows) == 4 and first.counts("train") == {"ok": 2}
+    assert first.ok and first.new_rows == 4 and first.counts("train") == {"ok": 2}
     (model,) = (arch / "models" / "glc.tiny" / "taesd").glob("*.lpm")
     container, settings = unpack_model(model.read_bytes())
     assert (container.codec, settings["preset"], settings["images"], container.vae_id) == ("glc", "tiny", 2, "taesd")
@@ -51,7 +51,7 @@ def test_trained_once_reused_by_a_grown_collection(photos: Path, tmp_path: Path)
     before = snapshot(arch / "images") | {"model": model.stat().st_mtime_ns}
     Image.fromarray(real_crops()[2][:64, :64]).save(photos / "2.png")  # the collection grows
     second = archive(str(photos), str(arch), SPEC)
-    assert second.ok and "train" not in second.stages and len(second.rows) == 2
+    assert second.ok and "train" not in second.stages and second.new_rows == 2
     written = {o.image_id for o in second.stages["compress"] if not o.cached}
     assert len(written) == 1 and snapshot(arch / "images").items() >= before.items() - {("model", before["model"])}
     assert list((arch / "models" / "glc.tiny" / "taesd").glob("*.lpm")) == [model]
@@ -103,7 +103,7 @@ def test_what_is_not_a_model_is_refused_naming_it(photos: Path, tmp_path: Path) 
 def test_relic_end_to_end_trained_once_and_restored(photos: Path, tmp_path: Path) -> None:
     arch = tmp_path / "archive"
     first = archive(str(photos), str(arch), ["relic:tiny@1,4"])
-    assert first.ok and first.counts("train") == {"ok": 2} and len(first.rows) == 4
+    assert first.ok and first.counts("train") == {"ok": 2} and first.new_rows == 4
     (model,) = (arch / "models" / "relic.tiny" / "taesd").glob("*.lpm")
     ledger = with_rates(read_ledger(str(arch / "ledger")))
     assert set(ledger["shared_model_id"]) == {model.stem} and set(ledger["codec"]) == {"relic"}

@@ -25,7 +25,7 @@ def test_archive_and_restore_in_process(mixed_collection: Path, tmp_path: Path) 
     arch = str(tmp_path / "archive")
     result = archive(str(mixed_collection), arch, ["webp@40", "jxl@30", "latent-q@1"])
 
-    assert result.ok and len(result.rows) == 9
+    assert result.ok and result.new_rows == 9
     assert sorted(i.status for i in result.items) == ["ok"] * 3 + ["rejected"] * 3
     assert {stage: result.counts(stage) for stage in result.stages} == {
         "latents": {"ok": 3}, "compress": {"ok": 9}, "evaluate": {"ok": 9}}  # fmt: skip
@@ -46,7 +46,7 @@ def test_archive_and_restore_in_process(mixed_collection: Path, tmp_path: Path) 
         np.testing.assert_array_equal(np.asarray(Image.open(outcome.path)), expected)
 
     again = archive(str(mixed_collection), arch, ["webp@40", "jxl@30", "latent-q@1"])
-    assert again.ok and again.rows == []
+    assert again.ok and again.new_rows == 0
     assert {o.cached for o in again.stages["compress"]} == {True}  # from the ledger: no container opened
     assert "latents" not in again.stages and "evaluate" not in again.stages and len(read_ledger(f"{arch}/ledger")) == 9
 
@@ -58,7 +58,7 @@ from latentpress.flows.archive import archive
 from latentpress.pipeline.outcomes import errors_by_reason
 result = archive(sys.argv[1], sys.argv[2], ["avif@30", "latent-q@1"])
 stages = {stage: result.counts(stage) for stage in result.stages}
-print(json.dumps([result.ok, len(result.rows), stages, list(errors_by_reason(result.errors))]))
+print(json.dumps([result.ok, result.new_rows, stages, list(errors_by_reason(result.errors))]))
 """
 
 
@@ -100,7 +100,7 @@ def test_refusals_are_recorded_once_and_not_retried(mixed_collection: Path, tmp_
     second = archive(str(mixed_collection), arch, ["clric:fast@bpp0.001"])
     assert second.counts("compress") == {"rejected": 3}
     assert all(o.cached for o in second.stages["compress"]) and len(read_ledger(f"{arch}/ledger")) == 3
-    assert evaluate(arch).rows == []
+    assert evaluate(arch).new_rows == 0
 
 
 LIBRARY = """
@@ -108,7 +108,7 @@ import sys
 from latentpress.codecs import get_codec
 from latentpress.flows.archive import archive
 result = archive(sys.argv[1], sys.argv[2], ["jpeg@50"])
-print(result.ok, len(result.rows), sorted(m for m in ("prefect", "distributed") if m in sys.modules))
+print(result.ok, result.new_rows, sorted(m for m in ("prefect", "distributed") if m in sys.modules))
 """
 
 

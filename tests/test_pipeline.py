@@ -82,7 +82,7 @@ def test_archive_evaluate_restore_and_rerun(mixed_collection: Path, tmp_path: Pa
     before = snapshot(archive / "images") | {f"ledger/{k}": v for k, v in snapshot(archive / "ledger").items()}
     again = archive_flow(str(mixed_collection), str(archive), CODECS, dask_address=dask_address)
     after = snapshot(archive / "images") | {f"ledger/{k}": v for k, v in snapshot(archive / "ledger").items()}
-    assert again.rows == [] and after == before
+    assert again.new_rows == 0 and after == before
     assert {(o.status, o.cached) for o in again.stages["compress"]} == {("ok", True)}
     assert len(read_ledger(str(archive / "ledger"))) == 6
 
@@ -119,7 +119,7 @@ def test_archive_evaluates_earlier_containers_the_ledger_lacks(mixed_collection:
     report = archive_flow(str(mixed_collection), archive, ["jpeg@40"], dask_address=dask_address)
 
     ledger = read_ledger(ArchiveLayout(archive).ledger)
-    assert len(report.rows) == 6 and len(ledger) == 6 and set(ledger["status"]) == {"ok"}
+    assert report.new_rows == 6 and len(ledger) == 6 and set(ledger["status"]) == {"ok"}
     assert ledger.groupby("config_key").size().to_dict() == {"jpeg.default.q40": 3, "webp.default.q30": 3}
     assert [c["key"] for c in read_manifest(archive)["configs"]] == ["jpeg.default.q40", "webp.default.q30"]
 
@@ -133,7 +133,7 @@ def test_compress_then_evaluate_on_s3(mixed_collection: Path, s3_root: str, dask
 
     report = archive_flow(source, archive, ["webp@50", "latent-q@1"], ledger=ledger, dask_address=dask_address)
 
-    assert sum(i.status == "rejected" for i in report.items) == 3 and len(report.rows) == 6
+    assert sum(i.status == "rejected" for i in report.items) == 3 and report.new_rows == 6
     frame = read_ledger(ledger)
     assert len(frame) == 6 and set(frame["status"]) == {"ok"}
     for row in frame.itertuples():

@@ -66,9 +66,11 @@ def test_one_model_per_shard_amortised_in_the_ledger(shared_mean_codec, latent_a
         assert container.sections["shared"].decode() == models[0].stem
         assert container.sections["payload"] in {b"\x00", b"\x01", b"\x02"}
 
-    rows = evaluate_batch(items, archive, config, "taesd", str(tmp_path / "ledger"), "run1").rows
+    assert evaluate_batch(items, archive, config, "taesd", str(tmp_path / "ledger"), "run1").rows == 3
     model_size = models[0].stat().st_size
-    for row, item in zip(rows, items):
+    rows = read_ledger(str(tmp_path / "ledger")).set_index("image_id")
+    for item in items:
+        row = rows.loc[item.image_id]
         assert row["status"] == "ok" and row["shared_model_id"] == models[0].stem
         assert row["shared_model_bytes"] == model_size and row["shared_images"] == 3
         image_bytes = Path(layout.image(config.key, item.image_id)).stat().st_size

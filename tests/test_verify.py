@@ -106,6 +106,13 @@ def test_damage_between_runs_stays_visible_after_the_next_run(copy: Path, archiv
     assert [p for p, _ in result.fixity.damaged] == [str(stats.relative_to(copy))]
 
 
+def test_a_no_op_rerun_rewrites_no_record(copy: Path, archived: Path) -> None:
+    record = copy / "manifest-sha256.txt"
+    before = (record.read_bytes(), record.stat().st_mtime_ns)
+    assert archive(str(archived.parent / "photos"), str(copy), ["webp@40", "latent-q@1"]).ok
+    assert (record.read_bytes(), record.stat().st_mtime_ns) == before and verify(str(copy)).intact
+
+
 def test_objects_a_run_writes_are_recorded(copy: Path, archived: Path) -> None:
     photos = archived.parent / "photos"
     assert archive(str(photos), str(copy), ["webp@20"]).ok

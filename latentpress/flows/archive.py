@@ -94,7 +94,7 @@ def archive(
         elif isinstance(outcome, stage.ArchivedBatch):
             result.add("compress", outcome.compressed)
             result.add("evaluate", outcome.evaluated)
-            result.rows += outcome.rows
+            result.new_rows += outcome.rows
         else:  # a fitted shard: evaluate it in batches
             result.add("compress", outcome)
             config = job.params["config"]

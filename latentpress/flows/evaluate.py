@@ -56,4 +56,4 @@ def collect_evaluations(executor: Executor, jobs: list[Job], result: RunResult) 
             result.add("evaluate", job_errors(job, evaluation))
         else:
             result.add("evaluate", evaluation.outcomes)
-            result.rows += evaluation.rows
+            result.new_rows += evaluation.rows

@@ -17,14 +17,15 @@ def new_run_id() -> str:
 
 @dataclass
 class RunResult:
-    """The outcome of one command: ingest items, outcomes per stage, new ledger rows."""
+    """The outcome of one command: ingest items, outcomes per stage, how many ledger rows."""
 
     run_id: str
     items: list[Item] = field(default_factory=list)
     """Every file the ingest saw (``ok``, ``rejected``, ``error`` or ``duplicate``)."""
     stages: dict[str, list[Outcome]] = field(default_factory=dict)
     """Stage name (``latents``, ``compress``, ``evaluate``, ``restore``) -> outcomes."""
-    rows: list[dict] = field(default_factory=list)
+    new_rows: int = 0
+    """Ledger rows the run appended."""
     seconds: dict[str, float] = field(default_factory=dict)
     """Wall seconds of each step of the run (``ingest``, ``compress and evaluate`` ...), in order."""
     _lap: float = field(default_factory=time.perf_counter, repr=False)

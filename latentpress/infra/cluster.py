@@ -133,9 +133,17 @@ def dask_scheduler(address: str | None = None, workers: int | None = None) -> It
 
 
 def _cuda_devices() -> int:
-    import torch
-
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+    """NVIDIA GPUs the local workers may use: the driver's list (``/proc/driver/nvidia/gpus``),
+    no more than ``CUDA_VISIBLE_DEVICES`` names. Read without torch, which would cost the
+    flow process, that only orchestrates, about 600 MiB."""
+    try:
+        found = len(os.listdir("/proc/driver/nvidia/gpus"))
+    except OSError:
+        return 0
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        found = min(found, len([d for d in visible.split(",") if d.strip() and not d.strip().startswith("-")]))
+    return found
 
 
 def cluster_shape(client) -> tuple[bool, int]:

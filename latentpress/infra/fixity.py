@@ -46,7 +46,7 @@ class FixityReport:
 
 def record(archive: str, since: float) -> int:
     """Write the archive's fixity record for a run that started at ``since`` (epoch
-    seconds); the number of objects listed."""
+    seconds), unless it would not change; the number of objects listed."""
     previous = read(archive, missing_ok=True)
     digests = {}
     for path, info in stored_objects(archive).items():
@@ -55,7 +55,8 @@ def record(archive: str, since: float) -> int:
             digests[path] = previous[path]
         else:
             digests[path] = sha256(storage.read_bytes(storage.join(archive, path)))
-    storage.write_bytes_atomic(storage.join(archive, FIXITY_NAME), manifest_text(digests).encode())
+    if digests != previous:  # a run that changed nothing (a no-op rerun) rewrites nothing
+        storage.write_bytes_atomic(storage.join(archive, FIXITY_NAME), manifest_text(digests).encode())
     return len(digests)
 
 

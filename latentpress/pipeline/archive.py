@@ -18,11 +18,11 @@ from latentpress.pipeline.outcomes import Outcome
 
 @dataclass(frozen=True)
 class ArchivedBatch:
-    """Compression outcomes, evaluation outcomes and new ledger rows of one batch."""
+    """Compression outcomes, evaluation outcomes and the number of new ledger rows of one batch."""
 
     compressed: list[Outcome]
     evaluated: list[Outcome]
-    rows: list[dict]
+    rows: int
 
 
 def to_evaluate(items: list[Item], compressed: list[Outcome], done: set[str]) -> list[Item]:
@@ -50,5 +50,5 @@ def archive_batch(
     twice (stored containers are kept)."""
     compressed = compress_batch(items, archive, latents_url, vae_name, config, rejected, model_url)
     todo = to_evaluate(items, compressed, done)
-    evaluation = evaluate_batch(todo, archive, config, vae_name, ledger_url, run_id, metrics) if todo else Evaluation([], [])
+    evaluation = evaluate_batch(todo, archive, config, vae_name, ledger_url, run_id, metrics) if todo else Evaluation([], 0)
     return ArchivedBatch(compressed, evaluation.outcomes, evaluation.rows)

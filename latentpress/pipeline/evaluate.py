@@ -80,10 +80,12 @@ def unevaluated(archive: str, items: list[Item], configs: list[CodecConfig], don
 
 @dataclass(frozen=True)
 class Evaluation:
-    """What evaluating a batch gave: an outcome per image, and the new ledger rows."""
+    """What evaluating a batch gave: an outcome per image, and how many ledger rows it
+    appended (the rows themselves stay in the ledger: a flow of a million images
+    holds counts, not rows)."""
 
     outcomes: list[Outcome]
-    rows: list[dict]
+    rows: int
 
 
 def warm_up_in_background() -> None:
@@ -162,4 +164,4 @@ def evaluate_batch(
         outcomes.append(Outcome(item.image_id, config.key, "ok"))
     if rows:
         append_rows(ledger_url, rows, run_id)
-    return Evaluation(outcomes, rows)
+    return Evaluation(outcomes, len(rows))

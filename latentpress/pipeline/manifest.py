@@ -38,8 +38,17 @@ def finish_compression(
     vae: str, models: dict[str, str] | None = None,
 ) -> None:
     """Append a ``rejected`` ledger row for each image a codec refused in this run, then
-    write the manifest (``models``: the collection models used, by ``codec.preset``)."""
+    write the manifest if it changed (``models``: the collection models used, by
+    ``codec.preset``)."""
     rows = rejected_rows(items, configs, outcomes, run_id)
     if rows:
         append_rows(ledger_url, rows, run_id)
-    write_manifest(archive, build_manifest(archive, configs, vae, models))
+    manifest = build_manifest(archive, configs, vae, models)
+    previous = read_manifest(archive, missing_ok=True)
+    if _content(manifest) != _content(previous):  # a no-op rerun leaves the manifest (and its digest) as it is
+        write_manifest(archive, manifest)
+
+
+def _content(manifest: dict) -> dict:
+    """A manifest but for when and by which version it was written."""
+    return {k: v for k, v in manifest.items() if k not in ("updated", "code_version", "format")}
