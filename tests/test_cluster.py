@@ -14,7 +14,7 @@ from prefect.cache_policies import NO_CACHE
 
 import pytest
 
-from latentpress.flows.common import MIN_BATCH, TASKS_PER_WORKER, balanced_batch, chunks, finer_tail
+from latentpress.flows.common import MAX_TASKS, MIN_BATCH, TASKS_PER_WORKER, balanced_batch, chunks, finer_tail
 from latentpress.infra.cluster import cluster_shape, dask_scheduler, gpu_tasks, task_runner
 from pipeline_fixtures import dask_processes
 
@@ -68,11 +68,13 @@ def test_cpu_only_cluster_shape(dask_address: str) -> None:
         (16, 32, 2, 8),  # four tasks: two per thread
         (16, 6, 2, MIN_BATCH),  # few images: not below the floor
         (3, 6, 2, 3),  # a smaller request stands
-        (16, 100_000, 16, 16),  # large collections keep the requested size
+        (16, 16_000, 16, 16),  # large collections keep the requested size
+        (16, 100_000, 16, 100),  # up to MAX_TASKS tasks: then larger batches
     ],
 )
 def test_batch_size_gives_each_thread_several_tasks(requested: int, images: int, threads: int, expected: int) -> None:
     assert balanced_batch(requested, images, threads) == expected
+    assert -(-images // expected) <= MAX_TASKS
     if expected < requested and expected > MIN_BATCH:
         assert -(-images // expected) >= TASKS_PER_WORKER * threads
     with pytest.raises(ValueError, match="at least 1"):

@@ -25,6 +25,11 @@ TASKS_PER_WORKER = 2
 this many tasks; ``finer_tail`` then splits the last ones, so that a fast worker takes
 over from a slow one at the end of a step."""
 MIN_BATCH = 4
+MAX_TASKS = 1000
+"""Most tasks one step of one configuration is cut into: a larger collection gets
+larger batches, so that a flow run of 100,000 photos holds a few thousand task runs
+(Prefect slows down with many more) and each task's fixed cost (about 0.1 s) stays
+small beside its work."""
 BATCH_PIXELS = 24_000_000
 """Most pixels in one batch: a worker holds a batch's images (3 bytes a pixel, twice
 when evaluating), so one 24 MP photo is a batch of its own, not batched with 60 others."""
@@ -77,11 +82,12 @@ def finished(executor: Executor, jobs: Sequence[Job], step: str) -> Iterator[tup
 
 def balanced_batch(requested: int, images: int, threads: int) -> int:
     """``requested``, or less when ``images`` would give a thread fewer than
-    ``TASKS_PER_WORKER`` tasks (never below ``MIN_BATCH``)."""
+    ``TASKS_PER_WORKER`` tasks (never below ``MIN_BATCH``), or more when ``images``
+    would make more than ``MAX_TASKS`` tasks."""
     if requested < 1:
         raise ValueError(f"batch size must be at least 1, got {requested}")
     balanced = math.ceil(images / (TASKS_PER_WORKER * threads))
-    return min(requested, max(balanced, MIN_BATCH))
+    return max(min(requested, max(balanced, MIN_BATCH)), math.ceil(images / MAX_TASKS))
 
 
 def chunks(values: Sequence[T], size: int) -> list[list[T]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from latentpress.config import DEFAULT_SHARD_SIZE
-from latentpress.flows.common import Job, chunks, finished, start
+from latentpress.flows.common import MAX_TASKS, Job, chunks, finished, start
 from latentpress.flows.executors import Executor, InProcess
 from latentpress.infra.collection import Item, append_changes
 from latentpress.infra.lease import leased
@@ -34,7 +34,8 @@ def ingest(source: str, archive: str, shard_size: int = DEFAULT_SHARD_SIZE, exec
         raise ValueError(f"no image files (by extension) under {source}")
     previous = stage.previous_items(archive)
     kept, todo = stage.reusable(listing, previous)
-    size = min(INSPECT_BATCH, max(1, math.ceil(len(todo) / executor.threads)))  # every thread gets some
+    size = max(min(INSPECT_BATCH, max(1, math.ceil(len(todo) / executor.threads))),  # every thread gets some
+               math.ceil(len(todo) / MAX_TASKS))  # fmt: skip
     jobs = [
         Job(stage.inspect_files, {"files": {u: listing[u] for u in batch}, "root": source, "archive": archive}, [], "",
             size=len(batch))
