@@ -240,7 +240,7 @@ def _execution_options(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--local", action="store_true", help="run in this process: no Prefect server, no Dask cluster")
     where.add_argument("--dask-address", help="existing Dask scheduler, e.g. tcp://127.0.0.1:8786 (default: a local cluster)")
     where.add_argument("--workers", type=_positive, help="workers of a local Dask cluster (default: one per CPU core)")
-    where.add_argument("--batch-size", type=_positive, default=DEFAULT_BATCH_SIZE, help="images per task (default %(default)s)")
+    where.add_argument("--batch-size", type=_positive, default=DEFAULT_BATCH_SIZE, help="images per task (default %(default)s; a step of one configuration makes at most 1,000 tasks, so large collections get larger batches)")
 
 
 def _bpp_list(text: str) -> list[float]:
@@ -655,10 +655,10 @@ def run_ledger_export(args: argparse.Namespace) -> int:
 
 
 def _summary(ledger_url: str, by: str = "quality", fmt: str = "table") -> int:
-    from latentpress.infra.ledger import SUMMARY_GROUPS, read_ledger, summarize
+    from latentpress.infra.ledger import SUMMARY_COLUMNS, SUMMARY_GROUPS, read_ledger, summarize
     from latentpress.terminal import console, print_summary
 
-    frame = read_ledger(ledger_url)
+    frame = read_ledger(ledger_url, columns=SUMMARY_COLUMNS)
     summary = summarize(frame, by=by)
     if fmt == "csv":
         sys.stdout.write(summary.to_csv(index=False))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -41,3 +43,18 @@ def test_an_unknown_metric_is_a_usage_error(photos: Path, tmp_path: Path, capsys
     with pytest.raises(SystemExit) as exit_:
         main(["archive", str(photos), str(tmp_path / "a"), "--codec", "jpeg@50", "--metrics", "psnr,ssim"])
     assert exit_.value.code == 2 and "expected some of lpips, dists, psnr, ms_ssim" in capsys.readouterr().err
+
+
+def test_the_flow_process_needs_no_torch_to_orchestrate() -> None:
+    """Settings, the GPU count of a local cluster and the archive flow's imports leave
+    torch out (it would cost the flow process about 500 MiB)."""
+    code = (
+        "import sys\n"
+        "from latentpress.config import get_settings\n"
+        "from latentpress.flows import prefect_flows\n"
+        "from latentpress.infra.cluster import _cuda_devices\n"
+        "assert get_settings().models_dir is not None and _cuda_devices() >= 0\n"
+        "print('torch' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

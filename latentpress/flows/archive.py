@@ -64,8 +64,8 @@ def archive(
     result.lap("ingest")
     good = [item for item in result.items if item.status == "ok"]
     done = recorded(ledger_url)
-    result.lap("ledger read")
     todo = not_recorded(configs, good, done, archive, result)
+    result.lap("ledger read")
     size = balanced_batch(batch_size, max(map(len, todo.values()), default=0), executor.threads)
     if any(todo.values()):
         executor.on_every_worker(warm_up_in_background)  # metric networks load while the codecs run
