@@ -192,17 +192,14 @@ def main() -> int:
 def derived(row: dict, workers: int) -> dict:
     """Start-up seconds and orchestration per image of a row (see the module's description)."""
     steps = sum(row["steps_first"].values())
-    work = row.get("work_s")
-    if work is None:  # rows of the first version kept the overhead per image instead
-        work = (row["first_run_s"] - row["overhead_ms_per_image"] * row["images"] / 1000) * workers
     return {"startup_s": round(row["first_run_s"] - steps, 1),
-            "orchestration_ms_per_image": round(1000 * (steps - work / workers) / row["images"], 2)}  # fmt: skip
+            "orchestration_ms_per_image": round(1000 * (steps - row["work_s"] / workers) / row["images"], 2)}  # fmt: skip
 
 
 def render(facts: dict, rows: list[dict], results: Path) -> int:
     flat = [{"images": r["images"], "first_run_s": r["first_run_s"], **derived(r, facts["workers"]),
-             **{k: v for k, v in r.items() if k not in ("images", "first_run_s", "overhead_ms_per_image")
-                and not k.startswith("steps")}} for r in rows]  # fmt: skip
+             **{k: v for k, v in r.items() if k not in ("images", "first_run_s") and not k.startswith("steps")}}
+            for r in rows]  # fmt: skip
     steps = [{"images": r["images"], "run": run, **r[f"steps_{run}"]} for r in rows for run in ("first", "noop", "plus_1pct")]
     text = (f"# Scale\n\n`latentpress archive ... {facts['command']} --workers {facts['workers']}` on N crops of "
             f"{CROP}x{CROP} pixels; {facts['date']}, {facts['cpus']} CPU cores.\n\n{table(flat)}\n\n"

@@ -7,7 +7,7 @@ import math
 from latentpress.config import DEFAULT_SHARD_SIZE
 from latentpress.flows.common import MAX_TASKS, Job, chunks, finished, start
 from latentpress.flows.executors import Executor, InProcess
-from latentpress.infra.collection import Item, append_changes
+from latentpress.infra.collection import Item, append_changes, read_collection
 from latentpress.infra.lease import leased
 from latentpress.infra.listing import list_source
 from latentpress.pipeline import ingest as stage
@@ -32,7 +32,7 @@ def ingest(source: str, archive: str, shard_size: int = DEFAULT_SHARD_SIZE, exec
     listing = everything.files
     if not listing:
         raise ValueError(f"no image files (by extension) under {source}")
-    previous = stage.previous_items(archive)
+    previous = read_collection(archive)
     kept, todo = stage.reusable(listing, previous)
     size = max(min(INSPECT_BATCH, max(1, math.ceil(len(todo) / executor.threads))),  # every thread gets some
                math.ceil(len(todo) / MAX_TASKS))  # fmt: skip

@@ -26,7 +26,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from latentpress.infra import storage
-from latentpress.infra.ledger import COMPACT_PREFIX, FILE_SCHEMA, REPLACES_KEY, compacted_parts, replaced_by
+from latentpress.infra.ledger import COMPACT_PREFIX, FILE_SCHEMA, REPLACES_KEY, all_parts, compacted_parts, replaced_by
 
 SMALL_BYTES = 32 << 20
 """Parts at least this large are left as they are."""
@@ -59,7 +59,7 @@ def compact(ledger_url: str, small_bytes: int = SMALL_BYTES, rows_per_part: int 
     fs, root = storage.filesystem(ledger_url)
     fs.invalidate_cache()
     result = Compaction()
-    paths = sorted(fs.glob(f"{root.rstrip('/')}/codec=*/*.parquet"))
+    paths = all_parts(fs, root)
     compacted = compacted_parts(fs, paths)
     stale = [p for p in paths if replaced_by(compacted, p)]
     for path in stale:  # an interrupted compaction: its new part holds these rows
@@ -68,29 +68,28 @@ def compact(ledger_url: str, small_bytes: int = SMALL_BYTES, rows_per_part: int 
     sizes = {p: fs.info(p)["size"] for p in paths if p not in stale}
     for folder in sorted({posixpath.dirname(p) for p in sizes}):
         small = [p for p in sizes if posixpath.dirname(p) == folder and sizes[p] < small_bytes]
-        for group in _groups(fs, small, rows_per_part):
+        for group, rows in _groups(fs, small, rows_per_part):
             if len(group) > 1:
-                _merge(fs, folder, group, result)
+                _merge(fs, folder, group, rows, result)
     return result
 
 
-def _groups(fs, paths: list[str], rows_per_part: int) -> list[list[str]]:
-    """``paths`` in consecutive groups of at most ``rows_per_part`` rows (a larger part alone)."""
-    groups: list[list[str]] = [[]]
-    rows = 0
+def _groups(fs, paths: list[str], rows_per_part: int) -> list[tuple[list[str], int]]:
+    """``paths`` in consecutive groups of at most ``rows_per_part`` rows (a larger part
+    alone), each with its number of rows (from the parts' footers)."""
+    groups: list[tuple[list[str], int]] = []
     for path in paths:
         count = pq.read_metadata(path, filesystem=fs).num_rows
-        if groups[-1] and rows + count > rows_per_part:
-            groups.append([])
-            rows = 0
-        groups[-1].append(path)
-        rows += count
-    return [g for g in groups if g]
+        if not groups or groups[-1][1] + count > rows_per_part:
+            groups.append(([], 0))
+        group, rows = groups[-1]
+        group.append(path)
+        groups[-1] = (group, rows + count)
+    return groups
 
 
-def _merge(fs, folder: str, group: list[str], result: Compaction) -> None:
-    """Write one part holding ``group``'s rows, check it, then delete ``group``."""
-    expected = sum(pq.read_metadata(path, filesystem=fs).num_rows for path in group)
+def _merge(fs, folder: str, group: list[str], expected: int, result: Compaction) -> None:
+    """Write one part holding ``group``'s ``expected`` rows, check it, then delete ``group``."""
     merged = ds.dataset(group, schema=FILE_SCHEMA, format="parquet", filesystem=fs).to_table()
     if merged.num_rows != expected:
         raise CompactionError(f"{folder}: read {merged.num_rows} rows of {expected} from {len(group)} parts")

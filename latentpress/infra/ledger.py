@@ -175,10 +175,15 @@ def read_ledger(ledger_url: str, columns: list[str] | None = None) -> pd.DataFra
     return _to_pandas(dataset.to_table(columns=columns))
 
 
+def all_parts(fs, root: str) -> list[str]:
+    """Paths of every Parquet part of the ledger at ``root`` (in ``fs``), sorted."""
+    return sorted(fs.glob(f"{root.rstrip('/')}/codec=*/*.parquet"))
+
+
 def live_parts(fs, root: str) -> list[str]:
     """Paths of the ledger's Parquet parts to read: every part under ``root`` but those
     a present compacted part replaces (a compaction that has not deleted them yet), sorted."""
-    paths = sorted(fs.glob(f"{root.rstrip('/')}/codec=*/*.parquet"))
+    paths = all_parts(fs, root)
     compacted = compacted_parts(fs, paths)
     return [p for p in paths if not replaced_by(compacted, p)] if compacted else paths
 
@@ -205,7 +210,7 @@ def has_ledger(ledger_url: str) -> bool:
     """Whether ``ledger_url`` holds a ledger (a folder with at least one ``codec=`` part)."""
     fs, path = storage.filesystem(ledger_url)
     fs.invalidate_cache()
-    return storage.path_exists(fs, path) and any(fs.glob(f"{path.rstrip('/')}/codec=*/*.parquet"))
+    return storage.path_exists(fs, path) and bool(all_parts(fs, path))
 
 
 def _to_pandas(table: pa.Table) -> pd.DataFrame:

@@ -131,9 +131,9 @@ class Compressor:
         decoded = self.codec.decode(payload, DecodeContext(item.width, item.height, self.vae_id or None))
         if self.codec.domain == "pixels":
             return decoded
-        from latentpress.models.vae import load_vae
+        from latentpress.pipeline.decode import latent_pixels
 
-        return load_vae(self.vae_name).decode([decoded], [(item.width, item.height)])[0]
+        return latent_pixels(decoded, self.vae_name, self.vae_id, (item.width, item.height))
 
     def outcome(self, item: Item, cached: bool = False) -> Outcome:
         return Outcome(item.image_id, self.config.key, "ok", cached=cached)

@@ -85,9 +85,15 @@ def decode_container(data: bytes, vae_name: str, archive: str, source: str = "",
         raise CodecError(f"{source}: {container.codec} payload does not decode: {describe(exc)}") from exc
     if codec.domain == "pixels":
         return decoded, container
+    return latent_pixels(decoded, vae_name, container.vae_id, (container.width, container.height), source), container
+
+
+def latent_pixels(latent: np.ndarray, vae_name: str, vae_id: str, size: tuple[int, int], source: str = "") -> np.ndarray:
+    """Pixels (H, W, 3) uint8 of a decoded latent of VAE ``vae_id``, through the VAE
+    decoder ``vae_name`` (``ContainerError`` if that is another VAE), cropped to ``size``."""
     from latentpress.models.vae import load_vae
 
     vae = load_vae(vae_name)
-    if vae.vae_id != container.vae_id:
-        raise ContainerError(f"{source}: latent of VAE {container.vae_id!r}, but {vae.vae_id!r} was given")
-    return vae.decode([decoded], [(container.width, container.height)])[0], container
+    if vae.vae_id != vae_id:
+        raise ContainerError(f"{source}: latent of VAE {vae_id!r}, but {vae.vae_id!r} was given")
+    return vae.decode([latent], [size])[0]

@@ -21,7 +21,6 @@ from latentpress.infra.collection import (
     SKIPPED,
     Item,
     content_id,
-    read_collection,
     source_id,
 )
 from latentpress.infra.images import ImageError, count_frames, read_image
@@ -58,11 +57,6 @@ def reusable(listing: dict[str, str], previous: list[Item]) -> tuple[list[Item],
     kept = [known[u] for u, v in listing.items() if u in known and known[u].version == v]
     kept_sources = {item.source for item in kept}
     return kept, [u for u in listing if u not in kept_sources]
-
-
-def previous_items(archive: str) -> list[Item]:
-    """The items of the archive's last ingest (none for a new archive)."""
-    return read_collection(archive)
 
 
 def inspect_files(files: dict[str, str], root: str, archive: str | None = None) -> list[Item]:
