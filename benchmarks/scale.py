@@ -9,12 +9,14 @@ an operator runs it:
 - the first run: wall time and each step's (from the command's own report), the
   start-up (the wall time outside the flow's steps: Prefect server, Dask cluster,
   fixity record), the orchestration per image (the steps' time less the codec and
-  metric seconds the ledger records, per worker, per image), the peak memory of the flow process, of one Dask
-  worker and of the Prefect server, the number of Prefect task runs (counted in a
-  Prefect database of its own), and the sizes of the manifest, the collection file,
-  the fixity manifest and the ledger;
+  metric seconds the ledger records, per worker, per image), the peak memory of the
+  flow process, of one Dask worker, of the Dask scheduler and of the Prefect server,
+  the number of Prefect task runs (counted in a Prefect database of its own), and
+  the sizes of the manifest, the collection's parts, the fixity record (with its
+  parts) and the ledger;
 - a no-op rerun of the same command;
-- a rerun after adding 1% new photos.
+- a rerun after adding 1% new photos, and the bookkeeping it wrote (every object
+  it wrote but the image containers: ledger, collection and fixity parts, manifest).
 
     python benchmarks/scale.py --sizes 1000,10000          # writes benchmarks/results/scale.{md,json}
     python benchmarks/scale.py --sizes 100000 --keep-results   # adds a row (about an hour)
@@ -66,7 +68,7 @@ class Peaks:
 
     def __init__(self, pid: int, every: float = 0.2) -> None:
         self.root = psutil.Process(pid)
-        self.peaks = {"flow": 0, "worker": 0, "server": 0}
+        self.peaks = {"flow": 0, "worker": 0, "scheduler": 0, "server": 0}
         self.every = every
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._sample, daemon=True)
@@ -74,6 +76,8 @@ class Peaks:
 
     def _kind(self, process: psutil.Process) -> str:
         line = " ".join(process.cmdline())
+        if "distributed.Scheduler" in line:
+            return "scheduler"
         return "server" if "uvicorn" in line or "prefect.server" in line else "worker"
 
     def _sample(self) -> None:
@@ -125,10 +129,11 @@ def bookkeeping(archive: Path) -> dict:
         path = archive / name
         return path.stat().st_size if path.exists() else 0
 
+    fixity = list((archive / "fixity").glob("*.txt")) + list(archive.glob("manifest-sha256.txt"))
     return {
         "manifest_kb": round(size("manifest.json") / 1024),
         "collection_kb": round(sum(p.stat().st_size for p in collection) / 1024), "collection_parts": len(collection),
-        "fixity_kb": round(size("manifest-sha256.txt") / 1024),
+        "fixity_kb": round(sum(p.stat().st_size for p in fixity) / 1024), "fixity_parts": len(fixity),
         "ledger_kb": round(sum(p.stat().st_size for p in ledger) / 1024), "ledger_parts": len(ledger),
     }  # fmt: skip
 
@@ -153,11 +158,14 @@ def measure(size: int, work: Path, workers: int) -> dict:
     noop = run_archive(photos, archive, home, workers)
     added = max(1, size // 100)
     make_crops(photos, added, size, seed=size + 1)
+    since = time.time()
     more = run_archive(photos, archive, home, workers)
+    written = [p for p in archive.rglob("*") if p.is_file() and p.stat().st_mtime >= since and "images" not in p.parts]
     return {
         "images": size, "build_s": round(built, 1), "first_run_s": first["wall_s"], "work_s": round(work_seconds, 1),
         "task_runs": runs, **{k: v for k, v in first.items() if k.startswith("peak")}, **objects,
         "noop_rerun_s": noop["wall_s"], "rerun_plus_1pct_s": more["wall_s"],
+        "plus_1pct_bookkeeping_kb": round(sum(p.stat().st_size for p in written) / 1024),
         "steps_first": first["steps"], "steps_noop": noop["steps"], "steps_plus_1pct": more["steps"],
     }  # fmt: skip
 

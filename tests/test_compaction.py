@@ -109,8 +109,10 @@ def test_compacting_an_archive_ledger_keeps_the_archive_intact(twice_archived: P
     ledger = str(twice_archived / "ledger")
     append_rows(ledger, [ledger_row("ee" * 8, "jpeg", 51, run_id="extra")], "extra")  # a second jpeg part
     before = _sorted(read_ledger(ledger))
+    assert list((twice_archived / "fixity").glob("*.txt"))  # the second run's fixity part
     capsys.readouterr()
     assert main(["ledger", "compact", ledger]) == 0
+    assert not list((twice_archived / "fixity").glob("*.txt"))  # folded into manifest-sha256.txt
     assert "2 part(s) merged into 1 (3 rows)" in capsys.readouterr().out
     pd.testing.assert_frame_equal(_sorted(read_ledger(ledger)), before)
     assert verify(str(twice_archived)).intact  # the fixity manifest follows the new parts

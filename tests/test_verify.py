@@ -15,7 +15,7 @@ from PIL import Image
 
 from latentpress.cli import main
 from latentpress.flows.archive import archive
-from latentpress.infra.fixity import FIXITY_NAME, read, sha256
+from latentpress.infra.fixity import FIXITY_NAME, PARTS_FOLDER, read, sha256
 from latentpress.pipeline.verify import verify
 
 
@@ -106,20 +106,66 @@ def test_damage_between_runs_stays_visible_after_the_next_run(copy: Path, archiv
     assert [p for p, _ in result.fixity.damaged] == [str(stats.relative_to(copy))]
 
 
-def test_a_no_op_rerun_rewrites_no_record(copy: Path, archived: Path) -> None:
-    record = copy / "manifest-sha256.txt"
+def test_a_no_op_rerun_writes_no_record(copy: Path, archived: Path) -> None:
+    record = copy / FIXITY_NAME
     before = (record.read_bytes(), record.stat().st_mtime_ns)
     assert archive(str(archived.parent / "photos"), str(copy), ["webp@40", "latent-q@1"]).ok
     assert (record.read_bytes(), record.stat().st_mtime_ns) == before and verify(str(copy)).intact
+    assert not (copy / PARTS_FOLDER).exists()
 
 
-def test_objects_a_run_writes_are_recorded(copy: Path, archived: Path) -> None:
+def test_a_run_appends_a_part_with_only_what_it_wrote(copy: Path, archived: Path) -> None:
+    record = copy / FIXITY_NAME
+    before, earlier = record.read_bytes(), read(str(copy))
     photos = archived.parent / "photos"
     assert archive(str(photos), str(copy), ["webp@20"]).ok
     digests = read(str(copy))
     new = [p for p in digests if p.startswith("images/webp.default.q20/")]
     assert len(new) == 6  # three containers and their statistics
+    assert record.read_bytes() == before  # the whole record is not rewritten
+    [part] = (copy / PARTS_FOLDER).iterdir()
+    lines = dict(line.split("  ")[::-1] for line in part.read_text().splitlines())
+    assert set(new) <= set(lines) and len(lines) < len(digests) // 2  # the new objects, the manifest, new ledger rows
+    assert all(earlier.get(path) != digest for path, digest in lines.items())
     assert verify(str(copy)).intact
+
+
+def test_parts_fold_into_the_record_and_a_killed_fold_reads_the_same(
+    copy: Path, archived: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from latentpress.infra import fixity, storage
+
+    photos = archived.parent / "photos"
+    for quality in (20, 30):
+        assert archive(str(photos), str(copy), [f"webp@{quality}"]).ok
+    assert len(list((copy / PARTS_FOLDER).iterdir())) == 2
+    (copy / "ledger" / "notes.txt").write_text("gone soon")
+    assert archive(str(photos), str(copy), ["webp@20"]).ok  # records the new file in a third part
+    (copy / "ledger" / "notes.txt").unlink()
+    expected = {p: d for p, d in read(str(copy)).items() if p != "ledger/notes.txt"}
+
+    def killed(url: str) -> None:  # the fold dies after writing the record, before removing a part
+        raise OSError("killed")
+
+    monkeypatch.setattr(fixity, "FOLD_PARTS", 4)
+    monkeypatch.setattr(storage, "remove", killed)
+    with pytest.raises(OSError, match="killed"):
+        fixity.record(str(copy), time.time())
+    assert read(str(copy)) == expected and len(list((copy / PARTS_FOLDER).iterdir())) == 4
+    monkeypatch.undo()
+    fixity.record(str(copy), time.time(), fold=True)
+    assert not list((copy / PARTS_FOLDER).iterdir()) and read(str(copy)) == expected and verify(str(copy)).intact
+    checked = subprocess.run(["sha256sum", "--check", "--strict", "--quiet", FIXITY_NAME], cwd=copy,
+                             capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_a_malformed_part_is_named(copy: Path, archived: Path) -> None:
+    assert archive(str(archived.parent / "photos"), str(copy), ["webp@20"]).ok
+    [part] = (copy / PARTS_FOLDER).iterdir()
+    part.write_text(part.read_text() + "not a digest  images/x.lpc\n")
+    with pytest.raises(ValueError, match=f"{part.name}, line"):
+        read(str(copy))
 
 
 def test_verify_without_a_record_says_which_run_writes_one(copy: Path, capsys: pytest.CaptureFixture) -> None:

@@ -74,8 +74,11 @@ def start(executor: Executor, jobs: list[Job]) -> list[Job]:
 def finished(executor: Executor, jobs: Sequence[Job], step: str) -> Iterator[tuple[Job, Any]]:
     """Each started job with its result, or the exception it failed with, as it
     finishes; progress in images."""
+    results = executor.as_completed([job.handle for job in jobs])
+    for job in jobs:
+        job.handle = None  # only the executor holds them now: it lets each go once read
     with StepProgress(step, sum(job.images for job in jobs)) as progress:
-        for position, result in executor.as_completed([job.handle for job in jobs]):
+        for position, result in results:
             progress.advance(jobs[position].images)
             yield jobs[position], result
 

@@ -35,7 +35,7 @@ class Executor(ABC):
     @abstractmethod
     def as_completed(self, handles: Sequence[Any]) -> Iterator[tuple[int, Any]]:
         """The position of each handle and its result, or the exception it ended with,
-        as each finishes."""
+        as each finishes. The caller keeps no other reference to ``handles``."""
 
     def on_every_worker(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` once in every worker process (e.g. one that starts loading
@@ -84,15 +84,20 @@ class DaskExecutor(Executor):
             return self.runner.submit(TASKS[step], params)
 
     def as_completed(self, handles: Sequence[Any]) -> Iterator[tuple[int, Any]]:
-        from prefect.futures import as_completed
+        """Each handle is let go once its result is read, so that the cluster forgets
+        the task and neither side keeps its arguments or result for the rest of the run."""
+        from distributed import as_completed
 
-        index = {id(handle): i for i, handle in enumerate(handles)}
-        for future in as_completed(list(handles)):
+        waiting = {handle.wrapped_future: (i, handle) for i, handle in enumerate(handles)}
+        del handles
+        for future in as_completed(list(waiting), loop=self.runner.client.loop):
+            position, handle = waiting.pop(future)
             try:
-                result = future.result()
+                result = handle.result()
             except Exception as exc:  # noqa: BLE001 - a task that failed after its retries
                 result = exc
-            yield index[id(future)], result
+            del future, handle
+            yield position, result
 
     def on_every_worker(self, fn: Callable[[], None]) -> None:
         self.runner.client.run(fn)

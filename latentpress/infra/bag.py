@@ -1,8 +1,8 @@
 """An archive exported as a BagIt bag (RFC 8493), for transfer to a repository or a
 preservation system whose own tools check it.
 
-``OUT/data/`` holds every object of the fixity record, and the record itself, so it
-is a complete latentpress archive; ``OUT/manifest-sha256.txt`` is the record with
+``OUT/data/`` holds every object of the fixity record, and the record itself (its
+parts folded into one ``manifest-sha256.txt``), so it is a complete latentpress archive; ``OUT/manifest-sha256.txt`` is the record with
 ``data/`` before each path; ``bagit.txt``, ``bag-info.txt`` (with the Payload-Oxum)
 and ``tagmanifest-sha256.txt`` complete the bag. Every object is checked against its
 recorded digest on the way: a damaged archive is not exported.
@@ -38,7 +38,7 @@ def export_bag(archive: str, out: str) -> BagSummary:
         raise FileExistsError(f"{out} already holds a bag")
     recorded = read(archive)
     digests, total = {}, 0
-    for path, digest in sorted({**recorded, FIXITY_NAME: None}.items()):
+    for path, digest in sorted(recorded.items()):
         if any(c in path for c in "%\r\n"):
             raise ValueError(f"{path!r}: a name BagIt would need escaped; latentpress never writes one")
         try:
@@ -46,13 +46,16 @@ def export_bag(archive: str, out: str) -> BagSummary:
         except FileNotFoundError:
             raise DamagedArchive(f"{archive}: {path} is listed in the fixity record but missing "
                                  f"(`latentpress verify` lists every problem)") from None
-        actual = sha256(data)
-        if digest is not None and actual != digest:
+        if sha256(data) != digest:
             raise DamagedArchive(f"{archive}: {path} does not match its recorded SHA-256 "
                                  f"(`latentpress verify` lists every problem)")
         storage.write_bytes_atomic(storage.join(out, "data", path), data)
-        digests[f"data/{path}"] = actual
+        digests[f"data/{path}"] = digest
         total += len(data)
+    record = manifest_text(recorded).encode()  # the record, folded: the payload is an archive of its own
+    storage.write_bytes_atomic(storage.join(out, "data", FIXITY_NAME), record)
+    digests[f"data/{FIXITY_NAME}"] = sha256(record)
+    total += len(record)
     tags = {
         "bagit.txt": f"BagIt-Version: {BAGIT_VERSION}\nTag-File-Character-Encoding: UTF-8\n",
         "bag-info.txt": (f"Bag-Software-Agent: latentpress {__version__}\nBagging-Date: {date.today().isoformat()}\n"

@@ -96,7 +96,8 @@ def default_workers() -> int:
 
 @contextmanager
 def dask_scheduler(address: str | None = None, workers: int | None = None) -> Iterator[str]:
-    """Yield a Dask scheduler address: ``address`` itself, or a LocalCluster's.
+    """Yield a Dask scheduler address: ``address`` itself, or a local cluster's
+    (``infra.local_cluster``: its scheduler in a process of its own).
 
     The local cluster runs ``workers`` processes with one thread each (Dask sets
     ``OMP_NUM_THREADS=1`` in them, so torch does not oversubscribe the cores); a
@@ -113,21 +114,16 @@ def dask_scheduler(address: str | None = None, workers: int | None = None) -> It
         yield address
         return
     import dask
-    from distributed import LocalCluster
+
+    from latentpress.infra.local_cluster import local_cluster
 
     apply_quiet_defaults()  # the workers inherit them
     kwargs: dict = {}
     if _cuda_devices():
         kwargs["resources"] = {"GPU": 1}
     environ = {k: v for k, v in dask.config.get("distributed.nanny.pre-spawn-environ").items() if k != "MALLOC_TRIM_THRESHOLD_"}
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ, **LOCAL_SETTINGS}), LocalCluster(
-        n_workers=workers or default_workers(),
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=":0",  # a free port: no warning when another cluster holds 8787
-        preload=["latentpress.tasks.all"],
-        silence_logs=logging.CRITICAL,
-        **kwargs,
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ, **LOCAL_SETTINGS}), local_cluster(
+        workers or default_workers(), LOCAL_SETTINGS, logging.CRITICAL, preload=["latentpress.tasks.all"], **kwargs
     ) as cluster:
         yield cluster.scheduler_address
 

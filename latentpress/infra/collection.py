@@ -29,9 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-import uuid
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime, timezone
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -167,7 +165,6 @@ def append_changes(archive: str, previous: list[Item], items: list[Item]) -> str
              for source, item in sorted(before.items()) if source not in now]  # fmt: skip
     if not rows:
         return None
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
-    url = storage.join(archive, PARTS_FOLDER, f"part-{stamp}-{uuid.uuid4().hex[:8]}.parquet")
+    url = storage.join(archive, PARTS_FOLDER, storage.timed_part_name("parquet"))
     write_collection(url, rows)
     return url

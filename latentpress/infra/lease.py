@@ -102,7 +102,8 @@ def archive_lease(archive: str, command: str) -> Iterator[bool]:
 
 def leased(command: str) -> Callable[[F], F]:
     """Decorate a function with an ``archive`` parameter to run under that archive's
-    lease; the outermost run records the archive's fixity when it returns."""
+    lease; the outermost run records the archive's fixity when it returns (a
+    ``compact`` run folds the record's parts)."""
 
     def wrap(function: F) -> F:
         params = signature(function)
@@ -114,7 +115,7 @@ def leased(command: str) -> Callable[[F], F]:
             with archive_lease(archive, command) as outermost:
                 result = function(*args, **kwargs)
                 if outermost:
-                    fixity.record(archive, started)
+                    fixity.record(archive, started, fold=command == "compact")
                 return result
 
         return run  # type: ignore[return-value]

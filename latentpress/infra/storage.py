@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import posixpath
 import uuid
-from datetime import datetime
+from datetime import datetime, timezone
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
@@ -166,6 +166,13 @@ def modified(info: dict) -> float | None:
 
 
 @retrying
+def timed_part_name(extension: str) -> str:
+    """A new part's file name, ``part-<UTC time>-<random>.<extension>``: names sort by
+    the time they were made, and two made at once differ."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+    return f"part-{stamp}-{uuid.uuid4().hex[:8]}.{extension}"
+
+
 def remove(url: str) -> None:
     """Delete an object if it exists."""
     fs, path = filesystem(url)
