@@ -12,6 +12,8 @@ from distributed import Client
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
+import dask
+import psutil
 import pytest
 
 from latentpress.flows.common import MAX_TASKS, MIN_BATCH, TASKS_PER_WORKER, balanced_batch, chunks, finer_tail
@@ -87,10 +89,16 @@ def _monitor_settings() -> dict:
     return {key: dask.config.get(key) for key in ("distributed.worker.profile.enabled", "distributed.admin.tick.interval")}
 
 
-def test_local_workers_run_without_fast_monitors() -> None:
+def test_local_workers_run_without_fast_monitors_and_the_scheduler_apart() -> None:
     with dask_scheduler(None, 1) as address, Client(address) as client:
         settings = list(client.run(_monitor_settings).values())
+        pid = client.run_on_scheduler(os.getpid)
+        saturation = client.run_on_scheduler(dask.config.get, "distributed.scheduler.worker-saturation")
+        tick = client.run_on_scheduler(dask.config.get, "distributed.admin.tick.interval")
     assert settings == [{"distributed.worker.profile.enabled": False, "distributed.admin.tick.interval": "1s"}]
+    # the scheduler in a process of its own (none of its memory in the flow's), with our settings
+    assert pid != os.getpid() and (saturation, tick) == (1.0, "1s")
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE  # stopped with the cluster
 
 
 @pytest.mark.parametrize(("count", "size", "lengths"), [(6, 4, [3, 3]), (64, 16, [16] * 4), (10, 3, [2, 3, 2, 3]), (0, 5, []), (1, 5, [1])])

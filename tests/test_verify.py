@@ -180,8 +180,10 @@ def test_fixity_on_s3(s3_root: str, archived: Path) -> None:
 
     photos = archived.parent / "photos"
     assert archive(str(photos), s3_root, ["webp@40"]).ok
+    assert archive(str(photos), s3_root, ["webp@20"]).ok  # the second run appends a part
     digests = read(s3_root)
-    assert len([p for p in digests if p.startswith("images/")]) == 6 and verify(s3_root).intact
+    assert len([p for p in digests if p.startswith("images/")]) == 12 and verify(s3_root).intact
+    assert len(storage.list_files(f"{s3_root}/{PARTS_FOLDER}")) == 1
     storage.write_bytes_atomic(f"{s3_root}/images/stray.lpc", b"x")
     path = next(p for p in digests if p.endswith(".lpc"))
     storage.write_bytes_atomic(f"{s3_root}/{path}", storage.read_bytes(f"{s3_root}/{path}")[:-1])
