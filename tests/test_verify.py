@@ -4,8 +4,10 @@ containers, and (``--decode``) containers that no longer decode."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -104,6 +106,34 @@ def test_damage_between_runs_stays_visible_after_the_next_run(copy: Path, archiv
     assert archive(str(photos), str(copy), ["webp@40", "latent-q@1"]).ok  # a rerun records fixity again
     result = verify(str(copy))
     assert [p for p, _ in result.fixity.damaged] == [str(stats.relative_to(copy))]
+
+
+def test_a_failed_run_records_what_it_wrote(copy: Path, archived: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import latentpress.flows.archive as archive_flow
+
+    finish = archive_flow.finish_compression
+
+    def finish_then_fail(*args, **kwargs) -> None:  # the manifest and containers are written, then the run dies
+        finish(*args, **kwargs)
+        raise RuntimeError("storage went away")
+
+    monkeypatch.setattr(archive_flow, "finish_compression", finish_then_fail)
+    with pytest.raises(RuntimeError, match="storage went away"):
+        archive(str(archived.parent / "photos"), str(copy), ["webp@20"])
+    assert "webp.default.q20" in (copy / "manifest.json").read_text()
+    assert verify(str(copy)).intact  # its new containers and new manifest are neither extra nor damage
+
+
+def test_a_killed_runs_writes_are_recorded_by_the_run_that_takes_over(copy: Path, archived: Path) -> None:
+    killed_at = time.time() - 600  # a run started ten minutes ago, then SIGKILLed: its lease went stale
+    lease = {"command": "archive", "host": socket.gethostname() + "-gone", "pid": 1, "token": "0" * 16,
+             "started": killed_at, "renewed": killed_at}  # fmt: skip
+    (copy / "lease.json").write_text(json.dumps(lease))
+    manifest = copy / "manifest.json"
+    manifest.write_text(manifest.read_text().replace('"vae"', '"vae" ', 1))  # what the killed run wrote
+    os.utime(manifest, (killed_at + 60, killed_at + 60))
+    assert archive(str(archived.parent / "photos"), str(copy), ["webp@40", "latent-q@1"]).ok
+    assert verify(str(copy)).intact and not (copy / "lease.json").exists()
 
 
 def test_a_no_op_rerun_writes_no_record(copy: Path, archived: Path) -> None:

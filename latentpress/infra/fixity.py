@@ -12,8 +12,9 @@ are folded into ``manifest-sha256.txt``, written whole first, the parts removed 
 so that a fold killed half-way leaves a record that reads the same. Every writing run
 records under its lease, last.
 
-An object keeps the digest it was first recorded with unless the run that records
-it wrote it (modified after the run started, less ``CLOCK_SKEW_SECONDS``): damage
+An object keeps the digest it was first recorded with unless a run wrote it: modified
+after ``since`` (less ``CLOCK_SKEW_SECONDS``), the start of the recording run or of a
+killed run whose lease it took over (``infra.lease``); a failed run records too. Damage
 that happens between runs stays visible to :func:`check` instead of being recorded
 as the object's new content.
 """
@@ -57,7 +58,7 @@ class FixityReport:
 
 
 def record(archive: str, since: float, fold: bool = False) -> int:
-    """Record the archive's fixity for a run that started at ``since`` (epoch seconds):
+    """Record the archive's fixity for the runs that wrote since ``since`` (epoch seconds):
     a part with what changed, if anything did (the first record is written whole);
     then fold the parts when there are ``FOLD_PARTS`` of them, or ``fold``. The number
     of objects listed."""

@@ -5,8 +5,8 @@ creates the lease, an atomic create-if-absent: ``O_EXCL`` on a local disk, a
 conditional ``PUT`` (``If-None-Match: *``) on S3. A second run finds it and stops
 with a message naming the holder, so two runs never evaluate the same images twice
 nor write duplicate ledger rows. The holder renews the lease every ``RENEW_SECONDS``
-and removes it when it ends; a run that returns records the archive's fixity
-(:mod:`latentpress.infra.fixity`) before that. A lease not renewed for ``STALE_SECONDS`` (a run
+and removes it when it ends; a run records the archive's fixity
+(:mod:`latentpress.infra.fixity`) before that, also when it fails. A lease not renewed for ``STALE_SECONDS`` (a run
 killed with SIGKILL, a machine that died), or held by a process of this host that is
 gone, is stale: the next run takes it over.
 
@@ -66,9 +66,11 @@ _held_lock = threading.Lock()
 
 
 @contextmanager
-def archive_lease(archive: str, command: str) -> Iterator[bool]:
-    """Hold ``archive``'s lease for the block (``ArchiveBusy`` if another run holds it);
-    yields whether this is the outermost hold of this process."""
+def archive_lease(archive: str, command: str) -> Iterator[float | None]:
+    """Hold ``archive``'s lease for the block (``ArchiveBusy`` if another run holds it).
+    Yields None for a nested hold of this process; for the outermost, the time since
+    which the archive's writes are runs' own: this run's start, or that of a killed
+    run whose stale lease it took over (its writes were never recorded)."""
     url = storage.join(archive, "lease.json")
     with _held_lock:
         if url in _held:
@@ -78,19 +80,19 @@ def archive_lease(archive: str, command: str) -> Iterator[bool]:
             nested = False
     if nested:
         try:
-            yield False
+            yield None
         finally:
             with _held_lock:
                 _held[url] -= 1
         return
-    holder = _acquire(url, command)
+    holder, since = _acquire(url, command)
     with _held_lock:
         _held[url] = 1
     stop = threading.Event()
     renewer = threading.Thread(target=_renew, args=(url, holder, stop), name="latentpress-lease", daemon=True)
     renewer.start()
     try:
-        yield True
+        yield since
     finally:
         stop.set()
         renewer.join()
@@ -102,7 +104,7 @@ def archive_lease(archive: str, command: str) -> Iterator[bool]:
 
 def leased(command: str) -> Callable[[F], F]:
     """Decorate a function with an ``archive`` parameter to run under that archive's
-    lease; the outermost run records the archive's fixity when it returns (a
+    lease; the outermost run records the archive's fixity when it returns or fails (a
     ``compact`` run folds the record's parts)."""
 
     def wrap(function: F) -> F:
@@ -111,11 +113,15 @@ def leased(command: str) -> Callable[[F], F]:
         @wraps(function)
         def run(*args: Any, **kwargs: Any) -> Any:
             archive = params.bind(*args, **kwargs).arguments["archive"]
-            started = time.time()
-            with archive_lease(archive, command) as outermost:
-                result = function(*args, **kwargs)
-                if outermost:
-                    fixity.record(archive, started, fold=command == "compact")
+            with archive_lease(archive, command) as since:
+                try:
+                    result = function(*args, **kwargs)
+                except BaseException:
+                    if since is not None:
+                        _record_after_failure(archive, since)
+                    raise
+                if since is not None:
+                    fixity.record(archive, since, fold=command == "compact")
                 return result
 
         return run  # type: ignore[return-value]
@@ -123,15 +129,28 @@ def leased(command: str) -> Callable[[F], F]:
     return wrap
 
 
-def _acquire(url: str, command: str) -> Holder:
+def _record_after_failure(archive: str, since: float) -> None:
+    """Record the fixity of a run that failed, so that what it wrote is not taken for
+    damage by the next run; a failure to record (the storage that failed the run)
+    leaves that to the run's own error."""
+    try:
+        fixity.record(archive, since)
+    except Exception:  # noqa: BLE001 - the run's own exception is the one to raise
+        pass
+
+
+def _acquire(url: str, command: str) -> tuple[Holder, float]:
+    """The new lease's holder, and since when the archive's writes are runs' own (see
+    ``archive_lease``)."""
     now = time.time()
     holder = Holder(command, socket.gethostname(), os.getpid(), os.urandom(8).hex(), now, now)
+    since = now
     for _ in range(3):
         if _create(url, _encode(holder)):
-            return holder
+            return holder, since
         current = _holder(url)
         if current is not None and current.token == holder.token:
-            return holder  # created by a try whose answer was lost
+            return holder, since  # created by a try whose answer was lost
         if current is not None and not current.stale(time.time()):
             since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(current.started))
             raise ArchiveBusy(
@@ -139,6 +158,8 @@ def _acquire(url: str, command: str) -> Holder:
                 f"{current.host}, since {since}); run again when it ends (a lease not renewed for "
                 f"{STALE_SECONDS:.0f} s is taken over)"
             )
+        if current is not None and current.started > 0:
+            since = min(since, current.started)  # a killed run: its writes are recorded by this one
         storage.remove(url)  # stale or unreadable: take it over
     raise ArchiveBusy(f"could not take the lease {url}: other runs keep taking it")
 
