@@ -172,3 +172,23 @@ def test_batches_are_sized_by_pixels_and_a_large_photo_goes_alone() -> None:
     assert all(len(b) <= 16 and (len(b) == 1 or sum(i.width * i.height for i in b) <= BATCH_PIXELS) for b in batches)
     assert shard_batches(small, 16) == shard_batches(small, 16, None)  # small photos: batched by count as before
     assert shard_batches([item(0, 9000, 9000), item(1, 9000, 9000)], 16, None) == [[item(0, 9000, 9000), item(1, 9000, 9000)]]
+
+
+KILLED_FLOW = """
+import os, sys, time
+from distributed import Client
+from latentpress.infra.cluster import dask_scheduler
+with dask_scheduler(None, 1) as address, Client(address) as client:
+    print(client.run_on_scheduler(os.getpid), flush=True)
+    time.sleep(600)
+"""
+
+
+def test_the_scheduler_of_a_killed_flow_closes_itself() -> None:
+    flow = subprocess.Popen([sys.executable, "-c", KILLED_FLOW], stdout=subprocess.PIPE, text=True)
+    scheduler = int(flow.stdout.readline())
+    assert psutil.pid_exists(scheduler)
+    flow.kill()  # SIGKILL: nothing of the flow's own cleanup runs
+    flow.wait()
+    gone = psutil.wait_procs([psutil.Process(scheduler)], timeout=30)[0]
+    assert [p.pid for p in gone] == [scheduler]

@@ -38,7 +38,8 @@ def dask_environment(settings: dict[str, Any]) -> dict[str, str]:
 class SchedulerProcess(ProcessInterface):
     """A Dask scheduler on 127.0.0.1 in a child process (``python -m dask spec``), with
     ``settings`` (Dask configuration) given through its environment. Its log goes to
-    this process's standard error, as Dask's own logging settings allow."""
+    this process's standard error, as Dask's own logging settings allow; it closes
+    itself when this process is gone (``infra.scheduler_guard``)."""
 
     def __init__(self, settings: dict[str, Any], timeout: float = SCHEDULER_START_SECONDS) -> None:
         super().__init__()
@@ -50,7 +51,8 @@ class SchedulerProcess(ProcessInterface):
         self.folder = tempfile.mkdtemp(prefix="latentpress-scheduler-")
         address_file = Path(self.folder) / "scheduler.json"
         spec = {"cls": "distributed.Scheduler",
-                "opts": {"host": "127.0.0.1", "port": 0, "dashboard_address": ":0", "scheduler_file": str(address_file)}}  # fmt: skip
+                "opts": {"host": "127.0.0.1", "port": 0, "dashboard_address": ":0", "scheduler_file": str(address_file),
+                         "preload": ["latentpress.infra.scheduler_guard"]}}  # fmt: skip
         self.process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "dask", "spec", "--spec", json.dumps(spec),
             env=os.environ | dask_environment(self.settings), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
