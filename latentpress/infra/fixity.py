@@ -93,7 +93,7 @@ def read(archive: str, missing_ok: bool = False) -> dict[str, str]:
     """The recorded digests (path -> hex): ``manifest-sha256.txt`` with its parts;
     ``ValueError`` naming the file and line if one is malformed."""
     digests, parts = read_parts(archive)
-    if not digests and not parts and not missing_ok and not storage.exists(storage.join(archive, FIXITY_NAME)):
+    if not digests and not parts and not missing_ok:
         raise FileNotFoundError(f"{storage.join(archive, FIXITY_NAME)}: no fixity record "
                                 f"(every archive, compress or evaluate run writes one)")  # fmt: skip
     return digests
