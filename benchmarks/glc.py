@@ -48,7 +48,7 @@ from mdtable import table  # noqa: E402
 from latentpress.codecs import CodecInput, DecodeContext, get_codec  # noqa: E402
 from latentpress.models.metrics import compute_metrics  # noqa: E402
 from latentpress.models.vae import load_vae  # noqa: E402
-from latentpress.report.bdrate import BDRateError, bd_rate  # noqa: E402
+from latentpress.report.bdrate import BDRateError, bd_rate, shared_interval  # noqa: E402
 
 KODAK = REPO.parent / "shared" / "data" / "kodak-dev"
 EVALUATION = ("kodim03", "kodim04", "kodim05", "kodim06")
@@ -58,6 +58,8 @@ GREY = ("camera", "moon", "brick", "grass", "gravel", "coins", "clock")
 QUALITIES = (1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0)
 AVIF = (0, 5, 10, 15, 20, 30, 40, 50)
 LATENT_Q = (0.25, 0.35, 0.5, 0.7, 1.0, 1.5)
+LPIPS_BANDS = ((0.0, 0.2), (0.2, 0.3), (0.3, 1.0))
+"""LPIPS bands the BD-rate is also reported within: where along the curve a saving is."""
 TARGETS = {"bd_rate_vs_latent_q": -25.0, "decode_seconds": 1.0, "encode_seconds": 2.0}
 
 
@@ -279,15 +281,27 @@ def bd_rates(rows: list[dict]) -> list[dict]:
             ref = curve(rows, anchor, anchor_vae)
             if not ref[0]:
                 continue
-            entry = {"glc": vae, "anchor": f"{anchor} ({vae})" if anchor in ("latent-q", "glc-mse") else anchor}
+            entry = {"glc": vae, "anchor": f"{anchor} ({vae})" if anchor in ("latent-q", "glc-mse") else anchor,
+                     "lpips_interval": shared_interval(ref[1], test[1])}
             for index, metric in ((1, "lpips"), (2, "dists")):
-                try:  # quality must rise with rate: use the negated distance
-                    entry[metric] = bd_rate(ref[0], [-v for v in ref[index]], test[0], [-v for v in test[index]])
-                except BDRateError as exc:
-                    entry[metric] = None
-                    entry[f"{metric}_note"] = str(exc)
+                entry[metric], note = _bd_rate(ref[0], ref[index], test[0], test[index])
+                if note:
+                    entry[f"{metric}_note"] = note
+            entry["lpips_bands"] = [_bd_rate(ref[0], ref[1], test[0], test[1], band)[0] for band in LPIPS_BANDS]
             out.append(entry)
     return out
+
+
+def _bd_rate(anchor_rate: list[float], anchor_distance: list[float], rate: list[float], distance: list[float],
+             band: tuple[float, float] | None = None) -> tuple[float | None, str]:
+    """BD-rate of a curve against an anchor by a distance (LPIPS, DISTS; lower is
+    better), over the shared interval or the part of it in ``band``; ``None`` and why
+    when they share none."""
+    negated = None if band is None else (-band[1], -band[0])
+    try:  # quality must rise with rate: use the negated distance
+        return bd_rate(anchor_rate, [-v for v in anchor_distance], rate, [-v for v in distance], negated), ""
+    except BDRateError as exc:
+        return None, str(exc)
 
 
 def lower_lpips_than_avif(rows: list[dict], vae: str) -> dict[str, bool]:
@@ -335,7 +349,9 @@ def markdown(report: dict) -> str:
         for r in report["summary"]
     ]  # fmt: skip
     bds = [
-        {"glc": b["glc"], "anchor": b["anchor"], "BD-rate LPIPS": _pct(b["lpips"]), "BD-rate DISTS": _pct(b["dists"])}
+        {"glc": b["glc"], "anchor": b["anchor"], "BD-rate LPIPS": _pct(b["lpips"]), "BD-rate DISTS": _pct(b["dists"]),
+         "LPIPS interval": "{:.3f}-{:.3f}".format(*b["lpips_interval"]),
+         **{f"LPIPS {low:g}-{high:g}": _pct(v) for (low, high), v in zip(LPIPS_BANDS, b["lpips_bands"], strict=True)}}
         for b in report["bd_rates"]
     ]
     checks = [
@@ -353,7 +369,8 @@ def markdown(report: dict) -> str:
         f"Trained on {len(report['training_photos'])} photos (scikit-image's and crops of "
         f"{', '.join(TRAIN_CROPS)}); evaluated on {', '.join(report['evaluation_photos'])} at full size. "
         f"Rates are payload bpp (the image's own stream); seconds exclude the VAE.\n\n"
-        f"## Targets\n\n{table(checks)}\n\n## BD-rates (negative: fewer bits than the anchor)\n\n{table(bds)}\n\n"
+        f"## Targets\n\n{table(checks)}\n\n## BD-rates (negative: fewer bits than the anchor)\n\nOver the LPIPS interval both curves cover, and within "
+        f"bands of it (where along the curve the saving is).\n\n{table(bds)}\n\n"
         f"## Mean over the evaluation photos\n\n{table(summary)}\n"
     )
 

@@ -75,6 +75,22 @@ def test_bd_rate_lower_is_better_metric() -> None:
     assert bd_rate(rate / 2, lpips, rate, lpips) == pytest.approx(100.0)
 
 
+def test_bd_rate_within_a_band_of_quality() -> None:
+    # The test codec halves the rate from quality 4 up and matches the anchor below;
+    # log-rates are linear in quality away from that step, so the interpolants are
+    # exact on [0, 2] and [5, 6].
+    quality = np.arange(7.0)
+    anchor = np.exp(quality)
+    test = np.where(quality >= 4, anchor / 2, anchor)
+    assert bd_rate(anchor, quality, test, quality, within=(5.0, 6.0)) == pytest.approx(-50.0)
+    assert bd_rate(anchor, quality, test, quality, within=(2.0, 0.0)) == pytest.approx(0.0, abs=1e-9)
+    whole = bd_rate(anchor, quality, test, quality)
+    assert -50.0 < whole < 0.0
+    assert bd_rate(anchor, quality, test, quality, within=(-5.0, 9.0)) == pytest.approx(whole)
+    with pytest.raises(BDRateError, match="within 7..8"):
+        bd_rate(anchor, quality, test, quality, within=(7.0, 8.0))
+
+
 def test_bd_rate_repeated_quality_is_averaged_in_log_rate() -> None:
     # Two anchor points at q = 1 with rates 1 and 4 count as one of rate 2.
     with_repeat = bd_rate([1.0, 4.0, 8.0], [1, 1, 2], [1.0, 4.0], [1, 2])

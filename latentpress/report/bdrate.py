@@ -29,18 +29,29 @@ def bd_rate(
     anchor_quality: Sequence[float],
     test_rate: Sequence[float],
     test_quality: Sequence[float],
+    within: tuple[float, float] | None = None,
 ) -> float:
-    """BD-rate of the test curve against the anchor, in percent (negative: fewer bits)."""
+    """BD-rate of the test curve against the anchor, in percent (negative: fewer bits),
+    over the quality interval both curves cover, narrowed to ``within`` if given (a
+    band of quality, to see where a saving comes from)."""
     ax, ay = _curve(anchor_rate, anchor_quality, "anchor")
     tx, ty = _curve(test_rate, test_quality, "test")
-    low, high = max(ax[0], tx[0]), min(ax[-1], tx[-1])
+    low, high = shared_interval(ax, tx)
+    if within is not None:
+        low, high = max(low, min(within)), min(high, max(within))
     if not high > low:
+        band = "" if within is None else f", within {min(within):.4g}..{max(within):.4g}"
         raise BDRateError(
-            f"no shared quality interval: anchor {ax[0]:.4g}..{ax[-1]:.4g}, test {tx[0]:.4g}..{tx[-1]:.4g}"
+            f"no shared quality interval: anchor {ax[0]:.4g}..{ax[-1]:.4g}, test {tx[0]:.4g}..{tx[-1]:.4g}{band}"
         )
     anchor_mean = _integral(ax, ay, low, high) / (high - low)
     test_mean = _integral(tx, ty, low, high) / (high - low)
     return float(np.expm1(test_mean - anchor_mean) * 100.0)
+
+
+def shared_interval(anchor_quality: Sequence[float], test_quality: Sequence[float]) -> tuple[float, float]:
+    """The quality interval both curves cover (empty when the first exceeds the second)."""
+    return max(min(anchor_quality), min(test_quality)), min(max(anchor_quality), max(test_quality))
 
 
 def _curve(rate: Sequence[float], quality: Sequence[float], name: str) -> tuple[np.ndarray, np.ndarray]:
