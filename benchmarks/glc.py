@@ -294,12 +294,11 @@ def bd_rates(rows: list[dict]) -> list[dict]:
 
 def _bd_rate(anchor_rate: list[float], anchor_distance: list[float], rate: list[float], distance: list[float],
              band: tuple[float, float] | None = None) -> tuple[float | None, str]:
-    """BD-rate of a curve against an anchor by a distance (LPIPS, DISTS; lower is
-    better), over the shared interval or the part of it in ``band``; ``None`` and why
-    when they share none."""
-    negated = None if band is None else (-band[1], -band[0])
-    try:  # quality must rise with rate: use the negated distance
-        return bd_rate(anchor_rate, [-v for v in anchor_distance], rate, [-v for v in distance], negated), ""
+    """BD-rate of a curve against an anchor by a distance (LPIPS, DISTS), over the
+    interval they share or its part in ``band``; ``None`` and why when there is none.
+    (``bd_rate`` needs no flag for a metric where lower is better.)"""
+    try:
+        return bd_rate(anchor_rate, anchor_distance, rate, distance, band), ""
     except BDRateError as exc:
         return None, str(exc)
 
@@ -369,8 +368,9 @@ def markdown(report: dict) -> str:
         f"Trained on {len(report['training_photos'])} photos (scikit-image's and crops of "
         f"{', '.join(TRAIN_CROPS)}); evaluated on {', '.join(report['evaluation_photos'])} at full size. "
         f"Rates are payload bpp (the image's own stream); seconds exclude the VAE.\n\n"
-        f"## Targets\n\n{table(checks)}\n\n## BD-rates (negative: fewer bits than the anchor)\n\nOver the LPIPS interval both curves cover, and within "
-        f"bands of it (where along the curve the saving is).\n\n{table(bds)}\n\n"
+        f"## Targets\n\n{table(checks)}\n\n## BD-rates (negative: fewer bits than the anchor)\n\n"
+        f"Over the LPIPS interval both curves cover, and within bands of it (where along the curve the "
+        f"saving is).\n\n{table(bds)}\n\n"
         f"## Mean over the evaluation photos\n\n{table(summary)}\n"
     )
 

@@ -186,9 +186,11 @@ with dask_scheduler(None, 1) as address, Client(address) as client:
 
 def test_the_scheduler_of_a_killed_flow_closes_itself() -> None:
     flow = subprocess.Popen([sys.executable, "-c", KILLED_FLOW], stdout=subprocess.PIPE, text=True)
-    scheduler = int(flow.stdout.readline())
-    assert psutil.pid_exists(scheduler)
-    flow.kill()  # SIGKILL: nothing of the flow's own cleanup runs
-    flow.wait()
+    try:
+        scheduler = int(flow.stdout.readline())
+        assert psutil.pid_exists(scheduler)
+    finally:
+        flow.kill()  # SIGKILL: nothing of the flow's own cleanup runs
+        flow.wait()
     gone = psutil.wait_procs([psutil.Process(scheduler)], timeout=30)[0]
     assert [p.pid for p in gone] == [scheduler]
