@@ -23,6 +23,7 @@ from latentpress.codecs import CodecError, CollectionModelCodec, DecodeContext, 
 from latentpress.codecs.glc import bitstream
 from latentpress.codecs.glc.codec import load_model
 from latentpress.codecs.glc.model import GlcModel
+from latentpress.codecs.glc.prior import bound
 from latentpress.codecs.glc.train import channel_weights, distortion, lambdas
 from latentpress.infra.archive import pack_image, unpack_image
 from latent_fixtures import crops, item, latents, test_latent  # noqa: F401 - module fixtures
@@ -197,3 +198,16 @@ def test_distortion_means_the_same_on_any_latent_scale(latents: list[np.ndarray]
     s = torch.from_numpy(scales)
     assert torch.allclose(distortion(noisy * s, x * s, channel_weights(scaled)), plain, rtol=1e-4)
     assert torch.allclose(channel_weights(latents) / torch.from_numpy(scales.ravel() ** 2), channel_weights(scaled), rtol=1e-4)
+
+
+def test_bounded_spreads_keep_a_gradient_back_into_range() -> None:
+    """A spread pushed past its bound must be able to come back: the clamp's gradient
+    survives where descent leads inside, and only there."""
+    x = torch.tensor([-9.0, 0.0, 9.0], requires_grad=True)
+    y = bound(x, -4.0, 4.0)
+    assert y.tolist() == [-4.0, 0.0, 4.0]
+    y.backward(torch.tensor([-1.0, 1.0, 1.0]))  # descent: up, down, down; all inward
+    assert x.grad.tolist() == [-1.0, 1.0, 1.0]
+    x.grad = None
+    bound(x, -4.0, 4.0).backward(torch.tensor([1.0, 1.0, -1.0]))  # the outer two would go further out
+    assert x.grad.tolist() == [0.0, 1.0, 0.0]

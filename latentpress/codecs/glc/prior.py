@@ -129,12 +129,37 @@ class ContextPrior(nn.Module):
         for k, net in enumerate(self.parts):
             mask = part_mask(k, y.shape[2], y.shape[3], y.device)
             mean, log_delta, log_ratio = split_outputs(net(features, decoded), self.sizes.learned_step)
-            delta = 1.0 if log_delta is None else torch.exp2(log_delta.clamp(*DELTA_LOG2_RANGE))
-            ratio = torch.exp2(log_ratio.clamp(*RATIO_LOG2_RANGE))
+            delta = 1.0 if log_delta is None else torch.exp2(bound(log_delta, *DELTA_LOG2_RANGE))
+            ratio = torch.exp2(bound(log_ratio, *RATIO_LOG2_RANGE))
             u_rate, u = quantize((y - mean) / delta, rounding)
             bits = bits + (gaussian_bits(u_rate, ratio) * mask).sum((1, 2, 3))
             decoded = decoded + mask * (mean + delta * u)
         return decoded, bits
+
+
+class _Bound(torch.autograd.Function):
+    """Clamp whose gradient still flows where it points back into the range."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, low: float, high: float) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        ctx.low, ctx.high = low, high
+        return x.clamp(low, high)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        (x,) = ctx.saved_tensors
+        # Gradient descent moves x by -grad: keep it unless that leads further out.
+        stuck = ((x < ctx.low) & (grad > 0)) | ((x > ctx.high) & (grad < 0))
+        return grad.masked_fill(stuck, 0.0), None, None
+
+
+def bound(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    """``x`` clamped to [low, high] in the forward pass. A plain clamp has no gradient
+    outside its range, so a spread or step pushed past a bound by one bad step stays
+    there for good (a training run at a high learning rate froze its rate so); here
+    the gradient still brings it back."""
+    return _Bound.apply(x, low, high)
 
 
 def quantize(x: torch.Tensor, rounding: bool) -> tuple[torch.Tensor, torch.Tensor]:
