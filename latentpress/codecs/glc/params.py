@@ -107,6 +107,6 @@ PRESETS: dict[str, GlcParams] = {
     "fast": GlcParams(steps=1500, learning_rate=4e-3, perceptual_steps=60),
     "default": GlcParams(),
 }
-"""``tiny`` trains in seconds (tests); ``fast`` in minutes (a learning rate four times
-``default``'s: far better in 1,500 steps, docs/glc.md); ``default`` is the benchmark's
+"""``tiny`` trains in seconds (tests); ``fast`` in minutes (four times ``default``'s learning
+rate: far better in 1,500 steps, but worse over 12,000: docs/glc.md); ``default`` is the benchmark's
 (12,000 steps: about an hour on two CPU cores)."""
