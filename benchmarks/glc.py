@@ -48,7 +48,7 @@ from mdtable import table  # noqa: E402
 from latentpress.codecs import CodecInput, DecodeContext, get_codec  # noqa: E402
 from latentpress.models.metrics import compute_metrics  # noqa: E402
 from latentpress.models.vae import load_vae  # noqa: E402
-from latentpress.report.bdrate import BDRateError, bd_rate, shared_interval  # noqa: E402
+from latentpress.report.bdrate import bd_rate_or_reason, shared_interval  # noqa: E402
 
 KODAK = REPO.parent / "shared" / "data" / "kodak-dev"
 EVALUATION = ("kodim03", "kodim04", "kodim05", "kodim06")
@@ -284,23 +284,12 @@ def bd_rates(rows: list[dict]) -> list[dict]:
             entry = {"glc": vae, "anchor": f"{anchor} ({vae})" if anchor in ("latent-q", "glc-mse") else anchor,
                      "lpips_interval": shared_interval(ref[1], test[1])}
             for index, metric in ((1, "lpips"), (2, "dists")):
-                entry[metric], note = _bd_rate(ref[0], ref[index], test[0], test[index])
+                entry[metric], note = bd_rate_or_reason(ref[0], ref[index], test[0], test[index])
                 if note:
                     entry[f"{metric}_note"] = note
-            entry["lpips_bands"] = [_bd_rate(ref[0], ref[1], test[0], test[1], band)[0] for band in LPIPS_BANDS]
+            entry["lpips_bands"] = [bd_rate_or_reason(ref[0], ref[1], test[0], test[1], band)[0] for band in LPIPS_BANDS]
             out.append(entry)
     return out
-
-
-def _bd_rate(anchor_rate: list[float], anchor_distance: list[float], rate: list[float], distance: list[float],
-             band: tuple[float, float] | None = None) -> tuple[float | None, str]:
-    """BD-rate of a curve against an anchor by a distance (LPIPS, DISTS), over the
-    interval they share or its part in ``band``; ``None`` and why when there is none.
-    (``bd_rate`` needs no flag for a metric where lower is better.)"""
-    try:
-        return bd_rate(anchor_rate, anchor_distance, rate, distance, band), ""
-    except BDRateError as exc:
-        return None, str(exc)
 
 
 def lower_lpips_than_avif(rows: list[dict], vae: str) -> dict[str, bool]:

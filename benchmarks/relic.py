@@ -43,7 +43,7 @@ from mdtable import table  # noqa: E402
 
 from latentpress.codecs import CodecInput, DecodeContext, get_codec  # noqa: E402
 from latentpress.models.vae import load_vae  # noqa: E402
-from latentpress.report.bdrate import BDRateError, bd_rate  # noqa: E402
+from latentpress.report.bdrate import bd_rate_or_reason  # noqa: E402
 
 QUALITIES = (1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0)
 LATENT_Q = (0.25, 0.35, 0.5, 0.7, 1.0, 1.5)
@@ -214,10 +214,9 @@ def bd_rates(rows: list[dict]) -> list[dict]:
             ref = curve(rows, anchor, vae)
             entry = {"relic": vae, "anchor": f"{anchor} ({vae})"}
             for index, metric in ((1, "lpips"), (2, "dists")):
-                try:
-                    entry[metric] = bd_rate(ref[0], [-v for v in ref[index]], test[0], [-v for v in test[index]])
-                except BDRateError as exc:
-                    entry[metric], entry[f"{metric}_note"] = None, str(exc)
+                entry[metric], note = bd_rate_or_reason(ref[0], ref[index], test[0], test[index])
+                if note:
+                    entry[f"{metric}_note"] = note
             out.append(entry)
     return out
 

@@ -24,7 +24,7 @@ from latentpress.flows.prefect_flows import archive_flow
 from latentpress.infra import storage
 from latentpress.infra.ledger import append_rows, read_ledger
 from latentpress.report import write_report
-from latentpress.report.bdrate import BDRateError, bd_rate
+from latentpress.report.bdrate import BDRateError, bd_rate, bd_rate_or_reason
 from latentpress.infra.archive import ledger_archive as default_archive
 from latentpress.report.crops import detail_window, nearest_rows
 from latentpress.report.curves import bd_table, latest_ok_rows, rd_points, shared_images
@@ -89,6 +89,13 @@ def test_bd_rate_within_a_band_of_quality() -> None:
     assert bd_rate(anchor, quality, test, quality, within=(-5.0, 9.0)) == pytest.approx(whole)
     with pytest.raises(BDRateError, match="within 7..8"):
         bd_rate(anchor, quality, test, quality, within=(7.0, 8.0))
+
+
+def test_bd_rate_or_reason_gives_the_value_or_why_not() -> None:
+    quality = np.arange(4.0)
+    assert bd_rate_or_reason(np.exp(quality), quality, np.exp(quality) / 2, quality) == (pytest.approx(-50.0), "")
+    value, reason = bd_rate_or_reason(np.exp(quality), quality, np.exp(quality), quality + 10)
+    assert value is None and "no shared quality interval" in reason
 
 
 def test_bd_rate_repeated_quality_is_averaged_in_log_rate() -> None:

@@ -49,6 +49,21 @@ def bd_rate(
     return float(np.expm1(test_mean - anchor_mean) * 100.0)
 
 
+def bd_rate_or_reason(
+    anchor_rate: Sequence[float],
+    anchor_quality: Sequence[float],
+    test_rate: Sequence[float],
+    test_quality: Sequence[float],
+    within: tuple[float, float] | None = None,
+) -> tuple[float | None, str]:
+    """``bd_rate``, or ``None`` and why when the curves cannot be compared (for tables
+    that show every pair)."""
+    try:
+        return bd_rate(anchor_rate, anchor_quality, test_rate, test_quality, within), ""
+    except BDRateError as exc:
+        return None, str(exc)
+
+
 def shared_interval(anchor_quality: Sequence[float], test_quality: Sequence[float]) -> tuple[float, float]:
     """The quality interval both curves cover (empty when the first exceeds the second)."""
     return max(min(anchor_quality), min(test_quality)), min(max(anchor_quality), max(test_quality))
