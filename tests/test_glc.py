@@ -211,3 +211,19 @@ def test_bounded_spreads_keep_a_gradient_back_into_range() -> None:
     x.grad = None
     bound(x, -4.0, 4.0).backward(torch.tensor([1.0, 1.0, -1.0]))  # the outer two would go further out
     assert x.grad.tolist() == [0.0, 1.0, 0.0]
+
+
+def test_identity_transforms_start_at_the_rearranged_latent() -> None:
+    """An untrained model with the identity path gives back its latent bit for bit (the
+    transforms learn residuals around it); asked for, it is used where the code has room."""
+    from latentpress.codecs.glc.params import Architecture, GlcParams
+
+    for channels, stride in ((4, 2), (16, 2), (16, 1)):
+        net = GlcModel(Architecture(channels, stride=stride, identity=True))
+        x = torch.randn(2, channels, 16, 24)
+        assert torch.equal(net.synthesis(net.analysis(x)), x)
+    with pytest.raises(ValueError, match="cannot hold"):
+        Architecture(16, channels=32, identity=True).check()
+    wanted = GlcParams(identity=True)
+    assert wanted.architecture(16).identity and wanted.architecture(4).identity
+    assert not dataclasses.replace(wanted, channels=32).architecture(16).identity

@@ -5,6 +5,12 @@ training forward pass; the entropy model (hyperprior and four-part context) is
 - ``Analysis`` maps a VAE latent ``x`` (C channels) to a code ``y`` (N channels)
   through depth-wise convolution blocks, optionally halving the resolution once;
   ``Synthesis`` maps the decoded code back to a latent for the frozen VAE decoder.
+  With ``identity`` both are residuals around a fixed rearrangement (space to depth
+  into the code's first C*stride^2 channels, depth to space back) and start at it: a
+  learned transform alone has a floor (TAESD3's 16 channels at stride 2 fill all 64
+  code channels, and one trained model lost detail even unquantized: latent MSE
+  0.025 on kodim05 where plain rounding at 0.54 bpp has 0.021), the rearrangement
+  has none.
 - ``y`` is scaled per channel by the quality scalers (``q_enc`` at four anchor
   qualities, interpolated) before quantization and unscaled (``q_dec``) after.
 - The scaled code is coded by the entropy model, with a learned quantization step
@@ -36,20 +42,35 @@ class Block(nn.Module):
         return x + self.project(F.gelu(self.expand(self.depthwise(x))))
 
 
+def _start_at_identity(tail: nn.Conv2d, arch: Architecture) -> int:
+    """Code channels the rearranged latent takes (0 without ``identity``); with it,
+    ``tail`` starts at zero, so that the transform starts at the rearrangement."""
+    if not arch.identity:
+        return 0
+    nn.init.zeros_(tail.weight)
+    nn.init.zeros_(tail.bias)
+    return arch.latent_channels * arch.stride**2
+
+
 class Analysis(nn.Module):
     """VAE latent (C) -> code ``y`` (N), at 1/stride of the latent's resolution."""
 
     def __init__(self, arch: Architecture) -> None:
         super().__init__()
         n = arch.channels
+        self.stride = arch.stride
         self.head = nn.Conv2d(arch.latent_channels, n, 3, padding=1)
         self.fine = nn.Sequential(*[Block(n) for _ in range(arch.blocks)])
         self.down = nn.Conv2d(n, n, 2, stride=2) if arch.stride == 2 else nn.Identity()
         self.coarse = nn.Sequential(*[Block(n) for _ in range(arch.blocks)])
         self.tail = nn.Conv2d(n, n, 1)
+        self.moved = _start_at_identity(self.tail, arch)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.tail(self.coarse(self.down(self.fine(self.head(x)))))
+        y = self.tail(self.coarse(self.down(self.fine(self.head(x)))))
+        if not self.moved:
+            return y
+        return y + F.pad(F.pixel_unshuffle(x, self.stride), (0, 0, 0, 0, 0, y.shape[1] - self.moved))
 
 
 class Synthesis(nn.Module):
@@ -62,10 +83,13 @@ class Synthesis(nn.Module):
         self.coarse = nn.Sequential(*[Block(n) for _ in range(arch.blocks)])
         self.up = nn.ConvTranspose2d(n, n, 2, stride=2) if arch.stride == 2 else nn.Identity()
         self.fine = nn.Sequential(*[Block(n) for _ in range(arch.blocks)])
+        self.stride = arch.stride
         self.tail = nn.Conv2d(n, arch.latent_channels, 3, padding=1)
+        self.moved = _start_at_identity(self.tail, arch)
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
-        return self.tail(self.fine(self.up(self.coarse(self.head(y)))))
+        x = self.tail(self.fine(self.up(self.coarse(self.head(y)))))
+        return x + F.pixel_shuffle(y[:, : self.moved], self.stride) if self.moved else x
 
 
 class QualityScalers(nn.Module):

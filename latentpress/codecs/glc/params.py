@@ -35,12 +35,20 @@ class Architecture:
     """Depth-wise convolution blocks at each resolution of the transforms."""
     stride: int = 2
     """1: ``y`` at the latent's resolution (1/8 of the image); 2: at 1/16."""
+    identity: bool = False
+    """Transforms learned as residuals around a rearrangement of the latent (space to
+    depth into the first ``C * stride**2`` code channels, and back), so that coding can
+    keep every detail of the latent at high rates (:mod:`.model`). False in models
+    written before this existed."""
 
     def check(self) -> None:
         """Raise ``ValueError`` unless the sizes make a network."""
         sizes = (self.latent_channels, self.channels, self.hyper_channels, self.context_channels)
         if not all(1 <= s <= 1024 for s in sizes) or not 0 <= self.blocks <= 16 or self.stride not in (1, 2):
             raise ValueError(f"GLC sizes out of range: {self}")
+        if self.identity and self.latent_channels * self.stride**2 > self.channels:
+            raise ValueError(f"GLC code of {self.channels} channels cannot hold the rearranged latent "
+                             f"({self.latent_channels} x {self.stride}x{self.stride})")
 
 
 @dataclass(frozen=True)
@@ -68,6 +76,9 @@ class GlcParams:
     context_channels: int = 64
     blocks: int = 2
     stride: int = 2
+    identity: bool = False
+    """Transforms around the rearranged latent (``Architecture.identity``) wherever the
+    code has room for it: ``channels`` >= C * stride**2 (64 for TAESD3 at stride 2)."""
     steps: int = 12000
     batch_size: int = 8
     crop: int = 32
@@ -79,7 +90,7 @@ class GlcParams:
 
     def architecture(self, latent_channels: int) -> Architecture:
         return Architecture(latent_channels, self.channels, self.hyper_channels, self.context_channels, self.blocks,
-                            self.stride)  # fmt: skip
+                            self.stride, self.identity and latent_channels * self.stride**2 <= self.channels)  # fmt: skip
 
     def training(self, steps: int | None = None) -> Training:
         return Training(steps or self.steps, self.batch_size, self.crop, self.learning_rate)
