@@ -19,7 +19,7 @@ import pandas as pd
 
 from latentpress.codecs.spec import key_floor
 from latentpress.infra.ledger import with_rates
-from latentpress.report.bdrate import BDRateError, bd_rate
+from latentpress.report.bdrate import bd_rate_or_reason
 
 
 @dataclass(frozen=True)
@@ -98,11 +98,10 @@ def bd_table(points: pd.DataFrame, anchor: str) -> pd.DataFrame:
     for curve, group in others.groupby("curve", sort=True):
         row: dict = {"curve": curve, "note": ""}
         for metric in BD_METRICS:
-            try:
-                row[metric] = bd_rate(base["bpp"], base[metric], group["bpp"], group[metric])
-            except BDRateError as error:
-                row[metric] = math.nan
-                row["note"] = "; ".join(filter(None, [row["note"], f"{metric}: {error}"]))
+            value, reason = bd_rate_or_reason(base["bpp"], base[metric], group["bpp"], group[metric])
+            row[metric] = math.nan if value is None else value
+            if reason:
+                row["note"] = "; ".join(filter(None, [row["note"], f"{metric}: {reason}"]))
         rows.append(row)
     return pd.DataFrame(rows, columns=["curve", *BD_METRICS, "note"])
 

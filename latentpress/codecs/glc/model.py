@@ -49,7 +49,7 @@ def _start_at_identity(tail: nn.Conv2d, arch: Architecture) -> int:
         return 0
     nn.init.zeros_(tail.weight)
     nn.init.zeros_(tail.bias)
-    return arch.latent_channels * arch.stride**2
+    return arch.rearranged_channels
 
 
 class Analysis(nn.Module):

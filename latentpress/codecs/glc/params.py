@@ -6,7 +6,7 @@ Known without torch, so that ``--codec glc:fast@2.5`` is checked before any work
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from latentpress.codecs.base import CodecError
 
@@ -41,12 +41,17 @@ class Architecture:
     keep every detail of the latent at high rates (:mod:`.model`). False in models
     written before this existed."""
 
+    @property
+    def rearranged_channels(self) -> int:
+        """Code channels the latent takes when rearranged space to depth."""
+        return self.latent_channels * self.stride**2
+
     def check(self) -> None:
         """Raise ``ValueError`` unless the sizes make a network."""
         sizes = (self.latent_channels, self.channels, self.hyper_channels, self.context_channels)
         if not all(1 <= s <= 1024 for s in sizes) or not 0 <= self.blocks <= 16 or self.stride not in (1, 2):
             raise ValueError(f"GLC sizes out of range: {self}")
-        if self.identity and self.latent_channels * self.stride**2 > self.channels:
+        if self.identity and self.rearranged_channels > self.channels:
             raise ValueError(f"GLC code of {self.channels} channels cannot hold the rearranged latent "
                              f"({self.latent_channels} x {self.stride}x{self.stride})")
 
@@ -89,8 +94,9 @@ class GlcParams:
     """Steps of the last, perceptual stage (LPIPS through the VAE decoder; :mod:`.perceptual`)."""
 
     def architecture(self, latent_channels: int) -> Architecture:
-        return Architecture(latent_channels, self.channels, self.hyper_channels, self.context_channels, self.blocks,
-                            self.stride, self.identity and latent_channels * self.stride**2 <= self.channels)  # fmt: skip
+        arch = Architecture(latent_channels, self.channels, self.hyper_channels, self.context_channels, self.blocks,
+                            self.stride)  # fmt: skip
+        return replace(arch, identity=self.identity and arch.rearranged_channels <= self.channels)
 
     def training(self, steps: int | None = None) -> Training:
         return Training(steps or self.steps, self.batch_size, self.crop, self.learning_rate)
