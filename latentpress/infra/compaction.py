@@ -57,7 +57,6 @@ def compact(ledger_url: str, small_bytes: int = SMALL_BYTES, rows_per_part: int 
     ``rows_per_part`` rows (see the module's description). The caller holds the lease
     that keeps other compactions out."""
     fs, root = storage.filesystem(ledger_url)
-    fs.invalidate_cache()
     result = Compaction()
     paths = all_parts(fs, root)
     compacted = compacted_parts(fs, paths)

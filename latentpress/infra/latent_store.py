@@ -85,7 +85,7 @@ class LatentStore:
 
     def _zarr_store(self, read_only: bool) -> LocalStore | FsspecStore:
         if storage.is_remote(self.url):
-            return FsspecStore.from_url(self.url, read_only=read_only)
+            return FsspecStore.from_url(self.url, storage.options(self.url), read_only=read_only)
         _, path = storage.filesystem(self.url)
         return LocalStore(path, read_only=read_only)
 
@@ -104,7 +104,6 @@ class LatentStore:
     def ids(self) -> list[str]:
         """Sorted ids of all complete latents (one listing, then concurrent reads)."""
         fs, root = storage.filesystem(self.url)
-        fs.invalidate_cache(root)
         try:
             entries = fs.ls(root, detail=True)
         except FileNotFoundError:

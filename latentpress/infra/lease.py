@@ -191,7 +191,6 @@ def _create(url: str, data: bytes) -> bool:
         storage.put(fs, path, data, IfNoneMatch="*")
     except FileExistsError:
         return False
-    fs.invalidate_cache(os.path.dirname(path))
     return True
 
 

@@ -160,12 +160,8 @@ def _table(rows: list[dict[str, Any]]) -> pa.Table:
 def read_ledger(ledger_url: str, columns: list[str] | None = None) -> pd.DataFrame:
     """All rows, with ``columns`` (default: all, in ``LEDGER_SCHEMA`` order); an empty
     frame if there is no ledger.
-
-    Listing caches are dropped first (the folder's and every partition's), so rows
-    other processes appended since are seen.
     """
     fs, path = storage.filesystem(ledger_url)
-    fs.invalidate_cache()
     schema = LEDGER_SCHEMA if columns is None else pa.schema([LEDGER_SCHEMA.field(c) for c in columns])
     parts = live_parts(fs, path) if storage.path_exists(fs, path) else []
     if not parts:
@@ -209,7 +205,6 @@ def replaced_by(compacted: dict[str, list[str]], path: str) -> bool:
 def has_ledger(ledger_url: str) -> bool:
     """Whether ``ledger_url`` holds a ledger (a folder with at least one ``codec=`` part)."""
     fs, path = storage.filesystem(ledger_url)
-    fs.invalidate_cache()
     return storage.path_exists(fs, path) and bool(all_parts(fs, path))
 
 

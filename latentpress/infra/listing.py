@@ -59,7 +59,6 @@ def list_source(url: str) -> Listing:
     """The listing of ``url``, a folder or a prefix; ``FileNotFoundError`` if there is
     nothing there."""
     fs, root = storage.filesystem(url)
-    fs.invalidate_cache(root)
     if storage.is_remote(url):
         return _list_remote(fs, root)
     if not os.path.lexists(root):

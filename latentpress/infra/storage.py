@@ -3,6 +3,12 @@
 Any fsspec URL works (a local path, ``file://``, ``s3://``, ``memory://``). Options
 such as an S3 endpoint come from fsspec's configuration (``FSSPEC_S3_ENDPOINT_URL``
 and friends), so the same URL means the same place in every Dask worker.
+
+Object stores are opened without fsspec's listing cache (:data:`REMOTE_OPTIONS`):
+the flow process, its Dask workers and other runs write to the same archive, and a
+listing cached by one process hides what the others wrote since (s3fs answers
+``FileNotFoundError`` for an object its cached listing of the folder lacks). Every
+listing and lookup asks the store.
 """
 
 from __future__ import annotations
@@ -25,9 +31,19 @@ PUT_SECONDS = 60.0
 PUT_BYTES_PER_SECOND = 1 << 20
 
 
+REMOTE_OPTIONS = {"use_listings_cache": False}
+"""fsspec options of every filesystem that is not local (see the module's description)."""
+
+
+def options(url: str) -> dict[str, object]:
+    """The fsspec options latentpress opens ``url`` with (besides fsspec's configuration)."""
+    protocol, _ = fsspec.core.split_protocol(url)
+    return {} if protocol in (None, "file", "local") else dict(REMOTE_OPTIONS)
+
+
 def filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
     """The filesystem serving ``url`` and the path inside it."""
-    return fsspec.core.url_to_fs(url)
+    return fsspec.core.url_to_fs(url, **options(url))
 
 
 def is_remote(url: str) -> bool:
@@ -53,15 +69,14 @@ def read_bytes(url: str) -> bytes:
 
 @retrying
 def exists(url: str) -> bool:
-    """Whether an object (or a folder or prefix) exists, without trusting listing
-    caches; a storage fault raises (fsspec's own ``exists`` says False)."""
+    """Whether an object (or a folder or prefix) exists; a storage fault raises
+    (fsspec's own ``exists`` says False)."""
     fs, path = filesystem(url)
     return path_exists(fs, path)
 
 
 def path_exists(fs: fsspec.AbstractFileSystem, path: str) -> bool:
     """:func:`exists` for a path of ``fs``."""
-    fs.invalidate_cache(posixpath.dirname(path))
     try:
         fs.info(path)
     except FileNotFoundError:
@@ -73,7 +88,6 @@ def path_exists(fs: fsspec.AbstractFileSystem, path: str) -> bool:
 def size(url: str) -> int:
     """Size of a stored object in bytes."""
     fs, path = filesystem(url)
-    fs.invalidate_cache(posixpath.dirname(path))
     return int(fs.size(path))
 
 
@@ -100,7 +114,6 @@ def write_bytes_atomic(url: str, data: bytes) -> None:
                 os.remove(tmp)
     else:
         put(fs, path, data)
-        fs.invalidate_cache(posixpath.dirname(path))
 
 
 def put(fs: fsspec.AbstractFileSystem, path: str, data: bytes, **options: object) -> None:
@@ -132,7 +145,6 @@ def file_versions(url: str, recursive: bool = True) -> dict[str, str]:
 def file_infos(url: str, recursive: bool = True) -> dict[str, dict]:
     """The files of :func:`list_files` (same order), each with its fsspec info."""
     fs, root = filesystem(url)
-    fs.invalidate_cache(root)
     try:
         info = fs.info(root)
     except FileNotFoundError:
