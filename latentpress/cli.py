@@ -313,10 +313,18 @@ def _run(args: argparse.Namespace, images: int, local: Callable[..., Any], flow_
 
         return local(**kwargs, executor=InProcess())
     from latentpress.flows import prefect_flows
+    from latentpress.flows.run_log import ImagesInError
     from latentpress.infra.cluster import prefect_api
 
     with prefect_api():
-        return getattr(prefect_flows, flow_name)(**kwargs, dask_address=args.dask_address, workers=args.workers)
+        state = getattr(prefect_flows, flow_name)(**kwargs, dask_address=args.dask_address, workers=args.workers,
+                                                  return_state=True)  # fmt: skip
+        value = state.result(raise_on_failure=False)
+    if isinstance(value, ImagesInError):  # the run failed for images in error: its result says which
+        return value.value
+    if isinstance(value, BaseException):
+        raise value
+    return value
 
 
 # --- commands -------------------------------------------------------------------------
@@ -508,6 +516,7 @@ def run_restore(args: argparse.Namespace) -> int:
 
     _check_execution(args)
     check_archive(args.archive)
+    check_archive(args.archive, "collection")
     check_target(args.out, "output folder")
     manifest = read_manifest(args.archive)
     chosen = _chosen_configs(args, manifest)
@@ -531,6 +540,8 @@ def run_restore(args: argparse.Namespace) -> int:
 
 def run_verify(args: argparse.Namespace) -> int:
     from latentpress.infra.archive import read_manifest
+    from rich.markup import escape
+
     from latentpress.pipeline.verify import verify
     from latentpress.preflight import check_archive, check_models
     from latentpress.terminal import console, errors
@@ -540,19 +551,15 @@ def run_verify(args: argparse.Namespace) -> int:
         manifest = read_manifest(args.archive)
         check_models(_vaes(_chosen_configs(args, manifest), args.vae or manifest["vae"]))
     result = verify(args.archive, args.decode, args.config, args.vae)
-    fixity, problems = result.fixity, result.problems()
+    problems = result.problems()
     for kind, path, why in problems[:VERIFY_SHOWN]:
         errors.print(f"[red]{kind}[/red]: {path}: {why}", soft_wrap=True, highlight=False)
     if len(problems) > VERIFY_SHOWN:
         errors.print(f"... and {len(problems) - VERIFY_SHOWN} more", highlight=False)
-    decoded = f", {result.decoded} container(s) decoded" if args.decode else ""
     if result.intact:
-        console.print(f"archive {args.archive} is intact: {fixity.checked} object(s) match their SHA-256{decoded}",
-                      highlight=False)
+        console.print(result.summary(args.archive), highlight=False)
         return 0
-    counts = ", ".join(f"{sum(p[0] == kind for p in problems)} {kind}" for kind in dict.fromkeys(p[0] for p in problems))
-    errors.print(f"[red]archive {args.archive} is NOT intact[/red]: {counts} ({fixity.checked} object(s) checked{decoded})",
-                 highlight=False)
+    errors.print(f"[red]{escape(result.summary(args.archive))}[/red]", highlight=False)
     return 1
 
 

@@ -115,9 +115,12 @@ def check_archive(archive: str, needs: str = "manifest.json") -> None:
         found = bool(collection_parts(archive)) if needs == "collection" else storage.exists(storage.join(archive, needs))
     except Exception as exc:  # noqa: BLE001
         raise UsageError(f"cannot read archive {archive}: {_storage_problem(exc)}") from None
+    if not found and needs == "collection":
+        raise UsageError(f"archive {archive} has no collection (ARCHIVE/collection/, made by `latentpress ingest` or "
+                         "`archive`): nothing says which images it holds")  # fmt: skip
     if not found:
-        step = "`latentpress ingest`" if needs == "collection" else "`latentpress archive` (or compress)"
-        raise UsageError(f"{archive} is not a latentpress archive: no {needs} there (made by {step})")
+        raise UsageError(f"{archive} is not a latentpress archive: no {needs} there (made by `latentpress archive` "
+                         "or compress)")  # fmt: skip
 
 
 def check_ledger(ledger: str) -> None:

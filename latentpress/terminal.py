@@ -33,8 +33,6 @@ def _console(stderr: bool) -> Console:
 console = _console(stderr=False)
 errors = _console(stderr=True)
 
-SHOWN_PER_REASON = 5
-"""Images named under each error reason (the rest are counted)."""
 SHOWN_NOT_ARCHIVED = 20
 """Files not archived listed by name (the rest are counted; all are in the archive's collection)."""
 
@@ -57,8 +55,6 @@ FORMATS = {"lpips": ".4f", "dists": ".4f", "ms_ssim": ".4f", "psnr": ".2f", "bpp
            "encode_seconds": ".3g", "decode_seconds": ".3g"}
 """Number formats of the summary's value columns (default ``.4g``)."""
 
-STAGE_WORDS = {"ok": "done", "cached": "already done", "rejected": "rejected", "error": "error"}
-
 
 def print_items(items: list[Item]) -> None:
     """One line for the ingest, then each file not archived with its reason."""
@@ -73,10 +69,10 @@ def print_items(items: list[Item]) -> None:
 
 def print_stages(result: RunResult) -> None:
     """A line per stage: how many images were done, already done, rejected, in error."""
-    for stage in result.stages:
-        counts = result.counts(stage)
-        text = ", ".join(f"{counts[k]} {word}" for k, word in STAGE_WORDS.items() if counts.get(k)) or "nothing to do"
-        console.print(f"{stage}: {text}")
+    from latentpress.flows.run_log import stage_lines
+
+    for line in stage_lines(result):
+        console.print(line)
 
 
 def steps_line(seconds: dict[str, float]) -> str:
@@ -87,16 +83,15 @@ def steps_line(seconds: dict[str, float]) -> str:
 def print_errors(result: RunResult) -> int:
     """Every ``error`` of the run, each reason once with the images it hit; the exit
     status (1 if there was any error, else 0)."""
+    from latentpress.flows.run_log import where
     from latentpress.pipeline.outcomes import errors_by_reason
 
     groups = errors_by_reason(result.errors)
     for reason, outcomes in groups.items():
-        where = [f"{o.config_key}/{o.image_id}" if o.config_key else o.image_id for o in outcomes[:SHOWN_PER_REASON]]
-        more = f" and {len(outcomes) - SHOWN_PER_REASON} more" if len(outcomes) > SHOWN_PER_REASON else ""
         errors.print(f"[red]error[/red] ({len(outcomes)}): {escape(reason)}", soft_wrap=True)
-        errors.print(f"  in {', '.join(where)}{more}", soft_wrap=True, highlight=False)
+        errors.print(f"  in {where(outcomes)}", soft_wrap=True, highlight=False)
     if groups:
-        errors.print(f"[red]{len(result.errors)} image(s) ended in error[/red]: fix the cause and rerun the same "
+        errors.print(f"[red]{result.images_in_error} image(s) ended in error[/red]: fix the cause and rerun the same "
                      "command; it redoes only what is missing")
     return 1 if groups else 0
 

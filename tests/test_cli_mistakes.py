@@ -97,6 +97,22 @@ def test_restore_of_a_folder_that_is_not_an_archive(photos: Path, tmp_path: Path
     assert not (tmp_path / "out").exists()
 
 
+def test_restore_of_an_archive_whose_collection_is_gone(photos: Path, tmp_path: Path) -> None:
+    import shutil
+
+    archive = tmp_path / "archive"
+    assert run("archive", str(photos), str(archive), "--codec", "jpeg@50", "--metrics", "psnr").returncode == 0
+    shutil.rmtree(archive / "collection")
+    result = run("restore", str(archive), str(tmp_path / "out"))
+    one_line_error(result, "has no collection", "ARCHIVE/collection/")
+    assert not (tmp_path / "out").exists()
+
+    from latentpress.flows.restore import restore
+
+    with pytest.raises(ValueError, match="has no collection"):  # a library user or a deployment run
+        restore(str(archive), str(tmp_path / "out"))
+
+
 def test_restore_in_the_original_layout_of_several_configurations(photos: Path, tmp_path: Path) -> None:
     archive = tmp_path / "archive"
     assert run("archive", str(photos), str(archive), "--codec", "jpeg@40,80", "--local").returncode == 0

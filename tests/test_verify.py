@@ -5,6 +5,7 @@ containers, and (``--decode``) containers that no longer decode."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import socket
@@ -246,9 +247,37 @@ def test_a_damaged_archive_is_not_exported(copy: Path, tmp_path: Path, capsys: p
 
 
 def test_the_verify_flow_fails_a_damaged_archive_and_names_the_problem(copy: Path) -> None:
-    from latentpress.flows.prefect_flows import ArchiveNotIntact, verify_flow
+    from latentpress.flows.prefect_flows import verify_flow
+    from latentpress.pipeline.verify import ArchiveNotIntact
 
-    assert verify_flow.fn(str(copy))["checked"] == len(read(str(copy)))
-    (copy / "images" / "stray.lpc").write_bytes(b"x")
-    with pytest.raises(ArchiveNotIntact, match="extra: images/stray.lpc"):
-        verify_flow.fn(str(copy))
+    logged: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: logged.append(record.getMessage())
+    logger = logging.getLogger("latentpress.flows")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        assert verify_flow.fn(str(copy))["checked"] == len(read(str(copy)))
+        assert logged[-1].endswith(f"is intact: {len(read(str(copy)))} object(s) match their SHA-256")
+        (copy / "images" / "stray.lpc").write_bytes(b"x")
+        state = verify_flow.fn(str(copy))
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(logging.NOTSET)
+    assert state.is_failed() and "NOT intact: 1 extra" in state.message
+    assert isinstance(state.data, ArchiveNotIntact)
+    assert "extra: images/stray.lpc: stored, not in the fixity record" in logged
+
+
+def test_whatever_a_decoder_raises_names_the_container(copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import latentpress.pipeline.verify as verifying
+
+    def wrong_shape(data: bytes, *args: object) -> None:
+        raise ValueError("latent of shape (4, 2, 2) for an image of 192x128")
+
+    monkeypatch.setattr(verifying, "decode_container", wrong_shape)
+    result = verify(str(copy), decode=True)
+    assert result.decoded == 0 and len(result.undecodable) == 6
+    assert all(path.endswith(".lpc") and why == "ValueError: latent of shape (4, 2, 2) for an image of 192x128"
+               for path, why in result.undecodable)  # fmt: skip
+    assert "6 undecodable" in result.summary(str(copy))

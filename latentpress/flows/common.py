@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from latentpress.flows.executors import Executor
 from latentpress.flows.progress import StepProgress
+from latentpress.flows.run_log import run_logger
 from latentpress.infra.collection import Item
 from latentpress.pipeline.outcomes import Outcome, describe
 
@@ -77,7 +78,7 @@ def finished(executor: Executor, jobs: Sequence[Job], step: str) -> Iterator[tup
     results = executor.as_completed([job.handle for job in jobs])
     for job in jobs:
         job.handle = None  # only the executor holds them now: it lets each go once read
-    with StepProgress(step, sum(job.images for job in jobs)) as progress:
+    with StepProgress(step, sum(job.images for job in jobs), run_log=run_logger()) as progress:
         for position, result in results:
             progress.advance(jobs[position].images)
             yield jobs[position], result

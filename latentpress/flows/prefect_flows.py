@@ -8,8 +8,6 @@ path (``latentpress.flows.archive`` and its siblings).
 
 from __future__ import annotations
 
-import logging
-
 from prefect import flow
 
 from latentpress.config import DEFAULT_BATCH_SIZE, DEFAULT_SHARD_SIZE, DEFAULT_VAE
@@ -20,22 +18,11 @@ from latentpress.flows import ingest as ingest_step
 from latentpress.flows import models as models_step
 from latentpress.flows import restore as restore_step
 from latentpress.flows.executors import dask_executor
-from latentpress.flows.results import RunResult
+from latentpress.flows.results import RunResult, new_run_id
+from latentpress.flows.run_log import concluded, run_logger
 from latentpress.infra.cluster import quiet_cluster_logs
 from latentpress.infra.collection import Item
 from latentpress.pipeline.models import TrainedModel
-
-
-def logged(result: RunResult) -> RunResult:
-    """``result``, with each error reason logged once to the flow run's log (what a
-    Prefect UI shows for a scheduled run)."""
-    from prefect import get_run_logger
-
-    from latentpress.pipeline.outcomes import errors_by_reason
-
-    for reason, outcomes in errors_by_reason(result.errors).items():
-        get_run_logger().error("%d image(s) in error: %s", len(outcomes), reason)
-    return result
 
 
 @flow(name="archive")
@@ -58,8 +45,9 @@ def archive_flow(
     """Archive every image under ``source`` (see ``latentpress.flows.archive.archive``)."""
     quiet_cluster_logs()
     with dask_executor(dask_address, workers) as executor:
-        return logged(archive_step.archive(source, archive, codecs, ledger, vae, latents, shard_size, batch_size, executor,
-                                           model, train_sample, train_steps, metrics))  # fmt: skip
+        result = archive_step.archive(source, archive, codecs, ledger, vae, latents, shard_size, batch_size, executor,
+                                      model, train_sample, train_steps, metrics)  # fmt: skip
+    return concluded("archive", result)
 
 
 @flow(name="ingest")
@@ -70,7 +58,8 @@ def ingest_flow(
     """Inspect every image under ``source`` (see ``latentpress.flows.ingest.ingest``)."""
     quiet_cluster_logs()
     with dask_executor(dask_address, workers) as executor:
-        return ingest_step.ingest(source, archive, shard_size, executor)
+        result = RunResult(new_run_id(), items=ingest_step.ingest(source, archive, shard_size, executor))
+    return concluded("ingest", result, result.items)
 
 
 @flow(name="compress")
@@ -91,8 +80,9 @@ def compress_flow(
     """Compress an ingested collection (see ``latentpress.flows.compress.compress``)."""
     quiet_cluster_logs()
     with dask_executor(dask_address, workers) as executor:
-        return logged(compress_step.compress(archive, codecs, vae, latents, ledger, run_id, batch_size, executor, model,
-                                             train_sample, train_steps))  # fmt: skip
+        result = compress_step.compress(archive, codecs, vae, latents, ledger, run_id, batch_size, executor, model,
+                                        train_sample, train_steps)  # fmt: skip
+    return concluded("compress", result)
 
 
 @flow(name="evaluate")
@@ -108,7 +98,8 @@ def evaluate_flow(
     """Measure what the ledger lacks (see ``latentpress.flows.evaluate.evaluate``)."""
     quiet_cluster_logs()
     with dask_executor(dask_address, workers) as executor:
-        return logged(evaluate_step.evaluate(archive, ledger, run_id, batch_size, executor, metrics))
+        result = evaluate_step.evaluate(archive, ledger, run_id, batch_size, executor, metrics)
+    return concluded("evaluate", result)
 
 
 @flow(name="restore")
@@ -126,38 +117,29 @@ def restore_flow(
     """Decode an archive to image files (see ``latentpress.flows.restore.restore``)."""
     quiet_cluster_logs()
     with dask_executor(dask_address, workers) as executor:
-        return logged(restore_step.restore(archive, out, configs, vae, batch_size, executor, layout, fmt))
-
-
-def _run_logger() -> logging.Logger | logging.LoggerAdapter:
-    """The flow run's logger (what a Prefect UI shows), or a plain one outside a run."""
-    from prefect import get_run_logger
-    from prefect.exceptions import MissingContextError
-
-    try:
-        return get_run_logger()
-    except MissingContextError:
-        return logging.getLogger("latentpress.flows")
-
-
-class ArchiveNotIntact(RuntimeError):
-    """``verify`` found missing, extra, damaged or undecodable objects."""
+        result = restore_step.restore(archive, out, configs, vae, batch_size, executor, layout, fmt)
+    return concluded("restore", result)
 
 
 @flow(name="verify")
 def verify_flow(archive: str, decode: bool = False, configs: list[str] | None = None, vae: str | None = None) -> dict:
     """Check an archive's fixity (see ``latentpress.pipeline.verify.verify``): every
-    problem is logged and the flow run fails unless the archive is intact."""
-    from latentpress.pipeline.verify import verify
+    problem is logged, then how many objects were checked; the run ends Failed, its
+    message counting the problems, unless the archive is intact."""
+    from prefect.states import Failed
+
+    from latentpress.pipeline.verify import ArchiveNotIntact, verify
 
     result = verify(archive, decode, configs, vae)
-    problems = [f"{kind}: {path}: {why}" for kind, path, why in result.problems()]
-    logger = _run_logger()
-    for problem in problems:
-        logger.error(problem)
-    if problems:
-        raise ArchiveNotIntact(f"archive {archive} is not intact: {len(problems)} problem(s), the first: {problems[0]}")
-    return {"checked": result.fixity.checked, "decoded": result.decoded}
+    logger = run_logger()
+    for kind, path, why in result.problems():
+        logger.error("%s: %s: %s", kind, path, why)
+    summary = result.summary(archive)
+    if result.intact:
+        logger.info(summary)
+        return {"checked": result.fixity.checked, "decoded": result.decoded}
+    logger.error(summary)
+    return Failed(message=summary, data=ArchiveNotIntact(summary))
 
 
 @flow(name="train")

@@ -4,11 +4,14 @@ and the time left.
 On a terminal, a live bar (on standard error) that gives way to one line when the
 step ends. In logs (standard error not a terminal), one plain line every
 ``LOG_EVERY`` seconds and one when the step ends, nothing else. Steps of under a
-second print nothing.
+second print nothing. The same lines (every ``LOG_EVERY`` seconds and at the end of
+every step) also go to ``run_log``: in a Prefect flow run, the run's log, what an
+operator of a scheduled run reads.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from types import TracebackType
@@ -70,16 +73,18 @@ class StepProgress:
     """Progress of one step of ``total`` images; ``advance`` as batches finish."""
 
     def __init__(self, step: str, total: int, console: Console | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 run_log: logging.Logger | logging.LoggerAdapter | None = None) -> None:
         self.step, self.total, self.done = step, total, 0
         self.console = console or Console(stderr=True)
+        self.run_log = run_log
         self.live = self.console.is_terminal and total > 0
         self.clock = clock
         self._start = self._logged = clock()
         self._bar: Progress | None = None
 
     def __enter__(self) -> StepProgress:
-        self._start = self._logged = self.clock()
+        self._start = self._logged = self._run_logged = self.clock()
         self._logged_done = -1
         if self.live:
             columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f} images"),
@@ -95,6 +100,9 @@ class StepProgress:
             self._bar.advance(self._task, images)
         elif self.total and self.clock() - self._logged >= LOG_EVERY:
             self._log()
+        if self.run_log is not None and self.done < self.total and self.clock() - self._run_logged >= LOG_EVERY:
+            self._run_logged = self.clock()
+            self.run_log.info(status_line(self.step, self.done, self.total, self._run_logged - self._start))
 
     def _log(self) -> None:
         self._logged, self._logged_done = self.clock(), self.done
@@ -107,3 +115,5 @@ class StepProgress:
         finished_line = self._logged_done == self.done
         if self.total and kind is None and not finished_line and self.clock() - self._start >= QUIET_UNDER:
             self._log()
+        if self.run_log is not None and self.total and kind is None:
+            self.run_log.info(status_line(self.step, self.done, self.total, self.clock() - self._start))

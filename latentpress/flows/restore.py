@@ -9,7 +9,7 @@ from latentpress.flows.common import Job, balanced_batch, chunks, finished, job_
 from latentpress.flows.executors import Executor, InProcess
 from latentpress.flows.results import RunResult, new_run_id
 from latentpress.infra.archive import ArchiveLayout, read_manifest
-from latentpress.infra.collection import archived_items
+from latentpress.infra.collection import archived_items, collection_parts
 from latentpress.infra.ledger import read_ledger
 from latentpress.pipeline.evaluate import stored_ids
 from latentpress.pipeline.outcomes import Outcome
@@ -40,6 +40,9 @@ def restore(
     """
     executor = executor or InProcess()
     manifest = read_manifest(archive)
+    if not collection_parts(archive):
+        raise ValueError(f"archive {archive} has no collection (ARCHIVE/collection/): without it nothing says which "
+                         "images the archive holds or their names")  # fmt: skip
     items = archived_items(archive)
     ids = [item.image_id for item in items]
     plan = restore_plan(archive, manifest, configs, ids)

@@ -51,6 +51,11 @@ class RunResult:
         return unreadable + [o for outcomes in self.stages.values() for o in outcomes if o.status == "error"]
 
     @property
+    def images_in_error(self) -> int:
+        """How many images ended in ``error`` at some stage (each counted once)."""
+        return len({o.image_id for o in self.errors})
+
+    @property
     def ok(self) -> bool:
         """Whether nothing ended in ``error`` (rejected input is not a failure of the run)."""
         return not self.errors

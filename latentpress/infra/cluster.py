@@ -7,18 +7,20 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-# Prefect and Dask settings this project relies on; set before either is imported by
-# a command, and inherited by local Dask workers. Failed tasks and images are reported
-# by the command itself (each reason once), so their loggers print only what is worse.
-QUIET_ENV = {
+# Settings of a command's own process (``latentpress ...``), set before Prefect or Dask
+# is imported and inherited by local Dask workers. The command prints what happened
+# itself (each error reason once), so Prefect's console handler shows only what is
+# worse; flow and task runs still send their logs to the Prefect API, where a server
+# records them. Dask's own logs (ports, workers stopping) are noise everywhere.
+COMMAND_ENV = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",  # no telemetry traffic
-    "PREFECT_LOGGING_LEVEL": "CRITICAL",
+    "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "CRITICAL",
     "PREFECT_LOGGING_SERVER_LEVEL": "CRITICAL",
     "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
-    "DASK_DISTRIBUTED__LOGGING__DISTRIBUTED": "critical",
 }
-DEBUG_ENV = {"PREFECT_LOGGING_LEVEL": "INFO", "DASK_DISTRIBUTED__LOGGING__DISTRIBUTED": "info"}
-QUIET_LOGGERS = ("prefect", "distributed", "uvicorn", "httpx", "asyncio")
+DASK_QUIET_ENV = {"DASK_DISTRIBUTED__LOGGING__DISTRIBUTED": "critical"}
+DEBUG_ENV = {"PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "0", "DASK_DISTRIBUTED__LOGGING__DISTRIBUTED": "info"}
+QUIET_LOGGERS = ("distributed", "uvicorn", "httpx", "asyncio")
 SERVER_START_SECONDS = 120
 """How long to wait for a temporary Prefect server: Prefect's own 20 s is too short on
 a loaded machine."""
@@ -45,10 +47,10 @@ NO_MESSAGE_LOG = {"distributed.admin.low-level-log-length": 0}
 
 
 def apply_quiet_defaults(debug: bool = False) -> None:
-    """Set the environment defaults above unless the user chose otherwise (``debug``:
-    Prefect's and Dask's informational logs) and quiet their loggers: the command
-    prints what went wrong itself."""
-    for key, value in (QUIET_ENV | (DEBUG_ENV if debug else {})).items():
+    """For a command's process: set the environment defaults above unless the user
+    chose otherwise (``debug``: Prefect's and Dask's informational logs on the
+    console) and quiet Dask's and the web stack's loggers."""
+    for key, value in (COMMAND_ENV | DASK_QUIET_ENV | (DEBUG_ENV if debug else {})).items():
         os.environ.setdefault(key, value)
     if not debug:
         for name in QUIET_LOGGERS:
@@ -56,9 +58,11 @@ def apply_quiet_defaults(debug: bool = False) -> None:
 
 
 def quiet_cluster_logs() -> None:
-    """Silence Dask's own logs (port choices, workers stopped at the end) for a flow
-    that a Prefect worker started; Prefect's flow and task logs stay as configured."""
-    os.environ.setdefault("DASK_DISTRIBUTED__LOGGING__DISTRIBUTED", "critical")
+    """Silence Dask's own logs (port choices, workers stopped at the end) in a flow's
+    process and the local workers it starts; Prefect's flow and task logs stay as
+    configured (a flow run that a Prefect worker started logs to its UI)."""
+    for key, value in DASK_QUIET_ENV.items():
+        os.environ.setdefault(key, value)
     logging.getLogger("distributed").setLevel(logging.CRITICAL)
 
 
@@ -124,7 +128,7 @@ def dask_scheduler(address: str | None = None, workers: int | None = None) -> It
 
     from latentpress.infra.local_cluster import local_cluster
 
-    apply_quiet_defaults()  # the workers inherit them
+    quiet_cluster_logs()  # the workers inherit it
     kwargs: dict = {}
     if _cuda_devices():
         kwargs["resources"] = {"GPU": 1}

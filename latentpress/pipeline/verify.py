@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from latentpress.codecs import CodecError
 from latentpress.infra import storage
 from latentpress.infra.archive import ArchiveLayout, read_manifest
 from latentpress.infra.collection import archived_items
-from latentpress.infra.container import ContainerError
 from latentpress.infra.fixity import FixityReport, check
 from latentpress.pipeline.decode import decode_container
+from latentpress.pipeline.outcomes import describe, unless_transient
 from latentpress.pipeline.restore import restore_plan
+
+
+class ArchiveNotIntact(RuntimeError):
+    """``verify`` found missing, extra, damaged or undecodable objects."""
 
 
 @dataclass
@@ -20,7 +23,8 @@ class Verification:
 
     fixity: FixityReport
     manifest_error: str | None = None
-    decoded: int = 0
+    decoded: int | None = None
+    """Containers decoded to pixels (None when not asked to decode)."""
     undecodable: list[tuple[str, str]] = field(default_factory=list)
     """(path in the archive, why)"""
 
@@ -37,6 +41,16 @@ class Verification:
                 + [("undecodable", path, why) for path, why in self.undecodable]
                 + ([("manifest", "manifest.json", self.manifest_error)] if self.manifest_error else []))  # fmt: skip
 
+    def summary(self, archive: str) -> str:
+        """One line: ``archive A is intact: N object(s) match their SHA-256`` or what is
+        wrong, counted by kind, and how many objects were checked (and decoded)."""
+        decoded = "" if self.decoded is None else f", {self.decoded} container(s) decoded"
+        if self.intact:
+            return f"archive {archive} is intact: {self.fixity.checked} object(s) match their SHA-256{decoded}"
+        kinds = [kind for kind, _, _ in self.problems()]
+        counts = ", ".join(f"{kinds.count(kind)} {kind}" for kind in dict.fromkeys(kinds))
+        return f"archive {archive} is NOT intact: {counts} ({self.fixity.checked} object(s) checked{decoded})"
+
 
 def verify(archive: str, decode: bool = False, configs: list[str] | None = None, vae: str | None = None) -> Verification:
     """Check every object of ``archive`` against its fixity record and the manifest's
@@ -51,6 +65,7 @@ def verify(archive: str, decode: bool = False, configs: list[str] | None = None,
         return result
     if not decode:
         return result
+    result.decoded = 0
     damaged = {path for path, _ in result.fixity.damaged}
     sizes = {item.image_id: (item.width, item.height) for item in archived_items(archive)}
     layout = ArchiveLayout(archive)
@@ -63,8 +78,9 @@ def verify(archive: str, decode: bool = False, configs: list[str] | None = None,
             try:
                 decode_container(storage.read_bytes(url), vae or manifest["vae"], archive, path, image_id, key,
                                  sizes[image_id])  # fmt: skip
-            except (ContainerError, CodecError) as exc:
-                result.undecodable.append((path, str(exc)))
+            except Exception as exc:  # noqa: BLE001 - whatever a decoder raises, the object is named
+                unless_transient(exc)
+                result.undecodable.append((path, describe(exc)))
             else:
                 result.decoded += 1
     return result

@@ -3,15 +3,18 @@
 The flows never call these directly: a flow hands a pipeline function to its
 executor, and the Dask executor submits the task wrapping it (``TASKS``). Retries
 are for transient faults (storage, network); bad input and bugs never raise out of
-a pipeline function, they end as the image's outcome.
+a pipeline function, they end as the image's outcome. Each task run logs what it did
+(its images by outcome) to its run log.
 """
 
 from __future__ import annotations
 
+import functools
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from prefect import Task, task
+from prefect import Task, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from latentpress.pipeline import archive, compress, encode, evaluate, ingest, models, restore
@@ -20,7 +23,32 @@ STORAGE_RETRIES = {"retries": 2, "retry_delay_seconds": [2, 10]}
 
 
 def _task(fn: Callable[..., Any], **retries: Any) -> Task:
-    return task(fn, name=fn.__name__, cache_policy=NO_CACHE, **(retries or STORAGE_RETRIES))
+    """``fn`` as a Prefect task that logs what it did (its signature and name are ``fn``'s)."""
+
+    @functools.wraps(fn)
+    def logged(*args: Any, **kwargs: Any) -> Any:
+        value = fn(*args, **kwargs)
+        get_run_logger().info(outcome_line(value))
+        return value
+
+    return task(logged, name=fn.__name__, cache_policy=NO_CACHE, **(retries or STORAGE_RETRIES))
+
+
+def outcome_line(value: Any) -> str:
+    """What a pipeline function returned, in a line: its images by outcome."""
+    if isinstance(value, archive.ArchivedBatch):
+        return f"compress {_counted(value.compressed)}; evaluate {_counted(value.evaluated)}; {value.rows} ledger row(s)"
+    if isinstance(value, evaluate.Evaluation):
+        return f"evaluate {_counted(value.outcomes)}; {value.rows} ledger row(s)"
+    if isinstance(value, models.TrainedModel):
+        return f"model {value.model_id} ({value.images} image(s), {value.seconds:.0f} s) at {value.url}"
+    return _counted(value)
+
+
+def _counted(outcomes: list) -> str:
+    """``3 ok, 1 cached, 1 error``, of anything with a ``status`` (outcomes, ingested items)."""
+    counts = Counter("cached" if getattr(o, "cached", False) else o.status for o in outcomes)
+    return ", ".join(f"{n} {status}" for status, n in counts.items()) or "nothing to do"
 
 
 inspect_files = _task(ingest.inspect_files, retries=3, retry_delay_seconds=[1, 4, 16])
@@ -34,7 +62,7 @@ train_model = _task(models.train_model, retries=1, retry_delay_seconds=[10])
 train_from_files = _task(models.train_from_files, retries=1, retry_delay_seconds=[10])
 
 TASKS: dict[Callable[..., Any], Task] = {
-    t.fn: t
+    t.fn.__wrapped__: t
     for t in (inspect_files, encode_latents, compress_batch, fit_shard, evaluate_batch, archive_batch, restore_batch,
               train_model, train_from_files)
 }
