@@ -91,5 +91,8 @@ def test_incremental_runs_on_s3(run: Callable[..., RunResult], tmp_path: Path, s
     storage.remove(lost)  # made again by the next run, which records it anew
     archived(["jpeg@50", "webp@40"], 0)
     assert storage.exists(lost)
+    crop(300, 300).save(source / "a0.png")  # a photo edited in place: a new image
+    (source / "new.png").unlink()  # and one deleted from the source
+    archived(["jpeg@50", "webp@40"], 2)
     rows = read_ledger(ledger)
-    assert len(rows) == 6 and not rows.duplicated(["image_id", "config_key"]).any()
+    assert len(rows) == 8 and not rows.duplicated(["image_id", "config_key"]).any()
