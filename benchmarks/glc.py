@@ -1,6 +1,6 @@
 """GLC against AVIF, latent-q and CLRIC on photos it was not trained on.
 
-    python benchmarks/glc.py [--vae taesd --vae taesd3] [--preset default] [--steps N]
+    python benchmarks/glc.py [--vae taesd --vae taesd3] [--preset default] [--steps N] [--set FIELD=VALUE]
 
 Training set: the colour photos scikit-image ships (astronaut, coffee, chelsea,
 rocket, hubble_deep_field, immunohistochemistry, retina, both motorcycle views) and
@@ -32,6 +32,7 @@ import os
 import platform
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import fields, replace
 from datetime import UTC, datetime
 from multiprocessing import get_context
 from pathlib import Path
@@ -68,6 +69,8 @@ def main() -> int:
     parser.add_argument("--vae", action="append", help="VAEs (repeatable; default taesd and taesd3)")
     parser.add_argument("--preset", default="default", help="glc preset (default %(default)s)")
     parser.add_argument("--steps", type=int, help="training steps (default: the preset's)")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override a field of the preset's GlcParams, e.g. latent_perceptual=1 (repeatable)")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
     parser.add_argument("--plots", default=str(REPO / "docs"))
     parser.add_argument("--threads", type=int, help="torch threads per VAE (default: the cores shared among the VAEs)")
@@ -78,6 +81,7 @@ def main() -> int:
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "preset": args.preset,
+        "overrides": overrides(args.set),
         "training_photos": sorted(training),
         "evaluation_photos": list(EVALUATION),
         "rows": [],
@@ -86,7 +90,8 @@ def main() -> int:
     vaes = args.vae or ["taesd", "taesd3"]
     threads = args.threads or max(1, (os.cpu_count() or 1) // len(vaes))
     with ProcessPoolExecutor(len(vaes), mp_context=get_context("spawn")) as pool:
-        parts = {name: pool.submit(vae_part, name, args.preset, args.steps, args.save_models, threads) for name in vaes}
+        parts = {name: pool.submit(vae_part, name, args.preset, args.steps, args.save_models, threads,
+                                   overrides(args.set)) for name in vaes}
         report["rows"] += pixel_rows("avif", AVIF, evaluation)
         report["rows"] += clric_rows()
         for vae_name, part in parts.items():
@@ -105,15 +110,29 @@ def main() -> int:
     return 0
 
 
-def vae_part(vae_name: str, preset: str, steps: int | None, save_models: str | None, threads: int
-             ) -> tuple[dict, list[dict]]:
+def overrides(assignments: list[str]) -> dict:
+    """``FIELD=VALUE`` strings as GlcParams fields of their own types."""
+    from latentpress.codecs.glc.params import GlcParams
+
+    types = {f.name: f.type for f in fields(GlcParams)}
+    out = {}
+    for assignment in assignments:
+        name, _, value = assignment.partition("=")
+        if name not in types:
+            raise SystemExit(f"--set {assignment}: GlcParams has no field {name!r}")
+        out[name] = {"int": int, "float": float, "bool": lambda v: v.lower() in ("1", "true")}[types[name]](value)
+    return out
+
+
+def vae_part(vae_name: str, preset: str, steps: int | None, save_models: str | None, threads: int,
+             changes: dict) -> tuple[dict, list[dict]]:  # fmt: skip
     """One VAE's share, run in its own process with ``threads`` torch threads: train the
     models, then code the evaluation photos with them and with latent-q."""
     import torch
 
     torch.set_num_threads(threads)
     vae = load_vae(vae_name)
-    model, without, record = train_models(vae, training_photos(), preset, steps)
+    model, without, record = train_models(vae, training_photos(), preset, steps, changes)
     if save_models:
         Path(save_models).mkdir(parents=True, exist_ok=True)
         (Path(save_models) / f"glc-{vae_name}.bin").write_bytes(model)
@@ -160,7 +179,8 @@ def fit(image: np.ndarray, side: int) -> np.ndarray:
     return np.asarray(resized)
 
 
-def train_models(vae, photos: dict[str, np.ndarray], preset: str, steps: int | None) -> tuple[bytes, bytes, dict]:
+def train_models(vae, photos: dict[str, np.ndarray], preset: str, steps: int | None, changes: dict
+                 ) -> tuple[bytes, bytes, dict]:  # fmt: skip
     """The model after the rate-distortion stage, the model after the perceptual stage
     too (what ``glc`` trains), and their record: the same stages ``Glc.train`` runs,
     taken apart to measure what the perceptual stage buys."""
@@ -168,7 +188,7 @@ def train_models(vae, photos: dict[str, np.ndarray], preset: str, steps: int | N
     from latentpress.codecs.glc.perceptual import PerceptualStage, finetune
     from latentpress.codecs.glc.train import train
 
-    params = get_codec("glc").params(preset)
+    params = replace(get_codec("glc").params(preset), **changes)
     start = time.perf_counter()
     latents = [vae.encode([p])[0] for p in photos.values()]
     encoded = time.perf_counter() - start
@@ -179,7 +199,7 @@ def train_models(vae, photos: dict[str, np.ndarray], preset: str, steps: int | N
 
     start = time.perf_counter()
     arch = params.architecture(latents[0].shape[0])
-    model = train(latents, arch, params.training(steps), "cpu", progress)
+    model = train(latents, arch, params.training(steps), "cpu", progress, vae_name=vae.vae_id)
     rd_seconds = time.perf_counter() - start
     record = bitstream.ModelRecord(arch, vae.vae_id, len(latents), params.training(steps).steps)
     rate_distortion = bitstream.pack_model(model, record)
@@ -353,7 +373,8 @@ def markdown(report: dict) -> str:
         for vae, c in report["checks"].items()
     ]  # fmt: skip
     return (
-        f"# GLC benchmark ({report['date']}, {report['machine']}, preset {report['preset']})\n\n"
+        f"# GLC benchmark ({report['date']}, {report['machine']}, preset {report['preset']}"
+        f"{''.join(f', {k}={v}' for k, v in report.get('overrides', {}).items())})\n\n"
         f"Trained on {len(report['training_photos'])} photos (scikit-image's and crops of "
         f"{', '.join(TRAIN_CROPS)}); evaluated on {', '.join(report['evaluation_photos'])} at full size. "
         f"Rates are payload bpp (the image's own stream); seconds exclude the VAE.\n\n"

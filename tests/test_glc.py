@@ -171,6 +171,17 @@ def test_perceptual_stage_changes_the_synthesis_alone(model: bytes, latents: lis
     assert not np.array_equal(decoded[0], decoded[1])  # ... drawn otherwise
 
 
+def test_latent_perceptual_training_moves_the_model(model: bytes, latents: list[np.ndarray]) -> None:
+    codec = get_codec("glc")
+    items = [item(z, f"{i:016x}") for i, z in enumerate(latents)]
+    perceptual = codec.train(items, dataclasses.replace(codec.params("tiny"), latent_perceptual=1.0))
+    assert perceptual != model  # the distance's gradient reached the networks (same seed and crops)
+    assert bitstream.unpack_model(perceptual)[1].arch == bitstream.unpack_model(model)[1].arch
+    foreign = [dataclasses.replace(i, vae_id="no-such-vae") for i in items]
+    with pytest.raises(CodecError, match="latent perceptual training needs the VAE 'no-such-vae'"):
+        codec.train(foreign, dataclasses.replace(codec.params("tiny"), latent_perceptual=1.0))
+
+
 def test_taesd3_latents_of_16_channels() -> None:
     from latentpress.models.vae import load_vae
 

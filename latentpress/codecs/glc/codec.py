@@ -43,7 +43,7 @@ class Glc(CollectionModelCodec):
         training = params.training(steps)
         device = get_settings().device
         total = training.steps + params.perceptual_steps
-        model = train(latents, arch, training, device, progress, total_steps=total)
+        model = train(latents, arch, training, device, progress, total_steps=total, vae_name=items[0].vae_id or "")
         if params.perceptual_steps:
 
             def report(step: int, lpips: float, mse: float) -> None:

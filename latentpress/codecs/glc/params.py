@@ -68,6 +68,9 @@ class Training:
     rounding: float = 0.2
     """Share of the last steps that round ``y`` (straight-through) instead of adding noise."""
     seed: int = 0
+    latent_perceptual: float = 0.0
+    """Weight of the latent perceptual distance (``models.latent_distance``, calibrated
+    to LPIPS plus DISTS) added to the distortion; 0: the latent's MSE alone."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,8 @@ class GlcParams:
     """Images of the collection a model is trained on (all when it has fewer)."""
     perceptual_steps: int = 200
     """Steps of the last, perceptual stage (LPIPS through the VAE decoder; :mod:`.perceptual`)."""
+    latent_perceptual: float = 0.0
+    """Weight of the latent perceptual distance in the rate-distortion stage (``Training``)."""
 
     def architecture(self, latent_channels: int) -> Architecture:
         arch = Architecture(latent_channels, self.channels, self.hyper_channels, self.context_channels, self.blocks,
@@ -99,7 +104,8 @@ class GlcParams:
         return replace(arch, identity=self.identity and arch.rearranged_channels <= self.channels)
 
     def training(self, steps: int | None = None) -> Training:
-        return Training(steps or self.steps, self.batch_size, self.crop, self.learning_rate)
+        return Training(steps or self.steps, self.batch_size, self.crop, self.learning_rate,
+                        latent_perceptual=self.latent_perceptual)
 
     def validate(self) -> None:
         """Raise ``CodecError`` naming the first field out of range."""
@@ -116,6 +122,8 @@ class GlcParams:
             raise CodecError("glc needs learning_rate > 0 and sample >= 1")
         if self.perceptual_steps < 0:
             raise CodecError(f"glc perceptual_steps must be >= 0, got {self.perceptual_steps}")
+        if not (math.isfinite(self.latent_perceptual) and self.latent_perceptual >= 0):
+            raise CodecError(f"glc latent_perceptual must be >= 0, got {self.latent_perceptual}")
 
 
 PRESETS: dict[str, GlcParams] = {

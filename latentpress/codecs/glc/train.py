@@ -10,6 +10,9 @@ per channel of any VAE, whatever its scale or channel count (4 for TAESD, 16 for
 TAESD3). The decoder always sees rounded values (straight-through gradients); the
 rate is that of values with uniform noise added, then, for the last ``rounding``
 share of steps, of the rounded values. Adam with a cosine learning-rate decay.
+With ``Training.latent_perceptual`` the distortion also counts the latent perceptual
+distance (``models.latent_distance``) between the decoded and the original crops,
+what LPIPS and DISTS would see of them at a tenth of the decoder's cost.
 Afterwards the exact networks' weights go onto their grids.
 """
 
@@ -119,6 +122,17 @@ class Crops:
         return torch.from_numpy(np.stack(out))
 
 
+def _latent_distance(vae_name: str, device: str):
+    """The latent perceptual distance of ``vae_name``, or ``CodecError`` saying why not."""
+    from latentpress.codecs.base import CodecError
+    from latentpress.models.latent_distance import LatentDistanceError, load_latent_distance
+
+    try:
+        return load_latent_distance(vae_name, device=device)
+    except (LatentDistanceError, OSError) as exc:
+        raise CodecError(f"glc's latent perceptual training needs the VAE {vae_name!r} and its distance: {exc}") from None
+
+
 def _pad_to(latent: np.ndarray, size: int) -> np.ndarray:
     """``latent`` padded (edge values) to at least ``size`` on each side."""
     ph, pw = max(0, size - latent.shape[1]), max(0, size - latent.shape[2])
@@ -133,8 +147,11 @@ def train(
     progress: Callable[[TrainingStatus], None] | None = None,
     report_every: int = 50,
     total_steps: int | None = None,
+    vae_name: str = "",
 ) -> GlcModel:
-    """A model trained on ``latents`` ((C, h, w) each), its exact networks quantized."""
+    """A model trained on ``latents`` ((C, h, w) each) of the VAE ``vae_name``, its
+    exact networks quantized."""
+    perceptual = _latent_distance(vae_name, device) if training.latent_perceptual else None
     torch.manual_seed(training.seed)
     model = GlcModel(arch).to(device).train()
     crops = Crops(latents, training.crop, training.seed)
@@ -149,7 +166,10 @@ def train(
             quality = 1 + (ANCHORS - 1) * torch.rand(training.batch_size, device=device)
             x_hat, bits = model(x, quality, phase.rounding)
             bpp = bits / pixels
-            loss = (bpp + lambdas(quality).to(device) * distortion(x_hat, x, weights)).mean()
+            damage = distortion(x_hat, x, weights)
+            if perceptual is not None:
+                damage = damage + training.latent_perceptual * perceptual(x_hat, x, "both")
+            loss = (bpp + lambdas(quality).to(device) * damage).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
