@@ -15,6 +15,7 @@ from latentpress.models.latent_distance import (
     FORMAT,
     TAPS,
     TARGETS,
+    WEIGHTS_FOLDER,
     Calibration,
     LatentDistance,
     LatentDistanceError,
@@ -58,9 +59,10 @@ def test_its_gradient_reaches_what_made_the_latent(distance: LatentDistance, lat
     assert not any(p.requires_grad for p in distance.parameters())  # the decoder stays frozen
 
 
-def test_the_shipped_weights_load_with_their_record(distance: LatentDistance) -> None:
-    calibration = distance.calibration
-    assert calibration.vae_id == "taesd" and calibration.taps == TAPS
+@pytest.mark.parametrize("vae", sorted(p.stem for p in WEIGHTS_FOLDER.glob("*.safetensors")))
+def test_the_shipped_weights_load_with_their_record(vae: str) -> None:
+    calibration = load_latent_distance(vae).calibration
+    assert calibration.vae_id == vae and calibration.taps == TAPS
     assert all((w >= 0).all() and w.sum() > 0 for w in calibration.weights.values())
     record = calibration.record
     assert not set(record["calibration_photos"]) & set(record["held_out_photos"])
