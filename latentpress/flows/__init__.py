@@ -8,7 +8,8 @@
   Dask workers;
 - :mod:`.prefect_flows`: the same functions as Prefect flows on Dask, for bulk and
   scheduled runs (the deployments of ``prefect.yaml``);
-- :mod:`.common` (jobs and batches) and :mod:`.progress` (what an operator sees).
+- :mod:`.common` (jobs and batches), :mod:`.progress` (what an operator sees) and
+  :mod:`.run_log` (what a Prefect run logs, and its Failed state when images were lost).
 
 A library user runs the whole archive path in-process with
 ``latentpress.flows.archive.archive(source, archive, ["avif@30"])``.
