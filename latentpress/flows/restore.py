@@ -40,10 +40,10 @@ def restore(
     """
     executor = executor or InProcess()
     manifest = read_manifest(archive)
-    if not collection_parts(archive):
+    items = archived_items(archive)
+    if not items and not collection_parts(archive):  # a second listing only when there is nothing to restore
         raise ValueError(f"archive {archive} has no collection (ARCHIVE/collection/): without it nothing says which "
                          "images the archive holds or their names")  # fmt: skip
-    items = archived_items(archive)
     ids = [item.image_id for item in items]
     plan = restore_plan(archive, manifest, configs, ids)
     if layout == "original" and any(len(keys) > 1 for keys in keys_by_image(plan).values()):
