@@ -153,3 +153,52 @@ def test_tiled_lpips_and_dists_stay_close_to_whole_image_values(kodak_dir, monke
     assert tiled["dists"] == pytest.approx(whole["dists"], abs=0.002)
     assert tiled["ms_ssim"] == pytest.approx(whole["ms_ssim"], abs=1e-6)
     assert tiled["lpips"] != whole["lpips"]  # the windows were really used
+
+
+# Values the code of 3e7fef8 gave (each metric of one pair at a time, DISTS in float64
+# throughout), for a 400x300 crop of kodim03 against distortions numpy makes the same
+# everywhere: one window (tile 768) and twelve (tile 128).
+MEASURED_BEFORE = {
+    ("noise8", 768): (30.184727196098574, 0.9412202723185473, 0.1669301463323593, 0.1631332398898251),
+    ("blocks4", 768): (26.561430888869637, 0.9418436531153306, 0.2501431173922499, 0.25989163217731936),
+    ("noise8", 128): (30.184727196098574, 0.9412202723185473, 0.16701550398479437, 0.16384336495786356),
+    ("blocks4", 128): (26.561430888869637, 0.9418436531153306, 0.25026032104904883, 0.26086178934667736),
+}
+
+
+@pytest.mark.parametrize("tile", [768, 128])
+def test_one_reference_for_many_images_gives_the_values_measured_before(kodak_dir, monkeypatch, tile) -> None:
+    from PIL import Image
+
+    with Image.open(kodak_dir / "kodim03.png") as img:
+        reference = np.asarray(img.convert("RGB"))[:300, :400].copy()
+    distorted = {
+        "noise8": np.clip(reference + np.random.default_rng(0).normal(0, 8, reference.shape).round(), 0, 255).astype(np.uint8),
+        "blocks4": reference.reshape(75, 4, 100, 4, 3).mean((1, 3)).round().astype(np.uint8).repeat(4, 0).repeat(4, 1),
+    }  # fmt: skip
+    monkeypatch.setattr(metrics, "PERCEPTUAL_TILE", tile)
+    measured = metrics.Reference(reference).measure(list(distorted.values()))
+    for name, values in zip(distorted, measured, strict=True):
+        expected = dict(zip(metrics.METRIC_NAMES, MEASURED_BEFORE[name, tile], strict=True))
+        assert values == pytest.approx(expected, abs=1e-6)
+
+
+def test_a_reference_keeps_its_features_within_its_budget(kodak_crop: np.ndarray, monkeypatch) -> None:
+    from latentpress.models import feature_metrics
+
+    passes = []
+    real = feature_metrics._lpips_features
+    monkeypatch.setattr(feature_metrics, "_lpips_features", lambda *a: passes.append(1) or real(*a))
+    probes = [_noisy(kodak_crop, sigma) for sigma in (4, 8, 16)]
+    budget = metrics.KeepBudget(1 << 30)
+    kept = metrics.Reference(kodak_crop, budget=budget)
+    values = [kept.measure([probe], ("lpips",))[0]["lpips"] for probe in probes]
+    assert len(passes) == 1 + 3 and kept.kept_bytes > 0 and budget.bytes_left == (1 << 30) - kept.kept_bytes
+    assert values == [compute_metrics(kodak_crop, probe)["lpips"] for probe in probes]
+    passes.clear()
+    tight = metrics.Reference(kodak_crop, budget=metrics.KeepBudget(1000))
+    for probe in probes:  # no room: the original's side is computed again each time
+        tight.measure([probe], ("lpips",))
+    assert len(passes) == 2 * 3 and tight.kept_bytes == 0
+    kept.release()
+    assert budget.bytes_left == 1 << 30 and kept.kept_bytes == 0

@@ -187,3 +187,38 @@ def test_clric_searches_its_lambda_per_image(kodak_dir: Path, tmp_path: Path) ->
     pixels = load_vae("taesd").decode([decoded], [(row.width, row.height)])[0]
     original = np.asarray(Image.open(row.source).convert("RGB"))
     assert metric("lpips", original, pixels) > 0.2
+
+
+@pytest.mark.parametrize(("codec_name", "steps"), [("glc", 600), ("relic", 300)])
+def test_collection_model_codecs_search_their_quality_per_image(kodak_dir: Path, tmp_path: Path, codec_name, steps) -> None:
+    """glc and relic under a floor: a first run stores the knob's two ends; a floor
+    between them is then searched photo by photo against the same collection model,
+    and the selection takes the searched streams where they are smaller."""
+    photos, archive = tmp_path / "photos", str(tmp_path / "archive")
+    photos.mkdir()
+    for n, box in ((1, (300, 200, 428, 296)), (3, (0, 0, 128, 96)), (6, (100, 100, 228, 196))):
+        with Image.open(kodak_dir / f"kodim{n:02d}.png") as img:
+            img.convert("RGB").crop(box).save(photos / f"kodim{n:02d}.png")
+    spec = [f"{codec_name}:tiny@1,4", "--train-steps", str(steps)]  # enough steps for quality to grow with the knob
+    assert main(["archive", str(photos), archive, "--codec", *spec, "--local"]) == 0
+    ends = latest_rows(read_ledger(archive + "/ledger")).pivot(index="image_id", columns="quality", values="lpips")
+    floor = round(float(np.median((ends[1.0] + ends[4.0]) / 2)), 3)
+    assert (ends[4.0] < floor).sum() >= 2  # the floor can be met by most photos
+
+    assert main(["archive", str(photos), archive, "--codec", *spec, "--target-quality", f"lpips<={floor}",
+                 "--local"]) == 0  # fmt: skip
+    ledger = latest_rows(read_ledger(archive + "/ledger"))
+    rows = ledger[ledger["config_key"] == f"{codec_name}.tiny.lpips{floor:g}"]
+    assert len(rows) == 3 and (rows["status"] == "ok").all()
+    assert rows["shared_model_id"].nunique() == 1 and set(rows["shared_model_id"]) == set(ledger["shared_model_id"])
+    values = codec_info(codec_name).search.values("higher")
+    fixed = ledger[ledger["quality"] == 1.0].set_index("image_id")
+    for row in rows.itertuples():
+        knob = json.loads(row.params)["quality"]
+        assert any(knob == pytest.approx(v) for v in values)
+        assert row.lpips <= floor or knob == pytest.approx(values[-1])
+        if fixed.loc[row.image_id, "lpips"] <= floor:  # the cheapest end passes: the search finds it or smaller
+            assert row.bytes <= fixed.loc[row.image_id, "bytes"]
+    assert len({json.loads(p)["quality"] for p in rows["params"]}) >= 2  # a setting per photo
+    _, chosen = read_selection(ArchiveLayout(archive).selection)
+    assert chosen["config_key"].map(lambda key: key_floor(key) is not None).any()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from latentpress.codecs import CodecConfig, parse_specs
 from latentpress.config import DEFAULT_BATCH_SIZE, DEFAULT_SHARD_SIZE, DEFAULT_VAE
-from latentpress.flows.common import Job, balanced_batch, finished, ids, job_errors, shard_batches, start
+from latentpress.flows.common import Job, balanced_batch, finer_tail, finished, ids, job_errors, shard_batches, start
 from latentpress.flows.compress import compression_job, compression_jobs, is_latent, with_latents, with_models
 from latentpress.flows.evaluate import collect_evaluations, evaluation_job
 from latentpress.flows.executors import Executor, InProcess
@@ -22,6 +22,7 @@ from latentpress.infra.archive import ArchiveLayout, read_manifest
 from latentpress.infra.collection import Item
 from latentpress.infra.lease import leased
 from latentpress.pipeline import archive as stage
+from latentpress.pipeline.archive import BatchWork
 from latentpress.pipeline.compress import encodes_per_image
 from latentpress.pipeline.evaluate import Recorded, recorded, stored_ids, unevaluated, warm_up_in_background
 from latentpress.pipeline.manifest import finish_compression
@@ -78,10 +79,8 @@ def archive(
     result.lap("collection models")
     earlier = read_manifest(archive, missing_ok=True)
     leftovers = [c for c in map(CodecConfig.from_dict, earlier.get("configs", [])) if c not in configs]
-    jobs = [
-        archive_job(config, group, archive, latents_url, vae, ledger_url, result.run_id, done, models, metrics)
-        for config, group in compression_jobs(configs, with_models(usable, models), size, executor.threads)
-    ]
+    jobs = archive_jobs(configs, good, with_models(usable, models), archive, latents_url, vae, ledger_url,
+                        result.run_id, done, models, metrics, size, executor.threads)  # fmt: skip
     start(executor, jobs)
     evaluations = start(executor, [
         evaluation_job(archive, config, batch, earlier["vae"], ledger_url, result.run_id, metrics)
@@ -135,19 +134,32 @@ def not_recorded(configs: list[CodecConfig], items: list[Item], done: Recorded, 
     return todo
 
 
-def archive_job(
-    config: CodecConfig, items: list[Item], archive: str, latents_url: str, vae: str, ledger_url: str, run_id: str,
-    done: Recorded, models: dict[ModelKey, str], metrics: tuple[str, ...] | None = None,
-) -> Job:
-    """An ``archive_batch`` job for a per-image codec (only this batch's recorded ids
-    travel with it), or a ``fit_shard`` job for a shard-model codec's shard."""
-    rejected = done.rejected_for(config.key)
-    if not encodes_per_image(config):
-        return compression_job(config, items, archive, latents_url, vae, rejected, models)
-    batch_ids = set(ids(items))
-    params = {
-        "items": items, "archive": archive, "latents_url": latents_url, "vae_name": vae, "config": config,
-        "ledger_url": ledger_url, "run_id": run_id, "done": batch_ids & done.done_for(config.key),
-        "rejected": frozenset(batch_ids & rejected), "model_url": models.get(model_key(config)), "metrics": metrics,
-    }  # fmt: skip
-    return Job(stage.archive_batch, params, ids(items), config.key, gpu=is_latent(config))
+def archive_jobs(
+    configs: list[CodecConfig], items: list[Item], usable: dict[CodecConfig, list[Item]], archive: str,
+    latents_url: str, vae: str, ledger_url: str, run_id: str, done: Recorded, models: dict[ModelKey, str],
+    metrics: tuple[str, ...] | None, size: int, threads: int,
+) -> list[Job]:
+    """A ``fit_shard`` job per shard of each shard-model codec, and an ``archive_batch``
+    job per batch of ``items`` covering every per-image configuration the batch's
+    images need (each photo then measured once for all of them)."""
+    shard_configs = [c for c in configs if c in usable and not encodes_per_image(c)]
+    jobs = [compression_job(config, shard, archive, latents_url, vae, done.rejected_for(config.key), models)
+            for config, shard in compression_jobs(shard_configs, usable, size, threads)]  # fmt: skip
+    per_image = [c for c in configs if c in usable and encodes_per_image(c)]
+    wanted = {item.image_id for c in per_image for item in usable[c]}
+    batches = finer_tail([("", b) for b in shard_batches([i for i in items if i.image_id in wanted], size)], threads)
+    for _, batch in batches:
+        batch_ids = set(ids(batch))
+        work = [
+            BatchWork(config, [i for i in usable[config] if i.image_id in batch_ids],
+                      frozenset(batch_ids & done.done_for(config.key)), frozenset(batch_ids & done.rejected_for(config.key)),
+                      models.get(model_key(config)))
+            for config in per_image
+        ]  # fmt: skip
+        work = [part for part in work if part.items]
+        params = {"work": work, "archive": archive, "latents_url": latents_url, "vae_name": vae,
+                  "ledger_url": ledger_url, "run_id": run_id, "metrics": metrics}  # fmt: skip
+        pairs = [(part.config.key, item.image_id) for part in work for item in part.items]
+        jobs.append(Job(stage.archive_batch, params, ids(batch), "", gpu=any(is_latent(p.config) for p in work),
+                        pairs=pairs))  # fmt: skip
+    return jobs

@@ -48,16 +48,22 @@ class Job:
     gpu: bool = False
     size: int | None = None
     """Images the job covers, for progress (default: ``len(image_ids)``)."""
+    pairs: list[tuple[str, str]] | None = None
+    """For a job over several configurations: each (configuration key, image id) it
+    covers (``config_key`` is then empty)."""
     handle: Any = field(default=None, repr=False)
 
     @property
     def images(self) -> int:
+        if self.pairs is not None:
+            return len(self.pairs)
         return len(self.image_ids) if self.size is None else self.size
 
 
 def job_errors(job: Job, exc: BaseException) -> list[Outcome]:
-    """An ``error`` outcome for each image of a job that failed as a whole."""
-    return [Outcome(image_id, job.config_key, "error", describe(exc)) for image_id in job.image_ids]
+    """An ``error`` outcome for each image (and configuration) of a job that failed as a whole."""
+    pairs = job.pairs if job.pairs is not None else [(job.config_key, image_id) for image_id in job.image_ids]
+    return [Outcome(image_id, key, "error", describe(exc)) for key, image_id in pairs]
 
 
 def ids(items: Iterable[Item]) -> list[str]:

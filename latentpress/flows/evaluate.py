@@ -1,5 +1,5 @@
 """Evaluate: decode every stored container the ledger has no finished row for, and
-measure it."""
+measure it (each photo once for all its configurations)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from latentpress.flows.results import RunResult, new_run_id
 from latentpress.infra.archive import ArchiveLayout, read_manifest
 from latentpress.infra.collection import Item, archived_items
 from latentpress.infra.lease import leased
-from latentpress.pipeline.evaluate import evaluate_batch, recorded, unevaluated
+from latentpress.pipeline.evaluate import evaluate_batch, evaluate_images, recorded, unevaluated
 
 
 @leased("evaluate")
@@ -33,12 +33,28 @@ def evaluate(
     configs = [CodecConfig.from_dict(entry) for entry in manifest["configs"]]
     items = archived_items(archive)
     todo = unevaluated(archive, items, configs, recorded(ledger_url))
-    size = balanced_batch(batch_size, sum(map(len, todo.values())), executor.threads)
-    batches = finer_tail([(config, batch) for config, images in todo.items() for batch in shard_batches(images, size)], executor.threads)
-    jobs = [evaluation_job(archive, config, batch, manifest["vae"], ledger_url, result.run_id, metrics)
-            for config, batch in batches]  # fmt: skip
+    size = balanced_batch(batch_size, len({i.image_id for images in todo.values() for i in images}), executor.threads)
+    jobs = evaluation_jobs(archive, items, todo, manifest["vae"], ledger_url, result.run_id, metrics, size,
+                           executor.threads)  # fmt: skip
     collect_evaluations(executor, start(executor, jobs), result)
     return result
+
+
+def evaluation_jobs(archive: str, items: list[Item], todo: dict[CodecConfig, list[Item]], vae: str, ledger_url: str,
+                    run_id: str, metrics: tuple[str, ...] | None, size: int, threads: int) -> list[Job]:  # fmt: skip
+    """``evaluate_images`` jobs over batches of ``items``, each covering every
+    configuration of ``todo`` its images need (each photo measured once for all)."""
+    wanted = {item.image_id for images in todo.values() for item in images}
+    batches = finer_tail([("", b) for b in shard_batches([i for i in items if i.image_id in wanted], size)], threads)
+    jobs = []
+    for _, batch in batches:
+        pending = {config: {i.image_id for i in images} for config, images in todo.items()}
+        work = [(item, [c for c, image_ids in pending.items() if item.image_id in image_ids]) for item in batch]
+        params = {"work": work, "archive": archive, "vae_name": vae, "ledger_url": ledger_url, "run_id": run_id,
+                  "metrics": metrics}  # fmt: skip
+        pairs = [(config.key, item.image_id) for item, configs in work for config in configs]
+        jobs.append(Job(evaluate_images, params, ids(batch), "", gpu=True, pairs=pairs))
+    return jobs
 
 
 def evaluation_job(archive: str, config: CodecConfig, items: list[Item], vae: str, ledger_url: str, run_id: str,

@@ -19,6 +19,8 @@ import os
 import sys
 import threading
 import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from types import SimpleNamespace
@@ -61,37 +63,101 @@ def compute_metrics(
     on a side only PSNR is defined; the other three are NaN. ``device`` defaults to
     the configured one.
     """
-    return {name: metric(name, reference, distorted, device) for name in METRIC_NAMES}
+    return Reference(reference, device).measure([distorted])[0]
 
 
 def metric(name: str, reference: np.ndarray, distorted: np.ndarray, device: str | None = None) -> float:
     """One of ``psnr``, ``ms_ssim``, ``lpips``, ``dists`` as :func:`compute_metrics` gives
-    it, computing only that one (a quality search measures many candidates). LPIPS
-    and DISTS go window by window (``models.feature_metrics``): whole-image values at
-    any size."""
-    if name not in METRIC_NAMES:
-        raise ValueError(f"unknown metric {name!r} (known: {', '.join(METRIC_NAMES)})")
-    _check_pair(reference, distorted)
-    if name == "psnr":
-        return psnr(reference, distorted)
-    if min(reference.shape[:2]) < MIN_SIZE:
-        return float("nan")
-    device = device or get_settings().device
-    if name == "ms_ssim":
-        return ms_ssim_image(reference, distorted, device)
-    lpips_net, dists_net = _networks(device)
-    if name == "lpips":
-        return lpips_tiled(lpips_net, reference, distorted, PERCEPTUAL_TILE, PERCEPTUAL_MARGIN, device)
-    return dists_tiled(dists_net, reference, distorted, PERCEPTUAL_TILE, PERCEPTUAL_MARGIN, device)
+    it, computing only that one."""
+    return Reference(reference, device).measure([distorted], (name,))[0][name]
+
+
+@dataclass
+class KeepBudget:
+    """Bytes of reference features that may still be kept, shared by the references
+    that draw on it."""
+
+    bytes_left: int
+
+    def take(self, size: int) -> bool:
+        """Whether ``size`` more bytes may be kept (they are then counted)."""
+        if size > self.bytes_left:
+            return False
+        self.bytes_left -= size
+        return True
+
+
+class Reference:
+    """An original, to measure distorted versions of it against.
+
+    The original's side of LPIPS and DISTS (its networks' feature maps, window by
+    window) is computed once for all the images of a :meth:`measure` call, and kept
+    for later calls while ``budget`` allows (a quality search measures one probe at a
+    time). Values equal :func:`compute_metrics`'s.
+    """
+
+    def __init__(self, image: np.ndarray, device: str | None = None, budget: KeepBudget | None = None) -> None:
+        _check_image("reference", image)
+        self.image = image
+        self.device = device or get_settings().device
+        self.budget = budget
+        self._kept: dict[tuple[str, int], list[torch.Tensor]] = {}
+        self.kept_bytes = 0
+
+    def measure(self, distorted: Sequence[np.ndarray], names: Sequence[str] = METRIC_NAMES) -> list[dict[str, float]]:
+        """``names`` (default all four) of each image of ``distorted``, in order."""
+        unknown = [name for name in names if name not in METRIC_NAMES]
+        if unknown:
+            raise ValueError(f"unknown metric {unknown[0]!r} (known: {', '.join(METRIC_NAMES)})")
+        for image in distorted:
+            _check_pair(self.image, image)
+        values: dict[str, list[float]] = {}
+        for name in names:
+            if name == "psnr":
+                values[name] = [psnr(self.image, image) for image in distorted]
+            elif min(self.image.shape[:2]) < MIN_SIZE:
+                values[name] = [float("nan")] * len(distorted)
+            elif name == "ms_ssim":
+                values[name] = [ms_ssim_image(self.image, image, self.device) for image in distorted]
+            else:
+                values[name] = self._perceptual(name, distorted)
+        return [{name: values[name][i] for name in names} for i in range(len(distorted))]
+
+    def release(self) -> None:
+        """Drop the kept features, giving their bytes back to the budget."""
+        if self.budget is not None:
+            self.budget.bytes_left += self.kept_bytes
+        self._kept.clear()
+        self.kept_bytes = 0
+
+    def _perceptual(self, name: str, distorted: Sequence[np.ndarray]) -> list[float]:
+        lpips_net, dists_net = _networks(self.device)
+        tiled, net = (lpips_tiled, lpips_net) if name == "lpips" else (dists_tiled, dists_net)
+
+        def kept(index: int, compute: Callable[[], list[torch.Tensor]]) -> list[torch.Tensor]:
+            features = self._kept.get((name, index))
+            if features is None:
+                features = compute()
+                size = sum(f.nbytes for f in features)
+                if self.budget is not None and self.budget.take(size):
+                    self._kept[name, index] = features
+                    self.kept_bytes += size
+            return features
+
+        return tiled(net, self.image, distorted, PERCEPTUAL_TILE, PERCEPTUAL_MARGIN, self.device, kept)
 
 
 def _check_pair(reference: np.ndarray, distorted: np.ndarray) -> None:
     """``ValueError`` unless both are (H, W, 3) uint8 arrays of one shape."""
-    for name, img in (("reference", reference), ("distorted", distorted)):
-        if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
-            raise ValueError(f"{name} must be an (H, W, 3) uint8 array, got {img.shape} {img.dtype}")
+    _check_image("distorted", distorted)
     if reference.shape != distorted.shape:
         raise ValueError(f"shapes differ: reference {reference.shape}, distorted {distorted.shape}")
+
+
+def _check_image(name: str, image: np.ndarray) -> None:
+    """``ValueError`` unless ``image`` is an (H, W, 3) uint8 array."""
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"{name} must be an (H, W, 3) uint8 array, got {image.shape} {image.dtype}")
 
 
 def warm_up(device: str | None = None) -> None:
@@ -294,7 +360,7 @@ def _dists_model(device: str) -> torch.nn.Module:
     weights = torch.load(_dists_weights_file(), map_location="cpu", weights_only=True)
     model.alpha.data.copy_(weights["alpha"])
     model.beta.data.copy_(weights["beta"])
-    return model.eval().requires_grad_(False).to(device)
+    return model.eval().requires_grad_(False).to(device, memory_format=torch.channels_last)
 
 
 def _dists_weights_file() -> Path:

@@ -1,8 +1,11 @@
-"""Archiving one batch: compress it, then evaluate what it stored, in one call.
+"""Archiving one batch: compress it under each configuration, then evaluate what it
+stored, in one call.
 
-Joining the two steps lets a task runner run a batch's evaluation where and as soon
-as it was compressed, with half the tasks (each costs a worker about 0.1 s on
-Prefect and Dask).
+Joining the steps lets a task runner run a batch's evaluation where and as soon as
+it was compressed, with fewer tasks (each costs a worker about 0.1 s on Prefect and
+Dask), and lets each photo be measured once for all its configurations: the task's
+quality searches and its evaluation share the photo's original
+(``pipeline.originals``).
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ from dataclasses import dataclass
 from latentpress.codecs import CodecConfig
 from latentpress.infra.collection import Item
 from latentpress.pipeline.compress import compress_batch
-from latentpress.pipeline.evaluate import Evaluation, evaluate_batch
+from latentpress.pipeline.evaluate import evaluate_images
+from latentpress.pipeline.originals import Originals
 from latentpress.pipeline.outcomes import Outcome
 
 
@@ -25,7 +29,20 @@ class ArchivedBatch:
     rows: int
 
 
-def to_evaluate(items: list[Item], compressed: list[Outcome], done: set[str]) -> list[Item]:
+@dataclass(frozen=True)
+class BatchWork:
+    """One configuration's part of a batch: the items to compress under it, those the
+    ledger already has a finished row for, those it records as refused, and the
+    collection model to code against (collection-model codecs)."""
+
+    config: CodecConfig
+    items: list[Item]
+    done: frozenset[str] = frozenset()
+    rejected: frozenset[str] = frozenset()
+    model_url: str | None = None
+
+
+def to_evaluate(items: list[Item], compressed: list[Outcome], done: set[str] | frozenset[str]) -> list[Item]:
     """The ``items`` that have a container (``compressed`` ``ok``) and no finished ledger
     row (their ids not in ``done``)."""
     stored = {o.image_id for o in compressed if o.status == "ok"}
@@ -33,22 +50,20 @@ def to_evaluate(items: list[Item], compressed: list[Outcome], done: set[str]) ->
 
 
 def archive_batch(
-    items: list[Item],
-    archive: str,
-    latents_url: str,
-    vae_name: str,
-    config: CodecConfig,
-    ledger_url: str,
-    run_id: str,
-    done: set[str] = frozenset(),
-    rejected: frozenset[str] = frozenset(),
-    model_url: str | None = None,
+    work: list[BatchWork], archive: str, latents_url: str, vae_name: str, ledger_url: str, run_id: str,
     metrics: tuple[str, ...] | None = None,
 ) -> ArchivedBatch:
-    """``compress_batch`` then ``evaluate_batch`` of the stored images not ``done`` in the
-    ledger (measuring ``metrics``, default all). A second call compresses nothing
-    twice (stored containers are kept)."""
-    compressed = compress_batch(items, archive, latents_url, vae_name, config, rejected, model_url)
-    todo = to_evaluate(items, compressed, done)
-    evaluation = evaluate_batch(todo, archive, config, vae_name, ledger_url, run_id, metrics) if todo else Evaluation([], 0)
+    """``compress_batch`` of each configuration's items, then one evaluation of every
+    stored image without a finished row, photo by photo (measuring ``metrics``,
+    default all). A second call compresses nothing twice (stored containers are kept)."""
+    originals = Originals()
+    compressed: list[Outcome] = []
+    evaluate: dict[str, tuple[Item, list[CodecConfig]]] = {}
+    for part in work:
+        outcomes = compress_batch(part.items, archive, latents_url, vae_name, part.config, part.rejected,
+                                  part.model_url, originals)  # fmt: skip
+        compressed += outcomes
+        for item in to_evaluate(part.items, outcomes, part.done):
+            evaluate.setdefault(item.image_id, (item, []))[1].append(part.config)
+    evaluation = evaluate_images(list(evaluate.values()), archive, vae_name, ledger_url, run_id, metrics, originals)
     return ArchivedBatch(compressed, evaluation.outcomes, evaluation.rows)

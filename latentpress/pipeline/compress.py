@@ -38,6 +38,7 @@ from latentpress.infra.container import ContainerError
 from latentpress.infra.images import decode_image
 from latentpress.infra.latent_store import LatentStore
 from latentpress.infra.models import model_id
+from latentpress.pipeline.originals import Originals
 from latentpress.pipeline.outcomes import Outcome, failure, unless_transient
 
 
@@ -57,7 +58,7 @@ class Compressor:
     the collection model at ``model_url`` for a collection-model codec)."""
 
     def __init__(self, archive: str, latents_url: str, vae_name: str, config: CodecConfig,
-                 model_url: str | None = None) -> None:
+                 model_url: str | None = None, originals: Originals | None = None) -> None:
         self.layout = ArchiveLayout(archive)
         self.config = config
         self.codec: Codec = get_codec(config.name)
@@ -67,6 +68,7 @@ class Compressor:
         self.vae_id = model_id(vae_name) if latent else ""
         self.store = LatentStore(latents_url, self.vae_id) if latent else None
         self.model_url = model_url
+        self.originals = originals or Originals()
         if isinstance(self.codec, CollectionModelCodec) and model_url is None:
             raise ValueError(f"codec {config.name!r} encodes against a collection model: give its URL")
 
@@ -90,45 +92,57 @@ class Compressor:
         )
 
     def encode(self, codec_input: CodecInput, item: Item) -> tuple[bytes, Any]:
-        """The payload and the parameters used (a target size: the codec finds the quality)."""
-        if isinstance(self.codec, CollectionModelCodec):
-            from latentpress.pipeline.decode import shared_model
-
-            return self.codec.encode(codec_input, self.params, shared_model(self.model_url)[0]), self.params
+        """The payload and the parameters used (a target size or a quality floor: the
+        codec's knob is found for the image)."""
         if self.config.floor is not None:
             return self.search_floor(codec_input, item)
         if not self.config.target_bpp:
-            return self.codec.encode(codec_input, self.params), self.params
+            return self.encode_with(codec_input, self.params), self.params
         if not isinstance(self.codec, RateControlled):
             raise TypeError(f"codec {self.codec.name!r} has no rate control")
         overhead = len(self.pack(item, b""))
         return self.codec.encode_at_bpp(codec_input, self.params, self.config.quality, overhead)
 
+    def encode_with(self, codec_input: CodecInput, params: Any) -> bytes:
+        """The payload of ``codec_input`` with ``params`` (against the collection model
+        for a collection-model codec)."""
+        if isinstance(self.codec, CollectionModelCodec):
+            return self.codec.encode(codec_input, params, self.model())
+        return self.codec.encode(codec_input, params)
+
+    def model(self) -> bytes | None:
+        """The collection model's bitstream (None for other codecs)."""
+        if self.model_url is None:
+            return None
+        from latentpress.pipeline.decode import shared_model
+
+        return shared_model(self.model_url)[0]
+
     def search_floor(self, codec_input: CodecInput, item: Item) -> tuple[bytes, Any]:
         """The smallest payload whose decoded image meets the configuration's floor
-        (``pipeline.quality_search``), and the parameters with the knob it took."""
-        from latentpress.models.metrics import metric
+        (``pipeline.quality_search``), and the parameters with the knob it took. The
+        original is measured through the task's ``originals``: its side of the metric
+        once for all probes."""
         from latentpress.pipeline.quality_search import search
 
         info, floor = self.codec.info, self.config.floor
-        if info.search is None or floor is None or not isinstance(self.codec, ImageEncoder):
+        if info.search is None or floor is None:
             raise TypeError(f"codec {self.codec.name!r} cannot search its knob per image")
-        original = codec_input.image
-        if original is None:
-            original = decode_image(storage.read_bytes(item.source), item.name)
+        reference = self.originals.get(item, codec_input.image)
 
         def encode(knob: float) -> bytes:
-            return self.codec.encode(codec_input, info.params(self.config.preset, knob))
+            return self.encode_with(codec_input, info.params(self.config.preset, knob))
 
         def measure(payload: bytes) -> float:
-            return metric(floor.metric, original, self.pixels(payload, item))
+            return reference.measure([self.pixels(payload, item)], (floor.metric,))[0][floor.metric]
 
         found = search(info.search.values(info.better), encode, measure, floor)
         return found.probe.payload, info.params(self.config.preset, found.probe.knob)
 
     def pixels(self, payload: bytes, item: Item) -> np.ndarray:
         """``item``'s pixels decoded from ``payload``, as evaluation decodes its container."""
-        decoded = self.codec.decode(payload, DecodeContext(item.width, item.height, self.vae_id or None))
+        context = DecodeContext(item.width, item.height, self.vae_id or None, self.model())
+        decoded = self.codec.decode(payload, context)
         if self.codec.domain == "pixels":
             return decoded
         from latentpress.pipeline.decode import latent_pixels
@@ -183,16 +197,17 @@ Pending = tuple[Item, CodecInput, float]
 
 def compress_batch(
     items: list[Item], archive: str, latents_url: str, vae_name: str, config: CodecConfig,
-    rejected: frozenset[str] = frozenset(), model_url: str | None = None,
+    rejected: frozenset[str] = frozenset(), model_url: str | None = None, originals: Originals | None = None,
 ) -> list[Outcome]:
     """Write one container per item that lacks a valid one; an outcome per item, in order.
 
     Items in ``rejected`` (ids the ledger records as refused under ``config``) are not
     tried again; ``model_url``: the collection model of a collection-model codec. A ``BatchEncoder`` encodes the batch's images together (each image's
     encoding time is its share); if that fails, they are encoded one by one so the
-    image at fault is found. A failing image never stops the batch.
+    image at fault is found. A failing image never stops the batch. ``originals``: the
+    task's originals, measured by quality searches (``pipeline.originals``).
     """
-    job = Compressor(archive, latents_url, vae_name, config, model_url)
+    job = Compressor(archive, latents_url, vae_name, config, model_url, originals)
     outcomes: list[Outcome] = []
     pending: list[Pending] = []
     for item in items:

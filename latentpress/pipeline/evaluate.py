@@ -16,17 +16,23 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 from latentpress.codecs import CodecConfig
 from latentpress.infra import storage
 from latentpress.infra.archive import ArchiveLayout
 from latentpress.infra.collection import Item
 from latentpress.infra.container import Container
-from latentpress.infra.images import decode_image
 from latentpress.infra.ledger import append_rows, read_ledger
 from latentpress.pipeline.decode import decode_container, shared_model, shared_model_url
+from latentpress.pipeline.originals import Originals
 from latentpress.pipeline.outcomes import Outcome, failure, unless_transient
 from latentpress.pipeline.rows import base_row
+
+if TYPE_CHECKING:
+    from latentpress.models.metrics import Reference
 
 DONE = ("ok", "rejected")
 """Ledger statuses that count as done (rows of other statuses are retried)."""
@@ -113,55 +119,92 @@ def shared_columns(container: Container, archive: str) -> dict:
     return {"shared_model_id": container.sections["shared"].decode("ascii"), "shared_model_bytes": size, "shared_images": images}
 
 
+MEASURE_PIXELS = 24_000_000
+"""Most decoded pixels held at once for measuring one photo: its configurations are
+measured together in groups of at most this many pixels (a 24 MP photo one by one)."""
+
+
 def evaluate_batch(
     items: list[Item], archive: str, config: CodecConfig, vae_name: str, ledger_url: str, run_id: str,
     metrics: tuple[str, ...] | None = None,
 ) -> Evaluation:
-    """Measure each item's stored container under ``config``; the rows are appended to
-    the ledger as one new file.
+    """:func:`evaluate_images` of ``items`` under one configuration."""
+    return evaluate_images([(item, [config]) for item in items], archive, vae_name, ledger_url, run_id, metrics)
 
-    ``metrics``: those to measure (default: all four); the others are left empty and
-    the rows' ``metrics`` column names the ones measured. Rows of images coded against
-    a shared model carry its id and size.
+
+def evaluate_images(
+    work: list[tuple[Item, list[CodecConfig]]], archive: str, vae_name: str, ledger_url: str, run_id: str,
+    metrics: tuple[str, ...] | None = None, originals: Originals | None = None,
+) -> Evaluation:
+    """Measure each item's stored containers under its configurations; the rows are
+    appended to the ledger as one new file.
+
+    Photo by photo: the original is read once and measured against all its
+    configurations together (``models.metrics.Reference``: its side of LPIPS and DISTS
+    computed once), taken from ``originals`` when a quality search of this task
+    prepared it. ``metrics``: those to measure (default: all four); the others are
+    left empty and the rows' ``metrics`` column names the ones measured. Rows of
+    images coded against a shared model carry its id and size.
     """
-    from latentpress.models.metrics import METRIC_NAMES, metric
+    from latentpress.models.metrics import METRIC_NAMES
 
-    layout = ArchiveLayout(archive)
+    names = tuple(metrics or METRIC_NAMES)
+    originals = originals or Originals()
     outcomes, rows = [], []
-    for item in items:
-        url = layout.image(config.key, item.image_id)
+    for item, configs in work:
+        decoded = []
+        for config in configs:
+            try:
+                decoded.append((config, *_decoded(item, config, archive, vae_name)))
+            except Exception as exc:  # noqa: BLE001 - the image is retried by the next run
+                unless_transient(exc)
+                outcomes.append(failure(item.image_id, config.key, exc, bad_input=False))
+        if not decoded:
+            continue
         try:
-            data = storage.read_bytes(url)
-            stats = json.loads(storage.read_bytes(layout.stats(config.key, item.image_id)))
-            start = time.perf_counter()
-            decoded, container = decode_container(data, vae_name, archive, url, item.image_id, config.key,
-                                                  (item.width, item.height))
-            decode_seconds = time.perf_counter() - start
-            shared = shared_columns(container, archive)
-            original = decode_image(storage.read_bytes(item.source), item.name)
-            measured = {name: metric(name, original, decoded) if name in (metrics or METRIC_NAMES) else None
-                        for name in METRIC_NAMES}  # fmt: skip
+            measured = _measure(originals.get(item), [pixels for _, pixels, _ in decoded], names)
         except Exception as exc:  # noqa: BLE001 - the image is retried by the next run
             unless_transient(exc)
-            outcomes.append(failure(item.image_id, config.key, exc, bad_input=False))
+            outcomes += [failure(item.image_id, config.key, exc, bad_input=False) for config, _, _ in decoded]
             continue
-        row = base_row(item, config, run_id)
-        rows.append(
-            {
-                **row,
-                "params": json.dumps(stats["params"], sort_keys=True),
-                "vae_id": container.vae_id or None,
-                "bytes": len(data),
-                **shared,
-                "bpp": 8 * len(data) / (item.width * item.height),
-                **measured,
-                "metrics": None if metrics is None else ",".join(metrics),
-                "encode_seconds": stats["encode_seconds"],
-                "decode_seconds": decode_seconds,
-                "device": stats.get("device", row["device"]),
-            }
-        )
-        outcomes.append(Outcome(item.image_id, config.key, "ok"))
+        for (config, _, fields), values in zip(decoded, measured, strict=True):
+            row = base_row(item, config, run_id)
+            rows.append({**row, **fields, **{name: values.get(name) for name in METRIC_NAMES},
+                         "metrics": None if metrics is None else ",".join(metrics),
+                         "device": fields.get("device") or row["device"]})  # fmt: skip
+            outcomes.append(Outcome(item.image_id, config.key, "ok"))
+        originals.done(item)
     if rows:
         append_rows(ledger_url, rows, run_id)
     return Evaluation(outcomes, len(rows))
+
+
+def _decoded(item: Item, config: CodecConfig, archive: str, vae_name: str) -> tuple[np.ndarray, dict]:
+    """``item``'s pixels decoded from its stored container under ``config``, and the
+    row's fields that come from the container and its statistics."""
+    layout = ArchiveLayout(archive)
+    url = layout.image(config.key, item.image_id)
+    data = storage.read_bytes(url)
+    stats = json.loads(storage.read_bytes(layout.stats(config.key, item.image_id)))
+    start = time.perf_counter()
+    decoded, container = decode_container(data, vae_name, archive, url, item.image_id, config.key,
+                                          (item.width, item.height))  # fmt: skip
+    decode_seconds = time.perf_counter() - start
+    fields = {
+        "params": json.dumps(stats["params"], sort_keys=True),
+        "vae_id": container.vae_id or None,
+        "bytes": len(data),
+        **shared_columns(container, archive),
+        "bpp": 8 * len(data) / (item.width * item.height),
+        "encode_seconds": stats["encode_seconds"],
+        "decode_seconds": decode_seconds,
+        "device": stats.get("device"),
+    }
+    return decoded, fields
+
+
+def _measure(reference: Reference, decoded: list[np.ndarray], names: tuple[str, ...]) -> list[dict[str, float]]:
+    """``names`` of each decoded image, in groups of at most ``MEASURE_PIXELS`` pixels."""
+    per_group = max(1, MEASURE_PIXELS // max(1, reference.image.shape[0] * reference.image.shape[1]))
+    return [values for start in range(0, len(decoded), per_group)
+            for values in reference.measure(decoded[start : start + per_group], names)]  # fmt: skip

@@ -56,6 +56,7 @@ encode_latents = _task(encode.encode_latents)
 compress_batch = _task(compress.compress_batch)
 fit_shard = _task(compress.fit_shard, retries=1, retry_delay_seconds=[10])
 evaluate_batch = _task(evaluate.evaluate_batch)
+evaluate_images = _task(evaluate.evaluate_images)
 archive_batch = _task(archive.archive_batch)
 restore_batch = _task(restore.restore_batch)
 train_model = _task(models.train_model, retries=1, retry_delay_seconds=[10])
@@ -63,7 +64,7 @@ train_from_files = _task(models.train_from_files, retries=1, retry_delay_seconds
 
 TASKS: dict[Callable[..., Any], Task] = {
     t.fn.__wrapped__: t
-    for t in (inspect_files, encode_latents, compress_batch, fit_shard, evaluate_batch, archive_batch, restore_batch,
+    for t in (inspect_files, encode_latents, compress_batch, fit_shard, evaluate_batch, evaluate_images, archive_batch, restore_batch,
               train_model, train_from_files)
 }
 """Pipeline function -> the Prefect task that runs it."""
