@@ -13,8 +13,9 @@ could be searched); ``--target-quality lpips<=F`` then keeps the smallest stream
 each photo that meets the floor. ``--checkout`` runs another checkout of latentpress
 (an older commit) with this venv (each process starts in a scratch folder, so the
 checkout on ``PYTHONPATH`` is the one imported). The glc model is trained once by this checkout on
-kodim01 and kodim02 (``glc:fast``, 300 steps; never on the measured photos) unless
-``--model`` names one; its training is not timed. Reported: wall seconds of the
+kodim01 and kodim02 (``glc:fast``, 300 steps; never on the measured photos) into
+``--model`` where that file does not exist yet (so that runs of two checkouts share
+it); its training is not timed. Reported: wall seconds of the
 archive command, photos per hour per core, bytes and LPIPS of the selection, and the
 configurations glc was chosen for. Writes ``archivist.json`` and ``archivist.md``.
 """
@@ -52,7 +53,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
         photos = _folder(root / "photos", args.photos.split(","))
-        model = args.model or _trained_model(root, env)
+        model = args.model or root / "glc-fast.lpm"
+        if not model.exists():
+            _train_model(root, model, env)
         searchable = _glc_searchable(env, root)
         floor = f"lpips{args.floor:g}"
         glc = f"glc:fast@{floor}" if searchable else "glc:fast@1,2,3,4"
@@ -82,13 +85,11 @@ def _folder(folder: Path, names: list[str]) -> Path:
     return folder
 
 
-def _trained_model(root: Path, env: dict) -> Path:
-    """A glc:fast model trained by this checkout on kodim01 and kodim02 (300 steps)."""
+def _train_model(root: Path, model: Path, env: dict) -> None:
+    """Train a glc:fast model into ``model`` with this checkout, on kodim01 and kodim02 (300 steps)."""
     training = _folder(root / "training", ["kodim01", "kodim02"])
-    model = root / "glc-fast.lpm"
     subprocess.run([sys.executable, "-c", RUN, "train", str(training), str(model), "--codec", "glc:fast", "--steps",
                     "300", "--local"], env={**env, "PYTHONPATH": str(REPO)}, check=True, stdout=subprocess.DEVNULL, cwd=root)  # fmt: skip
-    return model
 
 
 def _glc_searchable(env: dict, cwd: Path) -> bool:
@@ -102,7 +103,7 @@ def _selection(archive: Path, env: dict, cwd: Path) -> dict:
     script = (
         "import json, sys; from latentpress.pipeline.selection import read_selection; "
         f"target, chosen = read_selection({str(archive / 'selection.parquet')!r}); "
-        "print(json.dumps({'bytes': int(chosen['bytes'].sum()), 'lpips': round(float(chosen['lpips'].mean()), 4), "
+        "print(json.dumps({'bytes': int(chosen['bytes'].sum()), 'lpips': round(float(chosen['value'].mean()), 4), "
         "'meets': int(chosen['meets'].sum()), 'configs': sorted(chosen['config_key'])}))"
     )
     done = subprocess.run([sys.executable, "-c", script], env=env, check=True, capture_output=True, text=True, cwd=cwd)

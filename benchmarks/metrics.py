@@ -12,8 +12,10 @@ again for each), then all together with one ``models.metrics.Reference``. Report
 seconds per photo each way, their ratio (issue #31's target: at most 0.6 of the time
 before) and the largest difference between the two ways' values. With
 ``--per-configuration-only`` only the first way runs (for a checkout without
-``Reference``); ``--label`` names the run in the results. Writes ``metrics.json`` and
-``metrics.md`` to ``--out`` (default ``benchmarks/results``), adding to what is there.
+``Reference``); ``--label`` names the run in the results, and later runs are also
+compared with the latest such run (time ratio, largest difference of any value).
+Writes ``metrics.json`` and ``metrics.md`` to ``--out`` (default
+``benchmarks/results``), adding to what is there.
 """
 
 from __future__ import annotations
@@ -84,6 +86,11 @@ def _coded(image: np.ndarray, fmt: str, quality: int) -> np.ndarray:
         return np.asarray(img.convert("RGB"))
 
 
+def _baseline(records: list[dict]) -> dict | None:
+    """The latest of ``records`` that measured one configuration at a time only (an older checkout)."""
+    return next((r for r in reversed(records) if all("one reference s" not in run for run in r["runs"])), None)
+
+
 def _write(out: Path, record: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
     path = out / "metrics.json"
@@ -93,12 +100,21 @@ def _write(out: Path, record: dict) -> None:
     lines = ["# Metrics of a photo under five configurations", "",
              "Seconds for PSNR, MS-SSIM, LPIPS and DISTS of five decoded images of one photo (full size, one "
              f"thread); target: one reference at most {TARGET_RATIO} of the time per configuration.", ""]  # fmt: skip
-    for rec in records:
+    for position, rec in enumerate(records):
+        before = _baseline(records[:position])
         lines += [f"## {rec['label'] or 'run'} ({rec['date']}, {rec['machine']}, {rec['threads']} thread(s))", "",
-                  "| photo | per configuration s | one reference s | ratio | largest difference |", "|---|---|---|---|---|"]  # fmt: skip
+                  "| photo | per configuration s | one reference s | ratio | largest difference | "
+                  f"against {before['label'] if before else '-'}: ratio | largest difference |",
+                  "|---|---|---|---|---|---|---|"]  # fmt: skip
         for run in rec["runs"]:
+            old = next((r for r in before["runs"] if r["photo"] == run["photo"]), None) if before else None
+            against = ["-", "-"]
+            if old and "one reference s" in run:
+                gap = max(abs(a[k] - b[k]) for a, b in zip(old["values"], run["values"], strict=True) for k in a
+                          if np.isfinite(a[k]))  # fmt: skip
+                against = [round(run["one reference s"] / old["per configuration s"], 3), f"{gap:.1e}"]
             cells = [run["photo"], run["per configuration s"], run.get("one reference s", "-"), run.get("ratio", "-"),
-                     f"{run['largest difference']:.1e}" if "largest difference" in run else "-"]  # fmt: skip
+                     f"{run['largest difference']:.1e}" if "largest difference" in run else "-", *against]  # fmt: skip
             lines.append("| " + " | ".join(map(str, cells)) + " |")
         lines.append("")
     (out / "metrics.md").write_text("\n".join(lines))

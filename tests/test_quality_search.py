@@ -222,3 +222,21 @@ def test_collection_model_codecs_search_their_quality_per_image(kodak_dir: Path,
     assert len({json.loads(p)["quality"] for p in rows["params"]}) >= 2  # a setting per photo
     _, chosen = read_selection(ArchiveLayout(archive).selection)
     assert chosen["config_key"].map(lambda key: key_floor(key) is not None).any()
+
+
+def test_a_guess_gives_the_same_answer_in_fewer_probes_when_right() -> None:
+    """Every first passing index of a monotone knob, from every guess: the answer is
+    that of the plain search; a right guess costs two probes, and a guess never costs
+    more than twice the plain search's probes plus two."""
+    values = [float(v) for v in range(13)]
+    for first in range(14):  # 13: nothing passes
+        def measure(payload: bytes, first: int = first) -> float:
+            return 0.1 if len(payload) >= first else 0.5 - 0.01 * len(payload)
+
+        plain = search(values, _bytes, measure, parse_target("lpips<=0.2"))
+        for guess in range(-1, 14):
+            guided = search(values, _bytes, measure, parse_target("lpips<=0.2"), guess=guess)
+            assert guided.probe == plain.probe
+            assert guided.probes <= 2 * plain.probes + 2
+            if guess == first and 0 < first < 13:
+                assert guided.probes == 2

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -175,3 +176,9 @@ def load_latent_distance(vae_name: str = "taesd", weights: str | None = None, de
     if calibration.vae_id != model_id(vae_name):
         raise LatentDistanceError(f"{path} is calibrated for VAE {calibration.vae_id!r}, not {model_id(vae_name)!r}")
     return LatentDistance(vae.vae.decoder, calibration).to(vae.device)
+
+
+@lru_cache(maxsize=4)
+def shipped_latent_distance(vae_name: str) -> LatentDistance:
+    """:func:`load_latent_distance` with the package's weights, built once per process."""
+    return load_latent_distance(vae_name)

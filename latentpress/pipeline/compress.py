@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -38,7 +39,7 @@ from latentpress.infra.container import ContainerError
 from latentpress.infra.images import decode_image
 from latentpress.infra.latent_store import LatentStore
 from latentpress.infra.models import model_id
-from latentpress.pipeline.originals import Originals
+from latentpress.pipeline.originals import Decoded, Originals
 from latentpress.pipeline.outcomes import Outcome, failure, unless_transient
 
 
@@ -123,21 +124,74 @@ class Compressor:
         (``pipeline.quality_search``), and the parameters with the knob it took. The
         original is measured through the task's ``originals``: its side of the metric
         once for all probes."""
-        from latentpress.pipeline.quality_search import search
+        from latentpress.pipeline.quality_search import goodness, search
 
         info, floor = self.codec.info, self.config.floor
         if info.search is None or floor is None:
             raise TypeError(f"codec {self.codec.name!r} cannot search its knob per image")
         reference = self.originals.get(item, codec_input.image)
+        candidates: dict[bool, tuple[float, Decoded]] = {}
+        """The probes that may be chosen, decoded (latent codecs: a VAE decoding each):
+        the smallest that meets the floor, and the best that does not."""
+
+        payloads: dict[float, bytes] = {}
 
         def encode(knob: float) -> bytes:
-            return self.encode_with(codec_input, info.params(self.config.preset, knob))
+            if knob not in payloads:
+                payloads[knob] = self.encode_with(codec_input, info.params(self.config.preset, knob))
+            return payloads[knob]
 
         def measure(payload: bytes) -> float:
-            return reference.measure([self.pixels(payload, item)], (floor.metric,))[0][floor.metric]
+            start = time.perf_counter()
+            pixels = self.pixels(payload, item)
+            seconds = time.perf_counter() - start
+            value = reference.measure([pixels], (floor.metric,))[0][floor.metric]
+            meets = bool(floor.meets(value))
+            rank = len(payload) if meets else -goodness(value, floor)
+            if self.codec.domain == "latent" and (meets not in candidates or rank < candidates[meets][0]):
+                candidates[meets] = (rank, Decoded(payload, pixels, seconds))
+            return value
 
-        found = search(info.search.values(info.better), encode, measure, floor)
+        values = info.search.values(info.better)
+        found = search(values, encode, measure, floor, self.guess(codec_input, item, values, encode))
+        kept = candidates.get(found.probe.meets)
+        if kept is not None and kept[1].payload == found.probe.payload:
+            self.originals.keep_decoded(item, self.config.key, kept[1])
         return found.probe.payload, info.params(self.config.preset, found.probe.knob)
+
+    def guess(self, codec_input: CodecInput, item: Item, values: list[float],
+              encode: Callable[[float], bytes]) -> int | None:  # fmt: skip
+        """Index of the first of ``values`` expected to meet an LPIPS or DISTS floor,
+        found by searching the knob against the latent perceptual distance
+        (``models.latent_distance``: no VAE decoding) instead of the metric; None where
+        that cannot be had (pixel codecs, other metrics, codecs whose every encoding
+        is an expensive fit, VAEs without a calibrated distance)."""
+        from latentpress.models.latent_distance import TARGETS, LatentDistanceError, shipped_latent_distance
+        from latentpress.pipeline.quality_search import search
+
+        floor = self.config.floor
+        if (floor is None or floor.metric not in TARGETS or codec_input.latent is None
+                or isinstance(self.codec, BatchEncoder)):  # fmt: skip
+            return None
+        try:
+            distance = shipped_latent_distance(self.vae_name)
+        except LatentDistanceError:
+            return None
+        import torch
+
+        context = DecodeContext(item.width, item.height, self.vae_id or None, self.model())
+        device = next(distance.parameters()).device
+        with torch.no_grad():
+            reference = distance.features(torch.from_numpy(codec_input.latent)[None].to(device))
+
+            def estimate(payload: bytes) -> float:
+                latent = torch.from_numpy(self.codec.decode(payload, context))[None].to(device)
+                return float(distance(latent, reference, floor.metric)[0])
+
+            try:
+                return values.index(search(values, encode, estimate, floor).probe.knob)
+            except CodecError:
+                return None
 
     def pixels(self, payload: bytes, item: Item) -> np.ndarray:
         """``item``'s pixels decoded from ``payload``, as evaluation decodes its container."""

@@ -40,7 +40,8 @@ def shared_model_url(container: Container, config: dict, archive: str, codec: Co
 
 
 def decode_container(data: bytes, vae_name: str, archive: str, source: str = "", image_id: str | None = None,
-                     config_key: str | None = None, size: tuple[int, int] | None = None) -> tuple[np.ndarray, Container]:
+                     config_key: str | None = None, size: tuple[int, int] | None = None,
+                     known: tuple[bytes, np.ndarray] | None = None) -> tuple[np.ndarray, Container]:  # fmt: skip
     """Pixels (H, W, 3) uint8 of a stored image container, and the container.
 
     With ``image_id``, ``config_key`` (where the container was found) and ``size``
@@ -51,6 +52,9 @@ def decode_container(data: bytes, vae_name: str, archive: str, source: str = "",
     becomes a ``CodecError`` naming ``source``. Latent codecs' output goes
     through the VAE decoder ``vae_name`` and is cropped to the image size recorded in
     the container; a shared model named by the container is read from ``archive``.
+    ``known``: a payload this process decoded already and its pixels, returned
+    instead of decoding again when the container's payload is that one, byte for
+    byte (after every check above).
     """
     container, config = unpack_image(data, source=source, image_id=image_id)
     try:
@@ -76,6 +80,8 @@ def decode_container(data: bytes, vae_name: str, archive: str, source: str = "",
         model = shared_model(model_url)[0] if model_url else None
     except FileNotFoundError:
         raise ContainerError(f"{source}: names the model {model_url}, which the archive does not hold") from None
+    if known is not None and known[0] == container.sections["payload"]:
+        return known[1], container
     context = DecodeContext(container.width, container.height, container.vae_id or None, model)
     try:
         decoded = codec.decode(container.sections["payload"], context)

@@ -16,8 +16,6 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from latentpress.codecs import CodecConfig
@@ -27,12 +25,10 @@ from latentpress.infra.collection import Item
 from latentpress.infra.container import Container
 from latentpress.infra.ledger import append_rows, read_ledger
 from latentpress.pipeline.decode import decode_container, shared_model, shared_model_url
-from latentpress.pipeline.originals import Originals
+from latentpress.pipeline.originals import Decoded, Originals
 from latentpress.pipeline.outcomes import Outcome, failure, unless_transient
 from latentpress.pipeline.rows import base_row
 
-if TYPE_CHECKING:
-    from latentpress.models.metrics import Reference
 
 DONE = ("ok", "rejected")
 """Ledger statuses that count as done (rows of other statuses are retried)."""
@@ -121,7 +117,8 @@ def shared_columns(container: Container, archive: str) -> dict:
 
 MEASURE_PIXELS = 24_000_000
 """Most decoded pixels held at once for measuring one photo: its configurations are
-measured together in groups of at most this many pixels (a 24 MP photo one by one)."""
+decoded and measured together in groups of at most this many pixels (a 24 MP photo
+one by one)."""
 
 
 def evaluate_batch(
@@ -142,54 +139,69 @@ def evaluate_images(
     Photo by photo: the original is read once and measured against all its
     configurations together (``models.metrics.Reference``: its side of LPIPS and DISTS
     computed once), taken from ``originals`` when a quality search of this task
-    prepared it. ``metrics``: those to measure (default: all four); the others are
+    prepared it; a stored stream that search chose and decoded is not decoded again
+    (its container is read back and checked, its payload compared byte for byte). ``metrics``: those to measure (default: all four); the others are
     left empty and the rows' ``metrics`` column names the ones measured. Rows of
     images coded against a shared model carry its id and size.
     """
-    from latentpress.models.metrics import METRIC_NAMES
-
-    names = tuple(metrics or METRIC_NAMES)
     originals = originals or Originals()
-    outcomes, rows = [], []
+    outcomes: list[Outcome] = []
+    rows: list[dict] = []
     for item, configs in work:
-        decoded = []
-        for config in configs:
-            try:
-                decoded.append((config, *_decoded(item, config, archive, vae_name)))
-            except Exception as exc:  # noqa: BLE001 - the image is retried by the next run
-                unless_transient(exc)
-                outcomes.append(failure(item.image_id, config.key, exc, bad_input=False))
-        if not decoded:
-            continue
-        try:
-            measured = _measure(originals.get(item), [pixels for _, pixels, _ in decoded], names)
-        except Exception as exc:  # noqa: BLE001 - the image is retried by the next run
-            unless_transient(exc)
-            outcomes += [failure(item.image_id, config.key, exc, bad_input=False) for config, _, _ in decoded]
-            continue
-        for (config, _, fields), values in zip(decoded, measured, strict=True):
-            row = base_row(item, config, run_id)
-            rows.append({**row, **fields, **{name: values.get(name) for name in METRIC_NAMES},
-                         "metrics": None if metrics is None else ",".join(metrics),
-                         "device": fields.get("device") or row["device"]})  # fmt: skip
-            outcomes.append(Outcome(item.image_id, config.key, "ok"))
+        per_group = max(1, MEASURE_PIXELS // max(1, item.width * item.height))
+        for start in range(0, len(configs), per_group):
+            _evaluate_group(item, configs[start : start + per_group], archive, vae_name, run_id, metrics, originals,
+                            outcomes, rows)  # fmt: skip
         originals.done(item)
     if rows:
         append_rows(ledger_url, rows, run_id)
     return Evaluation(outcomes, len(rows))
 
 
-def _decoded(item: Item, config: CodecConfig, archive: str, vae_name: str) -> tuple[np.ndarray, dict]:
-    """``item``'s pixels decoded from its stored container under ``config``, and the
-    row's fields that come from the container and its statistics."""
+def _evaluate_group(item: Item, configs: list[CodecConfig], archive: str, vae_name: str, run_id: str,
+                    metrics: tuple[str, ...] | None, originals: Originals, outcomes: list[Outcome],
+                    rows: list[dict]) -> None:  # fmt: skip
+    """Decode ``item`` under each of ``configs`` and measure them together, adding an
+    outcome per configuration to ``outcomes`` and a row per measured one to ``rows``."""
+    from latentpress.models.metrics import METRIC_NAMES
+
+    decoded = []
+    for config in configs:
+        try:
+            decoded.append((config, *_decoded(item, config, archive, vae_name, originals.decoded(item, config.key))))
+        except Exception as exc:  # noqa: BLE001 - the image is retried by the next run
+            unless_transient(exc)
+            outcomes.append(failure(item.image_id, config.key, exc, bad_input=False))
+    if not decoded:
+        return
+    try:
+        measured = originals.get(item).measure([pixels for _, pixels, _ in decoded], tuple(metrics or METRIC_NAMES))
+    except Exception as exc:  # noqa: BLE001 - the image is retried by the next run
+        unless_transient(exc)
+        outcomes += [failure(item.image_id, config.key, exc, bad_input=False) for config, _, _ in decoded]
+        return
+    for (config, _, fields), values in zip(decoded, measured, strict=True):
+        row = base_row(item, config, run_id)
+        rows.append({**row, **fields, **{name: values.get(name) for name in METRIC_NAMES},
+                     "metrics": None if metrics is None else ",".join(metrics),
+                     "device": fields.get("device") or row["device"]})  # fmt: skip
+        outcomes.append(Outcome(item.image_id, config.key, "ok"))
+
+
+def _decoded(item: Item, config: CodecConfig, archive: str, vae_name: str, known: Decoded | None) -> tuple[np.ndarray, dict]:
+    """``item``'s pixels decoded from its stored container under ``config`` (``known``:
+    the stream a search of this task decoded, used if the stored payload is that
+    stream), and the row's fields that come from the container and its statistics."""
     layout = ArchiveLayout(archive)
     url = layout.image(config.key, item.image_id)
     data = storage.read_bytes(url)
     stats = json.loads(storage.read_bytes(layout.stats(config.key, item.image_id)))
     start = time.perf_counter()
     decoded, container = decode_container(data, vae_name, archive, url, item.image_id, config.key,
-                                          (item.width, item.height))  # fmt: skip
+                                          (item.width, item.height), known and (known.payload, known.pixels))  # fmt: skip
     decode_seconds = time.perf_counter() - start
+    if known is not None and decoded is known.pixels:
+        decode_seconds += known.seconds
     fields = {
         "params": json.dumps(stats["params"], sort_keys=True),
         "vae_id": container.vae_id or None,
@@ -201,10 +213,3 @@ def _decoded(item: Item, config: CodecConfig, archive: str, vae_name: str) -> tu
         "device": stats.get("device"),
     }
     return decoded, fields
-
-
-def _measure(reference: Reference, decoded: list[np.ndarray], names: tuple[str, ...]) -> list[dict[str, float]]:
-    """``names`` of each decoded image, in groups of at most ``MEASURE_PIXELS`` pixels."""
-    per_group = max(1, MEASURE_PIXELS // max(1, reference.image.shape[0] * reference.image.shape[1]))
-    return [values for start in range(0, len(decoded), per_group)
-            for values in reference.measure(decoded[start : start + per_group], names)]  # fmt: skip

@@ -1,14 +1,18 @@
-"""The originals of one task's photos, prepared for measuring.
+"""The originals of one task's photos, prepared for measuring, and the decoded
+images its quality searches chose.
 
 A task that searches a quality floor and then evaluates measures each original many
 times: every probe of every configuration, then the stored containers. Each
 original is read once here, as a ``models.metrics.Reference`` whose LPIPS and DISTS
 features are kept, up to ``KEEP_BYTES`` for the whole task, until its evaluation
-is done.
+is done. The pixels of the stream a search chose for a latent codec (a VAE
+decoding) are kept too: the evaluation reads the stored container back and uses
+them only when its payload is that stream, byte for byte.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -25,11 +29,22 @@ KEEP_BYTES = 512 << 20
 DISTS's for 1 MP (500 bytes a pixel); beyond it, windows are computed again."""
 
 
+@dataclass(frozen=True)
+class Decoded:
+    """A payload, its decoded pixels and the seconds the decoding took."""
+
+    payload: bytes
+    pixels: np.ndarray
+    seconds: float
+
+
 class Originals:
-    """References of a task's originals by image id, drawing on one keep budget."""
+    """References of a task's originals by image id, drawing on one keep budget, and
+    the decoded streams its searches chose, by image id and configuration key."""
 
     def __init__(self, keep_bytes: int = KEEP_BYTES) -> None:
         self._references: dict[str, Reference] = {}
+        self._decoded: dict[tuple[str, str], Decoded] = {}
         self._keep_bytes = keep_bytes
         self._budget: KeepBudget | None = None
 
@@ -44,8 +59,18 @@ class Originals:
             reference = self._references[item.image_id] = Reference(pixels, budget=self._budget)
         return reference
 
+    def keep_decoded(self, item: Item, config_key: str, decoded: Decoded) -> None:
+        """Keep the stream a search chose for ``item`` under ``config_key``, decoded."""
+        self._decoded[item.image_id, config_key] = decoded
+
+    def decoded(self, item: Item, config_key: str) -> Decoded | None:
+        """The decoded stream kept for ``item`` under ``config_key``, if any."""
+        return self._decoded.get((item.image_id, config_key))
+
     def done(self, item: Item) -> None:
-        """Forget ``item``'s reference (its kept features go back to the budget)."""
+        """Forget ``item``'s reference (its kept features go back to the budget) and its decoded streams."""
         reference = self._references.pop(item.image_id, None)
         if reference is not None:
             reference.release()
+        for key in [key for key in self._decoded if key[0] == item.image_id]:
+            del self._decoded[key]

@@ -39,11 +39,15 @@ class Found:
 
 
 def search(values: list[float], encode: Callable[[float], bytes], measure: Callable[[bytes], float],
-           target: QualityTarget) -> Found:
+           target: QualityTarget, guess: int | None = None) -> Found:
     """The smallest stream among ``values`` (worst quality first) that meets ``target``.
 
-    ``encode(knob)`` makes a stream, ``measure(stream)`` its metric value. ``CodecError``
-    if the codec can code at none of the values tried.
+    ``encode(knob)`` makes a stream, ``measure(stream)`` its metric value. ``guess``: the
+    index of the value expected to be the first that meets it (an estimate that costs
+    no decoding); the search starts there and widens its steps away from it (1, 2, 4
+    ...) until it has the answer bracketed, then halves: two probes when the guess is
+    right, never a different answer than from no guess when quality grows with the
+    knob. ``CodecError`` if the codec can code at none of the values tried.
     """
     tried: dict[int, Probe | None] = {}
     refusals: list[str] = []
@@ -61,7 +65,7 @@ def search(values: list[float], encode: Callable[[float], bytes], measure: Calla
         probe = tried[i]
         return probe is not None and probe.meets
 
-    low, high = 0, len(values) - 1
+    low, high = _bracket(passes, len(values), guess) if guess is not None else (0, len(values) - 1)
     while low < high:
         middle = (low + high) // 2
         if passes(middle):
@@ -75,10 +79,32 @@ def search(values: list[float], encode: Callable[[float], bytes], measure: Calla
     passing = [p for p in probes if p.meets]
     if passing:
         return Found(min(passing, key=lambda p: len(p.payload)), len(tried))
-    return Found(max(probes, key=lambda p: _goodness(p.value, target)), len(tried))
+    return Found(max(probes, key=lambda p: goodness(p.value, target)), len(tried))
 
 
-def _goodness(value: float, target: QualityTarget) -> float:
+def _bracket(passes: Callable[[int], bool], count: int, guess: int) -> tuple[int, int]:
+    """``(low, high)`` holding the first passing index of ``count`` (``high`` passes, or
+    is the last index), found by steps of 1, 2, 4 ... away from ``guess``."""
+    start = min(max(guess, 0), count - 1)
+    step = 1
+    if passes(start):
+        high = start
+        while high > 0:
+            lower = max(0, start - step)
+            if not passes(lower):
+                return lower + 1, high
+            high, step = lower, 2 * step
+        return 0, 0
+    low = start + 1
+    while low < count - 1:
+        upper = min(count - 1, start + step)
+        if passes(upper):
+            return low, upper
+        low, step = upper + 1, 2 * step
+    return min(low, count - 1), count - 1
+
+
+def goodness(value: float, target: QualityTarget) -> float:
     """``value`` as a number that grows with quality (NaN lowest)."""
     if math.isnan(value):
         return -math.inf
