@@ -4,7 +4,7 @@
 # minutes on one core), archives them with glc and AVIF each searched per photo for
 # LPIPS at most 0.2, then prints for every photo the glc quality the search found,
 # its size and LPIPS, and what the selection kept (bytes include each photo's share
-# of the collection model). About 12 minutes with the setup.
+# of the collection model). About 10 minutes with the setup.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
