@@ -130,11 +130,10 @@ class Compressor:
         if info.search is None or floor is None:
             raise TypeError(f"codec {self.codec.name!r} cannot search its knob per image")
         reference = self.originals.get(item, codec_input.image)
+        # The probes the search may choose, decoded (latent codecs: a VAE decoding each):
+        # the smallest that meets the floor and the best that does not, by rank.
         candidates: dict[bool, tuple[float, Decoded]] = {}
-        """The probes that may be chosen, decoded (latent codecs: a VAE decoding each):
-        the smallest that meets the floor, and the best that does not."""
-
-        payloads: dict[float, bytes] = {}
+        payloads: dict[float, bytes] = {}  # by knob: the guess's encodings serve the search
 
         def encode(knob: float) -> bytes:
             if knob not in payloads:
