@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from latentpress.codecs import CodecConfig, parse_specs
 from latentpress.config import DEFAULT_BATCH_SIZE, DEFAULT_SHARD_SIZE, DEFAULT_VAE
-from latentpress.flows.common import Job, balanced_batch, finer_tail, finished, ids, job_errors, shard_batches, start
+from latentpress.flows.common import Job, balanced_batch, finished, ids, job_errors, photo_batches, shard_batches, start
 from latentpress.flows.compress import compression_job, compression_jobs, is_latent, with_latents, with_models
 from latentpress.flows.evaluate import collect_evaluations, evaluation_job
 from latentpress.flows.executors import Executor, InProcess
@@ -146,9 +146,7 @@ def archive_jobs(
     jobs = [compression_job(config, shard, archive, latents_url, vae, done.rejected_for(config.key), models)
             for config, shard in compression_jobs(shard_configs, usable, size, threads)]  # fmt: skip
     per_image = [c for c in configs if c in usable and encodes_per_image(c)]
-    wanted = {item.image_id for c in per_image for item in usable[c]}
-    batches = finer_tail([("", b) for b in shard_batches([i for i in items if i.image_id in wanted], size)], threads)
-    for _, batch in batches:
+    for batch in photo_batches(items, [usable[c] for c in per_image], size, threads):
         batch_ids = set(ids(batch))
         work = [
             BatchWork(config, [i for i in usable[config] if i.image_id in batch_ids],

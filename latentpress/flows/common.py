@@ -134,6 +134,15 @@ def shard_batches(items: Iterable[Item], size: int, max_pixels: int | None = BAT
     return batches if max_pixels is None else [part for batch in batches for part in _by_pixels(batch, max_pixels)]
 
 
+def photo_batches(items: list[Item], todo: Iterable[list[Item]], size: int, threads: int) -> list[list[Item]]:
+    """Batches (``shard_batches``, the last ones halved by ``finer_tail``) of the
+    ``items`` that any list of ``todo`` holds, in the order of ``items``: each batch
+    is then worked on under every configuration its photos need."""
+    wanted = {item.image_id for images in todo for item in images}
+    batches = shard_batches([item for item in items if item.image_id in wanted], size)
+    return [batch for _, batch in finer_tail([("", batch) for batch in batches], threads)]
+
+
 def _by_pixels(items: list[Item], max_pixels: int) -> list[list[Item]]:
     """``items`` cut, in order, into runs of at most ``max_pixels`` pixels (or one image)."""
     runs: list[list[Item]] = [[]]

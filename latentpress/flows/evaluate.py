@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from latentpress.codecs import CodecConfig
 from latentpress.config import DEFAULT_BATCH_SIZE
-from latentpress.flows.common import Job, balanced_batch, finer_tail, finished, ids, job_errors, shard_batches, start
+from latentpress.flows.common import Job, balanced_batch, finished, ids, job_errors, photo_batches, start
 from latentpress.flows.executors import Executor, InProcess
 from latentpress.flows.results import RunResult, new_run_id
 from latentpress.infra.archive import ArchiveLayout, read_manifest
@@ -44,11 +44,9 @@ def evaluation_jobs(archive: str, items: list[Item], todo: dict[CodecConfig, lis
                     run_id: str, metrics: tuple[str, ...] | None, size: int, threads: int) -> list[Job]:  # fmt: skip
     """``evaluate_images`` jobs over batches of ``items``, each covering every
     configuration of ``todo`` its images need (each photo measured once for all)."""
-    wanted = {item.image_id for images in todo.values() for item in images}
-    batches = finer_tail([("", b) for b in shard_batches([i for i in items if i.image_id in wanted], size)], threads)
+    pending = {config: {i.image_id for i in images} for config, images in todo.items()}
     jobs = []
-    for _, batch in batches:
-        pending = {config: {i.image_id for i in images} for config, images in todo.items()}
+    for batch in photo_batches(items, todo.values(), size, threads):
         work = [(item, [c for c, image_ids in pending.items() if item.image_id in image_ids]) for item in batch]
         params = {"work": work, "archive": archive, "vae_name": vae, "ledger_url": ledger_url, "run_id": run_id,
                   "metrics": metrics}  # fmt: skip

@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+
 import numpy as np
 
 from latentpress.codecs import CodecConfig
@@ -28,7 +29,6 @@ from latentpress.pipeline.decode import decode_container, shared_model, shared_m
 from latentpress.pipeline.originals import Decoded, Originals
 from latentpress.pipeline.outcomes import Outcome, failure, unless_transient
 from latentpress.pipeline.rows import base_row
-
 
 DONE = ("ok", "rejected")
 """Ledger statuses that count as done (rows of other statuses are retried)."""
@@ -140,9 +140,10 @@ def evaluate_images(
     configurations together (``models.metrics.Reference``: its side of LPIPS and DISTS
     computed once), taken from ``originals`` when a quality search of this task
     prepared it; a stored stream that search chose and decoded is not decoded again
-    (its container is read back and checked, its payload compared byte for byte). ``metrics``: those to measure (default: all four); the others are
-    left empty and the rows' ``metrics`` column names the ones measured. Rows of
-    images coded against a shared model carry its id and size.
+    (its container is read back and checked, its payload compared byte for byte).
+    ``metrics``: those to measure (default: all four); the others are left empty and
+    the rows' ``metrics`` column names the ones measured. Rows of images coded
+    against a shared model carry its id and size.
     """
     originals = originals or Originals()
     outcomes: list[Outcome] = []
