@@ -35,7 +35,6 @@ os.environ.setdefault("LATENTPRESS_MODELS", str(REPO.parent / "shared" / "models
 os.environ.setdefault("LATENTPRESS_DEVICE", "cpu")
 
 import torch  # noqa: E402
-
 from mdtable import table  # noqa: E402
 
 from latentpress.codecs import CodecInput, DecodeContext, get_codec  # noqa: E402
@@ -98,8 +97,19 @@ def pixel_or_latent_rows(codec_name: str, preset: str, quality: float, images: d
         load = os.getloadavg()[0]
         start, cpu = time.perf_counter(), time.process_time()
         payload = codec.encode(item, params)
-        rows.append(measure(name, img, codec_name, quality, len(payload), _decode(codec, payload, width, height),
-                            time.perf_counter() - start, time.process_time() - cpu, load))
+        rows.append(
+            measure(
+                name,
+                img,
+                codec_name,
+                quality,
+                len(payload),
+                _decode(codec, payload, width, height),
+                time.perf_counter() - start,
+                time.process_time() - cpu,
+                load,
+            )
+        )
     return rows
 
 
@@ -111,16 +121,32 @@ def clric_rows(preset: str, lambdas: list[float], images: dict, latents: dict, j
         groups.setdefault((latent.shape[0], *sorted(latent.shape[1:])), []).append(name)
     work = [(lam, names) for lam in lambdas for names in groups.values()]
     jobs = [(preset, lam, [latents[n] for n in names], [images[n].shape[:2] for n in names]) for lam, names in work]
-    with ProcessPoolExecutor(jobs_at_once, mp_context=multiprocessing.get_context("spawn")) as pool:  # fork can hang torch
+    with ProcessPoolExecutor(
+        jobs_at_once, mp_context=multiprocessing.get_context("spawn")
+    ) as pool:  # fork can hang torch
         results = list(pool.map(_fit_job, jobs))  # every fit ends before anything else is timed
     codec = get_codec("clric")
     rows = []
     for (lam, names), (payloads, wall, cpu, load) in zip(work, results, strict=True):
-        print(f"clric lambda {lam:g}: {len(names)} image(s) in {wall:.0f} s ({cpu:.0f} s CPU), load {load:.1f}", flush=True)
+        print(
+            f"clric lambda {lam:g}: {len(names)} image(s) in {wall:.0f} s ({cpu:.0f} s CPU), load {load:.1f}",
+            flush=True,
+        )
         for name, payload in zip(names, payloads, strict=True):
             height, width = images[name].shape[:2]
-            rows.append(measure(name, images[name], "clric", lam, len(payload), _decode(codec, payload, width, height),
-                                wall / len(names), cpu / len(names), load))
+            rows.append(
+                measure(
+                    name,
+                    images[name],
+                    "clric",
+                    lam,
+                    len(payload),
+                    _decode(codec, payload, width, height),
+                    wall / len(names),
+                    cpu / len(names),
+                    load,
+                )
+            )
     return rows
 
 
@@ -144,8 +170,17 @@ def _decode(codec, payload: bytes, width: int, height: int) -> tuple[np.ndarray,
     return decoded, time.perf_counter() - start, time.process_time() - cpu
 
 
-def measure(name: str, image: np.ndarray, codec: str, quality: float | None, size: int, decoded,
-            encode_s: float, encode_cpu_s: float, load: float | None = None) -> dict:
+def measure(
+    name: str,
+    image: np.ndarray,
+    codec: str,
+    quality: float | None,
+    size: int,
+    decoded,
+    encode_s: float,
+    encode_cpu_s: float,
+    load: float | None = None,
+) -> dict:
     """A result row; ``decoded`` is ``(pixels, wall s, CPU s)`` or, for TAESD alone, the latent."""
     height, width = image.shape[:2]
     if codec == "taesd":
@@ -154,11 +189,19 @@ def measure(name: str, image: np.ndarray, codec: str, quality: float | None, siz
         decoded = (pixels, time.perf_counter() - start, None)
     pixels, decode_s, decode_cpu_s = decoded
     metrics = compute_metrics(image, pixels)
-    row = {"image": name, "codec": codec, "quality": quality, "bytes": size, "bpp": 8 * size / (width * height) if size else None,
-           **{k: round(v, 5) for k, v in metrics.items()},
-           "encode_s": round(encode_s, 3), "encode_cpu_s": round(encode_cpu_s, 3),
-           "decode_s": round(decode_s, 3), "decode_cpu_s": None if decode_cpu_s is None else round(decode_cpu_s, 3),
-           "load": None if load is None else round(load, 2)}
+    row = {
+        "image": name,
+        "codec": codec,
+        "quality": quality,
+        "bytes": size,
+        "bpp": 8 * size / (width * height) if size else None,
+        **{k: round(v, 5) for k, v in metrics.items()},
+        "encode_s": round(encode_s, 3),
+        "encode_cpu_s": round(encode_cpu_s, 3),
+        "decode_s": round(decode_s, 3),
+        "decode_cpu_s": None if decode_cpu_s is None else round(decode_cpu_s, 3),
+        "load": None if load is None else round(load, 2),
+    }
     return row
 
 
@@ -167,9 +210,13 @@ def summarize(rows: list[dict]) -> list[dict]:
     keys = sorted({(r["codec"], r["quality"] if r["quality"] is not None else -1) for r in rows})
     out = []
     for codec, quality in keys:
-        group = [r for r in rows if r["codec"] == codec and (r["quality"] if r["quality"] is not None else -1) == quality]
-        mean = {k: float(np.mean([r[k] for r in group])) if group[0][k] is not None else None
-                for k in ("bpp", "lpips", "dists", "psnr", "ms_ssim", "encode_s", "encode_cpu_s", "decode_s", "load")}
+        group = [
+            r for r in rows if r["codec"] == codec and (r["quality"] if r["quality"] is not None else -1) == quality
+        ]
+        mean = {
+            k: float(np.mean([r[k] for r in group])) if group[0][k] is not None else None
+            for k in ("bpp", "lpips", "dists", "psnr", "ms_ssim", "encode_s", "encode_cpu_s", "decode_s", "load")
+        }
         out.append({"codec": codec, "quality": None if quality == -1 else quality, "images": len(group), **mean})
     return sorted(out, key=lambda r: (r["codec"], r["bpp"] or 0))
 
@@ -187,12 +234,23 @@ def check_targets(rows: list[dict], preset: str) -> dict:
         for bpp, lpips in mine:
             if lo <= bpp <= hi and avif[0][0] <= bpp <= avif[-1][0]:
                 anchor = float(np.interp(np.log(bpp), np.log([a[0] for a in avif]), [a[1] for a in avif]))
-                compared.append({"bpp": round(bpp, 4), "clric_lpips": round(lpips, 4), "avif_lpips": round(anchor, 4),
-                                 "better": lpips < anchor})
+                compared.append(
+                    {
+                        "bpp": round(bpp, 4),
+                        "clric_lpips": round(lpips, 4),
+                        "avif_lpips": round(anchor, 4),
+                        "better": lpips < anchor,
+                    }
+                )
         top = mine[-1]
-        per_image[name] = {"vs_avif": compared, "beats_avif": bool(compared) and all(c["better"] for c in compared),
-                           "highest_rate_bpp": round(top[0], 4), "highest_rate_lpips": round(top[1], 4),
-                           "vae_lpips": round(vae, 4), "within_vae": top[1] - vae <= TARGETS["vae_lpips_gap"]}
+        per_image[name] = {
+            "vs_avif": compared,
+            "beats_avif": bool(compared) and all(c["better"] for c in compared),
+            "highest_rate_bpp": round(top[0], 4),
+            "highest_rate_lpips": round(top[1], 4),
+            "vae_lpips": round(vae, 4),
+            "within_vae": top[1] - vae <= TARGETS["vae_lpips_gap"],
+        }
     encode = max(r["encode_s"] for r in clric)
     decode = max(r["decode_s"] for r in clric)
     return {
@@ -213,8 +271,10 @@ def macs_per_pixel(latent: np.ndarray, preset: str) -> dict:
     from latentpress.codecs.clric.model import IMAGE_PIXELS_PER_LATENT, Architecture
 
     arch = Architecture(channels, height, width, params.grid_counts(channels), synthesis_width=params.synthesis_width)
-    return {"clric": round(arch.macs_per_latent() / IMAGE_PIXELS_PER_LATENT, 2),
-            "taesd_decoder": round(_conv_macs(latent) / (IMAGE_PIXELS_PER_LATENT * height * width), 1)}
+    return {
+        "clric": round(arch.macs_per_latent() / IMAGE_PIXELS_PER_LATENT, 2),
+        "taesd_decoder": round(_conv_macs(latent) / (IMAGE_PIXELS_PER_LATENT * height * width), 1),
+    }
 
 
 def _conv_macs(latent: np.ndarray) -> int:
@@ -236,31 +296,56 @@ def _conv_macs(latent: np.ndarray) -> int:
 
 def markdown(report: dict) -> str:
     """The results as Markdown: summary table, targets, per-image comparison with AVIF."""
-    summary = [{"codec": r["codec"], "quality": "-" if r["quality"] is None else f"{r['quality']:g}",
-                "bpp": "-" if r["bpp"] is None else f"{r['bpp']:.4f}", "LPIPS": f"{r['lpips']:.4f}",
-                "DISTS": f"{r['dists']:.4f}", "PSNR": f"{r['psnr']:.2f}", "enc s": f"{r['encode_s']:.2f}",
-                "enc CPU s": f"{r['encode_cpu_s']:.2f}", "dec s": f"{r['decode_s']:.3f}",
-                "load": "-" if r["load"] is None else f"{r['load']:.1f}"} for r in report["summary"]]
+    summary = [
+        {
+            "codec": r["codec"],
+            "quality": "-" if r["quality"] is None else f"{r['quality']:g}",
+            "bpp": "-" if r["bpp"] is None else f"{r['bpp']:.4f}",
+            "LPIPS": f"{r['lpips']:.4f}",
+            "DISTS": f"{r['dists']:.4f}",
+            "PSNR": f"{r['psnr']:.2f}",
+            "enc s": f"{r['encode_s']:.2f}",
+            "enc CPU s": f"{r['encode_cpu_s']:.2f}",
+            "dec s": f"{r['decode_s']:.3f}",
+            "load": "-" if r["load"] is None else f"{r['load']:.1f}",
+        }
+        for r in report["summary"]
+    ]
     checks = report["checks"]
-    per_image = [{"image": name, "clric vs AVIF at equal bpp (LPIPS)": "; ".join(
-        f"{c['bpp']:.3f}: {c['clric_lpips']:.3f} vs {c['avif_lpips']:.3f}" for c in v["vs_avif"]) or "-",
-        "beats AVIF": v["beats_avif"], "highest rate": f"{v['highest_rate_bpp']:.3f} bpp, LPIPS {v['highest_rate_lpips']:.3f}",
-        "TAESD LPIPS": f"{v['vae_lpips']:.3f}", "within 0.03": v["within_vae"]} for name, v in checks["per_image"].items()]
+    per_image = [
+        {
+            "image": name,
+            "clric vs AVIF at equal bpp (LPIPS)": "; ".join(
+                f"{c['bpp']:.3f}: {c['clric_lpips']:.3f} vs {c['avif_lpips']:.3f}" for c in v["vs_avif"]
+            )
+            or "-",
+            "beats AVIF": v["beats_avif"],
+            "highest rate": f"{v['highest_rate_bpp']:.3f} bpp, LPIPS {v['highest_rate_lpips']:.3f}",
+            "TAESD LPIPS": f"{v['vae_lpips']:.3f}",
+            "within 0.03": v["within_vae"],
+        }
+        for name, v in checks["per_image"].items()
+    ]
     macs = report["macs_per_pixel"]
-    return "\n\n".join([
-        f"# CLRIC benchmark ({report['date']})",
-        f"{report['machine']}; images: {report['folder']}; clric preset `{report['preset']}`. Means over the images; "
-        "clric quality is lambda, avif quality 0..100, latent-q the step; taesd is the VAE round trip alone. "
-        "Seconds are wall time per image (clric: a fitting process's time over the images it fitted together); "
-        "load is the 1-minute load average when the timing ran (2 cores).",
-        table(summary),
-        f"Decoding cost: clric function {macs['clric']} MAC per image pixel (paper: about 25.5); "
-        f"TAESD decoder {macs['taesd_decoder']} MAC per image pixel.",
-        f"Targets: encoding at most 60 s per image: {checks['encode_target_met']} (max {checks['encode_s_max']} s wall, "
-        f"{checks['encode_cpu_s_max']} s CPU); decoding with TAESD under 3 s: {checks['decode_target_met']} "
-        f"(max {checks['decode_s_max']} s).",
-        table(per_image),
-    ]) + "\n"
+    return (
+        "\n\n".join(
+            [
+                f"# CLRIC benchmark ({report['date']})",
+                f"{report['machine']}; images: {report['folder']}; clric preset `{report['preset']}`. Means over the images; "
+                "clric quality is lambda, avif quality 0..100, latent-q the step; taesd is the VAE round trip alone. "
+                "Seconds are wall time per image (clric: a fitting process's time over the images it fitted together); "
+                "load is the 1-minute load average when the timing ran (2 cores).",
+                table(summary),
+                f"Decoding cost: clric function {macs['clric']} MAC per image pixel (paper: about 25.5); "
+                f"TAESD decoder {macs['taesd_decoder']} MAC per image pixel.",
+                f"Targets: encoding at most 60 s per image: {checks['encode_target_met']} (max {checks['encode_s_max']} s wall, "
+                f"{checks['encode_cpu_s_max']} s CPU); decoding with TAESD under 3 s: {checks['decode_target_met']} "
+                f"(max {checks['decode_s_max']} s).",
+                table(per_image),
+            ]
+        )
+        + "\n"
+    )
 
 
 def _floats(text: str) -> list[float]:

@@ -1,12 +1,14 @@
 """GLC against AVIF, latent-q and CLRIC on photos it was not trained on.
 
     python benchmarks/glc.py [--vae taesd --vae taesd3] [--preset default] [--steps N] [--set FIELD=VALUE]
+                             [--no-mate-nature]
 
 Training set: the colour photos scikit-image ships (astronaut, coffee, chelsea,
 rocket, hubble_deep_field, immunohistochemistry, retina, both motorcycle views) and
-its greyscale ones as RGB (camera, moon, brick, grass, gravel, coins, clock), each
-scaled to at most 768 pixels on its longer side, plus four 256x256 crops of each of
-kodim01 and kodim02. Evaluation set: kodim03 to kodim06 at full size, never seen in
+its greyscale ones as RGB (camera, moon, brick, grass, gravel, coins, clock), and the
+twelve mate-nature photos of ``../shared/data`` (1.3-4.9 MP; left out with
+``--no-mate-nature``, the training set before 2026-12-06), each scaled to at most 768
+pixels on its longer side, plus four 256x256 crops of each of kodim01 and kodim02. Evaluation set: kodim03 to kodim06 at full size, never seen in
 training. For each VAE a ``glc`` model is trained (``--preset``, ``--steps``) on the
 training set's latents, then every evaluation photo is coded at qualities 1 to 4 in
 half steps, decoded from the bytes and measured (LPIPS, DISTS, PSNR, MS-SSIM);
@@ -52,6 +54,7 @@ from latentpress.models.vae import load_vae  # noqa: E402
 from latentpress.report.bdrate import bd_rate_or_reason, shared_interval  # noqa: E402
 
 KODAK = REPO.parent / "shared" / "data" / "kodak-dev"
+MATE_NATURE = REPO.parent / "shared" / "data" / "mate-nature"
 EVALUATION = ("kodim03", "kodim04", "kodim05", "kodim06")
 TRAIN_CROPS = ("kodim01", "kodim02")
 COLOUR = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "retina")
@@ -69,14 +72,25 @@ def main() -> int:
     parser.add_argument("--vae", action="append", help="VAEs (repeatable; default taesd and taesd3)")
     parser.add_argument("--preset", default="default", help="glc preset (default %(default)s)")
     parser.add_argument("--steps", type=int, help="training steps (default: the preset's)")
-    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                        help="override a field of the preset's GlcParams, e.g. latent_perceptual=1 (repeatable)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a field of the preset's GlcParams, e.g. latent_perceptual=1 (repeatable)",
+    )
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
     parser.add_argument("--plots", default=str(REPO / "docs"))
     parser.add_argument("--threads", type=int, help="torch threads per VAE (default: the cores shared among the VAEs)")
+    parser.add_argument(
+        "--mate-nature",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="train on the mate-nature photos too (default: yes)",
+    )
     parser.add_argument("--save-models", help="folder to write each trained model to (MODEL-VAE.bin)")
     args = parser.parse_args()
-    training, evaluation = training_photos(), evaluation_photos()
+    training, evaluation = training_photos(args.mate_nature), evaluation_photos()
     report: dict = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
@@ -90,8 +104,19 @@ def main() -> int:
     vaes = args.vae or ["taesd", "taesd3"]
     threads = args.threads or max(1, (os.cpu_count() or 1) // len(vaes))
     with ProcessPoolExecutor(len(vaes), mp_context=get_context("spawn")) as pool:
-        parts = {name: pool.submit(vae_part, name, args.preset, args.steps, args.save_models, threads,
-                                   overrides(args.set)) for name in vaes}
+        parts = {
+            name: pool.submit(
+                vae_part,
+                name,
+                args.preset,
+                args.steps,
+                args.save_models,
+                threads,
+                overrides(args.set),
+                args.mate_nature,
+            )
+            for name in vaes
+        }
         report["rows"] += pixel_rows("avif", AVIF, evaluation)
         report["rows"] += clric_rows()
         for vae_name, part in parts.items():
@@ -125,14 +150,14 @@ def overrides(assignments: list[str]) -> dict:
 
 
 def vae_part(vae_name: str, preset: str, steps: int | None, save_models: str | None, threads: int,
-             changes: dict) -> tuple[dict, list[dict]]:  # fmt: skip
+             changes: dict, mate_nature: bool) -> tuple[dict, list[dict]]:  # fmt: skip
     """One VAE's share, run in its own process with ``threads`` torch threads: train the
     models, then code the evaluation photos with them and with latent-q."""
     import torch
 
     torch.set_num_threads(threads)
     vae = load_vae(vae_name)
-    model, without, record = train_models(vae, training_photos(), preset, steps, changes)
+    model, without, record = train_models(vae, training_photos(mate_nature), preset, steps, changes)
     if save_models:
         Path(save_models).mkdir(parents=True, exist_ok=True)
         (Path(save_models) / f"glc-{vae_name}.bin").write_bytes(model)
@@ -150,7 +175,7 @@ def evaluation_photos() -> dict[str, np.ndarray]:
     return {name: np.asarray(Image.open(KODAK / f"{name}.png").convert("RGB")) for name in EVALUATION}
 
 
-def training_photos() -> dict[str, np.ndarray]:
+def training_photos(mate_nature: bool = True) -> dict[str, np.ndarray]:
     """The training set (see the module docstring), as RGB arrays."""
     import skimage.data
 
@@ -160,6 +185,9 @@ def training_photos() -> dict[str, np.ndarray]:
         photos[name] = np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image[..., :3]
     left, right, _ = skimage.data.stereo_motorcycle()
     photos["motorcycle_left"], photos["motorcycle_right"] = left, right
+    if mate_nature:
+        for path in sorted(MATE_NATURE.glob("*.jpg")):
+            photos[f"mate-{path.stem}"] = np.asarray(Image.open(path).convert("RGB"))
     for name, image in list(photos.items()):
         photos[name] = fit(image, 768)
     for name in TRAIN_CROPS:
@@ -204,8 +232,14 @@ def train_models(vae, photos: dict[str, np.ndarray], preset: str, steps: int | N
     record = bitstream.ModelRecord(arch, vae.vae_id, len(latents), params.training(steps).steps)
     rate_distortion = bitstream.pack_model(model, record)
     start = time.perf_counter()
-    finetune(model, latents, vae.vae_id, PerceptualStage(params.perceptual_steps), "cpu",
-             lambda step, lpips, mse: print(f"{vae.vae_id} perceptual {step} lpips {lpips:.4f} mse {mse:.4f}", flush=True))
+    finetune(
+        model,
+        latents,
+        vae.vae_id,
+        PerceptualStage(params.perceptual_steps),
+        "cpu",
+        lambda step, lpips, mse: print(f"{vae.vae_id} perceptual {step} lpips {lpips:.4f} mse {mse:.4f}", flush=True),
+    )
     perceptual_seconds = time.perf_counter() - start
     perceptual = bitstream.pack_model(model, record)
     return perceptual, rate_distortion, {
@@ -215,8 +249,17 @@ def train_models(vae, photos: dict[str, np.ndarray], preset: str, steps: int | N
     }  # fmt: skip
 
 
-def measure(name: str, image: np.ndarray, codec: str, vae_id: str, quality: float, size: int, decoded: np.ndarray,
-            encode_s: float, decode_s: float) -> dict:
+def measure(
+    name: str,
+    image: np.ndarray,
+    codec: str,
+    vae_id: str,
+    quality: float,
+    size: int,
+    decoded: np.ndarray,
+    encode_s: float,
+    decode_s: float,
+) -> dict:
     h, w = image.shape[:2]
     return {"image": name, "codec": codec, "vae": vae_id, "quality": quality, "bytes": size, "bpp": 8 * size / (h * w),
             **compute_metrics(image, decoded), "encode_s": encode_s, "decode_s": decode_s}  # fmt: skip
@@ -231,7 +274,9 @@ def pixel_rows(codec_name: str, qualities: tuple, images: dict) -> list[dict]:
             encode_s = time.perf_counter() - start
             start = time.perf_counter()
             decoded = codec.decode(data, DecodeContext(image.shape[1], image.shape[0]))
-            rows.append(measure(name, image, codec_name, "", q, len(data), decoded, encode_s, time.perf_counter() - start))
+            rows.append(
+                measure(name, image, codec_name, "", q, len(data), decoded, encode_s, time.perf_counter() - start)
+            )
     return rows
 
 
@@ -274,11 +319,15 @@ def clric_rows() -> list[dict]:
     return [{**r, "vae": "taesd"} for r in rows if r["codec"] == "clric" and r["image"] in EVALUATION]
 
 
-def curve(rows: list[dict], codec: str, vae: str, image: str | None = None) -> tuple[list[float], list[float], list[float]]:
+def curve(
+    rows: list[dict], codec: str, vae: str, image: str | None = None
+) -> tuple[list[float], list[float], list[float]]:
     """(bpp, lpips, dists) of a codec's points, averaged over images per quality (or one image)."""
     chosen = [r for r in rows if r["codec"] == codec and r["vae"] == vae and (image is None or r["image"] == image)]
     qualities = sorted({r["quality"] for r in chosen})
-    means = [[np.mean([r[k] for r in chosen if r["quality"] == q]) for q in qualities] for k in ("bpp", "lpips", "dists")]
+    means = [
+        [np.mean([r[k] for r in chosen if r["quality"] == q]) for q in qualities] for k in ("bpp", "lpips", "dists")
+    ]
     return tuple(map(list, means))  # type: ignore[return-value]
 
 
@@ -301,13 +350,18 @@ def bd_rates(rows: list[dict]) -> list[dict]:
             ref = curve(rows, anchor, anchor_vae)
             if not ref[0]:
                 continue
-            entry = {"glc": vae, "anchor": f"{anchor} ({vae})" if anchor in ("latent-q", "glc-mse") else anchor,
-                     "lpips_interval": shared_interval(ref[1], test[1])}
+            entry = {
+                "glc": vae,
+                "anchor": f"{anchor} ({vae})" if anchor in ("latent-q", "glc-mse") else anchor,
+                "lpips_interval": shared_interval(ref[1], test[1]),
+            }
             for index, metric in ((1, "lpips"), (2, "dists")):
                 entry[metric], note = bd_rate_or_reason(ref[0], ref[index], test[0], test[index])
                 if note:
                     entry[f"{metric}_note"] = note
-            entry["lpips_bands"] = [bd_rate_or_reason(ref[0], ref[1], test[0], test[1], band)[0] for band in LPIPS_BANDS]
+            entry["lpips_bands"] = [
+                bd_rate_or_reason(ref[0], ref[1], test[0], test[1], band)[0] for band in LPIPS_BANDS
+            ]
             out.append(entry)
     return out
 
@@ -357,9 +411,16 @@ def markdown(report: dict) -> str:
         for r in report["summary"]
     ]  # fmt: skip
     bds = [
-        {"glc": b["glc"], "anchor": b["anchor"], "BD-rate LPIPS": _pct(b["lpips"]), "BD-rate DISTS": _pct(b["dists"]),
-         "LPIPS interval": "{:.3f}-{:.3f}".format(*b["lpips_interval"]),
-         **{f"LPIPS {low:g}-{high:g}": _pct(v) for (low, high), v in zip(LPIPS_BANDS, b["lpips_bands"], strict=True)}}
+        {
+            "glc": b["glc"],
+            "anchor": b["anchor"],
+            "BD-rate LPIPS": _pct(b["lpips"]),
+            "BD-rate DISTS": _pct(b["dists"]),
+            "LPIPS interval": "{:.3f}-{:.3f}".format(*b["lpips_interval"]),
+            **{
+                f"LPIPS {low:g}-{high:g}": _pct(v) for (low, high), v in zip(LPIPS_BANDS, b["lpips_bands"], strict=True)
+            },
+        }
         for b in report["bd_rates"]
     ]
     checks = [
@@ -375,7 +436,8 @@ def markdown(report: dict) -> str:
     return (
         f"# GLC benchmark ({report['date']}, {report['machine']}, preset {report['preset']}"
         f"{''.join(f', {k}={v}' for k, v in report.get('overrides', {}).items())})\n\n"
-        f"Trained on {len(report['training_photos'])} photos (scikit-image's and crops of "
+        f"Trained on {len(report['training_photos'])} photos (scikit-image's"
+        f"{', mate-nature' if any(n.startswith('mate-') for n in report['training_photos']) else ''} and crops of "
         f"{', '.join(TRAIN_CROPS)}); evaluated on {', '.join(report['evaluation_photos'])} at full size. "
         f"Rates are payload bpp (the image's own stream); seconds exclude the VAE.\n\n"
         f"## Targets\n\n{table(checks)}\n\n## BD-rates (negative: fewer bits than the anchor)\n\n"

@@ -55,12 +55,17 @@ def load_crops(folder: Path, count: int) -> list[tuple[str, np.ndarray]]:
         with Image.open(path) as img:
             pixels = np.asarray(img.convert("RGB"))
         height, width = pixels.shape[:2]
-        offsets = [(y, x) for y in range(0, height - CROP + 1, STRIDE)
-                   for x in range(0, width - CROP + 1, STRIDE)]
+        offsets = [(y, x) for y in range(0, height - CROP + 1, STRIDE) for x in range(0, width - CROP + 1, STRIDE)]
         order = np.random.default_rng(len(photos)).permutation(len(offsets))
-        photos.append([(f"{path.stem}@{offsets[k][1]},{offsets[k][0]}",
-                        pixels[offsets[k][0] : offsets[k][0] + CROP,
-                               offsets[k][1] : offsets[k][1] + CROP].copy()) for k in order])
+        photos.append(
+            [
+                (
+                    f"{path.stem}@{offsets[k][1]},{offsets[k][0]}",
+                    pixels[offsets[k][0] : offsets[k][0] + CROP, offsets[k][1] : offsets[k][1] + CROP].copy(),
+                )
+                for k in order
+            ]
+        )
     ring = [crop for round_ in zip(*photos, strict=False) for crop in round_]
     if len(ring) < count:
         raise SystemExit(f"{folder} gives only {len(ring)} crops, {count} asked")
@@ -72,15 +77,15 @@ def run_set(crops: list[tuple[str, np.ndarray]], params, vae) -> dict:
     codec = get_codec("laduree")
     images = [pixels for _, pixels in crops]
     latents = vae.encode(images)
-    items = [CodecInput(f"c{i}", CROP, CROP, latent=z, vae_id=vae.vae_id)
-             for i, z in enumerate(latents)]
+    items = [CodecInput(f"c{i}", CROP, CROP, latent=z, vae_id=vae.vae_id) for i, z in enumerate(latents)]
     start = time.perf_counter()
     fit = codec.fit(items, params)
     train_s = time.perf_counter() - start
     start = time.perf_counter()
-    decoded = [codec.decode(fit.payloads[item.image_id],
-                            DecodeContext(CROP, CROP, vae.vae_id, shared_model=fit.model))
-               for item in items]
+    decoded = [
+        codec.decode(fit.payloads[item.image_id], DecodeContext(CROP, CROP, vae.vae_id, shared_model=fit.model))
+        for item in items
+    ]
     decode_s = (time.perf_counter() - start) / len(items)
     sizes = [(CROP, CROP)] * len(items)
     regenerated = vae.decode(decoded, sizes)
@@ -102,8 +107,7 @@ def run_set(crops: list[tuple[str, np.ndarray]], params, vae) -> dict:
         "shared_bpp": index_bits / (CROP * CROP),
         "lpips": float(np.mean([m["lpips"] for m in metrics])),
         "psnr": float(np.mean([m["psnr"] for m in metrics])),
-        "latent_mse": float(np.mean([np.mean((d - z) ** 2) for d, z in zip(decoded, latents,
-                                                                           strict=True)])),
+        "latent_mse": float(np.mean([np.mean((d - z) ** 2) for d, z in zip(decoded, latents, strict=True)])),
         "vae_lpips": float(np.mean([m["lpips"] for m in ceiling])),
         "vae_psnr": float(np.mean([m["psnr"] for m in ceiling])),
         **_latent_q(items, images, vae),
@@ -122,24 +126,26 @@ def _latent_q(items: list[CodecInput], images: list[np.ndarray], vae) -> dict:
     out = vae.decode(decoded, [(CROP, CROP)] * len(items))
     lpips = [compute_metrics(a, b)["lpips"] for a, b in zip(images, out, strict=True)]
     bits = 8 * sum(len(s) for s in streams)
-    return {"latent_q_bpp": bits / (len(items) * CROP * CROP),
-            "latent_q_lpips": float(np.mean(lpips))}
+    return {"latent_q_bpp": bits / (len(items) * CROP * CROP), "latent_q_lpips": float(np.mean(lpips))}
 
 
 def write_results(rows: list[dict], setup: dict, out: Path) -> None:
     """JSON, a Markdown table and a PNG plot of bpp against set size."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "laduree.json").write_text(json.dumps({"setup": setup, "results": rows}, indent=2))
-    header = ("| images M | model KiB | bits/weight | bpp (set) | bpp (shared, per image) | "
-              "LPIPS | PSNR | TAESD-only LPIPS | latent-q bpp / LPIPS | train steps / s | "
-              "decode s/image |")
+    header = (
+        "| images M | model KiB | bits/weight | bpp (set) | bpp (shared, per image) | "
+        "LPIPS | PSNR | TAESD-only LPIPS | latent-q bpp / LPIPS | train steps / s | "
+        "decode s/image |"
+    )
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
     for r in rows:
         lines.append(
             f"| {r['set_size']} | {r['model_bytes'] / 1024:.1f} | {r['bits_per_weight']:.2f} | "
             f"{r['bpp']:.3f} | {r['shared_bpp']:.6f} | {r['lpips']:.3f} | {r['psnr']:.2f} | "
             f"{r['vae_lpips']:.3f} | {r['latent_q_bpp']:.3f} / {r['latent_q_lpips']:.3f} | "
-            f"{r['train_steps']} / {r['train_s']:.0f} | {r['decode_s_per_image']:.2f} |")
+            f"{r['train_steps']} / {r['train_s']:.0f} | {r['decode_s_per_image']:.2f} |"
+        )
     settings = ", ".join(f"{k} {v}" for k, v in setup.items())
     (out / "laduree.md").write_text(f"Setup: {settings}.\n\n" + "\n".join(lines) + "\n")
     _plot(rows, out / "laduree.png")
@@ -157,13 +163,19 @@ def _plot(rows: list[dict], path: Path) -> None:
     ax.plot(sizes, [r["bpp"] for r in rows], "o-", label="laduree, whole set (model + indices)")
     ax.plot(sizes, [r["shared_bpp"] for r in rows], "s--", label="laduree, per image once shared")
     ax.plot(sizes, [r["latent_q_bpp"] for r in rows], "^:", label="latent-q step 0.5 (reference)")
-    ax.set(xscale="log", yscale="log", xlabel="images sharing one model (M)",
-           ylabel="bits per pixel", title="Laduree rate against set size (256x256 Kodak crops)")
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="images sharing one model (M)",
+        ylabel="bits per pixel",
+        title="Laduree rate against set size (256x256 Kodak crops)",
+    )
     ax.set_xticks(sizes, [str(s) for s in sizes])
     ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     for r in rows:
-        ax.annotate(f"LPIPS {r['lpips']:.2f}", (r["set_size"], r["bpp"]), fontsize=7,
-                    textcoords="offset points", xytext=(4, 6))
+        ax.annotate(
+            f"LPIPS {r['lpips']:.2f}", (r["set_size"], r["bpp"]), fontsize=7, textcoords="offset points", xytext=(4, 6)
+        )
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -173,8 +185,7 @@ def _plot(rows: list[dict], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("folder", nargs="?", type=Path,
-                        default=REPO.parent / "shared" / "data" / "kodak-dev")
+    parser.add_argument("folder", nargs="?", type=Path, default=REPO.parent / "shared" / "data" / "kodak-dev")
     parser.add_argument("--sizes", type=int, nargs="+", default=[4, 8, 16, 32])
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--depth", type=int, default=4)
@@ -192,9 +203,16 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     codec = get_codec("laduree")
     params = dataclasses.replace(
-        codec.presets["default"], quality=args.hidden, depth=args.depth, heads=args.heads,
-        patch=args.patch, epochs=args.epochs, min_steps=args.min_steps, batch_size=args.batch,
-        learning_rate=args.lr)
+        codec.presets["default"],
+        quality=args.hidden,
+        depth=args.depth,
+        heads=args.heads,
+        patch=args.patch,
+        epochs=args.epochs,
+        min_steps=args.min_steps,
+        batch_size=args.batch,
+        learning_rate=args.lr,
+    )
     codec.validate(params)
     vae = load_vae("taesd")
     crops = load_crops(args.folder, max(args.sizes))
@@ -202,16 +220,28 @@ def main(argv: list[str] | None = None) -> None:
     for size in sorted(args.sizes):
         rows.append(run_set(crops[:size], params, vae))
         r = rows[-1]
-        print(f"M={size}: bpp {r['bpp']:.3f} (shared {r['shared_bpp']:.6f}), "
-              f"LPIPS {r['lpips']:.3f} "
-              f"(TAESD only {r['vae_lpips']:.3f}), train {r['train_s']:.0f}s, "
-              f"decode {r['decode_s_per_image']:.2f}s/image", flush=True)
-    setup = {"hidden": args.hidden, "depth": args.depth, "heads": args.heads,
-             "patch": args.patch, "epochs": args.epochs, "min steps": args.min_steps,
-             "batch": args.batch, "lr": args.lr,
-             "weights": f"(1+{params.exponent_bits}+{params.mantissa_bits})-bit floats",
-             "sampling steps": params.sample_steps, "device": get_settings().device,
-             "threads": args.threads, "machine": platform.machine()}
+        print(
+            f"M={size}: bpp {r['bpp']:.3f} (shared {r['shared_bpp']:.6f}), "
+            f"LPIPS {r['lpips']:.3f} "
+            f"(TAESD only {r['vae_lpips']:.3f}), train {r['train_s']:.0f}s, "
+            f"decode {r['decode_s_per_image']:.2f}s/image",
+            flush=True,
+        )
+    setup = {
+        "hidden": args.hidden,
+        "depth": args.depth,
+        "heads": args.heads,
+        "patch": args.patch,
+        "epochs": args.epochs,
+        "min steps": args.min_steps,
+        "batch": args.batch,
+        "lr": args.lr,
+        "weights": f"(1+{params.exponent_bits}+{params.mantissa_bits})-bit floats",
+        "sampling steps": params.sample_steps,
+        "device": get_settings().device,
+        "threads": args.threads,
+        "machine": platform.machine(),
+    }
     write_results(rows, setup, args.out)
 
 

@@ -24,7 +24,6 @@ os.environ.setdefault("LATENTPRESS_MODELS", str(REPO.parent / "shared" / "models
 os.environ.setdefault("LATENTPRESS_DEVICE", "cpu")
 
 import torch  # noqa: E402
-
 from mdtable import table  # noqa: E402
 
 from latentpress.models.latent_distance import load_latent_distance  # noqa: E402

@@ -28,14 +28,18 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from mdtable import table
 
 from latentpress.infra import storage
 from latentpress.infra.ledger import FILE_SCHEMA
-from mdtable import table
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent / "latentpress"
-CONFIGS = [("jpeg", q) for q in (20, 40, 60)] + [("avif", q) for q in (10, 20, 30, 40)] + [("latent-q", q) for q in (0.25, 0.5, 1.0)]
+CONFIGS = (
+    [("jpeg", q) for q in (20, 40, 60)]
+    + [("avif", q) for q in (10, 20, 30, 40)]
+    + [("latent-q", q) for q in (0.25, 0.5, 1.0)]
+)
 
 
 def write_ledger(url: str, images: int, batch: int, seed: int = 0) -> int:

@@ -63,8 +63,11 @@ def main() -> int:
     parser.add_argument("--models", help="folder with collection models (glc-taesd.bin, relic-taesd.bin)")
     parser.add_argument("--vae", default="taesd")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per stage (default %(default)s)")
-    parser.add_argument("--stages", default=",".join(STAGES),
-                        help="stages to run, in this order; one needs those before it (default %(default)s)")
+    parser.add_argument(
+        "--stages",
+        default=",".join(STAGES),
+        help="stages to run, in this order; one needs those before it (default %(default)s)",
+    )
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
     parser.add_argument("--merge", nargs="+", metavar="JSON", help="combine the reports of runs made side by side")
     parser.add_argument("--probe", nargs=4, metavar=("STAGE", "CODEC", "FOLDER", "VAE"), help=argparse.SUPPRESS)
@@ -93,8 +96,11 @@ def main() -> int:
                 row = run_stage(stage, codec, folder, args.vae, args.threads, args.models)
                 row.update(megapixels=width * height / 1e6, width=width, height=height)
                 rows.append(row)
-                print(f"{megapixels:g} MP {stage} {codec}: {row.get('seconds', float('nan')):.1f} s, "
-                      f"{row.get('peak_mib', float('nan')):.0f} MiB {row.get('error', '')}", flush=True)
+                print(
+                    f"{megapixels:g} MP {stage} {codec}: {row.get('seconds', float('nan')):.1f} s, "
+                    f"{row.get('peak_mib', float('nan')):.0f} MiB {row.get('error', '')}",
+                    flush=True,
+                )
                 write(report(rows, args.threads, args.vae), Path(args.out), quiet=True)  # a stopped run keeps its rows
     return write(report(rows, args.threads, args.vae), Path(args.out))
 
@@ -131,7 +137,9 @@ def mosaic(path: Path, megapixels: float) -> tuple[int, int]:
     photos = [np.rot90(p) if p.shape[0] > p.shape[1] else p for p in photos]  # portrait ones on their side
     tile_h, tile_w = photos[0].shape[:2]
     canvas = np.empty((math.ceil(height / tile_h) * tile_h, math.ceil(width / tile_w) * tile_w, 3), np.uint8)
-    for n, (top, left) in enumerate((t, l) for t in range(0, canvas.shape[0], tile_h) for l in range(0, canvas.shape[1], tile_w)):
+    for n, (top, left) in enumerate(
+        (t, l) for t in range(0, canvas.shape[0], tile_h) for l in range(0, canvas.shape[1], tile_w)
+    ):
         photo = photos[n % len(photos)][:tile_h, :tile_w]
         turn = (n // len(photos)) % 4
         photo = photo[::-1] if turn & 1 else photo
@@ -180,7 +188,11 @@ def probe(stage: str, spec: str, folder: str, vae_name: str, models: str | None)
         return {"seconds": seconds}
     (config,) = parse_codec_spec(spec)
     codec, params, name = get_codec(config.name), config.params(), spec.replace(":", "-").replace("@", "-")
-    model = (Path(models) / f"{config.name}-{vae_name}.bin").read_bytes() if isinstance(codec, CollectionModelCodec) else None
+    model = (
+        (Path(models) / f"{config.name}-{vae_name}.bin").read_bytes()
+        if isinstance(codec, CollectionModelCodec)
+        else None
+    )
     latent_domain = codec.domain == "latent"
     if stage == "encode":
         item = CodecInput("photo", width, height, latent=np.load(base / "latent.npy") if latent_domain else None,
@@ -243,8 +255,10 @@ def markdown(report: dict) -> str:
                 "within 25%": ("yes" if c["linear_met"] else "NO") if "linear_met" in c else "-"}
                for c in report["checks"]]  # fmt: skip
     side_by_side = f", {report['runs']} runs side by side" if report.get("runs", 1) > 1 else ""
-    return (f"# Large photos ({report['date']}, {report['machine']}, {report['threads']} thread(s) per stage, "
-            f"VAE {report['vae']}{side_by_side})\n\n## Targets\n\n{table(checked)}\n\n## Every stage\n\n{table(rows)}\n")
+    return (
+        f"# Large photos ({report['date']}, {report['machine']}, {report['threads']} thread(s) per stage, "
+        f"VAE {report['vae']}{side_by_side})\n\n## Targets\n\n{table(checked)}\n\n## Every stage\n\n{table(rows)}\n"
+    )
 
 
 if __name__ == "__main__":

@@ -42,9 +42,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-
 from mdtable import table
+from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 KODAK = REPO.parent / "shared" / "data" / "kodak-dev"
@@ -58,7 +57,9 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=256, help="side of the square crops (default %(default)s)")
     parser.add_argument("--codec", default="jpeg@50", help="codec spec, one cheap configuration (default %(default)s)")
     parser.add_argument("--batch-size", type=int, default=16, help="images per task (default %(default)s)")
-    parser.add_argument("--repeat", type=int, default=3, help="rounds of all runs; medians are reported (default %(default)s)")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="rounds of all runs; medians are reported (default %(default)s)"
+    )
     parser.add_argument("--root", help="where the archives go, any fsspec URL (default: a temporary folder)")
     parser.add_argument("--results", default=str(REPO / "benchmarks" / "results"), help="folder for pipeline.json/.md")
     parser.add_argument("--run", help=argparse.SUPPRESS)  # internal: one run in this process
@@ -313,10 +314,15 @@ def summarize(all_runs: dict[str, list[dict]], args: argparse.Namespace) -> dict
         "repeat": args.repeat,
         "runs": runs,
         "images_per_minute": {name: [r["images_per_minute"] for r in repeats] for name, repeats in all_runs.items()},
-        "same_work": len({r["archive_digest"] for repeats in all_runs.values() for r in repeats if r["archive_digest"]}) == 1,
+        "same_work": len({r["archive_digest"] for repeats in all_runs.values() for r in repeats if r["archive_digest"]})
+        == 1,
         "two_loops_speedup": ceiling,
         "targets": {
-            "two_workers_speedup": {"value": speedup, "target": f">= {TARGETS['speedup']}", "met": speedup >= TARGETS["speedup"]},
+            "two_workers_speedup": {
+                "value": speedup,
+                "target": f">= {TARGETS['speedup']}",
+                "met": speedup >= TARGETS["speedup"],
+            },
             "orchestration_share_one_worker": {
                 "value": one["orchestration_share"],
                 "target": f"< {TARGETS['overhead']:.0%}",

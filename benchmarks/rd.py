@@ -21,7 +21,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-
 from mdtable import table
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,12 +32,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("source", help="folder or URL of images")
     parser.add_argument("out", help="folder or URL for the archive and the report")
-    parser.add_argument("--sweep", choices=["quick", "full"], default="quick", help="quality points (default %(default)s)")
+    parser.add_argument(
+        "--sweep", choices=["quick", "full"], default="quick", help="quality points (default %(default)s)"
+    )
     parser.add_argument("--preset", default="default", help="codec preset, where a codec has it (default %(default)s)")
-    parser.add_argument("--codec", action="append", help="only these codecs (repeatable; default: every registered codec)")
+    parser.add_argument(
+        "--codec", action="append", help="only these codecs (repeatable; default: every registered codec)"
+    )
     parser.add_argument("--anchor", default="avif", help="BD-rate anchor curve (default %(default)s)")
     parser.add_argument("--workers", type=int, help="local Dask workers (default: one per core)")
-    parser.add_argument("--results", default=str(REPO / "benchmarks" / "results"), help="folder for rd.md/.json/-lpips.png")
+    parser.add_argument(
+        "--results", default=str(REPO / "benchmarks" / "results"), help="folder for rd.md/.json/-lpips.png"
+    )
     args = parser.parse_args()
 
     from latentpress.flows.prefect_flows import archive_flow
@@ -117,7 +122,12 @@ def markdown(figures: dict, anchor: str) -> str:
 
     points = [{k: fmt(v) for k, v in p.items()} for p in figures["points"]]
     bd = [
-        {"curve": r["curve"], "BD-rate LPIPS": _percent(r["lpips"]), "BD-rate DISTS": _percent(r["dists"]), "note": r["note"]}
+        {
+            "curve": r["curve"],
+            "BD-rate LPIPS": _percent(r["lpips"]),
+            "BD-rate DISTS": _percent(r["dists"]),
+            "note": r["note"],
+        }
         for r in figures["bd_rate"]
     ]
     speed = [

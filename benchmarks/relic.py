@@ -36,9 +36,16 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
-
-from glc import (REPO, _pct, curve, evaluation_photos, latent_q_rows, measure, summarize,  # noqa: E402
-                 training_photos)  # fmt: skip
+from glc import (  # noqa: E402
+    REPO,
+    _pct,
+    curve,
+    evaluation_photos,
+    latent_q_rows,
+    measure,
+    summarize,
+    training_photos,  # fmt: skip
+)
 from mdtable import table  # noqa: E402
 
 from latentpress.codecs import CodecInput, DecodeContext, get_codec  # noqa: E402
@@ -89,8 +96,9 @@ def main() -> int:
     return 0
 
 
-def vae_part(vae_name: str, preset: str, steps: int | None, save_models: str | None, threads: int
-             ) -> tuple[dict, list[dict], list[dict]]:
+def vae_part(
+    vae_name: str, preset: str, steps: int | None, save_models: str | None, threads: int
+) -> tuple[dict, list[dict], list[dict]]:
     """One VAE's share, in its own process: train, then the three experiments."""
     import torch
 
@@ -314,7 +322,9 @@ def plot(rows: list[dict], path: Path) -> None:
                 key = ("bpp", "lpips", "dists", "psnr")
                 means = [[np.mean([r[k] for r in chosen if r["quality"] == q]) for q in qualities] for k in key]
                 order = np.argsort(means[0])
-                ax.plot(np.array(means[0])[order], np.array(means[index])[order], marker + line, label=f"{codec} ({vae})")
+                ax.plot(
+                    np.array(means[0])[order], np.array(means[index])[order], marker + line, label=f"{codec} ({vae})"
+                )
         ax.set_xlabel("bits per pixel (payload)")
         ax.set_ylabel(metric + (" (higher is better)" if metric == "PSNR" else " (lower is better)"))
         ax.set_xlim(0, 0.6)

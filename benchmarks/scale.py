@@ -39,9 +39,8 @@ from pathlib import Path
 
 import numpy as np
 import psutil
-from PIL import Image
-
 from mdtable import table
+from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 KODAK = REPO.parent / "shared" / "data" / "kodak-dev"
@@ -176,7 +175,9 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2, help="local Dask workers (default %(default)s)")
     parser.add_argument("--work", help="folder for the collections and archives (default: a temporary one)")
     parser.add_argument("--results", default=str(REPO / "benchmarks" / "results"))
-    parser.add_argument("--keep-results", action="store_true", help="add to scale.json's rows instead of replacing them")
+    parser.add_argument(
+        "--keep-results", action="store_true", help="add to scale.json's rows instead of replacing them"
+    )
     parser.add_argument("--render", action="store_true", help="only write scale.md again from scale.json")
     args = parser.parse_args()
     results = Path(args.results)
@@ -184,7 +185,11 @@ def main() -> int:
         saved = json.loads((results / "scale.json").read_text())
         return render(saved["facts"], saved["rows"], results)
     os.environ.setdefault("LATENTPRESS_MODELS", str(REPO.parent / "shared" / "models"))
-    previous = json.loads((results / "scale.json").read_text())["rows"] if args.keep_results and (results / "scale.json").exists() else []
+    previous = (
+        json.loads((results / "scale.json").read_text())["rows"]
+        if args.keep_results and (results / "scale.json").exists()
+        else []
+    )
     rows = [r for r in previous if str(r["images"]) not in args.sizes.split(",")]
     with tempfile.TemporaryDirectory(dir=args.work) as tmp:
         for size in (int(s) for s in args.sizes.split(",")):
@@ -208,7 +213,9 @@ def render(facts: dict, rows: list[dict], results: Path) -> int:
     flat = [{"images": r["images"], "first_run_s": r["first_run_s"], **derived(r, facts["workers"]),
              **{k: v for k, v in r.items() if k not in ("images", "first_run_s") and not k.startswith("steps")}}
             for r in rows]  # fmt: skip
-    steps = [{"images": r["images"], "run": run, **r[f"steps_{run}"]} for r in rows for run in ("first", "noop", "plus_1pct")]
+    steps = [
+        {"images": r["images"], "run": run, **r[f"steps_{run}"]} for r in rows for run in ("first", "noop", "plus_1pct")
+    ]
     text = (f"# Scale\n\n`latentpress archive ... {facts['command']} --workers {facts['workers']}` on N crops of "
             f"{CROP}x{CROP} pixels; {facts['date']}, {facts['cpus']} CPU cores.\n\n{table(flat)}\n\n"
             f"Seconds per step (from the command's own report):\n\n{table(steps)}\n")  # fmt: skip

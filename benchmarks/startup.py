@@ -31,9 +31,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-
 from mdtable import table
+from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 KODAK = REPO.parent / "shared" / "data" / "kodak-dev"
@@ -94,7 +93,9 @@ def timed(command, repeat: int, status: int = 0) -> list[float]:
 
 
 def summarize(runs: dict[str, list[float]]) -> dict:
-    figures = {name: {"median": statistics.median(s), "min": min(s), "max": max(s), "runs": s} for name, s in runs.items()}
+    figures = {
+        name: {"median": statistics.median(s), "min": min(s), "max": max(s), "runs": s} for name, s in runs.items()
+    }
     return {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "load": os.getloadavg()[0], "python": sys.version.split()[0]},

@@ -59,8 +59,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # every failure ends with one clear line and status 1
         if args.debug:
             raise
-        errors.print(f"[red]error:[/red] {type(exc).__name__}: {exc} (--debug shows the traceback)",
-                     soft_wrap=True, highlight=False)
+        errors.print(
+            f"[red]error:[/red] {type(exc).__name__}: {exc} (--debug shows the traceback)",
+            soft_wrap=True,
+            highlight=False,
+        )
         return 1
 
 
@@ -70,7 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"latentpress {__version__}")
     parser.add_argument("--models", help=f"folder of pretrained models (default: ${MODELS_ENV})")
-    parser.add_argument("--device", help=f"torch device for models (default: ${DEVICE_ENV}, else cuda if present, else cpu)")
+    parser.add_argument(
+        "--device", help=f"torch device for models (default: ${DEVICE_ENV}, else cuda if present, else cpu)"
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks and the logs of Prefect and Dask")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -79,7 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     archive.add_argument("archive", help="archive folder or URL")
     _codec_options(archive)
     _ledger_option(archive)
-    archive.add_argument("--shard-size", type=_positive, default=DEFAULT_SHARD_SIZE, help="images per shard (default %(default)s)")
+    archive.add_argument(
+        "--shard-size", type=_positive, default=DEFAULT_SHARD_SIZE, help="images per shard (default %(default)s)"
+    )
     _target_option(archive, search=True)
     _metrics_option(archive)
     _execution_options(archive)
@@ -87,7 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     ingest = _command(commands, "ingest", "list, validate and identify the images of a collection", run_ingest)
     ingest.add_argument("source", help="folder or URL of images")
     ingest.add_argument("archive", help="archive folder or URL")
-    ingest.add_argument("--shard-size", type=_positive, default=DEFAULT_SHARD_SIZE, help="images per shard (default %(default)s)")
+    ingest.add_argument(
+        "--shard-size", type=_positive, default=DEFAULT_SHARD_SIZE, help="images per shard (default %(default)s)"
+    )
     _execution_options(ingest)
 
     train = _command(commands, "train", "train a collection model (glc) on a sample of a collection", run_train)
@@ -95,7 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("model", help="where to write the model: a URL ending in .lpm")
     train.add_argument("--codec", required=True, metavar="SPEC", help="codec and preset, e.g. glc or glc:fast")
     train.add_argument("--vae", default=DEFAULT_VAE, help="latent autoencoder (default %(default)s)")
-    train.add_argument("--sample", type=_positive, help="images to train on, a deterministic sample (default: the preset's)")
+    train.add_argument(
+        "--sample", type=_positive, help="images to train on, a deterministic sample (default: the preset's)"
+    )
     train.add_argument("--steps", type=_positive, help="training steps (default: the preset's)")
     _execution_options(train)
 
@@ -117,27 +128,45 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("--layout", choices=RESTORE_LAYOUTS, default="original",
                          help="original: the collection's folder tree and file names, from one configuration; "
                               "ids: <out>/<config-key>/<image-id>.<ext> (default %(default)s)")  # fmt: skip
-    restore.add_argument("--format", dest="fmt", choices=tuple(OUTPUT_FORMATS), default="png",
-                         help="file format (png and webp lossless; jpeg and avif at high quality; default %(default)s)")
-    restore.add_argument("--config", action="append",
-                         help="configuration key to restore (repeatable with --layout ids; default: all)")
+    restore.add_argument(
+        "--format",
+        dest="fmt",
+        choices=tuple(OUTPUT_FORMATS),
+        default="png",
+        help="file format (png and webp lossless; jpeg and avif at high quality; default %(default)s)",
+    )
+    restore.add_argument(
+        "--config", action="append", help="configuration key to restore (repeatable with --layout ids; default: all)"
+    )
     restore.add_argument("--vae", help="VAE for latent codecs (default: the one recorded in the archive)")
     _execution_options(restore)
 
-    verify = _command(commands, "verify", "check an archive's fixity: every object against its recorded SHA-256, "
-                      "missing and extra objects, the manifest; exit status 1 if anything is wrong", run_verify)
+    verify = _command(
+        commands,
+        "verify",
+        "check an archive's fixity: every object against its recorded SHA-256, "
+        "missing and extra objects, the manifest; exit status 1 if anything is wrong",
+        run_verify,
+    )
     verify.add_argument("archive", help="archive folder or URL")
-    verify.add_argument("--decode", action="store_true",
-                        help="also decode every image container to pixels (the quality-floor selection's, if the "
-                             "archive has one; runs the codecs and the VAE: slow)")
-    verify.add_argument("--config", action="append", help="with --decode: a configuration key to decode (repeatable; default: all)")
+    verify.add_argument(
+        "--decode",
+        action="store_true",
+        help="also decode every image container to pixels (the quality-floor selection's, if the "
+        "archive has one; runs the codecs and the VAE: slow)",
+    )
+    verify.add_argument(
+        "--config", action="append", help="with --decode: a configuration key to decode (repeatable; default: all)"
+    )
     verify.add_argument("--vae", help="with --decode: VAE for latent codecs (default: the one recorded in the archive)")
 
     select = _command(commands, "select", "choose for every image the smallest configuration that meets a quality "
                       "floor; restore follows the choice", run_select)  # fmt: skip
     select.add_argument("archive", help="archive folder or URL")
     _target_option(select, required=True)
-    select.add_argument("--config", action="append", help="configuration key to choose among (repeatable; default: all)")
+    select.add_argument(
+        "--config", action="append", help="configuration key to choose among (repeatable; default: all)"
+    )
     _ledger_option(select)
 
     bag = _command(commands, "bag", "export an archive as a BagIt bag (RFC 8493) for a repository's own tools", run_bag)
@@ -146,23 +175,46 @@ def build_parser() -> argparse.ArgumentParser:
 
     _command(commands, "codecs", "list the codecs, their presets, quality knobs and default points", run_codecs)
 
-    report = _command(commands, "report", "write an HTML report of a ledger: rate/quality curves, BD-rates, speed, crops", run_report)
+    report = _command(
+        commands, "report", "write an HTML report of a ledger: rate/quality curves, BD-rates, speed, crops", run_report
+    )
     report.add_argument("ledger", help="ledger folder or URL (an archive's is <archive>/ledger)")
     report.add_argument("out", help="output folder or URL: OUT/index.html and the PNG plots it embeds")
-    report.add_argument("--anchor", default="avif", help="curve the BD-rates are measured against, e.g. avif or jpeg:best (default %(default)s)")
-    report.add_argument("--archive", help="archive to decode the side-by-side crops from (default: the ledger's parent when the ledger is <archive>/ledger)")
-    report.add_argument("--crops", type=int, default=3, help="images shown as side-by-side crops; 0 for none (default %(default)s)")
+    report.add_argument(
+        "--anchor",
+        default="avif",
+        help="curve the BD-rates are measured against, e.g. avif or jpeg:best (default %(default)s)",
+    )
+    report.add_argument(
+        "--archive",
+        help="archive to decode the side-by-side crops from (default: the ledger's parent when the ledger is <archive>/ledger)",
+    )
+    report.add_argument(
+        "--crops", type=int, default=3, help="images shown as side-by-side crops; 0 for none (default %(default)s)"
+    )
 
     ledger = _command(commands, "ledger", "summarise, export or compact a ledger", None)
     ledger_commands = ledger.add_subparsers(dest="ledger_command", required=True, metavar="ACTION")
     summary = _command(ledger_commands, "summary", "mean rate, quality and speed per group of rows", run_ledger_summary)
     summary.add_argument("ledger", help="ledger folder or URL (an archive's is <archive>/ledger)")
-    summary.add_argument("--by", choices=["codec", "quality", "shard", "vae"], default="quality", help="one row per codec, per codec and quality point (default), per shard and codec, or per VAE and codec")
-    summary.add_argument("--format", choices=["table", "csv", "json"], default="table", help="a table for people (default), or CSV or JSON records on standard output")
+    summary.add_argument(
+        "--by",
+        choices=["codec", "quality", "shard", "vae"],
+        default="quality",
+        help="one row per codec, per codec and quality point (default), per shard and codec, or per VAE and codec",
+    )
+    summary.add_argument(
+        "--format",
+        choices=["table", "csv", "json"],
+        default="table",
+        help="a table for people (default), or CSV or JSON records on standard output",
+    )
     export = _command(ledger_commands, "export", "write all ledger rows to one file", run_ledger_export)
     export.add_argument("ledger", help="ledger folder or URL")
     export.add_argument("out", help="output file or URL")
-    export.add_argument("--format", choices=["csv", "parquet", "json"], default=None, help="default: from OUT's suffix, else csv")
+    export.add_argument(
+        "--format", choices=["csv", "parquet", "json"], default=None, help="default: from OUT's suffix, else csv"
+    )
     compact = _command(ledger_commands, "compact", "merge the ledger's small Parquet parts into few large ones, "
                        "losing and repeating no row even if killed", run_ledger_compact)  # fmt: skip
     compact.add_argument("ledger", help="ledger folder or URL (an archive's is <archive>/ledger)")
@@ -177,8 +229,11 @@ def _target_option(parser: argparse.ArgumentParser, required: bool = False, sear
                                 "(jpeg, webp, avif, jxl, latent-q, clric), the cheapest setting found for that image "
                                 "(configuration NAME.PRESET.lpipsX)" if search else ""))  # fmt: skip
     if search:
-        parser.add_argument("--no-search", action="store_true",
-                            help="with --target-quality: choose among the run's quality points only, searching no knob")
+        parser.add_argument(
+            "--no-search",
+            action="store_true",
+            help="with --target-quality: choose among the run's quality points only, searching no knob",
+        )
 
 
 def _metrics_option(parser: argparse.ArgumentParser) -> None:
@@ -214,17 +269,28 @@ def _command(commands, name: str, help_text: str, run: Callable | None) -> argpa
 
 def _codec_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--codec", action="append", required=True, metavar="SPEC", help=CODEC_HELP)
-    parser.add_argument("--vae", default=DEFAULT_VAE, help="latent autoencoder: name, folder or hub id (default %(default)s)")
+    parser.add_argument(
+        "--vae", default=DEFAULT_VAE, help="latent autoencoder: name, folder or hub id (default %(default)s)"
+    )
     parser.add_argument("--latents", help="latent store URL (default <archive>/latents)")
-    parser.add_argument("--target-bpp", type=_bpp_list, metavar="X[,Y...]", help="encode each codec with rate control (clric) to these bits per pixel, each within 10%%, instead of its default quality points (configuration keys NAME.PRESET.bppX)")
+    parser.add_argument(
+        "--target-bpp",
+        type=_bpp_list,
+        metavar="X[,Y...]",
+        help="encode each codec with rate control (clric) to these bits per pixel, each within 10%%, instead of its default quality points (configuration keys NAME.PRESET.bppX)",
+    )
     models = parser.add_argument_group(
         "collection models (glc)",
         "A codec that codes against a collection model uses the archive's model; without one, it trains one on "
         "a sample of the collection first, or copies --model into the archive.",
     )
     models.add_argument("--model", metavar="URL", help="a model made by `latentpress train`, copied into the archive")
-    models.add_argument("--train-sample", type=_positive, metavar="N", help="images a new model is trained on (default: the preset's)")
-    models.add_argument("--train-steps", type=_positive, metavar="N", help="training steps of a new model (default: the preset's)")
+    models.add_argument(
+        "--train-sample", type=_positive, metavar="N", help="images a new model is trained on (default: the preset's)"
+    )
+    models.add_argument(
+        "--train-steps", type=_positive, metavar="N", help="training steps of a new model (default: the preset's)"
+    )
 
 
 def _ledger_option(parser: argparse.ArgumentParser) -> None:
@@ -238,9 +304,16 @@ def _execution_options(parser: argparse.ArgumentParser) -> None:
         "--workers, --dask-address or PREFECT_API_URL, run as Prefect tasks on a Dask cluster.",
     )
     where.add_argument("--local", action="store_true", help="run in this process: no Prefect server, no Dask cluster")
-    where.add_argument("--dask-address", help="existing Dask scheduler, e.g. tcp://127.0.0.1:8786 (default: a local cluster)")
+    where.add_argument(
+        "--dask-address", help="existing Dask scheduler, e.g. tcp://127.0.0.1:8786 (default: a local cluster)"
+    )
     where.add_argument("--workers", type=_positive, help="workers of a local Dask cluster (default: one per CPU core)")
-    where.add_argument("--batch-size", type=_positive, default=DEFAULT_BATCH_SIZE, help="images per task (default %(default)s; a step of one configuration makes at most 1,000 tasks, so large collections get larger batches)")
+    where.add_argument(
+        "--batch-size",
+        type=_positive,
+        default=DEFAULT_BATCH_SIZE,
+        help="images per task (default %(default)s; a step of one configuration makes at most 1,000 tasks, so large collections get larger batches)",
+    )
 
 
 def _bpp_list(text: str) -> list[float]:
@@ -391,8 +464,9 @@ def _select(archive: str, target, ledger: str | None, configs: list[str]) -> Non
                   f"({', '.join(f'{n} {k}' for k, n in selection['config_key'].value_counts().items())}); "
                   f"{len(below)} below the floor", highlight=False)  # fmt: skip
     for row in below.head(SELECTION_SHOWN).itertuples():
-        console.print(f"  below the floor: {row.image_id} ({row.config_key}, {target.metric} {row.value:.4g})",
-                      highlight=False)
+        console.print(
+            f"  below the floor: {row.image_id} ({row.config_key}, {target.metric} {row.value:.4g})", highlight=False
+        )
     if len(below) > SELECTION_SHOWN:
         console.print(f"  ... and {len(below) - SELECTION_SHOWN} more (ARCHIVE/selection.parquet has them all)")
 
@@ -408,17 +482,18 @@ def _check_model_options(args: argparse.Namespace, configs: list) -> None:
         from latentpress.preflight import check_file
 
         if len(collection) != 1:
-            raise UsageError(f"--model names one model, but {len(collection)} codec(s) of this run use collection models")
+            raise UsageError(
+                f"--model names one model, but {len(collection)} codec(s) of this run use collection models"
+            )
         check_file(args.model, "model")
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from latentpress.codecs import CODECS
     from latentpress.flows.models import train
     from latentpress.infra.models import model_id
     from latentpress.preflight import check_models, check_source, check_target
     from latentpress.terminal import console
-
-    from latentpress.codecs import CODECS
 
     _check_execution(args)
     args.codec, args.target_bpp = [args.codec], None
@@ -434,8 +509,11 @@ def run_train(args: argparse.Namespace) -> int:
     _log_training()
     trained = _run(args, sample, train, "train_flow", source=args.source, model_url=args.model, codec=args.codec[0],
                    vae=args.vae, sample=args.sample, steps=args.steps)  # fmt: skip
-    console.print(f"model {trained.model_id} ({configs[0].name}:{configs[0].preset}, VAE {model_id(args.vae)}) trained on "
-                  f"{trained.images} image(s) in {trained.seconds:.0f} s -> {trained.url}", highlight=False)
+    console.print(
+        f"model {trained.model_id} ({configs[0].name}:{configs[0].preset}, VAE {model_id(args.vae)}) trained on "
+        f"{trained.images} image(s) in {trained.seconds:.0f} s -> {trained.url}",
+        highlight=False,
+    )
     return 0
 
 
@@ -459,7 +537,9 @@ def run_ingest(args: argparse.Namespace) -> int:
     _check_execution(args)
     listing = check_source(args.source)
     check_target(args.archive)
-    items = _run(args, len(listing), ingest, "ingest_flow", source=args.source, archive=args.archive, shard_size=args.shard_size)
+    items = _run(
+        args, len(listing), ingest, "ingest_flow", source=args.source, archive=args.archive, shard_size=args.shard_size
+    )
     print_items(items)
     return print_errors(RunResult(new_run_id(), items=items))
 
@@ -507,9 +587,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_restore(args: argparse.Namespace) -> int:
+    from latentpress.flows.restore import restore
     from latentpress.infra.archive import ArchiveLayout, read_manifest
     from latentpress.infra.collection import archived_items
-    from latentpress.flows.restore import restore
     from latentpress.pipeline.selection import read_selection
     from latentpress.preflight import check_archive, check_models, check_target
     from latentpress.terminal import console, print_errors, print_stages
@@ -522,8 +602,10 @@ def run_restore(args: argparse.Namespace) -> int:
     chosen = _chosen_configs(args, manifest)
     selection = None if args.config else read_selection(ArchiveLayout(args.archive).selection)
     if selection is not None:
-        console.print(f"restoring each image from the configuration chosen for {selection[0]} (--config overrides)",
-                      highlight=False)
+        console.print(
+            f"restoring each image from the configuration chosen for {selection[0]} (--config overrides)",
+            highlight=False,
+        )
     elif args.layout == "original" and len(chosen) > 1:
         raise UsageError(f"--layout original restores one configuration per image: choose one with --config "
                          f"(archive {args.archive} has: {', '.join(c.key for c in chosen)}), set a quality floor "
@@ -539,9 +621,9 @@ def run_restore(args: argparse.Namespace) -> int:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from latentpress.infra.archive import read_manifest
     from rich.markup import escape
 
+    from latentpress.infra.archive import read_manifest
     from latentpress.pipeline.verify import verify
     from latentpress.preflight import check_archive, check_models
     from latentpress.terminal import console, errors
@@ -571,8 +653,9 @@ def run_bag(args: argparse.Namespace) -> int:
     check_archive(args.archive)
     check_target(args.out, "bag folder")
     summary = export_bag(args.archive, args.out)
-    console.print(f"bag written to {args.out}: {summary.files} file(s), {summary.payload_bytes} bytes of payload",
-                  highlight=False)
+    console.print(
+        f"bag written to {args.out}: {summary.files} file(s), {summary.payload_bytes} bytes of payload", highlight=False
+    )
     return 0
 
 
@@ -583,7 +666,9 @@ def _chosen_configs(args: argparse.Namespace, manifest: dict) -> list:
     known = [c.key for c in configs]
     unknown = sorted(set(args.config or []) - set(known))
     if unknown:
-        raise UsageError(f"archive {args.archive} has no configuration {', '.join(unknown)} (it has: {', '.join(known)})")
+        raise UsageError(
+            f"archive {args.archive} has no configuration {', '.join(unknown)} (it has: {', '.join(known)})"
+        )
     return [c for c in configs if c.key in (args.config or known)]
 
 
@@ -610,8 +695,12 @@ def run_codecs(args: argparse.Namespace) -> int:
     console.print(table)
     for name, info in sorted(CODECS.items()):
         console.print(f"{name} ({info.domain}): {info.summary}", highlight=False, markup=False)
-    console.print("Pick with --codec NAME[:PRESET][@Q1,Q2,...] (rate control: @bppX; the cheapest setting per "
-                  "image that meets a floor: @lpipsX, @distsX, @psnrX, @ms_ssimX).", highlight=False, markup=False)
+    console.print(
+        "Pick with --codec NAME[:PRESET][@Q1,Q2,...] (rate control: @bppX; the cheapest setting per "
+        "image that meets a floor: @lpipsX, @distsX, @psnrX, @ms_ssimX).",
+        highlight=False,
+        markup=False,
+    )
     return 0
 
 

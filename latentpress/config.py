@@ -15,8 +15,8 @@ for example ``FSSPEC_S3_ENDPOINT_URL`` and the usual ``AWS_*`` variables.
 from __future__ import annotations
 
 import os
-from functools import lru_cache
 from dataclasses import dataclass
+from functools import lru_cache
 
 DEFAULT_VAE = "taesd"
 DEFAULT_SHARD_SIZE = 64

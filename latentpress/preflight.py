@@ -112,7 +112,9 @@ def check_archive(archive: str, needs: str = "manifest.json") -> None:
 
     check_credentials(archive, "archive")
     try:
-        found = bool(collection_parts(archive)) if needs == "collection" else storage.exists(storage.join(archive, needs))
+        found = (
+            bool(collection_parts(archive)) if needs == "collection" else storage.exists(storage.join(archive, needs))
+        )
     except Exception as exc:  # noqa: BLE001
         raise UsageError(f"cannot read archive {archive}: {_storage_problem(exc)}") from None
     if not found and needs == "collection":

@@ -51,8 +51,16 @@ VALUE_HEADERS = {
 }
 """Summary columns in the order they are kept when the width runs short."""
 
-FORMATS = {"lpips": ".4f", "dists": ".4f", "ms_ssim": ".4f", "psnr": ".2f", "bpp": ".4f", "amortised_bpp": ".4f",
-           "encode_seconds": ".3g", "decode_seconds": ".3g"}
+FORMATS = {
+    "lpips": ".4f",
+    "dists": ".4f",
+    "ms_ssim": ".4f",
+    "psnr": ".2f",
+    "bpp": ".4f",
+    "amortised_bpp": ".4f",
+    "encode_seconds": ".3g",
+    "decode_seconds": ".3g",
+}
 """Number formats of the summary's value columns (default ``.4g``)."""
 
 
@@ -64,7 +72,9 @@ def print_items(items: list[Item]) -> None:
     for item in others[:SHOWN_NOT_ARCHIVED]:
         errors.print(f"[yellow]{item.status}[/yellow] {escape(item.name)}: {escape(item.error or '')}", soft_wrap=True)
     if len(others) > SHOWN_NOT_ARCHIVED:
-        errors.print(f"... and {len(others) - SHOWN_NOT_ARCHIVED} more (all listed in the collection, ARCHIVE/collection/)")
+        errors.print(
+            f"... and {len(others) - SHOWN_NOT_ARCHIVED} more (all listed in the collection, ARCHIVE/collection/)"
+        )
 
 
 def print_stages(result: RunResult) -> None:
@@ -91,8 +101,10 @@ def print_errors(result: RunResult) -> int:
         errors.print(f"[red]error[/red] ({len(outcomes)}): {escape(reason)}", soft_wrap=True)
         errors.print(f"  in {where(outcomes)}", soft_wrap=True, highlight=False)
     if groups:
-        errors.print(f"[red]{result.images_in_error} image(s) ended in error[/red]: fix the cause and rerun the same "
-                     "command; it redoes only what is missing")
+        errors.print(
+            f"[red]{result.images_in_error} image(s) ended in error[/red]: fix the cause and rerun the same "
+            "command; it redoes only what is missing"
+        )
     return 1 if groups else 0
 
 
@@ -104,16 +116,24 @@ def summary_table(summary: pd.DataFrame, keys: list[str], title: str, width: int
     values = {col: [_cell(v, FORMATS.get(col, ".4g")) for v in summary[col]] for col in VALUE_HEADERS}
     shown: list[str] = []
     shared = (summary["amortised_bpp"] - summary["bpp"]).abs().fillna(0).max() > 0
-    wanted = [c for c in VALUE_HEADERS
-              if (c != "rejected" or summary["rejected"].any()) and (c != "amortised_bpp" or shared)]
+    wanted = [
+        c for c in VALUE_HEADERS if (c != "rejected" or summary["rejected"].any()) and (c != "amortised_bpp" or shared)
+    ]
     for col in wanted:
-        if _table(title, keys, shown + [col], cells, values).__rich_measure__(Console(width=10_000), Console(width=10_000).options).maximum > width:
+        if (
+            _table(title, keys, shown + [col], cells, values)
+            .__rich_measure__(Console(width=10_000), Console(width=10_000).options)
+            .maximum
+            > width
+        ):
             break
         shown.append(col)
     return _table(title, keys, shown, cells, values), [VALUE_HEADERS[c] for c in wanted if c not in shown]
 
 
-def _table(title: str, keys: list[str], shown: list[str], cells: dict[str, list[str]], values: dict[str, list[str]]) -> Table:
+def _table(
+    title: str, keys: list[str], shown: list[str], cells: dict[str, list[str]], values: dict[str, list[str]]
+) -> Table:
     table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
     for key in keys:
         table.add_column(KEY_HEADERS[key], justify="left" if key in ("codec", "vae_id") else "right", no_wrap=True)

@@ -29,6 +29,7 @@ import argparse
 import json
 import os
 import time
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -91,7 +92,7 @@ def photos(data: Path) -> dict[str, list[np.ndarray]]:
         count = 3 if name.startswith(HELD_OUT) else 2
         h, w = image.shape[:2]
         crops[name] = [image[t : t + CROP, l : l + CROP]
-                       for t, l in zip(rng.integers(0, h - CROP + 1, count), rng.integers(0, w - CROP + 1, count))]  # fmt: skip
+                       for t, l in zip(rng.integers(0, h - CROP + 1, count), rng.integers(0, w - CROP + 1, count), strict=True)]  # fmt: skip
     return crops
 
 
@@ -128,7 +129,7 @@ def agreement(rows: list[dict], predicted: np.ndarray, target: str, bins: int = 
         per_crop.append(spearmanr(predicted[idx], truth[idx]).statistic)
     edges = np.quantile(mse, np.linspace(0, 1, bins + 1))
     within = [spearmanr(predicted[m], truth[m]).statistic
-              for m in ((mse >= a) & (mse <= b) for a, b in zip(edges[:-1], edges[1:])) if m.sum() > 5]  # fmt: skip
+              for m in ((mse >= a) & (mse <= b) for a, b in pairwise(edges)) if m.sum() > 5]  # fmt: skip
     return {"spearman_per_crop": float(np.mean(per_crop)), "spearman_all": float(spearmanr(predicted, truth).statistic),
             "spearman_within_mse_bins": float(np.mean(within)), "pearson_all": float(pearsonr(predicted, truth).statistic)}  # fmt: skip
 
@@ -145,7 +146,9 @@ def main() -> None:
     parser.add_argument("--data", default=str(SHARED), help="folder with kodak-dev/ and mate-nature/")
     parser.add_argument("--out", help="weights file (default: the package's for this VAE)")
     parser.add_argument("--save-pairs", help="also write every pair's terms and metrics to this .npz file")
-    parser.add_argument("--from-pairs", help="fit the pairs of this .npz file (from --save-pairs) instead of making them")
+    parser.add_argument(
+        "--from-pairs", help="fit the pairs of this .npz file (from --save-pairs) instead of making them"
+    )
     parser.add_argument("--taps", default=",".join(map(str, TAPS)), help="decoder taps to fit (default %(default)s)")
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ.get("LATENTPRESS_THREADS", "1")))

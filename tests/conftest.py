@@ -19,7 +19,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 KODAK = SHARED / "data" / "kodak-dev"
 
-pytest_plugins = ["s3fixture", "pipeline_fixtures"]
+pytest_plugins = ["s3fixture", "pipeline_fixtures", "latent_fixtures"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

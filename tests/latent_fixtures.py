@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import KODAK
 from PIL import Image
 
-from conftest import KODAK
 from latentpress.codecs import CodecInput
 
 

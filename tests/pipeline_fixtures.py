@@ -13,9 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import KODAK
+from PIL import Image
 
 
 @pytest.fixture(scope="session")
@@ -57,8 +56,11 @@ def dask_processes(worker_args: list[list[str]], prefect_url: str, env: dict[str
     command = [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"]
     procs = [subprocess.Popen(command, env=environ, **quiet)]
     procs += [
-        subprocess.Popen([dask, "worker", address, "--host", "127.0.0.1", "--nthreads", "1", "--no-dashboard", *args],
-                         env={**environ, **(env or {})}, **quiet)
+        subprocess.Popen(
+            [dask, "worker", address, "--host", "127.0.0.1", "--nthreads", "1", "--no-dashboard", *args],
+            env={**environ, **(env or {})},
+            **quiet,
+        )
         for args in worker_args
     ]
     try:

@@ -70,7 +70,9 @@ def test_a_searched_latent_stream_is_not_decoded_twice(latent_archive, monkeypat
     stage, decodings = ["search"], []
     real_pixels, real_decode = decode.latent_pixels, evaluate.decode_container
     monkeypatch.setattr(decode, "latent_pixels", lambda *a, **k: decodings.append(stage[0]) or real_pixels(*a, **k))
-    monkeypatch.setattr(evaluate, "decode_container", lambda *a, **k: stage.__setitem__(0, "evaluate") or real_decode(*a, **k))
+    monkeypatch.setattr(
+        evaluate, "decode_container", lambda *a, **k: stage.__setitem__(0, "evaluate") or real_decode(*a, **k)
+    )
 
     batch = archive_batch([BatchWork(config, items)], archive, layout.latents, "taesd", layout.ledger, "r1")
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from PIL import Image
+from pipeline_fixtures import dask_processes
 
 from latentpress.infra.ledger import read_ledger
-from pipeline_fixtures import dask_processes
 
 BIN = Path(sys.executable).parent / "latentpress"
 
@@ -44,9 +44,22 @@ def test_codecs_lists_every_codec() -> None:
 
 def test_killed_run_resumes_then_restore_and_ledger_tools(mixed_collection: Path, tmp_path: Path) -> None:
     archive, out = tmp_path / "archive", tmp_path / "restored"
-    args = ["archive", str(mixed_collection), str(archive), "--codec", "jpeg@30,60", "--codec", "latent-q@1",
-            "--workers", "1", "--batch-size", "1"]
-    proc = subprocess.Popen([str(BIN), *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    args = [
+        "archive",
+        str(mixed_collection),
+        str(archive),
+        "--codec",
+        "jpeg@30,60",
+        "--codec",
+        "latent-q@1",
+        "--workers",
+        "1",
+        "--batch-size",
+        "1",
+    ]
+    proc = subprocess.Popen(
+        [str(BIN), *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.monotonic() + 240
     while not list(archive.glob("images/*/*.lpc")) and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.2)
@@ -82,10 +95,18 @@ def external_cluster(prefect_server: str) -> Iterator[str]:
         yield address
 
 
-def test_archive_on_an_external_dask_cluster(mixed_collection: Path, tmp_path: Path, external_cluster: str, prefect_server: str) -> None:
+def test_archive_on_an_external_dask_cluster(
+    mixed_collection: Path, tmp_path: Path, external_cluster: str, prefect_server: str
+) -> None:
     archive = tmp_path / "archive"
     result = run(
-        "archive", str(mixed_collection), str(archive), "--codec", "avif@30", "--dask-address", external_cluster,
+        "archive",
+        str(mixed_collection),
+        str(archive),
+        "--codec",
+        "avif@30",
+        "--dask-address",
+        external_cluster,
         env={"PREFECT_API_URL": prefect_server},
     )
     assert result.returncode == 0, result.stderr

@@ -53,7 +53,12 @@ def test_empty_source(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("spec", "message"),
-    [("nope@3", "unknown codec 'nope'"), ("avif:turbo", "no preset 'turbo'"), ("avif@500", "0..100"), ("jpeg@x", "bad quality")],
+    [
+        ("nope@3", "unknown codec 'nope'"),
+        ("avif:turbo", "no preset 'turbo'"),
+        ("avif@500", "0..100"),
+        ("jpeg@x", "bad quality"),
+    ],
 )
 def test_bad_codec_spec(photos: Path, tmp_path: Path, spec: str, message: str) -> None:
     result = run("archive", str(photos), str(tmp_path / "archive"), "--codec", spec)
@@ -69,7 +74,9 @@ def test_s3_without_credentials(s3_bucket: str, photos: Path, tmp_path: Path) ->
            "AWS_CONFIG_FILE": str(tmp_path / "none")}  # fmt: skip
     result = run("archive", str(photos), f"s3://{s3_bucket}/arch", "--codec", "avif@30", env=env, drop=drop)
     one_line_error(result, "AWS_ACCESS_KEY_ID", "FSSPEC_S3_ENDPOINT_URL")
-    result = run("archive", f"s3://{s3_bucket}/photos", str(tmp_path / "archive"), "--codec", "avif@30", env=env, drop=drop)
+    result = run(
+        "archive", f"s3://{s3_bucket}/photos", str(tmp_path / "archive"), "--codec", "avif@30", env=env, drop=drop
+    )
     one_line_error(result, "AWS_ACCESS_KEY_ID")
     assert not (tmp_path / "archive").exists()
 
@@ -78,7 +85,15 @@ def test_dead_dask_address(photos: Path, tmp_path: Path) -> None:
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    result = run("archive", str(photos), str(tmp_path / "archive"), "--codec", "avif@30", "--dask-address", f"tcp://127.0.0.1:{port}")
+    result = run(
+        "archive",
+        str(photos),
+        str(tmp_path / "archive"),
+        "--codec",
+        "avif@30",
+        "--dask-address",
+        f"tcp://127.0.0.1:{port}",
+    )
     one_line_error(result, f"no Dask scheduler at tcp://127.0.0.1:{port}", "dask scheduler")
     assert not (tmp_path / "archive").exists()
 
@@ -86,7 +101,14 @@ def test_dead_dask_address(photos: Path, tmp_path: Path) -> None:
 def test_models_folder_not_set(photos: Path, tmp_path: Path) -> None:
     result = run("archive", str(photos), str(tmp_path / "archive"), "--codec", "avif@30", drop=("LATENTPRESS_MODELS",))
     one_line_error(result, "LATENTPRESS_MODELS is not set", "--models")
-    result = run("archive", str(photos), str(tmp_path / "archive"), "--codec", "latent-q", env={"LATENTPRESS_MODELS": str(tmp_path)})
+    result = run(
+        "archive",
+        str(photos),
+        str(tmp_path / "archive"),
+        "--codec",
+        "latent-q",
+        env={"LATENTPRESS_MODELS": str(tmp_path)},
+    )
     one_line_error(result, "is not in LATENTPRESS_MODELS")
     assert not (tmp_path / "archive").exists()
 
@@ -123,7 +145,13 @@ def test_restore_in_the_original_layout_of_several_configurations(photos: Path, 
 
 @pytest.mark.parametrize("command", [["ledger", "summary"], ["ledger", "export"], ["report"]])
 def test_ledger_tools_on_a_path_without_a_ledger(photos: Path, tmp_path: Path, command: list[str]) -> None:
-    extra = [str(tmp_path / "out.csv")] if command[-1] == "export" else [str(tmp_path / "report")] if command == ["report"] else []
+    extra = (
+        [str(tmp_path / "out.csv")]
+        if command[-1] == "export"
+        else [str(tmp_path / "report")]
+        if command == ["report"]
+        else []
+    )
     result = run(*command, str(photos), *extra)
     one_line_error(result, f"no ledger at {photos}")
     assert not (tmp_path / "out.csv").exists() and not (tmp_path / "report").exists()

@@ -52,7 +52,10 @@ def test_transposed_function_round_trip() -> None:
 
 
 def test_other_architectures_round_trip() -> None:
-    for arch in (Architecture(16, 3, 5, grids=(2, 0, 1), arm_width=5, synthesis_width=7), Architecture(4, 1, 1, grids=(1,))):
+    for arch in (
+        Architecture(16, 3, 5, grids=(2, 0, 1), arm_width=5, synthesis_width=7),
+        Architecture(4, 1, 1, grids=(1,)),
+    ):
         q = random_function(arch, seed=3)
         assert_same(bitstream.read(bitstream.write(q), 40, 24), q)
 
@@ -99,8 +102,12 @@ def test_bit_flips_raise_codec_error_or_decode() -> None:
     assert rejected > len(data) // 3
 
 
-def _header(version=1, flags=0, channels=4, height=6, width=8, grids=(4, 1, 1), arm=8, synthesis=16, shifts=(7,) * 5) -> bytes:
-    return struct.pack("<BBBHHB", version, flags, channels, height, width, len(grids)) + bytes([*grids, arm, synthesis, *shifts])
+def _header(
+    version=1, flags=0, channels=4, height=6, width=8, grids=(4, 1, 1), arm=8, synthesis=16, shifts=(7,) * 5
+) -> bytes:
+    return struct.pack("<BBBHHB", version, flags, channels, height, width, len(grids)) + bytes(
+        [*grids, arm, synthesis, *shifts]
+    )
 
 
 @pytest.mark.parametrize(
@@ -120,7 +127,7 @@ def _header(version=1, flags=0, channels=4, height=6, width=8, grids=(4, 1, 1), 
     ],
 )
 def test_bad_headers_are_rejected(header: bytes, match: str) -> None:
-    body = bitstream.write(random_function())[len(_header()):]
+    body = bitstream.write(random_function())[len(_header()) :]
     with pytest.raises(CodecError, match=match):
         bitstream.read(header + body, 64, 48)
 

@@ -28,7 +28,9 @@ from latentpress.codecs.clric.train import fit
 from latentpress.codecs.spec import with_target_bpp
 from latentpress.infra.archive import check_config_key, pack_image, unpack_image
 
-TINY = dataclasses.replace(PRESETS["fast"], quality=0.1, warmup=((2, 20),), iterations=250, rounding=25, learning_rate=0.03)
+TINY = dataclasses.replace(
+    PRESETS["fast"], quality=0.1, warmup=((2, 20),), iterations=250, rounding=25, learning_rate=0.03
+)
 WIDTH, HEIGHT = 128, 96
 GOLDEN = Path(__file__).parent / "golden" / "clric_v1.lpc"
 
@@ -91,8 +93,16 @@ def test_decoder_reproduces_the_encoder_latent_through_the_container(latent: np.
     model = fit(latent[None], np.array([0.1]), TINY)
     q = quantize(model, latent, 0.1)
     payload = bitstream.write(q)
-    data = pack_image(codec="clric", codec_version=1, config={"codec": "clric", "preset": "fast", "quality": 0.1},
-                      payload=payload, width=WIDTH, height=HEIGHT, vae_id="taesd", image_id="0123456789abcdef")
+    data = pack_image(
+        codec="clric",
+        codec_version=1,
+        config={"codec": "clric", "preset": "fast", "quality": 0.1},
+        payload=payload,
+        width=WIDTH,
+        height=HEIGHT,
+        vae_id="taesd",
+        image_id="0123456789abcdef",
+    )
     container, _ = unpack_image(data)
     decoded = get_codec("clric").decode(container.sections["payload"], DecodeContext(WIDTH, HEIGHT, "taesd"))
     assert decoded.dtype == np.float32 and decoded.shape == latent.shape
@@ -183,7 +193,10 @@ def test_target_bpp_configurations() -> None:
     with pytest.raises(ValueError, match="target bpp"):
         parse_codec_spec("clric@bpp0")
     assert with_target_bpp(["avif@20", "clric:fast", "clric@1"], [0.1, 0.2]) == [
-        "avif@20", "clric:fast@bpp0.1,bpp0.2", "clric@1,bpp0.1,bpp0.2"]
+        "avif@20",
+        "clric:fast@bpp0.1,bpp0.2",
+        "clric@1,bpp0.1,bpp0.2",
+    ]
     with pytest.raises(ValueError, match="rate control"):
         with_target_bpp(["avif@20"], [0.1])
 
@@ -192,10 +205,14 @@ def test_cli_target_bpp_option() -> None:
     from latentpress.cli import _configs, build_parser
 
     parser = build_parser()
-    args = parser.parse_args(["compress", "arch", "--codec", "avif@20", "--codec", "clric:fast", "--target-bpp", "0.1,0.2"])
+    args = parser.parse_args(
+        ["compress", "arch", "--codec", "avif@20", "--codec", "clric:fast", "--target-bpp", "0.1,0.2"]
+    )
     assert [c.key for c in _configs(args)] == ["avif.default.q20", "clric.fast.bpp0.1", "clric.fast.bpp0.2"]
     assert args.codec == ["avif@20", "clric:fast@bpp0.1,bpp0.2"]
-    assert [c.key for c in _configs(parser.parse_args(["compress", "arch", "--codec", "clric@1"]))] == ["clric.default.q1"]
+    assert [c.key for c in _configs(parser.parse_args(["compress", "arch", "--codec", "clric@1"]))] == [
+        "clric.default.q1"
+    ]
     for bad in ("0", "x", "0.1,-1"):
         with pytest.raises(SystemExit):
             parser.parse_args(["archive", "src", "arch", "--codec", "clric", "--target-bpp", bad])

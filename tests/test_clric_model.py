@@ -11,7 +11,8 @@ from latentpress.codecs.clric import loss
 from latentpress.codecs.clric.fixed import SCALES, IntArm
 from latentpress.codecs.clric.grid import OFFSETS, coding_order, context_index, grid_shapes, grid_size, wavefronts
 from latentpress.codecs.clric.model import Architecture, LatentFunction, bicubic_taps, laplace_bits, select
-from latentpress.codecs.clric.quantize import GROUPS, group_parameters, group_sizes, laplace_bits as laplace_bits_np
+from latentpress.codecs.clric.quantize import GROUPS, group_parameters, group_sizes
+from latentpress.codecs.clric.quantize import laplace_bits as laplace_bits_np
 
 SHAPES = ((5, 7), (5, 7), (3, 4), (2, 2), (1, 1))
 
@@ -56,8 +57,12 @@ def test_upsampler_starts_as_bicubic_interpolation(height: int, width: int) -> N
     features = model.upsampler(coarse)
     assert features.shape == (1, 3, height, width)
     once = F.interpolate(coarse[1], scale_factor=2, mode="bicubic", align_corners=False)
-    twice = F.interpolate(F.interpolate(coarse[2], scale_factor=2, mode="bicubic", align_corners=False),
-                          scale_factor=2, mode="bicubic", align_corners=False)
+    twice = F.interpolate(
+        F.interpolate(coarse[2], scale_factor=2, mode="bicubic", align_corners=False),
+        scale_factor=2,
+        mode="bicubic",
+        align_corners=False,
+    )
     torch.testing.assert_close(features[:, 0:1], coarse[0])
     torch.testing.assert_close(features[:, 1:2], once, atol=1e-5, rtol=0)
     torch.testing.assert_close(features[:, 2:3], twice, atol=1e-5, rtol=0)
@@ -83,7 +88,9 @@ def test_gradients_by_pieces_are_the_whole_latent_ones(monkeypatch: pytest.Monke
             grads = [parameter.grad.clone() for parameter in model.parameters()]
             model.zero_grad(set_to_none=True)
             if chunk == 10**6:
-                torch.testing.assert_close(value, loss.losses(model, target, lam, mode, torch.Generator().manual_seed(1)).detach())
+                torch.testing.assert_close(
+                    value, loss.losses(model, target, lam, mode, torch.Generator().manual_seed(1)).detach()
+                )
                 whole[mode] = value, grads
                 continue
             torch.testing.assert_close(value, whole[mode][0])
@@ -103,7 +110,7 @@ def test_laplace_bits_match_the_cdf() -> None:
     loc, log_scale = torch.tensor(1.3, dtype=torch.float64), torch.tensor(0.7, dtype=torch.float64)
     bits = laplace_bits(x, loc.expand_as(x), log_scale.expand_as(x))
     cdf = torch.distributions.Laplace(loc, log_scale.exp()).cdf
-    assert float((2.0 ** -bits).sum()) == pytest.approx(float(cdf(x[-1] + 0.5) - cdf(x[0] - 0.5)), abs=1e-12)
+    assert float((2.0**-bits).sum()) == pytest.approx(float(cdf(x[-1] + 0.5) - cdf(x[0] - 0.5)), abs=1e-12)
     torch.testing.assert_close(bits, -torch.log2(cdf(x + 0.5) - cdf(x - 0.5)))
     far = laplace_bits(torch.tensor([60.0]), torch.tensor([0.0]), torch.tensor([0.0]))
     assert float(far) == 16.0  # floored at 2**-16
@@ -171,8 +178,10 @@ def test_integer_arm_is_exact_in_any_batch_and_follows_the_float_arm() -> None:
         model.arm.w3.normal_(0, 0.3)
         model.arm.b3.normal_(0, 0.3)
     shift = 12
-    ints = [np.round(p[0].detach().double().numpy() * 2**shift).astype(np.int64) for p in
-            (model.arm.w1, model.arm.w2, model.arm.w3, model.arm.b1, model.arm.b2, model.arm.b3)]
+    ints = [
+        np.round(p[0].detach().double().numpy() * 2**shift).astype(np.int64)
+        for p in (model.arm.w1, model.arm.w2, model.arm.w3, model.arm.b1, model.arm.b2, model.arm.b3)
+    ]
     arm = IntArm(tuple(ints[:3]), tuple(b.ravel() for b in ints[3:]), shift, shift)
     context = np.random.default_rng(0).integers(-6, 7, (8, 500))
     loc, scale = arm(context)

@@ -11,8 +11,7 @@ from PIL import Image
 
 from latentpress.codecs import DecodeContext, get_codec
 from latentpress.codecs.clric import rate
-from latentpress.flows.prefect_flows import archive_flow
-from latentpress.flows.prefect_flows import restore_flow
+from latentpress.flows.prefect_flows import archive_flow, restore_flow
 from latentpress.infra.archive import read_manifest, unpack_image
 from latentpress.infra.ledger import read_ledger
 from latentpress.pipeline.decode import decode_container
@@ -22,9 +21,13 @@ pytestmark = pytest.mark.e2e
 KEYS = ["clric.fast.bpp1", "clric.fast.q1"]
 
 
-def test_archive_restore_clric_at_lambda_and_target_bpp(mixed_collection: Path, tmp_path: Path, dask_address: str) -> None:
+def test_archive_restore_clric_at_lambda_and_target_bpp(
+    mixed_collection: Path, tmp_path: Path, dask_address: str
+) -> None:
     archive = tmp_path / "archive"
-    report = archive_flow(str(mixed_collection), str(archive), ["clric:fast@1,bpp1"], batch_size=3, dask_address=dask_address)
+    report = archive_flow(
+        str(mixed_collection), str(archive), ["clric:fast@1,bpp1"], batch_size=3, dask_address=dask_address
+    )
     assert sum(i.status == "rejected" for i in report.items) == 3 and report.ok
 
     ledger = read_ledger(str(archive / "ledger"))

@@ -8,17 +8,16 @@ import re
 import subprocess
 import sys
 
-from distributed import Client
-from prefect import flow, task
-from prefect.cache_policies import NO_CACHE
-
 import dask
 import psutil
 import pytest
+from distributed import Client
+from pipeline_fixtures import dask_processes
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
 
 from latentpress.flows.common import MAX_TASKS, MIN_BATCH, TASKS_PER_WORKER, balanced_batch, chunks, finer_tail
 from latentpress.infra.cluster import cluster_shape, dask_scheduler, gpu_tasks, task_runner
-from pipeline_fixtures import dask_processes
 
 
 @task(cache_policy=NO_CACHE)
@@ -53,7 +52,9 @@ def same_submission_twice(address: str) -> tuple[list[str], list[str]]:
 
 def test_task_runner_gives_random_keys_and_runs_every_submission(dask_address: str) -> None:
     keys, names = same_submission_twice(dask_address)
-    assert len(set(keys)) == 2 and all(re.fullmatch(r"worker_name-[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}", k) for k in keys)
+    assert len(set(keys)) == 2 and all(
+        re.fullmatch(r"worker_name-[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}", k) for k in keys
+    )
     assert len(names) == 2 and set(names) <= {0, 1}  # the two workers of the local cluster
 
 
@@ -86,7 +87,9 @@ def test_batch_size_gives_each_thread_several_tasks(requested: int, images: int,
 def _monitor_settings() -> dict:
     import dask
 
-    return {key: dask.config.get(key) for key in ("distributed.worker.profile.enabled", "distributed.admin.tick.interval")}
+    return {
+        key: dask.config.get(key) for key in ("distributed.worker.profile.enabled", "distributed.admin.tick.interval")
+    }
 
 
 def test_local_workers_run_without_fast_monitors_and_the_scheduler_apart() -> None:
@@ -98,10 +101,14 @@ def test_local_workers_run_without_fast_monitors_and_the_scheduler_apart() -> No
     assert settings == [{"distributed.worker.profile.enabled": False, "distributed.admin.tick.interval": "1s"}]
     # the scheduler in a process of its own (none of its memory in the flow's), with our settings
     assert pid != os.getpid() and (saturation, tick) == (1.0, "1s")
-    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE  # stopped with the cluster
+    assert (
+        not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    )  # stopped with the cluster
 
 
-@pytest.mark.parametrize(("count", "size", "lengths"), [(6, 4, [3, 3]), (64, 16, [16] * 4), (10, 3, [2, 3, 2, 3]), (0, 5, []), (1, 5, [1])])
+@pytest.mark.parametrize(
+    ("count", "size", "lengths"), [(6, 4, [3, 3]), (64, 16, [16] * 4), (10, 3, [2, 3, 2, 3]), (0, 5, []), (1, 5, [1])]
+)
 def test_chunks_are_even_and_keep_order(count: int, size: int, lengths: list[int]) -> None:
     values = list(range(count))
     parts = chunks(values, size)
@@ -171,7 +178,9 @@ def test_batches_are_sized_by_pixels_and_a_large_photo_goes_alone() -> None:
     assert sorted(i.image_id for b in batches for i in b) == sorted(i.image_id for i in [*small, large])
     assert all(len(b) <= 16 and (len(b) == 1 or sum(i.width * i.height for i in b) <= BATCH_PIXELS) for b in batches)
     assert shard_batches(small, 16) == shard_batches(small, 16, None)  # small photos: batched by count as before
-    assert shard_batches([item(0, 9000, 9000), item(1, 9000, 9000)], 16, None) == [[item(0, 9000, 9000), item(1, 9000, 9000)]]
+    assert shard_batches([item(0, 9000, 9000), item(1, 9000, 9000)], 16, None) == [
+        [item(0, 9000, 9000), item(1, 9000, 9000)]
+    ]
 
 
 KILLED_FLOW = """

@@ -61,8 +61,9 @@ def test_list_images_recursive_by_extension(photos: Path) -> None:
 def test_inspect_ok_item(photos: Path) -> None:
     item = inspect_image(str(photos / "2024" / "b.PNG"), str(photos))
     data = (photos / "2024" / "b.PNG").read_bytes()
-    assert item == Item(content_id(data), str(photos / "2024" / "b.PNG"), "2024/b.PNG",
-                        30, 5, len(data), "ok", None, None, metadata="")  # read, and none there
+    assert item == Item(
+        content_id(data), str(photos / "2024" / "b.PNG"), "2024/b.PNG", 30, 5, len(data), "ok", None, None, metadata=""
+    )  # read, and none there
 
 
 def test_ids_stable_across_names_and_roots(photos: Path, tmp_path: Path) -> None:
@@ -98,8 +99,9 @@ def test_storage_errors_propagate(monkeypatch: pytest.MonkeyPatch, photos: Path)
 
 
 def fake(n: int, source: str | None = None, status: str = "ok") -> Item:
-    return Item(f"{n:016x}", source or f"s3://b/{n}.jpg", f"{n}.jpg", 8, 8, 100, status,
-                None if status == "ok" else "bad", None)
+    return Item(
+        f"{n:016x}", source or f"s3://b/{n}.jpg", f"{n}.jpg", 8, 8, 100, status, None if status == "ok" else "bad", None
+    )
 
 
 def test_shards_sized_sorted_and_deterministic() -> None:
@@ -139,14 +141,11 @@ def test_collection_on_s3(s3_root: str, photos: Path) -> None:
     root = f"{s3_root}/photos"
     for path in sorted(photos.rglob("*")):
         if path.is_file():
-            storage.write_bytes_atomic(f"{root}/{path.relative_to(photos).as_posix()}",
-                                       path.read_bytes())
+            storage.write_bytes_atomic(f"{root}/{path.relative_to(photos).as_posix()}", path.read_bytes())
     urls = list_images(root)
     assert len(urls) == 6 and all(u.startswith(f"{root}/") for u in urls)
     items = assign_shards([inspect_image(u, root) for u in urls], 2)
-    local = assign_shards(
-        [inspect_image(u, str(photos)) for u in list_images(str(photos))], 2
-    )
+    local = assign_shards([inspect_image(u, str(photos)) for u in list_images(str(photos))], 2)
     assert [(i.image_id, i.name, i.status, i.shard) for i in items] == [
         (i.image_id, i.name, i.status, i.shard) for i in local
     ]
@@ -186,8 +185,13 @@ def test_reusable_keeps_only_unchanged_files() -> None:
     }
     kept, todo = reusable(listing, previous)
     assert [i.source for i in kept] == ["s3://b/bad.jpg", "s3://b/same.jpg"]
-    assert todo == ["s3://b/changed.jpg", "s3://b/locked.jpg", "s3://b/new.jpg", "s3://b/no-metadata.jpg",
-                    "s3://b/old.jpg"]
+    assert todo == [
+        "s3://b/changed.jpg",
+        "s3://b/locked.jpg",
+        "s3://b/new.jpg",
+        "s3://b/no-metadata.jpg",
+        "s3://b/old.jpg",
+    ]
 
 
 def test_collections_of_earlier_versions_read_failed_as_error(tmp_path: Path) -> None:

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from pipeline_fixtures import real_crops
 
 from latentpress.flows.archive import archive
 from latentpress.flows.restore import restore
 from latentpress.infra.archive import read_manifest, unpack_model
 from latentpress.infra.ledger import read_ledger, summarize, with_rates
-from pipeline_fixtures import real_crops
 
 BIN = Path(sys.executable).parent / "latentpress"
 SPEC = ["glc:tiny@1.5,3"]

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from ledger_rows import ledger_row
 from PIL import Image
 
 from latentpress.cli import main
@@ -16,7 +17,6 @@ from latentpress.infra import compaction
 from latentpress.infra.compaction import CompactionError, compact
 from latentpress.infra.ledger import COMPACT_PREFIX, append_rows, read_ledger
 from latentpress.pipeline.verify import verify
-from ledger_rows import ledger_row
 
 
 def _ledger(root: Path, runs: int = 5) -> str:
@@ -47,12 +47,16 @@ def test_compaction_merges_parts_and_keeps_every_row(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(_sorted(read_ledger(url)), before)
     folder = pd.read_parquet(url)  # an outside reader of the folder sees the same rows
     assert len(folder) == 30 and set(folder["image_id"]) == set(before["image_id"])
-    append_rows(url, [ledger_row("ff" * 8, "jpeg", 99, run_id="run9")], "run9")  # appends go on; a second compaction merges them in
+    append_rows(
+        url, [ledger_row("ff" * 8, "jpeg", 99, run_id="run9")], "run9"
+    )  # appends go on; a second compaction merges them in
     again = compact(url)
     assert again.merged == 2 and len(read_ledger(url)) == 31 and len(_parts(url)) == 2
 
 
-def test_a_compaction_killed_after_writing_loses_and_repeats_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_compaction_killed_after_writing_loses_and_repeats_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     url = _ledger(tmp_path)
     before = _sorted(read_ledger(url))
 
@@ -84,7 +88,9 @@ def test_a_compaction_killed_while_writing_changes_nothing(tmp_path: Path, monke
     assert _parts(url) == parts and len(read_ledger(url)) == 30
 
 
-def test_a_part_that_does_not_read_back_equal_is_removed_and_nothing_deleted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_part_that_does_not_read_back_equal_is_removed_and_nothing_deleted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     url = _ledger(tmp_path)
     parts = _parts(url)
     real = pq.read_table
@@ -105,7 +111,9 @@ def twice_archived(tmp_path: Path, kodak_dir: Path) -> Path:
     return tmp_path / "archive"
 
 
-def test_compacting_an_archive_ledger_keeps_the_archive_intact(twice_archived: Path, capsys: pytest.CaptureFixture) -> None:
+def test_compacting_an_archive_ledger_keeps_the_archive_intact(
+    twice_archived: Path, capsys: pytest.CaptureFixture
+) -> None:
     ledger = str(twice_archived / "ledger")
     append_rows(ledger, [ledger_row("ee" * 8, "jpeg", 51, run_id="extra")], "extra")  # a second jpeg part
     before = _sorted(read_ledger(ledger))

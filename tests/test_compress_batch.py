@@ -41,8 +41,11 @@ class BatchCodec(BatchEncoder):
 
 @pytest.fixture
 def batch_codec():
-    register_codec(CodecInfo("test-batch", "a test codec", "latent", {"default": Params()}, (1.0,), "quality",
-                             "higher", BatchCodec))
+    register_codec(
+        CodecInfo(
+            "test-batch", "a test codec", "latent", {"default": Params()}, (1.0,), "quality", "higher", BatchCodec
+        )
+    )
     BatchCodec.calls = []
     yield BatchCodec
     del CODECS["test-batch"]

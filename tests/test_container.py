@@ -35,8 +35,9 @@ GOLDEN_INDICES = [
 
 
 def _sample() -> Container:
-    return Container("image", "latent-q", 1, "taesd", 768, 512,
-                     {"config": b'{"quality": 0.5}', "payload": bytes(range(256)) * 3})
+    return Container(
+        "image", "latent-q", 1, "taesd", 768, 512, {"config": b'{"quality": 0.5}', "payload": bytes(range(256)) * 3}
+    )
 
 
 def _raw(
@@ -53,9 +54,14 @@ def _raw(
 ) -> bytes:
     """Container bytes with free field values and valid checksums."""
     sections = [(b"payload", b"xyz")] if sections is None else sections
-    header = (magic + struct.pack(">HBB", version, kind, len(codec)) + codec
-              + struct.pack(">HB", 1, len(vae)) + vae
-              + struct.pack(">IIH", width, height, len(sections) if count is None else count))
+    header = (
+        magic
+        + struct.pack(">HBB", version, kind, len(codec))
+        + codec
+        + struct.pack(">HB", 1, len(vae))
+        + vae
+        + struct.pack(">IIH", width, height, len(sections) if count is None else count)
+    )
     out = header + struct.pack(">I", zlib.crc32(header))
     for name, data in sections:
         prefix = bytes([len(name)]) + name + struct.pack(">I", len(data))
@@ -113,7 +119,7 @@ def test_section_length_beyond_the_data_is_rejected_without_allocating() -> None
     good = _raw()
     header_end = len(good) - (1 + 7 + 8 + 3)
     name_end = header_end + 1 + 7
-    bad = good[:name_end] + struct.pack(">I", 2**32 - 1) + good[name_end + 4:]
+    bad = good[:name_end] + struct.pack(">I", 2**32 - 1) + good[name_end + 4 :]
     with pytest.raises(ContainerError, match="section 'payload' data needs 4294967295 bytes"):
         unpack(bad)
 
@@ -164,8 +170,7 @@ def test_every_bit_flip_is_rejected() -> None:
     ],
 )
 def test_writer_rejects_invalid_containers(fields: dict, match: str) -> None:
-    base = dict(kind="image", codec="c", codec_version=1, vae_id="", width=1, height=1,
-                sections={})
+    base = dict(kind="image", codec="c", codec_version=1, vae_id="", width=1, height=1, sections={})
     with pytest.raises(ContainerError, match=match):
         Container(**{**base, **fields})
 
@@ -175,8 +180,7 @@ def test_golden_file_still_decodes() -> None:
     container = unpack(data, str(GOLDEN))
     assert (container.kind, container.codec, container.codec_version) == ("image", "latent-q", 1)
     assert (container.vae_id, container.width, container.height) == ("taesd", 40, 24)
-    assert json.loads(container.sections["config"]) == {
-        "codec": "latent-q", "preset": "default", "quality": 0.5}
+    assert json.loads(container.sections["config"]) == {"codec": "latent-q", "preset": "default", "quality": 0.5}
     context = DecodeContext(container.width, container.height, container.vae_id)
     latent = get_codec(container.codec).decode(container.sections["payload"], context)
     expected = np.array(GOLDEN_INDICES, dtype=np.float32) * np.float32(0.5)

@@ -23,12 +23,11 @@ import httpx
 import numpy as np
 import pytest
 import yaml
+from conftest import KODAK, REPO, SHARED
 from PIL import Image
 from prefect import Flow
 from prefect.client.schemas.schedules import CronSchedule
 from prefect.flows import load_flow_from_entrypoint
-
-from conftest import KODAK, REPO, SHARED
 
 DEPLOYMENTS = yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"]
 BIN = Path(sys.executable).parent

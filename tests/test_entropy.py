@@ -47,8 +47,7 @@ def test_single_symbol_alphabet_costs_nothing() -> None:
     symbols = np.full(1000, -7)
     data = entropy.encode_categorical(symbols, np.array([1000]), -7)
     assert data == b""
-    np.testing.assert_array_equal(entropy.decode_categorical(data, np.array([1000]), -7, 1000),
-                                  symbols)
+    np.testing.assert_array_equal(entropy.decode_categorical(data, np.array([1000]), -7, 1000), symbols)
 
 
 def test_all_equal_symbols_in_a_wide_alphabet_cost_almost_nothing() -> None:

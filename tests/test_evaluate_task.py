@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 from PIL import Image
+from pipeline_fixtures import real_crops
 
 from latentpress.codecs import CodecConfig
 from latentpress.infra.archive import ArchiveLayout
@@ -15,7 +16,6 @@ from latentpress.models.metrics import MIN_SIZE
 from latentpress.pipeline.compress import compress_batch
 from latentpress.pipeline.evaluate import evaluate_batch
 from latentpress.pipeline.ingest import assign_shards, inspect_image, list_images
-from pipeline_fixtures import real_crops
 
 
 def test_thumbnail_gets_rate_and_psnr(tmp_path: Path) -> None:

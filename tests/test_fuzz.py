@@ -38,8 +38,18 @@ from latentpress.pipeline.decode import decode_container, shared_model
 FUZZ_CASES = 3000
 LONG_CASES = 100_000
 SECONDS_PER_CASE = 20
-CODECS = ["jpeg@50", "webp@40", "avif@30", "jxl@30", "latent-q@1", "vae@16", "glc:tiny@2", "relic:tiny@2", "laduree:tiny@108",
-          "clric:fast@1"]
+CODECS = [
+    "jpeg@50",
+    "webp@40",
+    "avif@30",
+    "jxl@30",
+    "latent-q@1",
+    "vae@16",
+    "glc:tiny@2",
+    "relic:tiny@2",
+    "laduree:tiny@108",
+    "clric:fast@1",
+]
 OURS = (ContainerError, CodecError)
 
 
@@ -159,7 +169,9 @@ def fuzz(archive: Path, cases: int, seed: int = 0) -> Counter:
             counts["rejected"] += 1
             continue
         except Exception as exc:  # noqa: BLE001 - the failure this suite looks for
-            raise AssertionError(f"case {case} ({target.path.name}, {mutation.__name__}): {type(exc).__name__}: {exc}") from exc
+            raise AssertionError(
+                f"case {case} ({target.path.name}, {mutation.__name__}): {type(exc).__name__}: {exc}"
+            ) from exc
         finally:
             target.path.write_bytes(target.original)
             if target.path != target.image:
@@ -173,7 +185,9 @@ def fuzz(archive: Path, cases: int, seed: int = 0) -> Counter:
     return counts
 
 
-def test_mutated_containers_are_rejected_or_exact(fuzz_archive: Path, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+def test_mutated_containers_are_rejected_or_exact(
+    fuzz_archive: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     archive_copy = Path(shutil.copytree(fuzz_archive, tmp_path / "archive"))
     cases = LONG_CASES if request.config.getoption("--fuzz-long") else FUZZ_CASES
     counts = fuzz(archive_copy, cases)

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from latent_fixtures import crops, item
 
 from latentpress.codecs import CodecError, CollectionModelCodec, DecodeContext, get_codec
 from latentpress.codecs.glc import bitstream
@@ -26,7 +27,6 @@ from latentpress.codecs.glc.model import GlcModel
 from latentpress.codecs.glc.prior import bound
 from latentpress.codecs.glc.train import channel_weights, distortion, lambdas
 from latentpress.infra.archive import pack_image, unpack_image
-from latent_fixtures import crops, item, latents, test_latent  # noqa: F401 - module fixtures
 
 GOLDEN = Path(__file__).parent / "golden"
 GOLDEN_MODEL, GOLDEN_IMAGE = GOLDEN / "glc_model_v1.lpm", GOLDEN / "glc_v1.lpc"
@@ -38,7 +38,9 @@ GOLDEN_LATENT = {(0, 0, 0): 0.33803168, (3, 9, 11): 0.07345521, (1, 4, 6): -0.12
 def model(latents: list[np.ndarray]) -> bytes:
     codec = get_codec("glc")
     statuses = []
-    data = codec.train([item(z, f"{i:016x}") for i, z in enumerate(latents)], codec.params("tiny"), progress=statuses.append)
+    data = codec.train(
+        [item(z, f"{i:016x}") for i, z in enumerate(latents)], codec.params("tiny"), progress=statuses.append
+    )
     assert statuses and statuses[-1].step == statuses[-1].steps == codec.params("tiny").steps
     assert all(np.isfinite(s.loss) and s.bpp > 0 for s in statuses)
     return data
@@ -90,8 +92,13 @@ def test_streams_are_the_same_on_one_and_two_threads(model: bytes, test_latent: 
     (tmp_path / "model.bin").write_bytes(model)
     np.save(tmp_path / "latent.npy", test_latent)
     digests = [
-        subprocess.run([sys.executable, "-c", THREADS, str(n), str(tmp_path / "model.bin"), str(tmp_path / "latent.npy")],
-                       capture_output=True, text=True, timeout=120, check=True).stdout.split()  # fmt: skip
+        subprocess.run(
+            [sys.executable, "-c", THREADS, str(n), str(tmp_path / "model.bin"), str(tmp_path / "latent.npy")],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        ).stdout.split()  # fmt: skip
         for n in (1, 2)
     ]
     assert digests[0] == digests[1] and len(digests[0]) == 2
@@ -152,7 +159,9 @@ def test_golden_model_and_stream_keep_decoding(model: bytes, test_latent: np.nda
         assert decoded[index] == pytest.approx(value, abs=1e-4)
 
 
-def test_perceptual_stage_changes_the_synthesis_alone(model: bytes, latents: list[np.ndarray], test_latent: np.ndarray) -> None:
+def test_perceptual_stage_changes_the_synthesis_alone(
+    model: bytes, latents: list[np.ndarray], test_latent: np.ndarray
+) -> None:
     from latentpress.codecs.glc.perceptual import PerceptualStage, finetune
 
     codec = get_codec("glc")
@@ -208,7 +217,9 @@ def test_distortion_means_the_same_on_any_latent_scale(latents: list[np.ndarray]
     scaled = [z * scales for z in latents]
     s = torch.from_numpy(scales)
     assert torch.allclose(distortion(noisy * s, x * s, channel_weights(scaled)), plain, rtol=1e-4)
-    assert torch.allclose(channel_weights(latents) / torch.from_numpy(scales.ravel() ** 2), channel_weights(scaled), rtol=1e-4)
+    assert torch.allclose(
+        channel_weights(latents) / torch.from_numpy(scales.ravel() ** 2), channel_weights(scaled), rtol=1e-4
+    )
 
 
 def test_bounded_spreads_keep_a_gradient_back_into_range() -> None:

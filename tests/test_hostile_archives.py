@@ -150,7 +150,9 @@ def test_a_manifest_naming_an_unknown_codec_is_a_clear_error(small_archive: Path
     manifest = json.loads((arch / "manifest.json").read_text())
     manifest["configs"][0]["codec"] = "nope"
     (arch / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ValueError, match=f"manifest configuration {manifest['configs'][0]['key']}: unknown codec 'nope'"):
+    with pytest.raises(
+        ValueError, match=f"manifest configuration {manifest['configs'][0]['key']}: unknown codec 'nope'"
+    ):
         restore(str(arch), str(tmp_path / "out"), layout="ids")
 
 

@@ -11,7 +11,15 @@ import pytest
 import torch
 from PIL import Image
 
-from latentpress.codecs import CodecError, CodecInput, DecodeContext, ImageEncoder, ShardModelCodec, SharedFit, get_codec
+from latentpress.codecs import (
+    CodecError,
+    CodecInput,
+    DecodeContext,
+    ImageEncoder,
+    ShardModelCodec,
+    SharedFit,
+    get_codec,
+)
 from latentpress.codecs.laduree import codec as laduree
 from latentpress.codecs.laduree.bitstream import pack_model, unpack_model
 from latentpress.models.metrics import compute_metrics
@@ -43,8 +51,7 @@ def crops(kodak_dir: Path) -> list[np.ndarray]:
 @pytest.fixture(scope="module")
 def items(crops: list[np.ndarray]) -> list[CodecInput]:
     latents = load_vae("taesd").encode(crops)
-    return [CodecInput(f"img{i}", SIZE, SIZE, latent=z, vae_id="taesd")
-            for i, z in enumerate(latents)]
+    return [CodecInput(f"img{i}", SIZE, SIZE, latent=z, vae_id="taesd") for i, z in enumerate(latents)]
 
 
 @pytest.fixture(scope="module")
@@ -58,9 +65,7 @@ def _decode(fit: SharedFit, image_id: str, size: int = SIZE) -> np.ndarray:
     return get_codec("laduree").decode(fit.payloads[image_id], context)
 
 
-def test_each_latent_is_regenerated_closest_from_its_own_index(
-    items: list[CodecInput], fitted: SharedFit
-) -> None:
+def test_each_latent_is_regenerated_closest_from_its_own_index(items: list[CodecInput], fitted: SharedFit) -> None:
     decoded = [_decode(fitted, item.image_id) for item in items]
     for z in decoded:
         assert z.dtype == np.float32 and z.shape == items[0].latent.shape
@@ -69,9 +74,7 @@ def test_each_latent_is_regenerated_closest_from_its_own_index(
     assert np.all(np.diag(mse) < 0.5 * np.var([item.latent for item in items]))
 
 
-def test_regenerated_image_is_perceptually_closest_to_its_own_crop(
-    crops: list[np.ndarray], fitted: SharedFit
-) -> None:
+def test_regenerated_image_is_perceptually_closest_to_its_own_crop(crops: list[np.ndarray], fitted: SharedFit) -> None:
     image = load_vae("taesd").decode([_decode(fitted, "img2")], [(SIZE, SIZE)])[0]
     lpips = [compute_metrics(crop, image)["lpips"] for crop in crops]
     assert int(np.argmin(lpips)) == 2, lpips
@@ -115,8 +118,10 @@ def test_decoding_is_deterministic_and_builds_the_model_once(fitted: SharedFit) 
 def test_images_of_different_sizes_share_a_model() -> None:
     rng = np.random.default_rng(0)
     shapes = [(4, 8, 8), (4, 5, 7), (4, 8, 8)]
-    items = [CodecInput(f"m{i}", 8 * s[2], 8 * s[1], latent=rng.normal(size=s).astype(np.float32))
-             for i, s in enumerate(shapes)]
+    items = [
+        CodecInput(f"m{i}", 8 * s[2], 8 * s[1], latent=rng.normal(size=s).astype(np.float32))
+        for i, s in enumerate(shapes)
+    ]
     codec = get_codec("laduree")
     fit = codec.fit(items, dataclasses.replace(codec.params("tiny"), min_steps=3))
     for item in items:

@@ -77,9 +77,16 @@ def _record(shapes: tuple[tuple[int, int], ...], seed: int = 7) -> ModelRecord:
         values.flat[0] = 0.0
         values.flat[-1] = -1e9  # saturates
         weights[name] = values
-    return ModelRecord(arch, FloatFormat(5, 8), rng.normal(size=4).astype(np.float32),
-                       rng.uniform(0.5, 2, 4).astype(np.float32), seed,
-                       Schedule(beta_schedule="scaled_linear", steps=25), shapes, weights)
+    return ModelRecord(
+        arch,
+        FloatFormat(5, 8),
+        rng.normal(size=4).astype(np.float32),
+        rng.uniform(0.5, 2, 4).astype(np.float32),
+        seed,
+        Schedule(beta_schedule="scaled_linear", steps=25),
+        shapes,
+        weights,
+    )
 
 
 def test_model_round_trips_with_bit_identical_quantized_weights() -> None:

@@ -128,7 +128,7 @@ def _header(version: int, channels: int, height: int, width: int, step: float) -
     ],
 )
 def test_bad_headers_are_rejected(latent: np.ndarray, header: bytes, match: str) -> None:
-    body = _encode(latent[:, :6, :6], 0.5)[len(header):]
+    body = _encode(latent[:, :6, :6], 0.5)[len(header) :]
     with pytest.raises(CodecError, match=match):
         get_codec("latent-q").decode(header + body, CONTEXT)
 

@@ -30,9 +30,7 @@ def test_round_trip_exact_with_attributes(tmp_path: Path) -> None:
     store = LatentStore(str(tmp_path / "latents"), "madebyollin/taesd")
     x = latent(0)
     store.write("0123456789abcdef", x, ATTRS)
-    y, attrs = LatentStore(f"file://{tmp_path}/latents", "madebyollin/taesd").read(
-        "0123456789abcdef"
-    )
+    y, attrs = LatentStore(f"file://{tmp_path}/latents", "madebyollin/taesd").read("0123456789abcdef")
     assert y.dtype == np.float32
     np.testing.assert_array_equal(y, x)
     assert attrs == {**ATTRS, "vae_id": "madebyollin/taesd", "complete": True}

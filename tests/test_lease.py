@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from latentpress.infra.ledger import read_ledger
 from latentpress.infra import storage
 from latentpress.infra.lease import ArchiveBusy, _create, archive_lease
+from latentpress.infra.ledger import read_ledger
 
 BIN = Path(sys.executable).parent / "latentpress"
 

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from ledger_rows import ledger_row
 
 from latentpress.infra.ledger import (
     LEDGER_SCHEMA,
@@ -20,12 +21,9 @@ from latentpress.infra.ledger import (
     read_ledger,
     summarize,
 )
-from ledger_rows import ledger_row
 
 
-def _row(
-    image: str, codec: str = "jpeg", quality: float = 5, run_id: str = "run1", **extra: Any
-) -> dict[str, Any]:
+def _row(image: str, codec: str = "jpeg", quality: float = 5, run_id: str = "run1", **extra: Any) -> dict[str, Any]:
     """A ledger row of a 768x512 image (the Kodak size)."""
     base = {"width": 768, "height": 512, "bytes": 4915, "bpp": 0.1, "params": json.dumps({"quality": quality})}
     return ledger_row(image, codec, quality, run_id=run_id, **(base | extra))
@@ -179,9 +177,7 @@ def test_summarize_hand_computed() -> None:
     assert jpeg5["lpips"] == pytest.approx(0.3)
     assert jpeg5["encode_seconds"] == pytest.approx(2.0)
     only_failed = out.iloc[2]
-    assert (
-        only_failed["images"] == 0 and only_failed["rejected"] == 1 and np.isnan(only_failed["bpp"])
-    )
+    assert only_failed["images"] == 0 and only_failed["rejected"] == 1 and np.isnan(only_failed["bpp"])
     assert list(out["images"]) == [1, 1, 0, 2, 1] and list(out["rejected"]) == [0, 0, 1, 1, 0]
 
 
@@ -199,9 +195,7 @@ def test_summary_counts_the_latest_row_of_each_image_and_configuration() -> None
 
 
 def test_export_round_trips(tmp_path: Path) -> None:
-    append_rows(
-        str(tmp_path / "ledger"), [_row("a"), _row("b", bpp=0.3), _row("a", codec="avif")], "run1"
-    )
+    append_rows(str(tmp_path / "ledger"), [_row("a"), _row("b", bpp=0.3), _row("a", codec="avif")], "run1")
     summary = summarize(read_ledger(str(tmp_path / "ledger")))
     export(summary, str(tmp_path / "s.csv"), "csv")
     back = pd.read_csv(tmp_path / "s.csv")

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from ledger_rows import ledger_row
 
 from latentpress.infra.ledger import append_rows, read_ledger, summarize
-from ledger_rows import ledger_row
 
 BIN = Path(sys.executable).parent / "latentpress"
 
@@ -42,7 +42,12 @@ def test_summary_by_codec() -> None:
 def test_summary_by_shard() -> None:
     out = summarize(pd.DataFrame(ROWS), by="shard")
     got = {(r.shard, r.codec): (r.images, r.rejected, round(r.bpp, 6)) for r in out.itertuples()}
-    assert got == {(0, "jpeg"): (1, 0, 0.6), (1, "jpeg"): (1, 1, 0.4), (0, "latent-q"): (1, 0, 0.075), (1, "latent-q"): (1, 0, 0.3)}
+    assert got == {
+        (0, "jpeg"): (1, 0, 0.6),
+        (1, "jpeg"): (1, 1, 0.4),
+        (0, "latent-q"): (1, 0, 0.075),
+        (1, "latent-q"): (1, 0, 0.3),
+    }
     assert list(out["shard"]) == [0, 0, 1, 1]
 
 

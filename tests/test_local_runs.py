@@ -67,7 +67,9 @@ def run_archive(source: Path, arch: str, models: str) -> list:
     import json
 
     env = {**os.environ, "LATENTPRESS_MODELS": models}
-    done = subprocess.run([sys.executable, "-c", RUN, str(source), arch], capture_output=True, text=True, timeout=300, env=env)
+    done = subprocess.run(
+        [sys.executable, "-c", RUN, str(source), arch], capture_output=True, text=True, timeout=300, env=env
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.splitlines()[-1])
 
@@ -86,7 +88,9 @@ def test_missing_models_end_in_error_and_the_next_run_completes(mixed_collection
     assert ok and rows == 6 and reasons == []
     assert stages["compress"] == {"cached": 3, "ok": 3}
     ledger = read_ledger(f"{arch}/ledger")
-    assert len(ledger) == 6 and set(ledger["status"]) == {"ok"} and not ledger.duplicated(["image_id", "config_key"]).any()
+    assert (
+        len(ledger) == 6 and set(ledger["status"]) == {"ok"} and not ledger.duplicated(["image_id", "config_key"]).any()
+    )
 
 
 def test_refusals_are_recorded_once_and_not_retried(mixed_collection: Path, tmp_path: Path) -> None:

@@ -22,9 +22,11 @@ from latentpress.infra.metadata import MAX_BYTES, Metadata, read_metadata, save_
 TAKEN = "2019:07:14 10:22:33"
 IPTC = b"\x1c\x02\x00\x00\x02\x00\x04" + b"\x1c\x02\x78\x00\x0bHat, beach."  # version, caption
 SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
-XMP = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
-       b'<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" xmlns:dc="http://purl.org/dc/elements/1.1/" '
-       b'tiff:Orientation="6"><dc:creator>Ann Archivist</dc:creator></rdf:Description></rdf:RDF></x:xmpmeta>')
+XMP = (
+    b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+    b'<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" xmlns:dc="http://purl.org/dc/elements/1.1/" '
+    b'tiff:Orientation="6"><dc:creator>Ann Archivist</dc:creator></rdf:Description></rdf:RDF></x:xmpmeta>'
+)
 
 
 def camera_exif(orientation: int) -> bytes:
@@ -49,8 +51,14 @@ def collection(tmp_path_factory: pytest.TempPathFactory, kodak_crop: np.ndarray)
     (root / "2019" / "summer").mkdir(parents=True)
     (root / "2020").mkdir()
     photo = Image.fromarray(kodak_crop[:96, :128])  # stored landscape, shown portrait (orientation 6)
-    photo.save(root / "2019" / "summer" / "beach.jpg", quality=95, exif=camera_exif(6), icc_profile=SRGB, xmp=XMP,
-               extra=app13(IPTC))
+    photo.save(
+        root / "2019" / "summer" / "beach.jpg",
+        quality=95,
+        exif=camera_exif(6),
+        icc_profile=SRGB,
+        xmp=XMP,
+        extra=app13(IPTC),
+    )
     photo.save(root / "2020" / "plain.png", exif=camera_exif(1), icc_profile=SRGB)
     huge = PngImagePlugin.PngInfo()
     huge.add_itxt("XML:com.adobe.xmp", XMP.replace(b"</x:xmpmeta>", b" " * MAX_BYTES["xmp"] + b"</x:xmpmeta>").decode())
@@ -79,9 +87,15 @@ def test_ingest_keeps_what_is_good_and_says_what_it_dropped(archived: Path) -> N
     assert items["2020/plain.png"].metadata == "kept: exif, icc"
     bad = items["2020/bad.png"]
     assert bad.status == "ok" and bad.metadata.startswith("dropped: ")
-    assert "exif (not TIFF-structured EXIF)" in bad.metadata and "xmp (" in bad.metadata and "over the limit" in bad.metadata
+    assert (
+        "exif (not TIFF-structured EXIF)" in bad.metadata
+        and "xmp (" in bad.metadata
+        and "over the limit" in bad.metadata
+    )
     stored = [p for p in read_fixity(str(archived)) if p.startswith("metadata/")]
-    assert sorted(stored) == sorted(f"metadata/{items[n].image_id}.lpc" for n in ("2019/summer/beach.jpg", "2020/plain.png"))
+    assert sorted(stored) == sorted(
+        f"metadata/{items[n].image_id}.lpc" for n in ("2019/summer/beach.jpg", "2020/plain.png")
+    )
 
 
 @pytest.mark.parametrize("fmt", ["jpeg", "png", "webp", "avif"])
@@ -134,8 +148,9 @@ def test_jpeg_segments_bound_what_a_jpeg_carries() -> None:
     assert {"exif", "xmp"} <= save_options(big, "WEBP").keys()
 
 
-def test_images_archived_before_metadata_was_kept_are_read_once_more(archived: Path, collection: Path,
-                                                                     tmp_path: Path, monkeypatch) -> None:
+def test_images_archived_before_metadata_was_kept_are_read_once_more(
+    archived: Path, collection: Path, tmp_path: Path, monkeypatch
+) -> None:
     import shutil
     from dataclasses import replace
 

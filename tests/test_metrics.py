@@ -63,9 +63,7 @@ def test_noise_ordering_and_psnr(kodak_crop: np.ndarray) -> None:
 
 
 def test_lpips_heads_match_package_release() -> None:
-    shipped = torch.load(
-        LPIPS_PKG / "weights" / "v0.1" / "alex.pth", map_location="cpu", weights_only=True
-    )
+    shipped = torch.load(LPIPS_PKG / "weights" / "v0.1" / "alex.pth", map_location="cpu", weights_only=True)
     state = metrics._lpips_model("cpu").state_dict()
     for key, value in shipped.items():
         assert torch.equal(state[key], value), key

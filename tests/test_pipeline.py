@@ -24,7 +24,9 @@ CODECS = ["jpeg@50", "latent-q@0.5"]
 
 def snapshot(folder: Path) -> dict[str, tuple[int, bytes]]:
     """Every file under ``folder`` with its modification time and contents."""
-    return {str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.read_bytes()) for p in folder.rglob("*") if p.is_file()}
+    return {
+        str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.read_bytes()) for p in folder.rglob("*") if p.is_file()
+    }
 
 
 def test_archive_evaluate_restore_and_rerun(mixed_collection: Path, tmp_path: Path, dask_address: str) -> None:
@@ -58,7 +60,9 @@ def test_archive_evaluate_restore_and_rerun(mixed_collection: Path, tmp_path: Pa
     store = LatentStore(str(archive / "latents"), "taesd")
     codec = get_codec("latent-q")
     for image_id in latent["image_id"]:
-        container, config = unpack_image((archive / "images" / "latent-q.default.q0.5" / f"{image_id}.lpc").read_bytes())
+        container, config = unpack_image(
+            (archive / "images" / "latent-q.default.q0.5" / f"{image_id}.lpc").read_bytes()
+        )
         assert config == {"codec": "latent-q", "preset": "default", "quality": 0.5}
         latent_in, _ = store.read(image_id)
         from latentpress.codecs import DecodeContext
@@ -74,7 +78,9 @@ def test_archive_evaluate_restore_and_rerun(mixed_collection: Path, tmp_path: Pa
         for key in ("jpeg.default.q50", "latent-q.default.q0.5"):
             restored = np.asarray(Image.open(out / key / f"{item.image_id}.png"))
             assert restored.shape == (item.height, item.width, 3)
-            expected, _ = decode_container((archive / "images" / key / f"{item.image_id}.lpc").read_bytes(), "taesd", str(archive))
+            expected, _ = decode_container(
+                (archive / "images" / key / f"{item.image_id}.lpc").read_bytes(), "taesd", str(archive)
+            )
             np.testing.assert_array_equal(restored, expected)
     assert "nested/c_cmyk.jpg" in (out / "restored.csv").read_text()
 
@@ -110,7 +116,9 @@ def test_rerun_finishes_only_missing_work(mixed_collection: Path, tmp_path: Path
     assert [c["key"] for c in manifest["configs"]] == ["jpeg.default.q40", "webp.default.q30"]
 
 
-def test_archive_evaluates_earlier_containers_the_ledger_lacks(mixed_collection: Path, tmp_path: Path, dask_address: str) -> None:
+def test_archive_evaluates_earlier_containers_the_ledger_lacks(
+    mixed_collection: Path, tmp_path: Path, dask_address: str
+) -> None:
     archive = str(tmp_path / "archive")
     ingest_flow(str(mixed_collection), archive, dask_address=dask_address)
     compress_flow(archive, ["webp@30"], dask_address=dask_address)  # stopped before evaluating
@@ -157,9 +165,7 @@ def test_ingest_reads_again_only_changed_files(mixed_collection: Path, tmp_path:
     for source, item in first.items():
         if source != str(changed):
             assert second[source] == item
-    assert read_collection(archive) == list(
-        ingest_flow(str(mixed_collection), archive, dask_address=dask_address)
-    )
+    assert read_collection(archive) == list(ingest_flow(str(mixed_collection), archive, dask_address=dask_address))
 
 
 def test_laduree_archive_one_model_per_shard(tmp_path: Path, dask_address: str) -> None:

@@ -13,7 +13,15 @@ import pytest
 from PIL import Image
 
 from latentpress.cli import _configs, build_parser, main
-from latentpress.codecs import CodecConfig, CodecError, CodecInput, DecodeContext, codec_info, get_codec, parse_codec_spec
+from latentpress.codecs import (
+    CodecConfig,
+    CodecError,
+    CodecInput,
+    DecodeContext,
+    codec_info,
+    get_codec,
+    parse_codec_spec,
+)
 from latentpress.codecs.registry import KnobRange
 from latentpress.codecs.spec import key_floor, with_floor
 from latentpress.infra.archive import ArchiveLayout, check_config_key
@@ -58,7 +66,9 @@ def test_search_keeps_the_smallest_passing_stream_and_the_best_when_none_passes(
     quality = {1: 0.5, 2: 0.5, 3: 0.1, 4: 0.3, 5: 0.1}  # not monotone: 3 passes, 4 does not
     found = search(values, _bytes, lambda p: quality[len(p)], parse_target("lpips<=0.2"))
     assert found.probe.knob == 3 and found.probe.meets
-    best = search(values, _bytes, lambda p: {1: 0.9, 2: 0.8, 3: 0.7, 4: 0.6, 5: 0.5}[len(p)], parse_target("lpips<=0.2"))
+    best = search(
+        values, _bytes, lambda p: {1: 0.9, 2: 0.8, 3: 0.7, 4: 0.6, 5: 0.5}[len(p)], parse_target("lpips<=0.2")
+    )
     assert best.probe.knob == 5 and not best.probe.meets and best.probe.value == 0.5
     psnr = search(values, _bytes, lambda p: 20.0 + 3 * len(p), parse_target("psnr>=30"))
     assert psnr.probe.knob == 4
@@ -96,14 +106,24 @@ def test_floor_points_in_specs_keys_and_containers() -> None:
         parse_codec_spec("avif@ms_ssim2")
     target = parse_target("lpips<=0.2")
     assert with_floor(["avif@20", "vae", "latent-q", "avif@40"], target) == [
-        "avif@20", "vae", "latent-q", "avif@40", "avif:default@lpips0.2", "latent-q:default@lpips0.2"]
+        "avif@20",
+        "vae",
+        "latent-q",
+        "avif@40",
+        "avif:default@lpips0.2",
+        "latent-q:default@lpips0.2",
+    ]
 
 
 def test_archive_searches_unless_told_not_to() -> None:
     parser = build_parser()
-    args = parser.parse_args(["archive", "src", "arch", "--codec", "jpeg@30", "--codec", "vae", "--target-quality", "psnr>=30"])
+    args = parser.parse_args(
+        ["archive", "src", "arch", "--codec", "jpeg@30", "--codec", "vae", "--target-quality", "psnr>=30"]
+    )
     assert [c.key for c in _configs(args)] == ["jpeg.default.q30", "vae.default.q16", "jpeg.default.psnr30"]
-    args = parser.parse_args(["archive", "src", "arch", "--codec", "jpeg@30", "--target-quality", "psnr>=30", "--no-search"])
+    args = parser.parse_args(
+        ["archive", "src", "arch", "--codec", "jpeg@30", "--target-quality", "psnr>=30", "--no-search"]
+    )
     assert [c.key for c in _configs(args)] == ["jpeg.default.q30"]
 
 
@@ -174,7 +194,11 @@ def test_clric_searches_its_lambda_per_image(kodak_dir: Path, tmp_path: Path) ->
         img.convert("RGB").crop((0, 0, 160, 128)).save(tmp_path / "photos" / "kodim03.png")
     assert main(["archive", str(tmp_path / "photos"), str(tmp_path / "archive"), "--codec", "clric:fast@lpips0.2",
                  "--local"]) == 0  # fmt: skip
-    (row,) = latest_rows(read_ledger(str(tmp_path / "archive" / "ledger"))).query("config_key == 'clric.fast.lpips0.2'").itertuples()
+    (row,) = (
+        latest_rows(read_ledger(str(tmp_path / "archive" / "ledger")))
+        .query("config_key == 'clric.fast.lpips0.2'")
+        .itertuples()
+    )
     assert row.status == "ok" and row.lpips <= 0.2
     lambdas = codec_info("clric").search.values("lower")
     found = lambdas.index(pytest.approx(json.loads(row.params)["quality"]))
@@ -190,7 +214,9 @@ def test_clric_searches_its_lambda_per_image(kodak_dir: Path, tmp_path: Path) ->
 
 
 @pytest.mark.parametrize(("codec_name", "steps"), [("glc", 600), ("relic", 300)])
-def test_collection_model_codecs_search_their_quality_per_image(kodak_dir: Path, tmp_path: Path, codec_name, steps) -> None:
+def test_collection_model_codecs_search_their_quality_per_image(
+    kodak_dir: Path, tmp_path: Path, codec_name, steps
+) -> None:
     """glc and relic under a floor: a first run stores the knob's two ends; a floor
     between them is then searched photo by photo against the same collection model,
     and the selection takes the searched streams where they are smaller."""
@@ -230,6 +256,7 @@ def test_a_guess_gives_the_same_answer_in_fewer_probes_when_right() -> None:
     more than twice the plain search's probes plus two."""
     values = [float(v) for v in range(13)]
     for first in range(14):  # 13: nothing passes
+
         def measure(payload: bytes, first: int = first) -> float:
             return 0.1 if len(payload) >= first else 0.5 - 0.01 * len(payload)
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from ledger_rows import ledger_row
 
 from latentpress.infra.ledger import append_rows
-from ledger_rows import ledger_row
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -31,9 +31,7 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 @pytest.mark.parametrize("fixture", ["kodak_crop", "smooth_image"])
 @pytest.mark.parametrize("name", NAMES)
-def test_round_trip_shape_and_determinism(
-    name: str, fixture: str, request: pytest.FixtureRequest
-) -> None:
+def test_round_trip_shape_and_determinism(name: str, fixture: str, request: pytest.FixtureRequest) -> None:
     image = request.getfixturevalue(fixture)
     codec = get_codec(name)
     params = codec.params(quality=50)
@@ -60,10 +58,7 @@ def test_higher_quality_more_bytes_and_psnr(name: str, kodak_crop: np.ndarray) -
 @pytest.mark.parametrize("name", NAMES)
 def test_default_sweep_has_distinct_rates(name: str, kodak_crop: np.ndarray) -> None:
     codec = get_codec(name)
-    sizes = [
-        len(codec.encode(_item(kodak_crop), codec.params(quality=q)))
-        for q in codec.default_qualities
-    ]
+    sizes = [len(codec.encode(_item(kodak_crop), codec.params(quality=q))) for q in codec.default_qualities]
     assert sizes == sorted(set(sizes))
 
 
@@ -109,8 +104,16 @@ def test_size_mismatch_raises(name: str, smooth_image: np.ndarray) -> None:
 
 @pytest.mark.parametrize(
     ("name", "bad"),
-    [("jpeg", 0), ("jpeg", 101), ("webp", -1), ("webp", 100.5), ("avif", 101), ("avif", 37.5), ("jxl", -1),
-     ("jxl", 100.5)],
+    [
+        ("jpeg", 0),
+        ("jpeg", 101),
+        ("webp", -1),
+        ("webp", 100.5),
+        ("avif", 101),
+        ("avif", 37.5),
+        ("jxl", -1),
+        ("jxl", 100.5),
+    ],
 )
 def test_out_of_range_quality_raises(name: str, bad: float) -> None:
     codec = get_codec(name)
@@ -138,7 +141,9 @@ def test_jxl_is_a_bare_codestream_and_names_its_library(smooth_image: np.ndarray
     assert re.fullmatch(r"pillow-jxl-plugin \d+\.\d+\.\d+, libjxl \d+\.\d+\.\d+", codec.library())
 
 
-def test_jxl_without_its_plugin_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch, smooth_image: np.ndarray) -> None:
+def test_jxl_without_its_plugin_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch, smooth_image: np.ndarray
+) -> None:
     monkeypatch.setitem(sys.modules, "pillow_jxl", None)  # as if not installed
     codec = get_codec("jxl")
     with pytest.raises(CodecError, match=r"'jxl' needs the pillow-jxl-plugin package .*latentpress\[jxl\]"):

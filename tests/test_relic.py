@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from latent_fixtures import item
 
 from latentpress.codecs import CodecError, CollectionModelCodec, DecodeContext, get_codec
 from latentpress.codecs.relic import bitstream
@@ -24,7 +25,6 @@ from latentpress.codecs.relic.codec import load_model
 from latentpress.codecs.relic.model import RelicModel
 from latentpress.codecs.relic.params import PRESETS
 from latentpress.infra.archive import pack_image, unpack_image
-from latent_fixtures import item, latents, test_latent  # noqa: F401 - module fixtures
 
 GOLDEN = Path(__file__).parent / "golden"
 GOLDEN_MODEL, GOLDEN_IMAGE = GOLDEN / "relic_model_v1.lpm", GOLDEN / "relic_v1.lpc"
@@ -36,7 +36,9 @@ GOLDEN_LATENT = {(0, 0, 0): 0.32700473, (3, 9, 11): -0.39365315, (1, 4, 6): -0.1
 def model(latents: list[np.ndarray]) -> bytes:
     codec = get_codec("relic")
     statuses = []
-    data = codec.train([item(z, f"{i:016x}") for i, z in enumerate(latents)], codec.params("tiny"), progress=statuses.append)
+    data = codec.train(
+        [item(z, f"{i:016x}") for i, z in enumerate(latents)], codec.params("tiny"), progress=statuses.append
+    )
     tiny = codec.params("tiny")
     assert statuses[-1].step == statuses[-1].steps == tiny.denoiser_steps + tiny.coder_steps
     assert {s.stage for s in statuses} == {"denoiser", "codec"} and all(np.isfinite(s.loss) for s in statuses)

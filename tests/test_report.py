@@ -9,8 +9,8 @@ import os
 import re
 import shutil
 import subprocess
-import uuid
 import sys
+import uuid
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -18,19 +18,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from ledger_rows import WHEN, ledger_row
 from PIL import Image
+from pipeline_fixtures import write_good_images
 
 from latentpress.flows.prefect_flows import archive_flow
 from latentpress.infra import storage
+from latentpress.infra.archive import ledger_archive as default_archive
 from latentpress.infra.ledger import append_rows, read_ledger
+from latentpress.pipeline.decode import decode_container
 from latentpress.report import write_report
 from latentpress.report.bdrate import BDRateError, bd_rate, bd_rate_or_reason
-from latentpress.infra.archive import ledger_archive as default_archive
 from latentpress.report.crops import detail_window, nearest_rows
 from latentpress.report.curves import bd_table, latest_ok_rows, rd_points, shared_images
-from latentpress.pipeline.decode import decode_container
-from ledger_rows import WHEN, ledger_row
-from pipeline_fixtures import write_good_images
 
 BIN = Path(sys.executable).parent / "latentpress"
 
@@ -145,8 +145,10 @@ def test_points_use_shared_images_and_latest_rows() -> None:
     assert points.loc["latent-q (taesd)", "bpp"] == pytest.approx(0.1)
     # An image measured by PSNR only (a thumbnail) is left out of every curve.
     nan = float("nan")
-    thumb = [ledger_row("t", codec, q, vae_id=v, bpp=1.0, lpips=nan, dists=nan, ms_ssim=nan)
-             for codec, q, v in (("jpeg", 20, None), ("avif", 30, None), ("latent-q", 1, "taesd"))]
+    thumb = [
+        ledger_row("t", codec, q, vae_id=v, bpp=1.0, lpips=nan, dists=nan, ms_ssim=nan)
+        for codec, q, v in (("jpeg", 20, None), ("avif", 30, None), ("latent-q", 1, "taesd"))
+    ]
     assert shared_images(latest_ok_rows(pd.DataFrame(rows + thumb))) == ["a", "b"]
 
 
@@ -154,7 +156,7 @@ def test_bd_table_against_anchor() -> None:
     lpips = [0.4, 0.3, 0.2, 0.1]
     rates = [0.1, 0.2, 0.4, 0.9]
     rows = []
-    for q, (l, r) in enumerate(zip(lpips, rates)):
+    for q, (l, r) in enumerate(zip(lpips, rates, strict=True)):
         rows.append(ledger_row("a", "avif", q, bpp=r, lpips=l, dists=l))
         rows.append(ledger_row("a", "webp", q, bpp=r / 2, lpips=l, dists=l))
         rows.append(ledger_row("a", "jpeg", q, bpp=r, lpips=l + 1, dists=l))  # no LPIPS overlap
@@ -215,7 +217,9 @@ CURVES = ["avif", "jpeg", "latent-q (taesd)"]
 
 
 @pytest.fixture(scope="module")
-def s3_report(tmp_path_factory: pytest.TempPathFactory, s3_bucket: str, dask_address: str) -> Iterator[tuple[str, Path]]:
+def s3_report(
+    tmp_path_factory: pytest.TempPathFactory, s3_bucket: str, dask_address: str
+) -> Iterator[tuple[str, Path]]:
     """An archive of three real crops on S3 and its report, made by the command."""
     photos = tmp_path_factory.mktemp("photos")
     write_good_images(photos)
@@ -322,7 +326,9 @@ def test_report_renders_in_chromium(s3_report: tuple[str, Path], tmp_path: Path)
     assert result.returncode == 0 and shot.exists(), result.stderr
     pixels = np.asarray(Image.open(io.BytesIO(shot.read_bytes())).convert("RGB")).astype(int)
     plot_band = pixels[250:2100]  # below the overview, warning and storage tables: the four rate/quality plots
-    assert len(np.unique(plot_band.reshape(-1, 3), axis=0)) > 1000, "the plot area is blank or flat"  # broken images: ~500
+    assert len(np.unique(plot_band.reshape(-1, 3), axis=0)) > 1000, (
+        "the plot area is blank or flat"
+    )  # broken images: ~500
     for colour in [(31, 119, 180), (255, 127, 14), (44, 160, 44)]:  # the curves' tab10 colours
         near = (np.abs(plot_band - np.array(colour)).sum(axis=2) < 40).sum()
         assert near > 100, f"curve colour {colour} barely drawn ({near} pixels)"

@@ -127,4 +127,6 @@ def test_the_original_layout_restores_one_configuration(tmp_path: Path, kodak_cr
     assert [(o.status, Path(o.path).name) for o in chosen.stages["restore"]] == [("ok", "one.png")]
     both = restore(arch, str(tmp_path / "ids"), layout="ids")
     assert sorted(str(Path(o.path).relative_to(tmp_path / "ids").parent) for o in both.stages["restore"]) == [
-        "jpeg.default.q40", "jpeg.default.q80"]
+        "jpeg.default.q40",
+        "jpeg.default.q80",
+    ]

@@ -27,7 +27,9 @@ def test_only_the_metrics_asked_for_are_measured_and_the_ledger_says_which(
     photos: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     archive = tmp_path / "archive"
-    assert main(["archive", str(photos), str(archive), "--codec", "jpeg@50", "--metrics", "psnr,ms-ssim", "--local"]) == 0
+    assert (
+        main(["archive", str(photos), str(archive), "--codec", "jpeg@50", "--metrics", "psnr,ms-ssim", "--local"]) == 0
+    )
     out = capsys.readouterr().out
     assert "2 new ledger row(s) in " in out and "ingest " in out and "compress and evaluate " in out  # time per step
     ledger = read_ledger(str(archive / "ledger"))

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import KODAK
 from PIL import Image
 
 from latentpress.flows.archive import archive
@@ -25,8 +26,6 @@ from latentpress.infra import storage
 from latentpress.infra.archive import ArchiveLayout
 from latentpress.infra.ledger import read_ledger
 from latentpress.pipeline.verify import verify
-
-from conftest import KODAK
 
 BIN = Path(sys.executable).parent / "latentpress"
 

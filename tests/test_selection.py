@@ -16,8 +16,8 @@ from latentpress.infra.archive import ArchiveLayout
 from latentpress.infra.ledger import latest_rows, read_ledger
 from latentpress.pipeline.decode import decode_container
 from latentpress.pipeline.selection import read_selection, select
-from latentpress.targets import parse_target
 from latentpress.pipeline.verify import verify
+from latentpress.targets import parse_target
 
 
 def test_targets_parse_and_bad_ones_say_what_is_accepted() -> None:
@@ -57,7 +57,12 @@ def archived(tmp_path_factory: pytest.TempPathFactory, kodak_dir: Path) -> Path:
     """Real crops, smooth to busy, archived at three JPEG qualities and one WebP."""
     root = tmp_path_factory.mktemp("selection")
     (root / "photos" / "set").mkdir(parents=True)
-    for n, box in ((3, (0, 0, 160, 128)), (1, (300, 200, 460, 328)), (6, (100, 100, 260, 228)), (5, (400, 50, 560, 178))):
+    for n, box in (
+        (3, (0, 0, 160, 128)),
+        (1, (300, 200, 460, 328)),
+        (6, (100, 100, 260, 228)),
+        (5, (400, 50, 560, 178)),
+    ):
         with Image.open(kodak_dir / f"kodim{n:02d}.png") as img:
             img.convert("RGB").crop(box).save(root / "photos" / "set" / f"kodim{n:02d}.png")
     assert main(["archive", str(root / "photos"), str(root / "archive"), "--codec", "jpeg@15,40,85",

@@ -22,8 +22,6 @@ from latentpress.pipeline.evaluate import evaluate_batch
 from latentpress.pipeline.restore import restore_batch, restore_targets
 
 
-
-
 @dataclass(frozen=True)
 class Params:
     quality: float = 1.0
@@ -44,8 +42,11 @@ class SharedMean(ShardModelCodec):
 
 @pytest.fixture(scope="module")
 def shared_mean_codec():
-    info = register_codec(CodecInfo("test-shared-mean", "a test codec", "latent", {"default": Params()}, (1.0,),
-                                    "quality", "higher", SharedMean))
+    info = register_codec(
+        CodecInfo(
+            "test-shared-mean", "a test codec", "latent", {"default": Params()}, (1.0,), "quality", "higher", SharedMean
+        )
+    )
     yield lambda: SharedMean(info)
     del CODECS["test-shared-mean"]
 
@@ -114,8 +115,11 @@ def test_an_image_the_codec_refuses_is_rejected_alone(latent_archive, tmp_path: 
     sums = {item.image_id: float(store.read(item.image_id)[0].sum()) for item in items}
     refused = max(sums, key=sums.get)
     PickyMean.limit = sorted(sums.values())[-2]
-    info = register_codec(CodecInfo("test-picky-mean", "a test codec", "latent", {"default": Params()}, (1.0,),
-                                    "quality", "higher", PickyMean))
+    info = register_codec(
+        CodecInfo(
+            "test-picky-mean", "a test codec", "latent", {"default": Params()}, (1.0,), "quality", "higher", PickyMean
+        )
+    )
     try:
         outcomes = fit_shard(items, archive, layout.latents, "taesd", CodecConfig("test-picky-mean", "default", 1.0))
     finally:

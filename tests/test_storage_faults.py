@@ -43,7 +43,10 @@ def test_transient_faults_are_retried_and_logged_once(caplog: pytest.LogCaptureF
     with caplog.at_level(logging.WARNING, logger="latentpress.storage"):
         assert flaky() == "done"
     assert len(calls) == 4
-    assert [r.getMessage().split(" (")[0].split(" after")[0] for r in caplog.records] == ["storage fault", "storage answers again"]
+    assert [r.getMessage().split(" (")[0].split(" after")[0] for r in caplog.records] == [
+        "storage fault",
+        "storage answers again",
+    ]
 
 
 def test_other_errors_and_long_outages_propagate(monkeypatch) -> None:
@@ -127,7 +130,7 @@ def _put_through_black_hole(s3_root: str, data: bytes, read_timeout: float) -> B
         try:
             storage.put(fs, f"{s3_root.removeprefix('s3://')}/object", data)
             outcome.append(None)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the test inspects whatever was raised
             outcome.append(exc)
 
     worker = threading.Thread(target=put, daemon=True)

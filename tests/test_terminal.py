@@ -8,10 +8,10 @@ import io
 import pandas as pd
 from rich.console import Console
 
+from latentpress import terminal
 from latentpress.flows.progress import StepProgress, format_seconds, status_line
 from latentpress.flows.results import RunResult
 from latentpress.pipeline.outcomes import Outcome
-from latentpress import terminal
 
 
 def test_status_line_gives_rate_and_time_left() -> None:
@@ -32,7 +32,10 @@ def test_progress_in_logs_is_plain_lines() -> None:
         now[0] = 62.0
         bar.advance(4)
     lines = out.getvalue().splitlines()
-    assert lines == ["compress: 4/10 images, 7.74 images/min, 46s left", "compress: 10/10 images, 9.68 images/min, in 1m02s"]
+    assert lines == [
+        "compress: 4/10 images, 7.74 images/min, 46s left",
+        "compress: 10/10 images, 9.68 images/min, in 1m02s",
+    ]
     assert "\x1b" not in out.getvalue()  # no terminal codes in a log
 
 
@@ -43,8 +46,13 @@ def test_errors_are_grouped_by_reason_and_set_the_exit_status(monkeypatch) -> No
     assert terminal.print_errors(result) == 0 and out.getvalue() == ""
     missing = "ModelNotFoundError: weights 'lpips/alex_v0.1_full.pth' not found"
     result.add("evaluate", [Outcome(f"{i:016x}", "avif.default.q30", "error", missing) for i in range(7)])
-    result.add("compress", [Outcome("f" * 16, "jpeg.default.q5", "error", "OSError: disk full"),
-                            Outcome("e" * 16, "jpeg.default.q5", "rejected", "bad input")])
+    result.add(
+        "compress",
+        [
+            Outcome("f" * 16, "jpeg.default.q5", "error", "OSError: disk full"),
+            Outcome("e" * 16, "jpeg.default.q5", "rejected", "bad input"),
+        ],
+    )
     assert terminal.print_errors(result) == 1
     text = out.getvalue()
     assert text.count(missing) == 1 and text.count("disk full") == 1 and "bad input" not in text

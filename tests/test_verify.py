@@ -54,8 +54,9 @@ def test_every_object_is_recorded_in_bagit_manifest_format(archived: Path) -> No
     lines = (archived / FIXITY_NAME).read_text().splitlines()
     assert lines == sorted(lines, key=lambda line: line[66:]) and all(line[64:66] == "  " for line in lines)
     # the format GNU sha256sum reads: the archive checks without latentpress
-    checked = subprocess.run(["sha256sum", "--check", "--strict", "--quiet", FIXITY_NAME], cwd=archived,
-                             capture_output=True, text=True)
+    checked = subprocess.run(
+        ["sha256sum", "--check", "--strict", "--quiet", FIXITY_NAME], cwd=archived, capture_output=True, text=True
+    )
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
@@ -186,8 +187,9 @@ def test_parts_fold_into_the_record_and_a_killed_fold_reads_the_same(
     monkeypatch.undo()
     fixity.record(str(copy), time.time(), fold=True)
     assert not list((copy / PARTS_FOLDER).iterdir()) and read(str(copy)) == expected and verify(str(copy)).intact
-    checked = subprocess.run(["sha256sum", "--check", "--strict", "--quiet", FIXITY_NAME], cwd=copy,
-                             capture_output=True, text=True)
+    checked = subprocess.run(
+        ["sha256sum", "--check", "--strict", "--quiet", FIXITY_NAME], cwd=copy, capture_output=True, text=True
+    )
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 

@@ -29,8 +29,8 @@ method; named presets fill in the rest.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
@@ -172,8 +172,13 @@ class CollectionModelCodec(Codec):
     """A codec whose images are coded against one model learned from a collection."""
 
     @abstractmethod
-    def train(self, items: list[CodecInput], params: Any, steps: int | None = None,
-              progress: Callable[[Any], None] | None = None) -> bytes:
+    def train(
+        self,
+        items: list[CodecInput],
+        params: Any,
+        steps: int | None = None,
+        progress: Callable[[Any], None] | None = None,
+    ) -> bytes:
         """The model's bytes, learned from ``items`` (``steps``: instead of the
         preset's; ``progress`` is called now and then with the training's status: an
         object with ``step``, ``steps`` and ``summary()``, a line of its figures)."""

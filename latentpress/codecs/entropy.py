@@ -54,9 +54,7 @@ class Encoder:
         if counts.size > 1:
             self._coder.encode(symbols.astype(np.int32), _categorical(counts))
 
-    def laplace(
-        self, symbols: np.ndarray, loc: np.ndarray, scale: np.ndarray, lo: int, hi: int
-    ) -> None:
+    def laplace(self, symbols: np.ndarray, loc: np.ndarray, scale: np.ndarray, lo: int, hi: int) -> None:
         """Append ``symbols`` in ``[lo, hi]`` under per-symbol Laplace(loc, scale)."""
         symbols = np.asarray(symbols, dtype=np.int64).ravel()
         loc, scale = _laplace_params(loc, scale, lo, hi, symbols.size, ValueError)
@@ -86,9 +84,7 @@ class Decoder:
             return np.full(n, offset, dtype=np.int64)
         return self._decode(_categorical(counts), n) + offset
 
-    def laplace(
-        self, loc: np.ndarray, scale: np.ndarray, lo: int, hi: int, n: int
-    ) -> np.ndarray:
+    def laplace(self, loc: np.ndarray, scale: np.ndarray, lo: int, hi: int, n: int) -> np.ndarray:
         """Next ``n`` symbols under per-symbol Laplace(loc, scale) on ``[lo, hi]`` (int64)."""
         _check_n(n)
         loc, scale = _laplace_params(loc, scale, lo, hi, n, CodecError)
@@ -123,18 +119,14 @@ def decode_categorical(data: bytes, counts: np.ndarray, offset: int, n: int) -> 
     return symbols
 
 
-def encode_laplace(
-    symbols: np.ndarray, loc: np.ndarray, scale: np.ndarray, lo: int, hi: int
-) -> bytes:
+def encode_laplace(symbols: np.ndarray, loc: np.ndarray, scale: np.ndarray, lo: int, hi: int) -> bytes:
     """Code ``symbols`` under per-symbol quantized Laplace models on ``[lo, hi]``."""
     encoder = Encoder()
     encoder.laplace(symbols, loc, scale, lo, hi)
     return encoder.to_bytes()
 
 
-def decode_laplace(
-    data: bytes, loc: np.ndarray, scale: np.ndarray, lo: int, hi: int, n: int
-) -> np.ndarray:
+def decode_laplace(data: bytes, loc: np.ndarray, scale: np.ndarray, lo: int, hi: int, n: int) -> np.ndarray:
     """Inverse of :func:`encode_laplace`; checks that all data was used."""
     decoder = Decoder(data)
     symbols = decoder.laplace(loc, scale, lo, hi, n)

@@ -57,8 +57,7 @@ class LatentQ(ImageEncoder):
         symbols = np.rint(scaled).astype(np.int64).reshape(channels, -1)
         levels = int((symbols.max(axis=1) - symbols.min(axis=1)).max()) + 1
         if levels > entropy.MAX_ALPHABET:
-            raise CodecError(f"step {step} gives {levels} levels in a channel "
-                             f"(at most {entropy.MAX_ALPHABET})")
+            raise CodecError(f"step {step} gives {levels} levels in a channel (at most {entropy.MAX_ALPHABET})")
         header = [_HEADER.pack(self.version, channels, height, width, step)]
         encoder = entropy.Encoder()
         for row in symbols:
@@ -79,15 +78,13 @@ class LatentQ(ImageEncoder):
         if min(channels, height, width) == 0 or channels * height * width > MAX_VALUES:
             raise CodecError(f"bad latent-q shape ({channels}, {height}, {width})")
         if height > context.height or width > context.width:
-            raise CodecError(f"latent {height}x{width} is larger than the image "
-                             f"{context.height}x{context.width}")
+            raise CodecError(f"latent {height}x{width} is larger than the image {context.height}x{context.width}")
         pos = _HEADER.size
         models = []
         for c in range(channels):
             (zig, size), pos = entropy.unpack_uvarints(data, 2, pos)
             offset = int(entropy.unzigzag(zig))
-            if not (1 <= size <= entropy.MAX_ALPHABET and -_MAX_SYMBOL <= offset
-                    and offset + size - 1 <= _MAX_SYMBOL):
+            if not (1 <= size <= entropy.MAX_ALPHABET and -_MAX_SYMBOL <= offset and offset + size - 1 <= _MAX_SYMBOL):
                 raise CodecError(f"bad symbol range in latent-q channel {c}")
             counts, pos = entropy.unpack_uvarints(data, int(size), pos)
             if counts.max() > height * width or counts.sum() != height * width:
@@ -98,16 +95,22 @@ class LatentQ(ImageEncoder):
         for c, (counts, offset) in enumerate(models):
             symbols = decoder.categorical(counts, offset, height * width)
             if not np.array_equal(np.bincount(symbols - offset, minlength=counts.size), counts):
-                raise CodecError(f"latent-q channel {c} decodes to a wrong histogram "
-                                 "(corrupt or truncated data)")
+                raise CodecError(f"latent-q channel {c} decodes to a wrong histogram (corrupt or truncated data)")
             out[c] = symbols.astype(np.float64) * np.float64(step)
         decoder.finish()
         return out.reshape(channels, height, width)
 
 
-register_codec(CodecInfo(
-    name="latent-q", summary="the latent quantized and range coded (baseline)",
-    domain="latent", presets={"default": LatentQParams()}, default_qualities=(0.25, 0.5, 1.0),
-    knob="step", better="lower", implementation=LatentQ,
-    search=KnobRange(0.05, 4.0, integer=False, steps=25),
-))
+register_codec(
+    CodecInfo(
+        name="latent-q",
+        summary="the latent quantized and range coded (baseline)",
+        domain="latent",
+        presets={"default": LatentQParams()},
+        default_qualities=(0.25, 0.5, 1.0),
+        knob="step",
+        better="lower",
+        implementation=LatentQ,
+        search=KnobRange(0.05, 4.0, integer=False, steps=25),
+    )
+)

@@ -10,8 +10,8 @@ imported on first use.
 from __future__ import annotations
 
 import dataclasses
-import io
 import importlib.metadata
+import io
 import json
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -76,8 +76,13 @@ class PillowCodec(ImageEncoder):
             raise CodecError(f"codec {self.name!r} cannot decode this data: {error}") from error
 
 
-def _check(codec: str, params: Any, quality: tuple[int, int], ranges: dict[str, tuple[int, int]],
-           choices: dict[str, tuple[Any, ...]]) -> None:
+def _check(
+    codec: str,
+    params: Any,
+    quality: tuple[int, int],
+    ranges: dict[str, tuple[int, int]],
+    choices: dict[str, tuple[Any, ...]],
+) -> None:
     """Raise ``CodecError`` unless the quality is a whole number in ``quality`` and each
     option lies in its range or among its choices."""
     low, high = quality
@@ -175,8 +180,9 @@ class JxlCodec(PillowCodec):
         try:
             import pillow_jxl  # noqa: F401  (registers the JXL format with Pillow)
         except ImportError as error:
-            raise CodecError(f"codec {self.name!r} needs the {self.distribution} package (GPL-3.0): "
-                             f"pip install 'latentpress[jxl]'") from error
+            raise CodecError(
+                f"codec {self.name!r} needs the {self.distribution} package (GPL-3.0): pip install 'latentpress[jxl]'"
+            ) from error
 
     def library(self) -> str:
         """The plugin's version and that of the libjxl it bundles (from its bill of materials)."""
@@ -190,27 +196,55 @@ class JxlCodec(PillowCodec):
         return f"{self.distribution} {dist.version}, libjxl {libjxl}"
 
 
-register_codec(CodecInfo(
-    name="jpeg", summary="JPEG through Pillow (libjpeg-turbo), reference", domain="pixels",
-    presets={"fast": JpegParams(optimize=False), "default": JpegParams(), "best": JpegParams(progressive=True)},
-    default_qualities=(3, 5, 8, 12, 20, 30, 40, 55), knob="quality", better="higher",
-    implementation=JpegCodec, search=KnobRange(1, 95),
-))
-register_codec(CodecInfo(
-    name="webp", summary="lossy WebP through Pillow (libwebp), reference", domain="pixels",
-    presets={"fast": WebpParams(method=2), "default": WebpParams(method=4), "best": WebpParams(method=6)},
-    default_qualities=(0, 2, 10, 20, 35, 50, 70), knob="quality", better="higher",
-    implementation=WebpCodec, search=KnobRange(0, 100),
-))
-register_codec(CodecInfo(
-    name="avif", summary="AVIF through Pillow (libavif, AV1 intra), reference", domain="pixels",
-    presets={"fast": AvifParams(speed=8), "default": AvifParams(speed=6), "best": AvifParams(speed=2)},
-    default_qualities=(0, 10, 20, 30, 40, 50, 60), knob="quality", better="higher",
-    implementation=AvifCodec, search=KnobRange(0, 100),
-))
-register_codec(CodecInfo(
-    name="jxl", summary="JPEG XL through pillow-jxl-plugin (libjxl), reference", domain="pixels",
-    presets={"fast": JxlParams(effort=3), "default": JxlParams(effort=7), "best": JxlParams(effort=9)},
-    default_qualities=(0, 10, 20, 30, 45, 60, 75, 85), knob="quality", better="higher",
-    implementation=JxlCodec, search=KnobRange(0, 95),
-))
+register_codec(
+    CodecInfo(
+        name="jpeg",
+        summary="JPEG through Pillow (libjpeg-turbo), reference",
+        domain="pixels",
+        presets={"fast": JpegParams(optimize=False), "default": JpegParams(), "best": JpegParams(progressive=True)},
+        default_qualities=(3, 5, 8, 12, 20, 30, 40, 55),
+        knob="quality",
+        better="higher",
+        implementation=JpegCodec,
+        search=KnobRange(1, 95),
+    )
+)
+register_codec(
+    CodecInfo(
+        name="webp",
+        summary="lossy WebP through Pillow (libwebp), reference",
+        domain="pixels",
+        presets={"fast": WebpParams(method=2), "default": WebpParams(method=4), "best": WebpParams(method=6)},
+        default_qualities=(0, 2, 10, 20, 35, 50, 70),
+        knob="quality",
+        better="higher",
+        implementation=WebpCodec,
+        search=KnobRange(0, 100),
+    )
+)
+register_codec(
+    CodecInfo(
+        name="avif",
+        summary="AVIF through Pillow (libavif, AV1 intra), reference",
+        domain="pixels",
+        presets={"fast": AvifParams(speed=8), "default": AvifParams(speed=6), "best": AvifParams(speed=2)},
+        default_qualities=(0, 10, 20, 30, 40, 50, 60),
+        knob="quality",
+        better="higher",
+        implementation=AvifCodec,
+        search=KnobRange(0, 100),
+    )
+)
+register_codec(
+    CodecInfo(
+        name="jxl",
+        summary="JPEG XL through pillow-jxl-plugin (libjxl), reference",
+        domain="pixels",
+        presets={"fast": JxlParams(effort=3), "default": JxlParams(effort=7), "best": JxlParams(effort=9)},
+        default_qualities=(0, 10, 20, 30, 45, 60, 75, 85),
+        knob="quality",
+        better="higher",
+        implementation=JxlCodec,
+        search=KnobRange(0, 95),
+    )
+)

@@ -57,16 +57,24 @@ class VaeAlone(ImageEncoder):
             raise CodecError(f"unknown vae stream (version {version}, {bits}-bit values)")
         values = channels * height * width
         if values == 0 or values > MAX_VALUES or height > context.height or width > context.width:
-            raise CodecError(f"bad vae latent shape ({channels}, {height}, {width}) for a "
-                             f"{context.width}x{context.height} image")
+            raise CodecError(
+                f"bad vae latent shape ({channels}, {height}, {width}) for a {context.width}x{context.height} image"
+            )
         if len(data) != _HEADER.size + values * bits // 8:
             raise CodecError(f"vae stream of {len(data)} bytes does not hold {values} {bits}-bit values")
         latent = np.frombuffer(data, _FLOATS[bits], values, _HEADER.size).astype(np.float32)
         return latent.reshape(channels, height, width)
 
 
-register_codec(CodecInfo(
-    name="vae", summary="the VAE alone: the latent stored as floats, a reference line for latent codecs",
-    domain="latent", presets={"default": VaeParams()}, default_qualities=(16,),
-    knob="bits", better="higher", implementation=VaeAlone,
-))
+register_codec(
+    CodecInfo(
+        name="vae",
+        summary="the VAE alone: the latent stored as floats, a reference line for latent codecs",
+        domain="latent",
+        presets={"default": VaeParams()},
+        default_qualities=(16,),
+        knob="bits",
+        better="higher",
+        implementation=VaeAlone,
+    )
+)

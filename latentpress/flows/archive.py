@@ -75,7 +75,9 @@ def archive(
     with_latent = {c: set(ids(latent[c])) for c in configs if is_latent(c)}
     usable = {c: [i for i in todo[c] if i.image_id in with_latent[c]] if is_latent(c) else todo[c] for c in configs}
     result.lap("latents")
-    models = collection_models(executor, configs, usable, archive, latents_url, vae, result, model, train_sample, train_steps)
+    models = collection_models(
+        executor, configs, usable, archive, latents_url, vae, result, model, train_sample, train_steps
+    )
     result.lap("collection models")
     earlier = read_manifest(archive, missing_ok=True)
     leftovers = [c for c in map(CodecConfig.from_dict, earlier.get("configs", [])) if c not in configs]
@@ -103,14 +105,16 @@ def archive(
             evaluations += start(executor, batches)
     collect_evaluations(executor, evaluations, result)
     result.lap("compress and evaluate")
-    finish_compression(archive, ledger_url, good, configs, result.stages.get("compress", []), result.run_id, vae,
-                       model_ids(models))
+    finish_compression(
+        archive, ledger_url, good, configs, result.stages.get("compress", []), result.run_id, vae, model_ids(models)
+    )
     result.lap("bookkeeping")
     return result
 
 
-def not_recorded(configs: list[CodecConfig], items: list[Item], done: Recorded, archive: str,
-                 result: RunResult) -> dict[CodecConfig, list[Item]]:
+def not_recorded(
+    configs: list[CodecConfig], items: list[Item], done: Recorded, archive: str, result: RunResult
+) -> dict[CodecConfig, list[Item]]:
     """Per configuration, the ``items`` still to do: no finished ledger row, or an ``ok``
     row whose container is gone (for a shard-model codec, every item of a shard that
     has one such item). The others count as done before (``cached``: ``ok``, or
@@ -135,9 +139,19 @@ def not_recorded(configs: list[CodecConfig], items: list[Item], done: Recorded, 
 
 
 def archive_jobs(
-    configs: list[CodecConfig], items: list[Item], usable: dict[CodecConfig, list[Item]], archive: str,
-    latents_url: str, vae: str, ledger_url: str, run_id: str, done: Recorded, models: dict[ModelKey, str],
-    metrics: tuple[str, ...] | None, size: int, threads: int,
+    configs: list[CodecConfig],
+    items: list[Item],
+    usable: dict[CodecConfig, list[Item]],
+    archive: str,
+    latents_url: str,
+    vae: str,
+    ledger_url: str,
+    run_id: str,
+    done: Recorded,
+    models: dict[ModelKey, str],
+    metrics: tuple[str, ...] | None,
+    size: int,
+    threads: int,
 ) -> list[Job]:
     """A ``fit_shard`` job per shard of each shard-model codec, and an ``archive_batch``
     job per batch of ``items`` covering every per-image configuration the batch's

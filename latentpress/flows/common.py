@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any, TypeVar
 
 from latentpress.flows.executors import Executor
@@ -107,7 +108,7 @@ def chunks(values: Sequence[T], size: int) -> list[list[T]]:
         raise ValueError(f"batch size must be at least 1, got {size}")
     count = math.ceil(len(values) / size)
     bounds = [i * len(values) // count for i in range(count + 1)] if count else [0]
-    return [list(values[a:b]) for a, b in zip(bounds, bounds[1:])]
+    return [list(values[a:b]) for a, b in pairwise(bounds)]
 
 
 def finer_tail(jobs: list[tuple[K, list[T]]], threads: int, rounds: int = 3) -> list[tuple[K, list[T]]]:
@@ -119,7 +120,9 @@ def finer_tail(jobs: list[tuple[K, list[T]]], threads: int, rounds: int = 3) -> 
         return jobs
     for _ in range(rounds):
         cut = max(len(jobs) - threads, 0)
-        jobs = jobs[:cut] + [(key, half) for key, batch in jobs[cut:] for half in chunks(batch, math.ceil(len(batch) / 2))]
+        jobs = jobs[:cut] + [
+            (key, half) for key, batch in jobs[cut:] for half in chunks(batch, math.ceil(len(batch) / 2))
+        ]
     return jobs
 
 

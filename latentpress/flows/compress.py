@@ -51,7 +51,9 @@ def compress(
     items = archived_items(archive)
     size = balanced_batch(batch_size, len(items), executor.threads)
     usable = with_latents(executor, items, configs, latents_url, vae, size, result)
-    models = collection_models(executor, configs, usable, archive, latents_url, vae, result, model, train_sample, train_steps)
+    models = collection_models(
+        executor, configs, usable, archive, latents_url, vae, result, model, train_sample, train_steps
+    )
     done = recorded(ledger_url)
     jobs = [
         compression_job(config, group, archive, latents_url, vae, done.rejected_for(config.key), models)
@@ -59,13 +61,19 @@ def compress(
     ]
     for job, outcome in finished(executor, start(executor, jobs), "compress"):
         result.add("compress", job_errors(job, outcome) if isinstance(outcome, BaseException) else outcome)
-    finish_compression(archive, ledger_url, items, configs, result.stages.get("compress", []), result.run_id, vae,
-                       model_ids(models))
+    finish_compression(
+        archive, ledger_url, items, configs, result.stages.get("compress", []), result.run_id, vae, model_ids(models)
+    )
     return result
 
 
 def compression_job(
-    config: CodecConfig, items: list[Item], archive: str, latents_url: str, vae: str, rejected: frozenset[str],
+    config: CodecConfig,
+    items: list[Item],
+    archive: str,
+    latents_url: str,
+    vae: str,
+    rejected: frozenset[str],
     models: dict[ModelKey, str],
 ) -> Job:
     """A ``compress_batch`` job (``fit_shard`` for a shard-model codec) over ``items``;
@@ -84,7 +92,12 @@ def is_latent(config: CodecConfig) -> bool:
 
 
 def with_latents(
-    executor: Executor, items: list[Item], configs: list[CodecConfig], latents_url: str, vae: str, size: int,
+    executor: Executor,
+    items: list[Item],
+    configs: list[CodecConfig],
+    latents_url: str,
+    vae: str,
+    size: int,
     result: RunResult,
 ) -> dict[CodecConfig, list[Item]]:
     """Encode the VAE latents the latent codecs of ``configs`` need (outcomes under the
@@ -122,5 +135,10 @@ def compression_jobs(
     """One job's work each: a batch of at most ``size`` images of one shard, or for a
     shard-model codec a whole shard; the last batches halved (``finer_tail``)."""
     per_image = [c for c in configs if stage.encodes_per_image(c)]
-    shards = [(c, shard) for c in configs if c not in per_image for shard in shard_batches(items[c], max(1, len(items[c])), None)]
+    shards = [
+        (c, shard)
+        for c in configs
+        if c not in per_image
+        for shard in shard_batches(items[c], max(1, len(items[c])), None)
+    ]
     return shards + finer_tail([(c, batch) for c in per_image for batch in shard_batches(items[c], size)], threads)

@@ -55,8 +55,15 @@ def evaluation_jobs(archive: str, items: list[Item], todo: dict[CodecConfig, lis
     return jobs
 
 
-def evaluation_job(archive: str, config: CodecConfig, items: list[Item], vae: str, ledger_url: str, run_id: str,
-                   metrics: tuple[str, ...] | None = None) -> Job:
+def evaluation_job(
+    archive: str,
+    config: CodecConfig,
+    items: list[Item],
+    vae: str,
+    ledger_url: str,
+    run_id: str,
+    metrics: tuple[str, ...] | None = None,
+) -> Job:
     """An ``evaluate_batch`` job for ``items`` under ``config`` (model-heavy: metrics)."""
     params = {"items": items, "archive": archive, "config": config, "vae_name": vae, "ledger_url": ledger_url,
               "run_id": run_id, "metrics": metrics}  # fmt: skip

@@ -18,7 +18,9 @@ INSPECT_BATCH = 100
 
 
 @leased("ingest")
-def ingest(source: str, archive: str, shard_size: int = DEFAULT_SHARD_SIZE, executor: Executor | None = None) -> list[Item]:
+def ingest(
+    source: str, archive: str, shard_size: int = DEFAULT_SHARD_SIZE, executor: Executor | None = None
+) -> list[Item]:
     """Inspect every image under ``source`` and append what changed to the archive's
     collection (``infra.collection``), which also lists every other entry of the
     source with the reason it is skipped. Shards once given stay (``assign_shards``).
@@ -37,8 +39,13 @@ def ingest(source: str, archive: str, shard_size: int = DEFAULT_SHARD_SIZE, exec
     size = max(min(INSPECT_BATCH, max(1, math.ceil(len(todo) / executor.threads))),  # every thread gets some
                math.ceil(len(todo) / MAX_TASKS))  # fmt: skip
     jobs = [
-        Job(stage.inspect_files, {"files": {u: listing[u] for u in batch}, "root": source, "archive": archive}, [], "",
-            size=len(batch))
+        Job(
+            stage.inspect_files,
+            {"files": {u: listing[u] for u in batch}, "root": source, "archive": archive},
+            [],
+            "",
+            size=len(batch),
+        )
         for batch in chunks(todo, size)
     ]
     inspected: list[Item] = []

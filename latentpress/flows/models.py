@@ -28,8 +28,15 @@ def model_ids(models: dict[ModelKey, str]) -> dict[str, str]:
 
 
 def collection_models(
-    executor: Executor, configs: list[CodecConfig], usable: dict[CodecConfig, list[Item]], archive: str,
-    latents_url: str, vae: str, result: RunResult, model: str | None = None, sample: int | None = None,
+    executor: Executor,
+    configs: list[CodecConfig],
+    usable: dict[CodecConfig, list[Item]],
+    archive: str,
+    latents_url: str,
+    vae: str,
+    result: RunResult,
+    model: str | None = None,
+    sample: int | None = None,
     steps: int | None = None,
 ) -> dict[ModelKey, str]:
     """The URL of the collection model of each codec and preset of ``configs`` that
@@ -43,7 +50,11 @@ def collection_models(
     urls: dict[ModelKey, str] = {}
     jobs = []
     for group, config in wanted.items():
-        found = stage.import_model(model, archive, config, vae) if model else stage.archived_model(archive, config, model_id(vae))
+        found = (
+            stage.import_model(model, archive, config, vae)
+            if model
+            else stage.archived_model(archive, config, model_id(vae))
+        )
         if found is not None:
             urls[group] = found.url
             continue
@@ -67,8 +78,13 @@ def collection_models(
 
 
 def train(
-    source: str, model_url: str, codec: str, vae: str = DEFAULT_VAE, sample: int | None = None,
-    steps: int | None = None, executor: Executor | None = None,
+    source: str,
+    model_url: str,
+    codec: str,
+    vae: str = DEFAULT_VAE,
+    sample: int | None = None,
+    steps: int | None = None,
+    executor: Executor | None = None,
 ) -> stage.TrainedModel:
     """Train one collection model of the codec spec ``codec`` on a deterministic sample
     of the images under ``source`` and store it at ``model_url`` (a ``.lpm`` URL)."""

@@ -52,7 +52,10 @@ def archive_flow(
 
 @flow(name="ingest")
 def ingest_flow(
-    source: str, archive: str, shard_size: int = DEFAULT_SHARD_SIZE, dask_address: str | None = None,
+    source: str,
+    archive: str,
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    dask_address: str | None = None,
     workers: int | None = None,
 ) -> list[Item]:
     """Inspect every image under ``source`` (see ``latentpress.flows.ingest.ingest``)."""

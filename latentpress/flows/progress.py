@@ -72,9 +72,14 @@ class _RateAndEta(ProgressColumn):
 class StepProgress:
     """Progress of one step of ``total`` images; ``advance`` as batches finish."""
 
-    def __init__(self, step: str, total: int, console: Console | None = None,
-                 clock: Callable[[], float] = time.monotonic,
-                 run_log: logging.Logger | logging.LoggerAdapter | None = None) -> None:
+    def __init__(
+        self,
+        step: str,
+        total: int,
+        console: Console | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        run_log: logging.Logger | logging.LoggerAdapter | None = None,
+    ) -> None:
         self.step, self.total, self.done = step, total, 0
         self.console = console or Console(stderr=True)
         self.run_log = run_log
@@ -106,8 +111,9 @@ class StepProgress:
 
     def _log(self) -> None:
         self._logged, self._logged_done = self.clock(), self.done
-        self.console.print(status_line(self.step, self.done, self.total, self._logged - self._start),
-                           highlight=False, soft_wrap=True)
+        self.console.print(
+            status_line(self.step, self.done, self.total, self._logged - self._start), highlight=False, soft_wrap=True
+        )
 
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
         if self._bar is not None:

@@ -89,7 +89,8 @@ def not_stored(archive: str, key: str, image_ids: list[str]) -> list[Outcome]:
     refused = ledger[(ledger["config_key"] == key) & ledger["status"].isin(("rejected", "failed"))]
     reasons = dict(zip(refused["image_id"], refused["error"], strict=True))
     return [
-        Outcome(i, key, "rejected", f"not archived: {reasons[i]}") if i in reasons
+        Outcome(i, key, "rejected", f"not archived: {reasons[i]}")
+        if i in reasons
         else Outcome(i, key, "error", f"no container stored under {key}")
         for i in image_ids
     ]

@@ -12,8 +12,9 @@ from latentpress.targets import QualityTarget
 
 
 @leased("select")
-def select_configs(archive: str, target: QualityTarget, ledger: str | None = None,
-                   configs: list[str] | None = None) -> pd.DataFrame:
+def select_configs(
+    archive: str, target: QualityTarget, ledger: str | None = None, configs: list[str] | None = None
+) -> pd.DataFrame:
     """Choose, for every image of the ledger (default ``<archive>/ledger``), the smallest
     of ``configs`` (default: all) that meets ``target``; store and return the choice."""
     layout = ArchiveLayout(archive)

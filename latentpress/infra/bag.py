@@ -44,11 +44,14 @@ def export_bag(archive: str, out: str) -> BagSummary:
         try:
             data = storage.read_bytes(storage.join(archive, path))
         except FileNotFoundError:
-            raise DamagedArchive(f"{archive}: {path} is listed in the fixity record but missing "
-                                 f"(`latentpress verify` lists every problem)") from None
+            raise DamagedArchive(
+                f"{archive}: {path} is listed in the fixity record but missing "
+                f"(`latentpress verify` lists every problem)"
+            ) from None
         if sha256(data) != digest:
-            raise DamagedArchive(f"{archive}: {path} does not match its recorded SHA-256 "
-                                 f"(`latentpress verify` lists every problem)")
+            raise DamagedArchive(
+                f"{archive}: {path} does not match its recorded SHA-256 (`latentpress verify` lists every problem)"
+            )
         storage.write_bytes_atomic(storage.join(out, "data", path), data)
         digests[f"data/{path}"] = digest
         total += len(data)
@@ -58,12 +61,13 @@ def export_bag(archive: str, out: str) -> BagSummary:
     total += len(record)
     tags = {
         "bagit.txt": f"BagIt-Version: {BAGIT_VERSION}\nTag-File-Character-Encoding: UTF-8\n",
-        "bag-info.txt": (f"Bag-Software-Agent: latentpress {__version__}\nBagging-Date: {date.today().isoformat()}\n"
-                         f"External-Description: latentpress archive {archive}\nPayload-Oxum: {total}.{len(digests)}\n"),
+        "bag-info.txt": (
+            f"Bag-Software-Agent: latentpress {__version__}\nBagging-Date: {date.today().isoformat()}\n"
+            f"External-Description: latentpress archive {archive}\nPayload-Oxum: {total}.{len(digests)}\n"
+        ),
         "manifest-sha256.txt": manifest_text(digests),
     }
     tags["tagmanifest-sha256.txt"] = manifest_text({name: sha256(text.encode()) for name, text in tags.items()})
     for name in sorted(tags, key=lambda name: name == "bagit.txt"):  # bagit.txt last: a bag only once complete
         storage.write_bytes_atomic(storage.join(out, name), tags[name].encode())
     return BagSummary(len(digests), total)
-

@@ -132,11 +132,16 @@ def dask_scheduler(address: str | None = None, workers: int | None = None) -> It
     kwargs: dict = {}
     if _cuda_devices():
         kwargs["resources"] = {"GPU": 1}
-    environ = {k: v for k, v in dask.config.get("distributed.nanny.pre-spawn-environ").items() if k != "MALLOC_TRIM_THRESHOLD_"}
+    environ = {
+        k: v for k, v in dask.config.get("distributed.nanny.pre-spawn-environ").items() if k != "MALLOC_TRIM_THRESHOLD_"
+    }
     settings = LOCAL_SETTINGS | NO_MESSAGE_LOG
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ, **settings}), local_cluster(
-        workers or default_workers(), settings, logging.CRITICAL, preload=["latentpress.tasks.all"], **kwargs
-    ) as cluster:
+    with (
+        dask.config.set({"distributed.nanny.pre-spawn-environ": environ, **settings}),
+        local_cluster(
+            workers or default_workers(), settings, logging.CRITICAL, preload=["latentpress.tasks.all"], **kwargs
+        ) as cluster,
+    ):
         yield cluster.scheduler_address
 
 

@@ -133,7 +133,11 @@ def collection_parts(archive: str) -> list[str]:
     before 0.3, then the parts by name (time)."""
     legacy = storage.join(archive, LEGACY_FILE)
     folder = storage.join(archive, PARTS_FOLDER)
-    parts = [u for u in storage.list_files(folder, recursive=False) if u.endswith(".parquet")] if storage.exists(folder) else []
+    parts = (
+        [u for u in storage.list_files(folder, recursive=False) if u.endswith(".parquet")]
+        if storage.exists(folder)
+        else []
+    )
     return ([legacy] if storage.exists(legacy) else []) + parts
 
 

@@ -70,17 +70,21 @@ def pack(container: Container) -> bytes:
     """Serialise ``container``."""
     codec = container.codec.encode("ascii")
     vae = container.vae_id.encode("utf-8")
-    header = b"".join([
-        MAGIC,
-        _U16.pack(FORMAT_VERSION),
-        _U8.pack(KINDS.index(container.kind)),
-        _U8.pack(len(codec)), codec,
-        _U16.pack(container.codec_version),
-        _U8.pack(len(vae)), vae,
-        _U32.pack(container.width),
-        _U32.pack(container.height),
-        _U16.pack(len(container.sections)),
-    ])
+    header = b"".join(
+        [
+            MAGIC,
+            _U16.pack(FORMAT_VERSION),
+            _U8.pack(KINDS.index(container.kind)),
+            _U8.pack(len(codec)),
+            codec,
+            _U16.pack(container.codec_version),
+            _U8.pack(len(vae)),
+            vae,
+            _U32.pack(container.width),
+            _U32.pack(container.height),
+            _U16.pack(len(container.sections)),
+        ]
+    )
     parts = [header, _U32.pack(zlib.crc32(header))]
     for name, data in container.sections.items():
         prefix = _U8.pack(len(name)) + name.encode("ascii") + _U32.pack(len(data))
@@ -95,8 +99,7 @@ def unpack(data: bytes, source: str = "") -> Container:
         reader.fail("not a latentpress container (bad magic bytes)")
     version = reader.u16("format version")
     if version != FORMAT_VERSION:
-        reader.fail(f"unknown container format version {version} (this reader knows "
-                    f"{FORMAT_VERSION})")
+        reader.fail(f"unknown container format version {version} (this reader knows {FORMAT_VERSION})")
     kind = reader.u8("kind")
     codec = reader.take(reader.u8("codec name length"), "codec name")
     codec_version = reader.u16("codec version")
@@ -113,11 +116,10 @@ def unpack(data: bytes, source: str = "") -> Container:
     sections: dict[str, bytes] = {}
     for _ in range(count):
         start = reader.pos
-        name = reader.take(reader.u8("section name length"), "section name").decode(
-            "ascii", "replace")
+        name = reader.take(reader.u8("section name length"), "section name").decode("ascii", "replace")
         label = f"section {name!r}"
         length = reader.u32(f"{label} length")
-        prefix = reader.data[start:reader.pos]
+        prefix = reader.data[start : reader.pos]
         checksum = reader.u32(f"{label} checksum")
         body = reader.take(length, f"{label} data")
         if zlib.crc32(body, zlib.crc32(prefix)) != checksum:
@@ -132,8 +134,7 @@ def unpack(data: bytes, source: str = "") -> Container:
     except UnicodeDecodeError:
         reader.fail("VAE id is not valid UTF-8")
     try:
-        return Container(KINDS[kind], codec.decode("ascii", "replace"), codec_version, vae_id,
-                         width, height, sections)
+        return Container(KINDS[kind], codec.decode("ascii", "replace"), codec_version, vae_id, width, height, sections)
     except ContainerError as exc:
         reader.fail(str(exc))
 
@@ -149,10 +150,9 @@ class _Reader:
 
     def take(self, size: int, what: str) -> bytes:
         if size > len(self.data) - self.pos:
-            self.fail(f"truncated: {what} needs {size} bytes at offset {self.pos}, "
-                      f"{len(self.data) - self.pos} left")
+            self.fail(f"truncated: {what} needs {size} bytes at offset {self.pos}, {len(self.data) - self.pos} left")
         self.pos += size
-        return self.data[self.pos - size:self.pos]
+        return self.data[self.pos - size : self.pos]
 
     def u8(self, what: str) -> int:
         return _U8.unpack(self.take(1, what))[0]

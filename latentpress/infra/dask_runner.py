@@ -17,7 +17,9 @@ class RandomKeyDaskTaskRunner(DaskTaskRunner):
     from the cores the workers need.
     """
 
-    def submit(self, task: Any, parameters: dict[str, Any], wait_for: Any = None, dependencies: Any = None) -> PrefectDaskFuture:
+    def submit(
+        self, task: Any, parameters: dict[str, Any], wait_for: Any = None, dependencies: Any = None
+    ) -> PrefectDaskFuture:
         if not self._started:
             raise RuntimeError("The task runner must be started before submitting work.")
         future = self.client.submit(

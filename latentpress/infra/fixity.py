@@ -103,7 +103,11 @@ def read_parts(archive: str) -> tuple[dict[str, str], list[str]]:
     """The recorded digests, and the names of the parts under ``fixity/`` they include."""
     digests = _read_lines(storage.join(archive, FIXITY_NAME), _LINE)
     folder = storage.join(archive, PARTS_FOLDER)
-    names = sorted(u.rsplit("/", 1)[-1] for u in storage.list_files(folder, recursive=False)) if storage.exists(folder) else []
+    names = (
+        sorted(u.rsplit("/", 1)[-1] for u in storage.list_files(folder, recursive=False))
+        if storage.exists(folder)
+        else []
+    )
     names = [name for name in names if name.endswith(".txt")]
     for name in names:
         for path, digest in _read_lines(storage.join(folder, name), _PART_LINE).items():
@@ -126,7 +130,9 @@ def _read_lines(url: str, line: re.Pattern[str]) -> dict[str, str]:
     for number, text_line in enumerate(text.splitlines(), 1):
         match = line.fullmatch(text_line)
         if match is None or match[2] in digests:
-            raise ValueError(f"{url}, line {number}: not '<sha256>  <path>' or a path listed twice: {text_line[:120]!r}")
+            raise ValueError(
+                f"{url}, line {number}: not '<sha256>  <path>' or a path listed twice: {text_line[:120]!r}"
+            )
         digests[match[2]] = match[1]
     return digests
 
@@ -169,7 +175,7 @@ def stored_objects(archive: str) -> dict[str, dict]:
     out = {}
     for name, info in infos.items():
         path = name.split("://", 1)[-1]
-        relative = path[len(root):] if path.startswith(root) else path
+        relative = path[len(root) :] if path.startswith(root) else path
         if relative not in UNLISTED and not relative.startswith(PARTS_FOLDER + "/"):
             out[relative] = info
     return out

@@ -61,6 +61,7 @@ def pixel_limit() -> int:
         raise ValueError(f"{MAX_MEGAPIXELS_ENV} must be in (0, {PILLOW_CEILING / 1e6:.0f}], got {value!r}")
     return pixels
 
+
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 
 
@@ -109,8 +110,7 @@ def _decode(data: bytes, name: str, max_pixels: int | None, with_metadata: bool)
             if width * height > limit:
                 raise ImageError(
                     name,
-                    f"image too large: {width}x{height} = {width * height} pixels "
-                    f"exceeds the limit of {limit}",
+                    f"image too large: {width}x{height} = {width * height} pixels exceeds the limit of {limit}",
                 )
             img.load()
             try:
@@ -121,7 +121,7 @@ def _decode(data: bytes, name: str, max_pixels: int | None, with_metadata: bool)
     except ImageError:
         raise
     except Image.UnidentifiedImageError:
-        raise ImageError(name, "not a supported image (JPEG, PNG, WebP, TIFF, BMP, AVIF, GIF, HEIC)")
+        raise ImageError(name, "not a supported image (JPEG, PNG, WebP, TIFF, BMP, AVIF, GIF, HEIC)") from None
     except Image.DecompressionBombError as exc:
         raise ImageError(name, f"image too large: {exc}") from exc
     except Exception as exc:  # noqa: BLE001 - any decoder failure means bad input bytes

@@ -108,15 +108,13 @@ class LatentStore:
             entries = fs.ls(root, detail=True)
         except FileNotFoundError:
             return []
-        names = [
-            posixpath.basename(e["name"].rstrip("/")) for e in entries if e["type"] == "directory"
-        ]
+        names = [posixpath.basename(e["name"].rstrip("/")) for e in entries if e["type"] == "directory"]
         paths = [f"{root}/{name}/zarr.json" for name in names]
         metas = fs.cat(paths, on_error="return") if paths else {}
         for meta in metas.values():
             if isinstance(meta, Exception) and not isinstance(meta, FileNotFoundError):
                 raise meta
-        return sorted(n for n, p in zip(names, paths) if _is_complete(metas.get(p)))
+        return sorted(n for n, p in zip(names, paths, strict=True) if _is_complete(metas.get(p)))
 
     @retrying
     def write(self, image_id: str, latent: np.ndarray, attrs: dict[str, Any]) -> None:
@@ -152,9 +150,7 @@ class LatentStore:
         """The latent as float32 and its attributes; ``KeyError`` if not complete."""
         _checked_key(image_id, "image id")
         try:
-            array = zarr.open_array(
-                self._zarr_store(read_only=True), path=image_id, mode="r", zarr_format=3
-            )
+            array = zarr.open_array(self._zarr_store(read_only=True), path=image_id, mode="r", zarr_format=3)
         except FileNotFoundError:
             raise KeyError(f"no latent for image {image_id} in {self.url}") from None
         attrs = dict(array.attrs)

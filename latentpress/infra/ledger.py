@@ -111,9 +111,7 @@ def append_rows(ledger_url: str, rows: list[dict[str, Any]], run_id: str) -> lis
         table = _table([row for row in rows if row["codec"] == codec])
         buffer = io.BytesIO()
         pq.write_table(table, buffer)
-        url = storage.join(
-            ledger_url, f"codec={codec}", f"part-{run_id}-{uuid.uuid4().hex}.parquet"
-        )
+        url = storage.join(ledger_url, f"codec={codec}", f"part-{run_id}-{uuid.uuid4().hex}.parquet")
         storage.write_bytes_atomic(url, buffer.getvalue())
         urls.append(url)
     return urls
@@ -131,13 +129,9 @@ def _check_rows(rows: list[dict[str, Any]], run_id: str) -> None:
         if not isinstance(row["codec"], str) or not _SAFE_NAME.match(row["codec"]):
             raise LedgerError(f"row {index}: column 'codec' = {row['codec']!r} is not a safe name")
         if row["status"] not in STATUSES:
-            raise LedgerError(
-                f"row {index}: column 'status' must be one of {STATUSES}, got {row['status']!r}"
-            )
+            raise LedgerError(f"row {index}: column 'status' must be one of {STATUSES}, got {row['status']!r}")
         if row["run_id"] != run_id:
-            raise LedgerError(
-                f"row {index}: column 'run_id' = {row['run_id']!r} differs from {run_id!r}"
-            )
+            raise LedgerError(f"row {index}: column 'run_id' = {row['run_id']!r} differs from {run_id!r}")
 
 
 def _table(rows: list[dict[str, Any]]) -> pa.Table:
@@ -146,9 +140,7 @@ def _table(rows: list[dict[str, Any]]) -> pa.Table:
     for field in FILE_SCHEMA:
         values = [row.get(field.name) for row in rows]
         if field.name == "params":
-            values = [
-                json.dumps(v, sort_keys=True) if isinstance(v, Mapping) else v for v in values
-            ]
+            values = [json.dumps(v, sort_keys=True) if isinstance(v, Mapping) else v for v in values]
         try:
             columns.append(pa.array(values, type=field.type))
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError) as error:
@@ -296,7 +288,11 @@ def summarize(df: pd.DataFrame, by: str = "quality") -> pd.DataFrame:
     out = out.join(refused, how="outer")
     out["images"] = out["images"].fillna(0).astype("int64")
     out["rejected"] = out["rejected"].fillna(0).astype("int64")
-    order = [k for k in keys if k not in ("quality", "config_key")] + ["bpp"] + [k for k in keys if k in ("quality", "config_key")]
+    order = (
+        [k for k in keys if k not in ("quality", "config_key")]
+        + ["bpp"]
+        + [k for k in keys if k in ("quality", "config_key")]
+    )
     return out.reset_index().sort_values(order, ignore_index=True)
 
 

@@ -24,8 +24,8 @@ import stat
 from dataclasses import dataclass, field
 
 from latentpress.infra import storage
-from latentpress.infra.images import IMAGE_EXTENSIONS, has_image_extension
 from latentpress.infra.faults import retrying
+from latentpress.infra.images import IMAGE_EXTENSIONS, has_image_extension
 
 MAX_FILE_BYTES = 2 << 30
 """Files larger than this (2 GiB) are not read (recorded as too large)."""

@@ -63,7 +63,9 @@ class SchedulerProcess(ProcessInterface):
                 self.address = json.loads(address_file.read_text())["address"]
             except (OSError, ValueError, KeyError):
                 if self.process.returncode is not None:
-                    raise RuntimeError(f"the Dask scheduler exited with code {self.process.returncode} while starting") from None
+                    raise RuntimeError(
+                        f"the Dask scheduler exited with code {self.process.returncode} while starting"
+                    ) from None
                 if asyncio.get_running_loop().time() > deadline:
                     raise RuntimeError(f"the Dask scheduler did not start within {self.timeout:.0f} s") from None
                 await asyncio.sleep(0.1)
@@ -85,7 +87,10 @@ class SchedulerProcess(ProcessInterface):
 def local_cluster(workers: int, settings: dict[str, Any], silence_logs: int, **worker_options: Any) -> SpecCluster:
     """A started cluster of ``workers`` single-threaded worker processes (each under a
     nanny in this process, given ``worker_options``) and a scheduler process."""
-    worker = {"cls": Nanny, "options": {"nthreads": 1, "host": "127.0.0.1", "silence_logs": silence_logs, **worker_options}}
+    worker = {
+        "cls": Nanny,
+        "options": {"nthreads": 1, "host": "127.0.0.1", "silence_logs": silence_logs, **worker_options},
+    }
     return SpecCluster(
         workers=dict.fromkeys(range(workers), worker), scheduler={"cls": SchedulerProcess, "options": {"settings": settings}},
         worker=worker, silence_logs=silence_logs, name="latentpress",

@@ -173,4 +173,3 @@ def _app13(iptc: bytes) -> bytes:
     if len(data) > _JPEG_SEGMENT:
         return b""
     return b"\xff\xed" + struct.pack(">H", len(data) + 2) + data
-

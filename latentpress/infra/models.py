@@ -12,6 +12,7 @@ import re
 
 from latentpress.config import MODELS_ENV, get_settings
 
+
 class ModelNotFoundError(FileNotFoundError):
     """A model name that resolves to nothing here."""
 

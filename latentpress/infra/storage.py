@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import posixpath
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
@@ -181,7 +181,7 @@ def modified(info: dict) -> float | None:
 def timed_part_name(extension: str) -> str:
     """A new part's file name, ``part-<UTC time>-<random>.<extension>``: names sort by
     the time they were made, and two made at once differ."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     return f"part-{stamp}-{uuid.uuid4().hex[:8]}.{extension}"
 
 

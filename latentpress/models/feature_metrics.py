@@ -48,6 +48,7 @@ def lpips_tiled(net: torch.nn.Module, reference: np.ndarray, distorted: Sequence
     height, width = reference.shape[:2]
     sums = np.zeros((len(distorted), len(LPIPS_STRIDES)))
     for index, window in enumerate(windows(height, width, tile, margin, ALIGN)):
+
         def features(image: np.ndarray, window: Window = window) -> Features:
             return _lpips_features(net, _pixels(image, window, device) / 127.5 - 1.0, window, height, width)
 
@@ -67,6 +68,7 @@ def dists_tiled(net: torch.nn.Module, reference: np.ndarray, distorted: Sequence
     height, width = reference.shape[:2]
     moments = [[torch.zeros(5, c, dtype=torch.float64) for c in net.chns] for _ in distorted]
     for index, window in enumerate(windows(height, width, tile, margin, ALIGN)):
+
         def features(image: np.ndarray, window: Window = window) -> Features:
             return _dists_features(net, _pixels(image, window, device) / 255.0, window, height, width)
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import pairwise
 from pathlib import Path
 
 import torch
@@ -84,7 +85,9 @@ class Calibration:
         except (KeyError, ValueError, TypeError) as exc:
             raise LatentDistanceError(f"{where}: malformed metadata ({exc})") from None
         if set(tensors) != set(TARGETS) or len({w.shape for w in tensors.values()}) != 1:
-            raise LatentDistanceError(f"{where}: expected weight vectors {TARGETS} of one shape, found {sorted(tensors)}")
+            raise LatentDistanceError(
+                f"{where}: expected weight vectors {TARGETS} of one shape, found {sorted(tensors)}"
+            )
         if any(w.ndim != 1 or not torch.isfinite(w).all() or (w < 0).any() for w in tensors.values()):
             raise LatentDistanceError(f"{where}: weights must be finite, non-negative vectors")
         return cls(metadata.get("vae_id", ""), taps, tensors, record)
@@ -109,7 +112,7 @@ class LatentDistance(torch.nn.Module):
         if layers is None or type(decoder).__name__ != "DecoderTiny":
             raise LatentDistanceError(f"the latent distance needs a TAESD-family decoder, not {type(decoder).__name__}")
         self.taps = calibration.taps
-        self.stages = torch.nn.ModuleList(layers[a + 1 : b + 1] for a, b in zip((-1, *self.taps), self.taps))
+        self.stages = torch.nn.ModuleList(layers[a + 1 : b + 1] for a, b in pairwise((-1, *self.taps)))
         self.stages.requires_grad_(False).eval()
         channels = sum(_out_channels(stage) for stage in self.stages)
         for name, weights in calibration.weights.items():
@@ -131,7 +134,7 @@ class LatentDistance(torch.nn.Module):
     def channel_terms(self, latent: torch.Tensor, reference: list[torch.Tensor]) -> torch.Tensor:
         """(B, K): the mean squared difference of every channel of every tap between
         ``latent`` and the features of a reference (``features`` of it, computed once)."""
-        terms = [(f - r).pow(2).mean((2, 3)) for f, r in zip(self.features(latent), reference)]
+        terms = [(f - r).pow(2).mean((2, 3)) for f, r in zip(self.features(latent), reference, strict=True)]
         return torch.cat(terms, 1)
 
     def forward(self, latent: torch.Tensor, reference: torch.Tensor | list[torch.Tensor],
@@ -161,7 +164,9 @@ def weights_file(vae_id: str) -> Path:
     return WEIGHTS_FOLDER / f"{vae_id.replace('/', '--')}.safetensors"
 
 
-def load_latent_distance(vae_name: str = "taesd", weights: str | None = None, device: str | None = None) -> LatentDistance:
+def load_latent_distance(
+    vae_name: str = "taesd", weights: str | None = None, device: str | None = None
+) -> LatentDistance:
     """The latent distance of the VAE ``vae_name`` with ``weights`` (a path or a name
     under the models folder; default: the package's file for that VAE)."""
     from latentpress.infra.models import model_id, resolve_file

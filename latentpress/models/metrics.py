@@ -54,9 +54,7 @@ _WINDOW, _SIGMA, _PEAK = 11, 1.5, 255.0
 _networks_lock = threading.Lock()
 
 
-def compute_metrics(
-    reference: np.ndarray, distorted: np.ndarray, device: str | None = None
-) -> dict[str, float]:
+def compute_metrics(reference: np.ndarray, distorted: np.ndarray, device: str | None = None) -> dict[str, float]:
     """PSNR, MS-SSIM, LPIPS and DISTS of ``distorted`` against ``reference``.
 
     Both are (H, W, 3) uint8 RGB arrays of the same shape. Below ``MIN_SIZE`` pixels
@@ -222,7 +220,9 @@ def _ssim_in_strips(x: np.ndarray, y: np.ndarray, window: torch.Tensor) -> tuple
     sums = np.zeros((2, 3))
     for rows in _strips(height, width, _WINDOW - 1):
         with torch.inference_mode():
-            ssim_map, cs_map = _ssim_maps(_to_tensor(x[rows], window.device), _to_tensor(y[rows], window.device), window)
+            ssim_map, cs_map = _ssim_maps(
+                _to_tensor(x[rows], window.device), _to_tensor(y[rows], window.device), window
+            )
             sums += torch.stack([ssim_map.sum((0, 2, 3)), cs_map.sum((0, 2, 3))]).double().cpu().numpy()
     count = (height - _WINDOW + 1) * (width - _WINDOW + 1)
     return sums[0] / count, sums[1] / count
@@ -285,17 +285,13 @@ def _gaussian_window(channels: int, dtype: torch.dtype, device: torch.device) ->
     return (g / g.sum()).repeat(channels, 1, 1, 1)
 
 
-def _ssim(
-    x: torch.Tensor, y: torch.Tensor, window: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
+def _ssim(x: torch.Tensor, y: torch.Tensor, window: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel mean SSIM and contrast-structure term, each (N, C)."""
     ssim_map, cs_map = _ssim_maps(x, y, window)
     return ssim_map.mean((2, 3)), cs_map.mean((2, 3))
 
 
-def _ssim_maps(
-    x: torch.Tensor, y: torch.Tensor, window: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
+def _ssim_maps(x: torch.Tensor, y: torch.Tensor, window: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """SSIM and contrast-structure maps (N, C, H - 10, W - 10): valid filtering."""
     c1, c2 = (0.01 * _PEAK) ** 2, (0.03 * _PEAK) ** 2
     stacked = torch.cat([x, y, x * x, y * y, x * y], 1)

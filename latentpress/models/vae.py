@@ -72,10 +72,7 @@ class LatentAutoencoder:
         """Context each tile sees beyond its core, in image pixels (a multiple of the stride)."""
 
     def __repr__(self) -> str:
-        return (
-            f"LatentAutoencoder({self.vae_id!r}, stride={self.stride}, "
-            f"channels={self.latent_channels})"
-        )
+        return f"LatentAutoencoder({self.vae_id!r}, stride={self.stride}, channels={self.latent_channels})"
 
     def latent_size(self, width: int, height: int) -> tuple[int, int]:
         """Latent (width, height) for an image of the given size."""
@@ -107,13 +104,13 @@ class LatentAutoencoder:
         for z, (w, h) in zip(latents, sizes, strict=True):
             expected = (self.latent_channels, *self.latent_size(w, h)[::-1])
             if z.shape != expected:
-                raise ValueError(
-                    f"latent shape {z.shape} does not fit image {w}x{h}: expected {expected}"
-                )
+                raise ValueError(f"latent shape {z.shape} does not fit image {w}x{h}: expected {expected}")
         images: list[np.ndarray] = [np.empty(0)] * len(latents)
         s = self.stride
         whole = [i for i, z in enumerate(latents) if not self._tiled(z.shape[1] * s, z.shape[2] * s)]
-        for idx in _batches([(latents[i].shape[1] * s, latents[i].shape[2] * s) for i in whole], batch_size, BATCH_PIXELS):
+        for idx in _batches(
+            [(latents[i].shape[1] * s, latents[i].shape[2] * s) for i in whole], batch_size, BATCH_PIXELS
+        ):
             for i, image in zip(idx, self._decode_batch(np.stack([latents[whole[k]] for k in idx])), strict=True):
                 images[whole[i]] = image
         for i, z in enumerate(latents):

@@ -50,7 +50,12 @@ def to_evaluate(items: list[Item], compressed: list[Outcome], done: set[str] | f
 
 
 def archive_batch(
-    work: list[BatchWork], archive: str, latents_url: str, vae_name: str, ledger_url: str, run_id: str,
+    work: list[BatchWork],
+    archive: str,
+    latents_url: str,
+    vae_name: str,
+    ledger_url: str,
+    run_id: str,
     metrics: tuple[str, ...] | None = None,
 ) -> ArchivedBatch:
     """``compress_batch`` of each configuration's items, then one evaluation of every

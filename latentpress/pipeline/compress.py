@@ -13,7 +13,7 @@ import dataclasses
 import json
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -58,8 +58,15 @@ class Compressor:
     """Reads codec inputs and writes image containers for one configuration (against
     the collection model at ``model_url`` for a collection-model codec)."""
 
-    def __init__(self, archive: str, latents_url: str, vae_name: str, config: CodecConfig,
-                 model_url: str | None = None, originals: Originals | None = None) -> None:
+    def __init__(
+        self,
+        archive: str,
+        latents_url: str,
+        vae_name: str,
+        config: CodecConfig,
+        model_url: str | None = None,
+        originals: Originals | None = None,
+    ) -> None:
         self.layout = ArchiveLayout(archive)
         self.config = config
         self.codec: Codec = get_codec(config.name)
@@ -222,8 +229,9 @@ class Compressor:
         image = decode_image(storage.read_bytes(item.source), item.name)
         return CodecInput(item.image_id, item.width, item.height, image=image), 0.0
 
-    def write(self, item: Item, payload: bytes, encode_seconds: float, shared_model: str | None = None,
-              params: Any = None) -> Outcome:
+    def write(
+        self, item: Item, payload: bytes, encode_seconds: float, shared_model: str | None = None, params: Any = None
+    ) -> Outcome:
         """Store the statistics sidecar, then the container (whose presence means done).
 
         ``params``: the parameters used, when the codec chose them (rate control).
@@ -233,7 +241,7 @@ class Compressor:
             "encode_seconds": encode_seconds,
             "device": get_settings().device,
             "params": dataclasses.asdict(params or self.params),
-            "timestamp": datetime.now(timezone.utc).isoformat(),
+            "timestamp": datetime.now(UTC).isoformat(),
         }
         storage.write_bytes_atomic(self.layout.stats(self.config.key, item.image_id), json.dumps(stats).encode())
         storage.write_bytes_atomic(self.layout.image(self.config.key, item.image_id), data)
@@ -249,8 +257,14 @@ Pending = tuple[Item, CodecInput, float]
 
 
 def compress_batch(
-    items: list[Item], archive: str, latents_url: str, vae_name: str, config: CodecConfig,
-    rejected: frozenset[str] = frozenset(), model_url: str | None = None, originals: Originals | None = None,
+    items: list[Item],
+    archive: str,
+    latents_url: str,
+    vae_name: str,
+    config: CodecConfig,
+    rejected: frozenset[str] = frozenset(),
+    model_url: str | None = None,
+    originals: Originals | None = None,
 ) -> list[Outcome]:
     """Write one container per item that lacks a valid one; an outcome per item, in order.
 
@@ -306,8 +320,10 @@ def _encode_together(job: Compressor, pending: list[Pending]) -> list[Outcome] |
         unless_transient(exc)
         return None
     share = (time.perf_counter() - start) / len(pending)
-    return [job.write_encoded(item, payload, share + vae_seconds)
-            for (item, _, vae_seconds), payload in zip(pending, payloads, strict=True)]
+    return [
+        job.write_encoded(item, payload, share + vae_seconds)
+        for (item, _, vae_seconds), payload in zip(pending, payloads, strict=True)
+    ]
 
 
 def fit_shard(items: list[Item], archive: str, latents_url: str, vae_name: str, config: CodecConfig) -> list[Outcome]:

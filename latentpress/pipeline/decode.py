@@ -94,7 +94,9 @@ def decode_container(data: bytes, vae_name: str, archive: str, source: str = "",
     return latent_pixels(decoded, vae_name, container.vae_id, (container.width, container.height), source), container
 
 
-def latent_pixels(latent: np.ndarray, vae_name: str, vae_id: str, size: tuple[int, int], source: str = "") -> np.ndarray:
+def latent_pixels(
+    latent: np.ndarray, vae_name: str, vae_id: str, size: tuple[int, int], source: str = ""
+) -> np.ndarray:
     """Pixels (H, W, 3) uint8 of a decoded latent of VAE ``vae_id``, through the VAE
     decoder ``vae_name`` (``ContainerError`` if that is another VAE), cropped to ``size``."""
     from latentpress.models.vae import load_vae

@@ -71,7 +71,9 @@ def stored_ids(archive: str, config_key: str) -> set[str]:
     return {name[: -len(".lpc")] for name in names if name.endswith(".lpc")}
 
 
-def unevaluated(archive: str, items: list[Item], configs: list[CodecConfig], done: Recorded) -> dict[CodecConfig, list[Item]]:
+def unevaluated(
+    archive: str, items: list[Item], configs: list[CodecConfig], done: Recorded
+) -> dict[CodecConfig, list[Item]]:
     """For each of ``configs``, the ``items`` with a stored container and no finished row."""
     todo = {}
     for config in configs:
@@ -112,7 +114,11 @@ def shared_columns(container: Container, archive: str) -> dict:
     if url is None:
         return {"shared_model_id": None, "shared_model_bytes": None, "shared_images": None}
     _, size, images = shared_model(url)
-    return {"shared_model_id": container.sections["shared"].decode("ascii"), "shared_model_bytes": size, "shared_images": images}
+    return {
+        "shared_model_id": container.sections["shared"].decode("ascii"),
+        "shared_model_bytes": size,
+        "shared_images": images,
+    }
 
 
 MEASURE_PIXELS = 24_000_000
@@ -122,7 +128,12 @@ one by one)."""
 
 
 def evaluate_batch(
-    items: list[Item], archive: str, config: CodecConfig, vae_name: str, ledger_url: str, run_id: str,
+    items: list[Item],
+    archive: str,
+    config: CodecConfig,
+    vae_name: str,
+    ledger_url: str,
+    run_id: str,
     metrics: tuple[str, ...] | None = None,
 ) -> Evaluation:
     """:func:`evaluate_images` of ``items`` under one configuration."""
@@ -130,8 +141,13 @@ def evaluate_batch(
 
 
 def evaluate_images(
-    work: list[tuple[Item, list[CodecConfig]]], archive: str, vae_name: str, ledger_url: str, run_id: str,
-    metrics: tuple[str, ...] | None = None, originals: Originals | None = None,
+    work: list[tuple[Item, list[CodecConfig]]],
+    archive: str,
+    vae_name: str,
+    ledger_url: str,
+    run_id: str,
+    metrics: tuple[str, ...] | None = None,
+    originals: Originals | None = None,
 ) -> Evaluation:
     """Measure each item's stored containers under its configurations; the rows are
     appended to the ledger as one new file.
@@ -189,7 +205,9 @@ def _evaluate_group(item: Item, configs: list[CodecConfig], archive: str, vae_na
         outcomes.append(Outcome(item.image_id, config.key, "ok"))
 
 
-def _decoded(item: Item, config: CodecConfig, archive: str, vae_name: str, known: Decoded | None) -> tuple[np.ndarray, dict]:
+def _decoded(
+    item: Item, config: CodecConfig, archive: str, vae_name: str, known: Decoded | None
+) -> tuple[np.ndarray, dict]:
     """``item``'s pixels decoded from its stored container under ``config`` (``known``:
     the stream a search of this task decoded, used if the stored payload is that
     stream), and the row's fields that come from the container and its statistics."""

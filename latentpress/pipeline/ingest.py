@@ -24,8 +24,8 @@ from latentpress.infra.collection import (
     source_id,
 )
 from latentpress.infra.images import ImageError, count_frames, read_image
-from latentpress.infra.metadata import Metadata, pack_metadata
 from latentpress.infra.listing import Listing, list_source
+from latentpress.infra.metadata import Metadata, pack_metadata
 from latentpress.pipeline.outcomes import describe, unless_transient
 
 READ_SECONDS = 300.0
@@ -52,8 +52,11 @@ def reusable(listing: dict[str, str], previous: list[Item]) -> tuple[list[Item],
     """Split a listing into earlier items whose file is unchanged (same source and
     version, status in ``REUSED``) and the URLs that must be read (new, changed,
     unreadable last time, or images whose metadata was never read)."""
-    known = {item.source: item for item in previous
-             if item.version is not None and item.status in REUSED and not (item.status == OK and item.metadata is None)}
+    known = {
+        item.source: item
+        for item in previous
+        if item.version is not None and item.status in REUSED and not (item.status == OK and item.metadata is None)
+    }
     kept = [known[u] for u, v in listing.items() if u in known and known[u].version == v]
     kept_sources = {item.source for item in kept}
     return kept, [u for u in listing if u not in kept_sources]
@@ -87,8 +90,20 @@ def inspect_image(url: str, root: str, version: str | None = None, archive: str 
     if archive is not None and metadata.kept:
         store_metadata(archive, image_id, metadata, width, height)
     frames = count_frames(data)
-    return Item(image_id, url, name, width, height, len(data), OK, None, None, version, frames if frames > 1 else None,
-                metadata.summary())
+    return Item(
+        image_id,
+        url,
+        name,
+        width,
+        height,
+        len(data),
+        OK,
+        None,
+        None,
+        version,
+        frames if frames > 1 else None,
+        metadata.summary(),
+    )
 
 
 def store_metadata(archive: str, image_id: str, metadata: Metadata, width: int, height: int) -> None:

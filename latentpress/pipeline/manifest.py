@@ -3,7 +3,7 @@ it lists what the archive holds)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from latentpress import __version__
 from latentpress.codecs import CodecConfig, get_codec
@@ -25,7 +25,7 @@ def build_manifest(archive: str, configs: list[CodecConfig], vae: str, models: d
         known[config.key] = {"key": config.key, **config.to_dict(), "codec_version": get_codec(config.name).version}
     return {
         "code_version": __version__,
-        "updated": datetime.now(timezone.utc).isoformat(),
+        "updated": datetime.now(UTC).isoformat(),
         "vae": vae,
         "vae_id": model_id(vae),
         "configs": sorted(known.values(), key=lambda c: c["key"]),
@@ -34,8 +34,14 @@ def build_manifest(archive: str, configs: list[CodecConfig], vae: str, models: d
 
 
 def finish_compression(
-    archive: str, ledger_url: str, items: list[Item], configs: list[CodecConfig], outcomes: list[Outcome], run_id: str,
-    vae: str, models: dict[str, str] | None = None,
+    archive: str,
+    ledger_url: str,
+    items: list[Item],
+    configs: list[CodecConfig],
+    outcomes: list[Outcome],
+    run_id: str,
+    vae: str,
+    models: dict[str, str] | None = None,
 ) -> None:
     """Append a ``rejected`` ledger row for each image a codec refused in this run, then
     write the manifest if it changed (``models``: the collection models used, by

@@ -70,8 +70,10 @@ def read_model(url: str, config: CodecConfig, vae_id: str) -> tuple[bytes, dict]
         raise ValueError(f"{url} is not a model: {exc}") from None
     found = (container.codec, settings.get("preset"), container.vae_id)
     if found != (config.name, config.preset, vae_id):
-        raise ValueError(f"{url} is a model of {found[0]}:{found[1]} for VAE {found[2]!r}, "
-                         f"not {config.name}:{config.preset} for {vae_id!r}")
+        raise ValueError(
+            f"{url} is a model of {found[0]}:{found[1]} for VAE {found[2]!r}, "
+            f"not {config.name}:{config.preset} for {vae_id!r}"
+        )
     return data, settings
 
 
@@ -83,8 +85,10 @@ def import_model(url: str, archive: str, config: CodecConfig, vae_name: str) -> 
     found = archived_model(archive, config, vae_id)
     new_id = content_id(data)
     if found is not None and found.model_id != new_id:
-        raise ValueError(f"archive {archive} already has model {found.model_id} for {config.name}:{config.preset}; "
-                         f"its images were coded against it")
+        raise ValueError(
+            f"archive {archive} already has model {found.model_id} for {config.name}:{config.preset}; "
+            f"its images were coded against it"
+        )
     target = ArchiveLayout(archive).model(config.name, config.preset, vae_id, new_id)
     if found is None:
         storage.write_bytes_atomic(target, data)
@@ -92,7 +96,12 @@ def import_model(url: str, archive: str, config: CodecConfig, vae_name: str) -> 
 
 
 def train_model(
-    items: list[Item], latents_url: str, vae_name: str, config: CodecConfig, out: str, steps: int | None = None,
+    items: list[Item],
+    latents_url: str,
+    vae_name: str,
+    config: CodecConfig,
+    out: str,
+    steps: int | None = None,
 ) -> TrainedModel:
     """Train a collection model of ``config``'s codec on the latents of ``items`` and
     store it: at the URL ``out`` when it ends in ``.lpm``, else in the archive ``out``."""
@@ -105,7 +114,9 @@ def train_model(
     return store_model(train_on(codec, inputs, config, steps), config, vae_id, len(inputs), out)
 
 
-def train_on(codec: CollectionModelCodec, inputs: list[CodecInput], config: CodecConfig, steps: int | None) -> tuple[bytes, float]:
+def train_on(
+    codec: CollectionModelCodec, inputs: list[CodecInput], config: CodecConfig, steps: int | None
+) -> tuple[bytes, float]:
     """The model's bytes trained on ``inputs`` and the seconds it took; progress logged
     to ``latentpress.train``."""
     name = f"{config.name}:{config.preset}"
@@ -140,8 +151,9 @@ def sample_files(listing: list[str], size: int) -> list[str]:
     return sorted(listing, key=lambda url: hashlib.sha256(url.encode()).hexdigest())[:size]
 
 
-def train_from_files(files: list[str], root: str, vae_name: str, config: CodecConfig, out: str,
-                     steps: int | None = None) -> TrainedModel:
+def train_from_files(
+    files: list[str], root: str, vae_name: str, config: CodecConfig, out: str, steps: int | None = None
+) -> TrainedModel:
     """Train a collection model on the images ``files`` (under ``root``), encoded with the
     VAE ``vae_name`` here, and store it at ``out`` (see ``train_model``). Files that are
     not usable images are left out (and logged)."""

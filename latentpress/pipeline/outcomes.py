@@ -26,6 +26,7 @@ Status = Literal["ok", "rejected", "error"]
 BAD_INPUT: tuple[type[Exception], ...] = (ImageError, CodecError)
 """What an encoder raises for input it cannot take: a rejection, not an error."""
 
+
 @dataclass(frozen=True)
 class Outcome:
     """How one image ended at one stage (under one codec configuration)."""

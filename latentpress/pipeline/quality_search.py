@@ -38,8 +38,13 @@ class Found:
     probes: int
 
 
-def search(values: list[float], encode: Callable[[float], bytes], measure: Callable[[bytes], float],
-           target: QualityTarget, guess: int | None = None) -> Found:
+def search(
+    values: list[float],
+    encode: Callable[[float], bytes],
+    measure: Callable[[bytes], float],
+    target: QualityTarget,
+    guess: int | None = None,
+) -> Found:
     """The smallest stream among ``values`` (worst quality first) that meets ``target``.
 
     ``encode(knob)`` makes a stream, ``measure(stream)`` its metric value. ``guess``: the

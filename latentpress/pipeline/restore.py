@@ -13,10 +13,10 @@ from latentpress.infra.archive import ArchiveLayout, check_config_key, check_ima
 from latentpress.infra.container import ContainerError
 from latentpress.infra.images import encode_image, output_format
 from latentpress.infra.metadata import Metadata, unpack_metadata
-from latentpress.pipeline.selection import read_selection
 from latentpress.pipeline.decode import decode_container
 from latentpress.pipeline.outcomes import Outcome, failure, unless_transient
 from latentpress.pipeline.restore_names import original_paths
+from latentpress.pipeline.selection import read_selection
 
 
 def restore_targets(out: str, layout: str, config_key: str, names: dict[str, str], fmt: str) -> dict[str, str]:
@@ -79,8 +79,9 @@ def restore_batch(image_ids: list[str], archive: str, config_key: str, targets: 
                 outcomes.append(Outcome(image_id, config_key, "ok", cached=True, path=target))
                 continue
             url = layout.image(config_key, image_id)
-            pixels, _ = decode_container(storage.read_bytes(url), vae_name, archive, url, image_id, config_key,
-                                         (sizes or {}).get(image_id))
+            pixels, _ = decode_container(
+                storage.read_bytes(url), vae_name, archive, url, image_id, config_key, (sizes or {}).get(image_id)
+            )
             metadata, note = stored_metadata(layout, image_id)
             storage.write_bytes_atomic(target, encode_image(pixels, fmt, metadata))
         except Exception as exc:  # noqa: BLE001 - this image ends in error, the batch goes on

@@ -78,6 +78,8 @@ def _free(path: str, files: set[str], folders: set[str]) -> bool:
     """Whether ``path`` is neither a taken file or folder nor inside a taken file."""
     key = path.casefold()
     parts = key.split("/")
-    return key not in files and key not in folders and not any(
-        "/".join(parts[: n + 1]) in files for n in range(len(parts) - 1)
+    return (
+        key not in files
+        and key not in folders
+        and not any("/".join(parts[: n + 1]) in files for n in range(len(parts) - 1))
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from latentpress import __version__
 from latentpress.codecs import CodecConfig, get_codec
@@ -40,7 +40,7 @@ def base_row(item: Item, config: CodecConfig, run_id: str) -> dict:
         "shard": item.shard,
         "run_id": run_id,
         "code_version": __version__,
-        "timestamp": datetime.now(timezone.utc),
+        "timestamp": datetime.now(UTC),
     }
 
 

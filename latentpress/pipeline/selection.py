@@ -34,7 +34,9 @@ def select(ledger: pd.DataFrame, target: QualityTarget, configs: list[str] | Non
     better_first = target.higher_is_better
     passing = rows[rows["meets"]].sort_values(["bytes", target.metric], ascending=[True, not better_first])
     best = rows.sort_values([target.metric, "bytes"], ascending=[not better_first, True])
-    chosen = pd.concat([passing.drop_duplicates("image_id"), best.drop_duplicates("image_id")]).drop_duplicates("image_id")
+    chosen = pd.concat([passing.drop_duplicates("image_id"), best.drop_duplicates("image_id")]).drop_duplicates(
+        "image_id"
+    )
     out = chosen[["image_id", "config_key", "bytes", "bpp", target.metric, "meets"]]
     return out.rename(columns={target.metric: "value"}).sort_values("image_id", ignore_index=True)
 

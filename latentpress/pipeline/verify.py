@@ -52,7 +52,9 @@ class Verification:
         return f"archive {archive} is NOT intact: {counts} ({self.fixity.checked} object(s) checked{decoded})"
 
 
-def verify(archive: str, decode: bool = False, configs: list[str] | None = None, vae: str | None = None) -> Verification:
+def verify(
+    archive: str, decode: bool = False, configs: list[str] | None = None, vae: str | None = None
+) -> Verification:
     """Check every object of ``archive`` against its fixity record and the manifest's
     structure; with ``decode``, decode to pixels every image container of ``configs``
     (default: those the quality-floor selection chose, else all; latent codecs through

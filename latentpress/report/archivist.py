@@ -4,7 +4,7 @@ failed and why, and which run, versions and models made the numbers."""
 from __future__ import annotations
 
 import posixpath
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pandas as pd
 
@@ -52,7 +52,9 @@ def worst_images(rows: pd.DataFrame, items: list[Item] | None) -> pd.DataFrame:
     """Every (image, configuration) with its rate and metrics, worst LPIPS first, named by
     the collection's file names (the source's base name without the collection)."""
     names = {item.image_id: item.name for item in items or [] if item.status == OK}
-    out = rows.assign(name=[names.get(i) or posixpath.basename(s) for i, s in zip(rows["image_id"], rows["source"])])
+    out = rows.assign(
+        name=[names.get(i) or posixpath.basename(s) for i, s in zip(rows["image_id"], rows["source"], strict=True)]
+    )
     columns = ["name", "image_id", "config_key", "bpp", "lpips", "dists", "psnr", "ms_ssim"]
     return out.sort_values(["lpips", "psnr"], ascending=[False, True], na_position="last")[columns]
 
@@ -71,10 +73,14 @@ def failures(ledger: pd.DataFrame, items: list[Item] | None) -> pd.DataFrame:
 def run_facts(ledger: pd.DataFrame) -> list[tuple[str, str]]:
     """(label, value) lines: when, by which versions, codec libraries, VAEs, devices and runs."""
     stamps = pd.to_datetime(ledger["timestamp"])
-    libraries = ledger.dropna(subset=["codec_library"]).groupby("codec")["codec_library"].agg(lambda v: ", ".join(sorted(set(v))))
+    libraries = (
+        ledger.dropna(subset=["codec_library"])
+        .groupby("codec")["codec_library"]
+        .agg(lambda v: ", ".join(sorted(set(v))))
+    )
     runs = ledger.groupby("run_id")["timestamp"].min().sort_values()
     return [
-        ("report made", datetime.now(timezone.utc).isoformat(timespec="seconds")),
+        ("report made", datetime.now(UTC).isoformat(timespec="seconds")),
         ("report by", f"latentpress {__version__}"),
         ("rows measured", f"{stamps.min():%Y-%m-%d %H:%M} to {stamps.max():%Y-%m-%d %H:%M} UTC"),
         ("latentpress versions", ", ".join(sorted(set(ledger["code_version"].dropna())))),

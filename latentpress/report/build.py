@@ -68,16 +68,21 @@ def write_report(
     for crop in crops:
         for index, tile in enumerate(crop.tiles):
             if tile.png:
-                storage.write_bytes_atomic(storage.join(out, "crops", f"{crop.image_id}-{index}-{tile.key}.png"), tile.png)
+                storage.write_bytes_atomic(
+                    storage.join(out, "crops", f"{crop.image_id}-{index}-{tile.key}.png"), tile.png
+                )
             if tile.difference:
-                storage.write_bytes_atomic(storage.join(out, "differences", f"{crop.image_id}-{index}-{tile.key}.png"),
-                                           tile.difference)
+                storage.write_bytes_atomic(
+                    storage.join(out, "differences", f"{crop.image_id}-{index}-{tile.key}.png"), tile.difference
+                )
     page = storage.join(out, "index.html")
     storage.write_bytes_atomic(page, render(report).encode("utf-8"))
     return page
 
 
-def _crops(rows: pd.DataFrame, images: list[str], archive: str | None, anchor: str, count: int) -> tuple[list[CropSet], str]:
+def _crops(
+    rows: pd.DataFrame, images: list[str], archive: str | None, anchor: str, count: int
+) -> tuple[list[CropSet], str]:
     """Crop sets and a note saying why there are none, if so."""
     if count < 1:
         return [], "Crops were not requested."

@@ -83,15 +83,23 @@ def nearest_rows(rows: pd.DataFrame, anchor: str) -> pd.DataFrame:
     return nearest.drop_duplicates("curve").drop(columns="distance").reset_index(drop=True)
 
 
-def _decoded_tile(layout: ArchiveLayout, row: Any, vae_name: str, box: tuple[int, int, int, int],
-                  reference: np.ndarray | None) -> Tile:
+def _decoded_tile(
+    layout: ArchiveLayout, row: Any, vae_name: str, box: tuple[int, int, int, int], reference: np.ndarray | None
+) -> Tile:
     """The crop of one ledger row's stored image, decoded as ``restore`` does, and its
     difference from the original's crop ``reference`` (if there is one)."""
     caption = f"q {row.quality:g}, {row.bpp:.3f} bpp, LPIPS {row.lpips:.3f}"
     try:
         url = layout.image(row.config_key, row.image_id)
-        pixels, _ = decode_container(storage.read_bytes(url), vae_name, layout.root, url, row.image_id, row.config_key,
-                                     (int(row.width), int(row.height)))
+        pixels, _ = decode_container(
+            storage.read_bytes(url),
+            vae_name,
+            layout.root,
+            url,
+            row.image_id,
+            row.config_key,
+            (int(row.width), int(row.height)),
+        )
     except (OSError, ValueError, KeyError) as error:  # missing object, bad bytes, unknown codec
         return Tile(row.config_key, row.curve, caption, None, f"{type(error).__name__}: {error}")
     crop = _cut(pixels, box)

@@ -62,7 +62,9 @@ def latest_ok_rows(ledger: pd.DataFrame) -> pd.DataFrame:
     ok = ledger[ledger["status"] == "ok"].copy()
     ok["vae_id"] = ok["vae_id"].fillna("")
     ok = ok.sort_values("timestamp").drop_duplicates(["image_id", "config_key", "vae_id"], keep="last")
-    ok["curve"] = [curve_label(*key) for key in zip(ok["codec"], ok["preset"], ok["vae_id"], ok["config_key"])]
+    ok["curve"] = [
+        curve_label(*key) for key in zip(ok["codec"], ok["preset"], ok["vae_id"], ok["config_key"], strict=True)
+    ]
     return ok.reset_index(drop=True)
 
 

@@ -139,9 +139,10 @@ def _storage_section(report: Report) -> str:
                "stored_mb": "stored MB", "ratio": "times smaller", "saving": "saving"}  # fmt: skip
     frame = report.storage.assign(saving=[f"{s:.1%}" for s in report.storage["saving"]])
     return (
-        head + '<p class="note">Original: the collection\'s files as ingested. Stored: each image\'s container '
+        head + "<p class=\"note\">Original: the collection's files as ingested. Stored: each image's container "
         "plus its share of shared models, for the images that configuration holds.</p>"
-        + _table(frame, columns, "storage-table") + "</section>"
+        + _table(frame, columns, "storage-table")
+        + "</section>"
     )
 
 
@@ -152,7 +153,8 @@ def _worst_section(report: Report) -> str:
         '<section id="worst"><h2>Photos that fared worst</h2>'
         f'<p class="note">Every photo under every configuration, worst LPIPS first ({shown} rows; '
         "<code>latentpress ledger export</code> writes them all).</p>"
-        + _table(report.worst, columns, "worst-table") + "</section>"
+        + _table(report.worst, columns, "worst-table")
+        + "</section>"
     )
 
 
@@ -176,22 +178,23 @@ def _rd_section(report: Report) -> str:
         for m in METRICS
     )
     columns = {"curve": "curve", "quality": "quality", "bpp": "bpp", "amortised_bpp": "bpp with models"} | {
-        m.column: m.title for m in METRICS}
+        m.column: m.title for m in METRICS
+    }
     return (
         '<section id="rd"><h2>Rate and quality</h2>'
         f'<p class="note">Means over the {len(report.images)} image(s) that every configuration encoded. '
-        "bpp is each image's own stored bits per pixel (the payload); \"bpp with models\" adds an equal share of "
+        'bpp is each image\'s own stored bits per pixel (the payload); "bpp with models" adds an equal share of '
         "the shared models (laduree's per shard, glc's per collection) among the images of this ledger that use "
         "them, which falls as the archive grows. Curves and BD-rates use the payload. A star is a codec searched "
-        "image by image for a quality floor (\"per image lpips<=X\"): each image at the cheapest setting that meets "
+        'image by image for a quality floor ("per image lpips<=X"): each image at the cheapest setting that meets '
         "the floor, so the mean sits near the floor, usually left of the codec's own curve.</p>"
         f'<div class="plots">{plots}</div>'
-        f'{_table(report.points, columns, "points")}</section>'
+        f"{_table(report.points, columns, 'points')}</section>"
     )
 
 
 def _bd_section(report: Report) -> str:
-    head = f"<section id=\"bd\"><h2>BD-rate against {escape(report.anchor)}</h2>"
+    head = f'<section id="bd"><h2>BD-rate against {escape(report.anchor)}</h2>'
     if report.bd is None:
         curves = ", ".join(sorted(report.points["curve"].unique()))
         return head + f'<p class="note">The anchor is not in this ledger (curves: {escape(curves)}).</p></section>'
@@ -201,8 +204,7 @@ def _bd_section(report: Report) -> str:
         rows.append(f"<tr><td>{escape(row.curve)}</td>{cells}<td>{escape(row.note)}</td></tr>")
     titles = "".join(f"<th>{m.title}</th>" for m in METRICS if m.column in BD_METRICS)
     return (
-        head
-        + '<p class="note">Mean bitrate difference at equal quality (Bjontegaard, piecewise-cubic fit of '
+        head + '<p class="note">Mean bitrate difference at equal quality (Bjontegaard, piecewise-cubic fit of '
         "log rate against quality over the shared quality range); negative means fewer bits than the anchor.</p>"
         + f'<table id="bd-rate"><tr><th>curve</th>{titles}<th>note</th></tr>{"".join(rows)}</table></section>'
     )
@@ -230,7 +232,7 @@ def _speed_section(report: Report) -> str:
         '<p class="note">Means over every ok row; latent codecs include the VAE encoder in encode and '
         "the VAE decoder in decode.</p>"
         f'<img id="plot-speed" class="plot" alt="seconds per image" src="{data_uri(report.plots["speed"])}">'
-        f'{_table(report.speed, columns, "speed-table")}</section>'
+        f"{_table(report.speed, columns, 'speed-table')}</section>"
     )
 
 
@@ -238,36 +240,47 @@ def _crops_section(report: Report) -> str:
     blocks = []
     for crop in report.crops:
         top, left, h, w = crop.box
-        figures = "".join(_figure(tile.title, tile.caption, tile.png, tile.error, w, tile.difference) for tile in crop.tiles)
+        figures = "".join(
+            _figure(tile.title, tile.caption, tile.png, tile.error, w, tile.difference) for tile in crop.tiles
+        )
         blocks.append(
             f"<h3>{escape(crop.source)}</h3>"
             f'<p class="note">image {escape(crop.image_id)}, crop {w}x{h} at ({left}, {top}), shown at 1:1</p>'
             f'<div class="crops">{figures}</div>'
         )
     note = f'<p class="note">{escape(report.crops_note)}</p>' if report.crops_note else ""
-    legend = ('<p class="note">Under each decoded crop, its difference from the original: white where they agree, '
-              f"darker the more they differ (magnified {DIFFERENCE_GAIN} times). Redrawn detail shows as dark texture "
-              "even where the crop looks right.</p>") if report.crops else ""
+    legend = (
+        (
+            '<p class="note">Under each decoded crop, its difference from the original: white where they agree, '
+            f"darker the more they differ (magnified {DIFFERENCE_GAIN} times). Redrawn detail shows as dark texture "
+            "even where the crop looks right.</p>"
+        )
+        if report.crops
+        else ""
+    )
     return f'<section id="crops"><h2>Side by side at similar rates</h2>{note}{legend}{"".join(blocks)}</section>'
 
 
-def _figure(title: str, caption: str, png: bytes | None, error: str, width: int, difference: bytes | None = None) -> str:
+def _figure(
+    title: str, caption: str, png: bytes | None, error: str, width: int, difference: bytes | None = None
+) -> str:
     body = (
         f'<img class="crop" width="{width}" alt="{escape(title)}" src="{data_uri(png)}">'
         if png
         else f'<p class="note">not shown: {escape(error)}</p>'
     )
     if difference:
-        body += (f'<br><img class="difference" width="{width}" alt="{escape(title)}: difference from the original" '
-                 f'src="{data_uri(difference)}">')
+        body += (
+            f'<br><img class="difference" width="{width}" alt="{escape(title)}: difference from the original" '
+            f'src="{data_uri(difference)}">'
+        )
     return f"<figure>{body}<figcaption><b>{escape(title)}</b><br>{escape(caption)}</figcaption></figure>"
 
 
 def _table(frame: pd.DataFrame, columns: dict[str, str], table_id: str) -> str:
     head = "".join(f"<th>{escape(title)}</th>" for title in columns.values())
     body = "".join(
-        "<tr>" + "".join(f"<td>{escape(_text(row[c]))}</td>" for c in columns) + "</tr>"
-        for _, row in frame.iterrows()
+        "<tr>" + "".join(f"<td>{escape(_text(row[c]))}</td>" for c in columns) + "</tr>" for _, row in frame.iterrows()
     )
     return f'<table id="{table_id}"><tr>{head}</tr>{body}</table>'
 

@@ -28,7 +28,9 @@ def rd_plot(points: pd.DataFrame, metric: Metric, images: int) -> bytes:
     palette = colours(list(points["curve"].unique()))
     for curve, group in points.groupby("curve", sort=True):
         if (group["codec"] == REFERENCE_CODEC).all():  # the VAE alone: the best a latent codec can reach
-            axes.axhline(group[metric.column].mean(), ls="--", lw=1.4, color=palette[curve], label=f"{curve}: VAE alone")
+            axes.axhline(
+                group[metric.column].mean(), ls="--", lw=1.4, color=palette[curve], label=f"{curve}: VAE alone"
+            )
             continue
         if group["config_key"].map(lambda key: key_floor(key) is not None).all():  # a floor searched per image
             axes.plot(group["bpp"], group[metric.column], marker="*", lw=0, ms=12, color=palette[curve], label=curve)

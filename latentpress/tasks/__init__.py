@@ -37,7 +37,9 @@ def _task(fn: Callable[..., Any], **retries: Any) -> Task:
 def outcome_line(value: Any) -> str:
     """What a pipeline function returned, in a line: its images by outcome."""
     if isinstance(value, archive.ArchivedBatch):
-        return f"compress {_counted(value.compressed)}; evaluate {_counted(value.evaluated)}; {value.rows} ledger row(s)"
+        return (
+            f"compress {_counted(value.compressed)}; evaluate {_counted(value.evaluated)}; {value.rows} ledger row(s)"
+        )
     if isinstance(value, evaluate.Evaluation):
         return f"evaluate {_counted(value.outcomes)}; {value.rows} ledger row(s)"
     if isinstance(value, models.TrainedModel):
@@ -64,7 +66,17 @@ train_from_files = _task(models.train_from_files, retries=1, retry_delay_seconds
 
 TASKS: dict[Callable[..., Any], Task] = {
     t.fn.__wrapped__: t
-    for t in (inspect_files, encode_latents, compress_batch, fit_shard, evaluate_batch, evaluate_images, archive_batch, restore_batch,
-              train_model, train_from_files)
+    for t in (
+        inspect_files,
+        encode_latents,
+        compress_batch,
+        fit_shard,
+        evaluate_batch,
+        evaluate_images,
+        archive_batch,
+        restore_batch,
+        train_model,
+        train_from_files,
+    )
 }
 """Pipeline function -> the Prefect task that runs it."""

@@ -10,11 +10,19 @@ contexts, coding order), :mod:`.model` (networks), :mod:`.train` (overfitting),
 from latentpress.codecs.clric.params import PRESETS, ClricParams
 from latentpress.codecs.registry import CodecInfo, KnobRange, register_codec
 
-INFO = register_codec(CodecInfo(
-    name="clric", summary="CLRIC: a Cool-Chic-style function fit to each latent",
-    domain="latent", presets=PRESETS, default_qualities=(0.03, 0.3, 1.0, 2.0), knob="lambda", better="lower",
-    implementation="latentpress.codecs.clric.codec:Clric", rate_control=True,
-    search=KnobRange(0.01, 10.0, integer=False, steps=17),
-))
+INFO = register_codec(
+    CodecInfo(
+        name="clric",
+        summary="CLRIC: a Cool-Chic-style function fit to each latent",
+        domain="latent",
+        presets=PRESETS,
+        default_qualities=(0.03, 0.3, 1.0, 2.0),
+        knob="lambda",
+        better="lower",
+        implementation="latentpress.codecs.clric.codec:Clric",
+        rate_control=True,
+        search=KnobRange(0.01, 10.0, integer=False, steps=17),
+    )
+)
 
 __all__ = ["INFO", "PRESETS", "ClricParams"]

@@ -32,9 +32,16 @@ import numpy as np
 
 from latentpress.codecs import entropy
 from latentpress.codecs.base import CodecError
-from latentpress.codecs.clric.grid import context_index, coding_order, grid_size, wavefronts
+from latentpress.codecs.clric.grid import coding_order, context_index, grid_size, wavefronts
 from latentpress.codecs.clric.model import Architecture
-from latentpress.codecs.clric.quantize import GROUPS, MAX_SHIFT, QuantizedFunction, group_sizes, weight_scale, weight_scale_exponent
+from latentpress.codecs.clric.quantize import (
+    GROUPS,
+    MAX_SHIFT,
+    QuantizedFunction,
+    group_sizes,
+    weight_scale,
+    weight_scale_exponent,
+)
 
 VERSION = 1
 MAX_VALUES = 1 << 26
@@ -50,8 +57,11 @@ def write(q: QuantizedFunction) -> bytes:
     """The payload of ``q``."""
     arch = q.arch
     flags = _TRANSPOSED if q.transposed else 0
-    head = [_HEAD.pack(VERSION, flags, arch.channels, arch.height, arch.width, len(arch.grids)), bytes(arch.grids),
-            bytes([arch.arm_width, arch.synthesis_width, *q.shifts])]
+    head = [
+        _HEAD.pack(VERSION, flags, arch.channels, arch.height, arch.width, len(arch.grids)),
+        bytes(arch.grids),
+        bytes([arch.arm_width, arch.synthesis_width, *q.shifts]),
+    ]
     encoder = entropy.Encoder()
     fields: list[int] = []
     for values in q.values:
@@ -77,7 +87,7 @@ def read(data: bytes, image_width: int, image_height: int) -> QuantizedFunction:
     """Parse and decode a payload made by :func:`write`; ``CodecError`` if it is malformed."""
     arch, shifts, transposed, pos = _read_header(data, image_width, image_height)
     ranges: list[tuple[int, int, int | None]] = []
-    for size in group_sizes(arch):
+    for _ in group_sizes(arch):
         (lo, hi), pos = _signed(data, 2, pos)
         exponent = None
         if lo < hi:
@@ -137,7 +147,9 @@ def _read_header(data: bytes, image_width: int, image_height: int) -> tuple[Arch
     arm_width, synthesis_width = data[pos + levels], data[pos + levels + 1]
     shifts = tuple(data[pos + levels + 2 : end])
     if min(channels, height, width, arm_width, synthesis_width) == 0 or channels * height * width > MAX_VALUES:
-        raise CodecError(f"bad clric sizes: latent ({channels}, {height}, {width}), widths {arm_width}, {synthesis_width}")
+        raise CodecError(
+            f"bad clric sizes: latent ({channels}, {height}, {width}), widths {arm_width}, {synthesis_width}"
+        )
     latent_height, latent_width = (width, height) if transposed else (height, width)
     if latent_height > image_height or latent_width > image_width:
         raise CodecError(f"latent {latent_height}x{latent_width} is larger than the image {image_height}x{image_width}")

@@ -41,7 +41,9 @@ class Clric(BatchEncoder, RateControlled):
         params.validate()
         latents = [_latent(item) for item in items]
         transposed = [latent.shape[1] > latent.shape[2] for latent in latents]
-        latents = [np.ascontiguousarray(z.transpose(0, 2, 1)) if t else z for z, t in zip(latents, transposed, strict=True)]
+        latents = [
+            np.ascontiguousarray(z.transpose(0, 2, 1)) if t else z for z, t in zip(latents, transposed, strict=True)
+        ]
         groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
         for i, latent in enumerate(latents):
             groups[latent.shape].append(i)
@@ -53,8 +55,9 @@ class Clric(BatchEncoder, RateControlled):
                 out[i] = _write(select(model, torch.tensor([j])), latents[i], params.quality, transposed[i])
         return out
 
-    def encode_at_bpp(self, item: CodecInput, params: ClricParams, bpp: float,
-                      overhead_bytes: int = 0) -> tuple[bytes, ClricParams]:
+    def encode_at_bpp(
+        self, item: CodecInput, params: ClricParams, bpp: float, overhead_bytes: int = 0
+    ) -> tuple[bytes, ClricParams]:
         """A stream of ``bpp`` bits per image pixel (with ``overhead_bytes`` more), within 10%.
 
         Returns the stream and the parameters with the lambda found; ``CodecError``
@@ -69,8 +72,13 @@ class Clric(BatchEncoder, RateControlled):
             if start is None:
                 model = fit(latent[None], np.array([lam]), params)
             else:
-                model = fit(latent[None], np.array([lam]), params, start=models[start.lam],
-                            iterations=max(params.iterations // 4, 1))
+                model = fit(
+                    latent[None],
+                    np.array([lam]),
+                    params,
+                    start=models[start.lam],
+                    iterations=max(params.iterations // 4, 1),
+                )
             models[lam] = model
             payload = _write(model, latent, lam)
             return rate.Probe(lam, 8 * len(payload), payload)

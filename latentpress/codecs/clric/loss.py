@@ -15,23 +15,39 @@ from __future__ import annotations
 import torch
 
 from latentpress.codecs.clric.grid import CONTEXT
-from latentpress.codecs.clric.model import IMAGE_PIXELS_PER_LATENT, LatentFunction, Quantization, Synthesis, laplace_bits
+from latentpress.codecs.clric.model import (
+    IMAGE_PIXELS_PER_LATENT,
+    LatentFunction,
+    Quantization,
+    Synthesis,
+    laplace_bits,
+)
 
 CHUNK_VALUES = 131_072
 """Grid values or latent positions per piece, over all models (a few MB of tensors);
 a latent that fits in one piece is computed whole."""
 
 
-def losses(model: LatentFunction, target: torch.Tensor, lam: torch.Tensor, mode: Quantization = "round",
-           generator: torch.Generator | None = None) -> torch.Tensor:
+def losses(
+    model: LatentFunction,
+    target: torch.Tensor,
+    lam: torch.Tensor,
+    mode: Quantization = "round",
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """Per-model ``D + lambda * R`` (latent MSE, bits per image pixel), in one graph."""
     latent, bits = model(mode, generator)
     mse = (latent - target).square().mean((1, 2, 3))
     return mse + _rate_weight(lam, target) * bits
 
 
-def loss_backward(model: LatentFunction, target: torch.Tensor, lam: torch.Tensor, mode: Quantization,
-                  generator: torch.Generator | None = None) -> torch.Tensor:
+def loss_backward(
+    model: LatentFunction,
+    target: torch.Tensor,
+    lam: torch.Tensor,
+    mode: Quantization,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """Accumulate the gradients of the summed losses into ``model``; per-model loss (M,)."""
     models, _, height, width = target.shape
     chunk = max(CHUNK_VALUES // models, 1)
@@ -53,8 +69,9 @@ def _rate_weight(lam: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return lam / (IMAGE_PIXELS_PER_LATENT * target.shape[2] * target.shape[3])
 
 
-def _bits_backward(model: LatentFunction, values: torch.Tensor, rate: torch.Tensor,
-                   chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _bits_backward(
+    model: LatentFunction, values: torch.Tensor, rate: torch.Tensor, chunk: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Bits weighted by ``rate`` (M,) and their gradient with respect to ``values`` (M, N)."""
     models, count = values.shape
     padded = torch.cat([values, values.new_zeros(models, 1)], 1)
@@ -75,8 +92,9 @@ def _bits_backward(model: LatentFunction, values: torch.Tensor, rate: torch.Tens
     return total, grad[:, :count]
 
 
-def _synthesis_backward(model: LatentFunction, features: torch.Tensor, target: torch.Tensor,
-                        rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _synthesis_backward(
+    model: LatentFunction, features: torch.Tensor, target: torch.Tensor, rows: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The latent MSE (M,) and its gradient with respect to ``features`` (M, F, h, w)."""
     height = target.shape[2]
     scale = 1.0 / target[0].numel()

@@ -63,7 +63,7 @@ class Architecture:
     @property
     def shapes(self) -> tuple[tuple[int, int], ...]:
         """Shape of every 2-D grid, level after level."""
-        return tuple(shape for shape, count in zip(self.level_shapes, self.grids) for _ in range(count))
+        return tuple(shape for shape, count in zip(self.level_shapes, self.grids, strict=True) for _ in range(count))
 
     def macs_per_latent(self) -> float:
         """Multiply-accumulates per latent position to decode (ARM, upsampling, synthesis)."""
@@ -71,7 +71,10 @@ class Architecture:
         arm = grid_size(self.shapes) * (CONTEXT * a + a * a + a * 2)
         # level k+1 features (all coarser grids) go up to level k: separable, 4 taps per output
         levels = self.level_shapes
-        ups = sum(4 * sum(self.grids[k + 1 :]) * (levels[k + 1][0] + levels[k][0]) * levels[k][1] for k in range(len(levels) - 1))
+        ups = sum(
+            4 * sum(self.grids[k + 1 :]) * (levels[k + 1][0] + levels[k][0]) * levels[k][1]
+            for k in range(len(levels) - 1)
+        )
         synthesis = self.height * self.width * (features * s + s * c + 2 * 9 * c * c)
         return (arm + ups + synthesis) / (self.height * self.width)
 
@@ -114,7 +117,9 @@ class Upsampler(nn.Module):
         self.shapes = shapes
         self.sizes = [(shapes[k + 1][a], shapes[k][a]) for k in range(len(shapes) - 1) for a in (0, 1)]
         taps = [upsampling_taps(n_in, n_out) for n_in, n_out in self.sizes if n_in <= 2 * BLOCK] + [block_taps()]
-        self.register_buffer("taps", torch.from_numpy(np.concatenate([t.reshape(KERNEL, -1) for t in taps], 1)).float(), persistent=False)
+        self.register_buffer(
+            "taps", torch.from_numpy(np.concatenate([t.reshape(KERNEL, -1) for t in taps], 1)).float(), persistent=False
+        )
 
     def matrices(self) -> list[torch.Tensor]:
         """Per level step and axis (finest step first, rows then columns), the matrix
@@ -219,7 +224,9 @@ class Synthesis(nn.Module):
     HALO = 2
     """Rows of context on each side that an output row depends on (two 3x3 layers)."""
 
-    def __init__(self, models: int, features: int, width: int, channels: int, generator: torch.Generator | None = None) -> None:
+    def __init__(
+        self, models: int, features: int, width: int, channels: int, generator: torch.Generator | None = None
+    ) -> None:
         super().__init__()
         self.w1 = nn.Parameter(_uniform((models, width, features), features, generator))
         self.b1 = nn.Parameter(torch.zeros(models, width, 1))
@@ -280,7 +287,7 @@ class LatentFunction(nn.Module):
     def features(self, values: torch.Tensor) -> torch.Tensor:
         """Every level's grids upsampled to the latent's size (M, F, h, w), from values (M, N)."""
         levels, start = [], 0
-        for count, (h, w) in zip(self.arch.grids, self.arch.level_shapes):
+        for count, (h, w) in zip(self.arch.grids, self.arch.level_shapes, strict=True):
             levels.append(values[:, start : start + count * h * w].reshape(-1, count, h, w))
             start += count * h * w
         return self.upsampler(levels)
@@ -289,7 +296,9 @@ class LatentFunction(nn.Module):
         """Latent (M, C, h, w) from quantized grid values (M, N)."""
         return self.synthesis(self.features(values))
 
-    def forward(self, mode: Quantization, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, mode: Quantization, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(latent (M, C, h, w), bits (M,))`` with the grids quantized by ``mode``."""
         values = self.quantize(mode, generator)
         return self.synthesize(values), self.bits(values)

@@ -53,8 +53,10 @@ class ClricParams:
         if any(m < 1 or i < 0 for m, i in self.warmup) or counts != sorted(counts, reverse=True):
             raise CodecError(f"clric warmup stages must keep non-increasing model counts >= 1: {self.warmup}")
         if self.iterations < 1 or not 0 <= self.rounding <= self.iterations:
-            raise CodecError(f"clric needs iterations >= 1 and 0 <= rounding <= iterations, got "
-                             f"{self.iterations} and {self.rounding}")
+            raise CodecError(
+                f"clric needs iterations >= 1 and 0 <= rounding <= iterations, got "
+                f"{self.iterations} and {self.rounding}"
+            )
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
             raise CodecError(f"clric learning_rate must be > 0, got {self.learning_rate}")
 

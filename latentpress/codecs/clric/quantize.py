@@ -118,7 +118,11 @@ def quantize(model: LatentFunction, target: np.ndarray, lam: float, transposed: 
         for shift in range(MAX_SHIFT + 1):
             ints = np.round(floats * 2.0**shift).astype(np.int64)
             if group[0] == "arm":  # weights first, with the bias at the finest step
-                pair = ((ints, fine_bias), (shift, MAX_SHIFT)) if group[1] == "weight" else ((values[0], ints), (shifts[0], shift))
+                pair = (
+                    ((ints, fine_bias), (shift, MAX_SHIFT))
+                    if group[1] == "weight"
+                    else ((values[0], ints), (shifts[0], shift))
+                )
                 loss = lam * (weight_bits(ints) + grid_bits(_arm(arch, *pair), grids, context)) / pixels
             else:
                 _assign(params, ints / 2.0**shift)

@@ -28,8 +28,9 @@ class Probe:
     payload: bytes
 
 
-def search(probe: Callable[[float, Probe | None], Probe], target_bits: float, first: float,
-           tolerance: float = 0.1) -> Probe:
+def search(
+    probe: Callable[[float, Probe | None], Probe], target_bits: float, first: float, tolerance: float = 0.1
+) -> Probe:
     """The first probe within ``tolerance`` of ``target_bits``; ``CodecError`` if none is found.
 
     ``probe(lam, start)`` encodes at ``lam``, fine-tuning the earlier probe ``start``

@@ -19,8 +19,13 @@ from latentpress.codecs.clric.threads import single_thread
 
 
 @single_thread
-def fit(latents: np.ndarray, lambdas: np.ndarray, params: ClricParams, start: LatentFunction | None = None,
-        iterations: int | None = None) -> LatentFunction:
+def fit(
+    latents: np.ndarray,
+    lambdas: np.ndarray,
+    params: ClricParams,
+    start: LatentFunction | None = None,
+    iterations: int | None = None,
+) -> LatentFunction:
     """Fit one latent function per latent ``(n, C, h, w)`` at ``lambdas`` ``(n,)``.
 
     With ``start`` (one model per latent), skip the warm-up and fine-tune it for
@@ -31,12 +36,23 @@ def fit(latents: np.ndarray, lambdas: np.ndarray, params: ClricParams, start: La
     lam = torch.as_tensor(np.asarray(lambdas, dtype=np.float32))
     generator = torch.Generator().manual_seed(params.seed)
     if start is None:
-        arch = Architecture(channels, height, width, params.grid_counts(channels), synthesis_width=params.synthesis_width)
+        arch = Architecture(
+            channels, height, width, params.grid_counts(channels), synthesis_width=params.synthesis_width
+        )
         candidates = params.warmup[0][0] if params.warmup else 1
         model = LatentFunction(arch, n * candidates, generator)
         for keep, steps in params.warmup:
             model, candidates = _best(model, target, lam, candidates, keep), keep
-            _train(model, target.repeat_interleave(keep, 0), lam.repeat_interleave(keep), steps, params.learning_rate, 0, 0, generator)
+            _train(
+                model,
+                target.repeat_interleave(keep, 0),
+                lam.repeat_interleave(keep),
+                steps,
+                params.learning_rate,
+                0,
+                0,
+                generator,
+            )
         model = _best(model, target, lam, candidates, 1)
     else:
         model = select(start, torch.arange(start.models))
@@ -46,8 +62,16 @@ def fit(latents: np.ndarray, lambdas: np.ndarray, params: ClricParams, start: La
     return model
 
 
-def _train(model: LatentFunction, target: torch.Tensor, lam: torch.Tensor, steps: int, lr: float, decay: int,
-           rounding: int, generator: torch.Generator) -> None:
+def _train(
+    model: LatentFunction,
+    target: torch.Tensor,
+    lam: torch.Tensor,
+    steps: int,
+    lr: float,
+    decay: int,
+    rounding: int,
+    generator: torch.Generator,
+) -> None:
     """``steps`` Adam steps; cosine decay over them if ``decay``; rounding for the last ``rounding``."""
     if steps == 0:
         return
@@ -68,6 +92,8 @@ def _best(model: LatentFunction, target: torch.Tensor, lam: torch.Tensor, candid
         return model
     n = target.shape[0]
     with torch.no_grad():
-        loss = losses(model, target.repeat_interleave(candidates, 0), lam.repeat_interleave(candidates)).reshape(n, candidates)
+        loss = losses(model, target.repeat_interleave(candidates, 0), lam.repeat_interleave(candidates)).reshape(
+            n, candidates
+        )
     order = torch.argsort(loss, dim=1, stable=True)[:, :keep]
     return select(model, (order + candidates * torch.arange(n)[:, None]).ravel())

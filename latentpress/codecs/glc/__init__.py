@@ -11,11 +11,19 @@ count tables), :mod:`.train`, :mod:`.bitstream` (model and payload bytes) and
 from latentpress.codecs.glc.params import PRESETS, GlcParams
 from latentpress.codecs.registry import CodecInfo, KnobRange, register_codec
 
-INFO = register_codec(CodecInfo(
-    name="glc", summary="GLC: a learned transform of the latent, one model per collection",
-    domain="latent", presets=PRESETS, default_qualities=(1.0, 2.0, 3.0, 4.0), knob="quality", better="higher",
-    implementation="latentpress.codecs.glc.codec:Glc", collection_model=True,
-    search=KnobRange(1.0, 4.0, integer=False, steps=13),
-))
+INFO = register_codec(
+    CodecInfo(
+        name="glc",
+        summary="GLC: a learned transform of the latent, one model per collection",
+        domain="latent",
+        presets=PRESETS,
+        default_qualities=(1.0, 2.0, 3.0, 4.0),
+        knob="quality",
+        better="higher",
+        implementation="latentpress.codecs.glc.codec:Glc",
+        collection_model=True,
+        search=KnobRange(1.0, 4.0, integer=False, steps=13),
+    )
+)
 
 __all__ = ["INFO", "PRESETS", "GlcParams"]

@@ -83,8 +83,9 @@ def load_state_arrays(model: ContextPrior, blob: bytes, label: str) -> None:
         raise CodecError(f"{label} model weights are malformed: {exc}") from None
     expected = model.state_dict()
     if set(arrays) != set(expected):
-        raise CodecError(f"{label} model weights do not match its architecture ({len(arrays)} arrays, "
-                         f"{len(expected)} expected)")
+        raise CodecError(
+            f"{label} model weights do not match its architecture ({len(arrays)} arrays, {len(expected)} expected)"
+        )
     exact = exact_names(model)
     state = {}
     for name, tensor in expected.items():
@@ -111,8 +112,9 @@ def pack_model(model: ContextPrior, record: ModelRecord) -> bytes:
     return _MODEL_HEADER.pack(MODEL_VERSION, len(header)) + header + save_arrays(state_arrays(model))
 
 
-def unpack_model_as(data: bytes, label: str, architecture: Callable[[dict], Any],
-                    build: Callable[[Any], Model]) -> tuple[Model, ModelRecord]:
+def unpack_model_as(
+    data: bytes, label: str, architecture: Callable[[dict], Any], build: Callable[[Any], Model]
+) -> tuple[Model, ModelRecord]:
     """A model written by ``pack_model`` (float32, eval mode) and its record: the
     architecture parsed from the JSON by ``architecture`` (which raises ``ValueError``,
     ``KeyError`` or ``TypeError`` when it is not one), the model made by ``build``;

@@ -35,8 +35,13 @@ class Glc(CollectionModelCodec):
 
     version = bitstream.PAYLOAD_VERSION
 
-    def train(self, items: list[CodecInput], params: GlcParams, steps: int | None = None,
-              progress: Callable[[TrainingStatus], None] | None = None) -> bytes:
+    def train(
+        self,
+        items: list[CodecInput],
+        params: GlcParams,
+        steps: int | None = None,
+        progress: Callable[[TrainingStatus], None] | None = None,
+    ) -> bytes:
         params.validate()
         latents = training_latents(items, "glc")
         arch = params.architecture(latents[0].shape[0])
@@ -48,7 +53,11 @@ class Glc(CollectionModelCodec):
 
             def report(step: int, lpips: float, mse: float) -> None:
                 if progress is not None:
-                    progress(TrainingStatus(training.steps + step, total, mse + lpips, float("nan"), mse, "perceptual", lpips))
+                    progress(
+                        TrainingStatus(
+                            training.steps + step, total, mse + lpips, float("nan"), mse, "perceptual", lpips
+                        )
+                    )
 
             finetune(model, latents, items[0].vae_id or "", PerceptualStage(params.perceptual_steps), device, report)
         record = bitstream.ModelRecord(arch, items[0].vae_id or "", len(items), total)
@@ -59,8 +68,10 @@ class Glc(CollectionModelCodec):
         loaded = load_model(model)
         latent = checked_latent(item, "glc")
         if latent.shape[0] != loaded.model.arch.latent_channels:
-            raise CodecError(f"glc model takes {loaded.model.arch.latent_channels}-channel latents, "
-                             f"image {item.image_id} has {latent.shape[0]}")
+            raise CodecError(
+                f"glc model takes {loaded.model.arch.latent_channels}-channel latents, "
+                f"image {item.image_id} has {latent.shape[0]}"
+            )
         return loaded.encode(latent, float(np.float32(params.quality)))
 
     def decode(self, data: bytes, context: DecodeContext) -> np.ndarray:
@@ -149,8 +160,10 @@ def checked_latent(item: CodecInput, codec: str) -> np.ndarray:
     image unless it is non-empty, in size and finite."""
     latent = item.latent
     if latent is None or latent.ndim != 3 or latent.size == 0 or max(latent.shape[1:]) >= 1 << 16:
-        raise CodecError(f"{codec} needs a non-empty (C, h, w) latent, image {item.image_id} has "
-                         f"{None if latent is None else latent.shape}")
+        raise CodecError(
+            f"{codec} needs a non-empty (C, h, w) latent, image {item.image_id} has "
+            f"{None if latent is None else latent.shape}"
+        )
     latent = np.asarray(latent, dtype=np.float32)
     if not np.all(np.isfinite(latent)):
         raise CodecError(f"latent of image {item.image_id} has non-finite values")

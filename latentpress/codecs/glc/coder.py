@@ -73,8 +73,9 @@ class PriorCoder:
             decoded[..., row::2, col::2] = torch.from_numpy((mean + delta * symbols) * ONE)
         return decoded
 
-    def _part(self, k: int, features: torch.Tensor, decoded: torch.Tensor, row: int, col: int
-              ) -> tuple[np.ndarray, np.ndarray | float, np.ndarray]:
+    def _part(
+        self, k: int, features: torch.Tensor, decoded: torch.Tensor, row: int, col: int
+    ) -> tuple[np.ndarray, np.ndarray | float, np.ndarray]:
         """Mean (float64, exact), step and spread index of part ``k``'s values."""
         mean, log_delta, log_ratio = self.exact.part(k, features, decoded)
         mean, log_ratio = (t[0, :, row::2, col::2].numpy() for t in (mean, log_ratio))

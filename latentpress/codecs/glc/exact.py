@@ -75,8 +75,9 @@ class ExactNets:
                 x = _leaky(x)
         return x[..., :height, :width]
 
-    def part(self, k: int, features: torch.Tensor, decoded: torch.Tensor
-             ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    def part(
+        self, k: int, features: torch.Tensor, decoded: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """Mean, log2 step (``None`` when the prior's step is 1) and log2 spread (each
         fixed point, (1, N, h, w)) of part ``k`` from the features and the decoded code
         values so far (fixed point)."""
@@ -111,5 +112,3 @@ def _apply(layer: Layer, x: torch.Tensor) -> torch.Tensor:
 def _leaky(x: torch.Tensor) -> torch.Tensor:
     """Leaky ReLU of slope 1/8, exact: negative values floor-divided by 8."""
     return torch.where(x < 0, torch.floor(x / 8), x)
-
-

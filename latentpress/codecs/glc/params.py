@@ -52,8 +52,10 @@ class Architecture:
         if not all(1 <= s <= 1024 for s in sizes) or not 0 <= self.blocks <= 16 or self.stride not in (1, 2):
             raise ValueError(f"GLC sizes out of range: {self}")
         if self.identity and self.rearranged_channels > self.channels:
-            raise ValueError(f"GLC code of {self.channels} channels cannot hold the rearranged latent "
-                             f"({self.latent_channels} x {self.stride}x{self.stride})")
+            raise ValueError(
+                f"GLC code of {self.channels} channels cannot hold the rearranged latent "
+                f"({self.latent_channels} x {self.stride}x{self.stride})"
+            )
 
 
 @dataclass(frozen=True)
@@ -104,8 +106,13 @@ class GlcParams:
         return replace(arch, identity=self.identity and arch.rearranged_channels <= self.channels)
 
     def training(self, steps: int | None = None) -> Training:
-        return Training(steps or self.steps, self.batch_size, self.crop, self.learning_rate,
-                        latent_perceptual=self.latent_perceptual)
+        return Training(
+            steps or self.steps,
+            self.batch_size,
+            self.crop,
+            self.learning_rate,
+            latent_perceptual=self.latent_perceptual,
+        )
 
     def validate(self) -> None:
         """Raise ``CodecError`` naming the first field out of range."""
@@ -116,8 +123,10 @@ class GlcParams:
         except ValueError as exc:
             raise CodecError(str(exc)) from None
         if self.steps < 1 or self.batch_size < 1 or not 4 <= self.crop <= 256 or self.crop % (2 * self.stride * 2):
-            raise CodecError(f"glc needs steps >= 1, batch_size >= 1 and a crop in 4..256 divisible by "
-                             f"{4 * self.stride}, got {self.steps}, {self.batch_size}, {self.crop}")
+            raise CodecError(
+                f"glc needs steps >= 1, batch_size >= 1 and a crop in 4..256 divisible by "
+                f"{4 * self.stride}, got {self.steps}, {self.batch_size}, {self.crop}"
+            )
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0) or self.sample < 1:
             raise CodecError("glc needs learning_rate > 0 and sample >= 1")
         if self.perceptual_steps < 0:
@@ -127,8 +136,18 @@ class GlcParams:
 
 
 PRESETS: dict[str, GlcParams] = {
-    "tiny": GlcParams(channels=16, hyper_channels=8, context_channels=16, blocks=1, steps=60, batch_size=4, crop=16,
-                      learning_rate=3e-3, sample=16, perceptual_steps=0),
+    "tiny": GlcParams(
+        channels=16,
+        hyper_channels=8,
+        context_channels=16,
+        blocks=1,
+        steps=60,
+        batch_size=4,
+        crop=16,
+        learning_rate=3e-3,
+        sample=16,
+        perceptual_steps=0,
+    ),
     "fast": GlcParams(steps=1500, learning_rate=4e-3, perceptual_steps=60),
     "default": GlcParams(),
 }

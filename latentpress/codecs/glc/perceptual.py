@@ -37,7 +37,11 @@ class PerceptualStage:
 
 
 def finetune(
-    model: GlcModel, latents: list[np.ndarray], vae_name: str, stage: PerceptualStage, device: str = "cpu",
+    model: GlcModel,
+    latents: list[np.ndarray],
+    vae_name: str,
+    stage: PerceptualStage,
+    device: str = "cpu",
     progress: Callable[[int, float, float], None] | None = None,
 ) -> None:
     """Train ``model``'s synthesis in place for ``stage.steps`` steps; ``progress(step,

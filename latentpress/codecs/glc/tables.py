@@ -13,7 +13,7 @@ symbol in range can be coded. The counts are computed with ``math.erf`` and
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import numpy as np
 
@@ -61,7 +61,7 @@ LIMITS = np.array([symbol_range(i) for i in range(RATIOS.size)])
 """``R`` of every spread."""
 
 
-@lru_cache(maxsize=None)
+@cache
 def gaussian_counts(ratio_index: int) -> np.ndarray:
     """Counts of the symbols ``-R..R`` under a Gaussian of std ``RATIOS[ratio_index]``."""
     ratio, limit = float(RATIOS[ratio_index]), symbol_range(ratio_index)

@@ -130,7 +130,9 @@ def _latent_distance(vae_name: str, device: str):
     try:
         return load_latent_distance(vae_name, device=device)
     except (LatentDistanceError, OSError) as exc:
-        raise CodecError(f"glc's latent perceptual training needs the VAE {vae_name!r} and its distance: {exc}") from None
+        raise CodecError(
+            f"glc's latent perceptual training needs the VAE {vae_name!r} and its distance: {exc}"
+        ) from None
 
 
 def _pad_to(latent: np.ndarray, size: int) -> np.ndarray:

@@ -17,10 +17,17 @@ Modules, each with one job: :mod:`.model` (the network), :mod:`.latents`
 from latentpress.codecs.laduree.params import PRESETS, LadureeParams
 from latentpress.codecs.registry import CodecInfo, register_codec
 
-INFO = register_codec(CodecInfo(
-    name="laduree", summary="Laduree: a diffusion decoder per shard, an index per image",
-    domain="latent", presets=PRESETS, default_qualities=(108.0, 168.0, 240.0), knob="hidden", better="higher",
-    implementation="latentpress.codecs.laduree.codec:Laduree",
-))
+INFO = register_codec(
+    CodecInfo(
+        name="laduree",
+        summary="Laduree: a diffusion decoder per shard, an index per image",
+        domain="latent",
+        presets=PRESETS,
+        default_qualities=(108.0, 168.0, 240.0),
+        knob="hidden",
+        better="higher",
+        implementation="latentpress.codecs.laduree.codec:Laduree",
+    )
+)
 
 __all__ = ["INFO", "PRESETS", "LadureeParams"]

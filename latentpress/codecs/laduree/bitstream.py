@@ -54,8 +54,7 @@ _SHAPE = struct.Struct("<HH")
 _LENGTH = struct.Struct("<I")
 _CHUNK = 1 << 16
 """Values per step when (un)packing bits, to bound temporary memory."""
-_LIMITS = {"patch": 16, "hidden": 4096, "depth": 64, "mlp_ratio": 16,
-           "index_tokens": 64, "index_frequencies": 1024}
+_LIMITS = {"patch": 16, "hidden": 4096, "depth": 64, "mlp_ratio": 16, "index_tokens": 64, "index_frequencies": 1024}
 
 
 @dataclass(frozen=True)
@@ -88,15 +87,31 @@ def pack_model(record: ModelRecord) -> bytes:
     arch, fmt, schedule = record.architecture, record.number_format, record.schedule
     arch.check()
     schedule.check()
-    out = [struct.pack("<B", VERSION),
-           _ARCH.pack(arch.channels, arch.patch, arch.hidden, arch.depth, arch.heads,
-                      arch.mlp_ratio, arch.index_tokens, arch.index_frequencies),
-           _FORMAT.pack(fmt.exponent_bits, fmt.mantissa_bits),
-           np.asarray(record.mean, "<f4").tobytes(), np.asarray(record.std, "<f4").tobytes(),
-           _SEED.pack(record.seed),
-           _SAMPLER.pack(schedule.train_timesteps, BETA_SCHEDULES.index(schedule.beta_schedule),
-                         schedule.beta_start, schedule.beta_end, schedule.steps),
-           _pack_index_map(record.shapes)]
+    out = [
+        struct.pack("<B", VERSION),
+        _ARCH.pack(
+            arch.channels,
+            arch.patch,
+            arch.hidden,
+            arch.depth,
+            arch.heads,
+            arch.mlp_ratio,
+            arch.index_tokens,
+            arch.index_frequencies,
+        ),
+        _FORMAT.pack(fmt.exponent_bits, fmt.mantissa_bits),
+        np.asarray(record.mean, "<f4").tobytes(),
+        np.asarray(record.std, "<f4").tobytes(),
+        _SEED.pack(record.seed),
+        _SAMPLER.pack(
+            schedule.train_timesteps,
+            BETA_SCHEDULES.index(schedule.beta_schedule),
+            schedule.beta_start,
+            schedule.beta_end,
+            schedule.steps,
+        ),
+        _pack_index_map(record.shapes),
+    ]
     encoder = entropy.Encoder()
     words = []
     for name, shape in parameter_shapes(arch):
@@ -109,8 +124,7 @@ def pack_model(record: ModelRecord) -> bytes:
         encoder.categorical(symbols, counts, offset)
         words.append(sign_mantissa)
     coded = encoder.to_bytes()
-    out += [_LENGTH.pack(len(coded)), coded,
-            _pack_bits(np.concatenate(words), 1 + fmt.mantissa_bits)]
+    out += [_LENGTH.pack(len(coded)), coded, _pack_bits(np.concatenate(words), 1 + fmt.mantissa_bits)]
     return b"".join(out)
 
 
@@ -145,8 +159,9 @@ class _Reader:
 
     def take(self, size: int) -> bytes:
         if size < 0 or size > len(self.data) - self.pos:
-            raise CodecError(f"laduree model truncated: needs {size} bytes at {self.pos}, "
-                             f"has {len(self.data) - self.pos}")
+            raise CodecError(
+                f"laduree model truncated: needs {size} bytes at {self.pos}, has {len(self.data) - self.pos}"
+            )
         self.pos += size
         return self.data[self.pos - size : self.pos]
 
@@ -233,8 +248,9 @@ def _read_weights(reader: _Reader, arch: Architecture, fmt: FloatFormat) -> dict
     if reader.pos != len(reader.data):
         raise CodecError(f"{len(reader.data) - reader.pos} bytes follow the laduree weights")
     splits = np.split(words, np.cumsum(nonzero)[:-1])
-    return {name: from_codes(s, w, fmt).reshape(shape)
-            for (name, shape), s, w in zip(layout, symbols, splits, strict=True)}
+    return {
+        name: from_codes(s, w, fmt).reshape(shape) for (name, shape), s, w in zip(layout, symbols, splits, strict=True)
+    }
 
 
 def _bits_for(count: int) -> int:
@@ -247,8 +263,7 @@ def _pack_bits(values: np.ndarray, width: int) -> bytes:
     if width == 0:
         return b""
     words = np.asarray(values, dtype=">u4").view(np.uint8).reshape(-1, 4)
-    bits = [np.unpackbits(words[i : i + _CHUNK], axis=1)[:, 32 - width :].ravel()
-            for i in range(0, len(words), _CHUNK)]
+    bits = [np.unpackbits(words[i : i + _CHUNK], axis=1)[:, 32 - width :].ravel() for i in range(0, len(words), _CHUNK)]
     return np.packbits(np.concatenate(bits) if bits else np.zeros(0, np.uint8)).tobytes()
 
 

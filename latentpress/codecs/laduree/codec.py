@@ -47,12 +47,10 @@ class Laduree(ShardModelCodec):
         mean, std = latents.statistics(raw)
         arch = params.architecture(channels=raw[0].shape[0])
         scaled = [latents.pad(latents.rescale(z, mean, std), arch.patch) for z in raw]
-        net = train(scaled, arch, params.schedule(), params.training(), params.seed,
-                    get_settings().device)
+        net = train(scaled, arch, params.schedule(), params.training(), params.seed, get_settings().device)
         weights = {name: p.detach().cpu().numpy() for name, p in net.named_parameters()}
         shapes = tuple((z.shape[1], z.shape[2]) for z in raw)
-        record = ModelRecord(arch, params.number_format(), mean, std, params.seed,
-                             params.schedule(), shapes, weights)
+        record = ModelRecord(arch, params.number_format(), mean, std, params.seed, params.schedule(), shapes, weights)
         payloads = {item.image_id: pack_index(i, len(items)) for i, item in enumerate(items)}
         return SharedFit(model=pack_model(record), payloads=payloads)
 
@@ -61,8 +59,10 @@ class Laduree(ShardModelCodec):
             return None
         tokens = -(-item.latent.shape[1] // params.patch) * -(-item.latent.shape[2] // params.patch)
         if tokens > MAX_TOKENS:
-            return (f"laduree learns each image whole: a latent of {item.latent.shape[1]}x{item.latent.shape[2]} "
-                    f"is {tokens} patches, over its limit of {MAX_TOKENS} (about 4 megapixels)")
+            return (
+                f"laduree learns each image whole: a latent of {item.latent.shape[1]}x{item.latent.shape[2]} "
+                f"is {tokens} patches, over its limit of {MAX_TOKENS} (about 4 megapixels)"
+            )
         return None
 
     def decode(self, data: bytes, context: DecodeContext) -> np.ndarray:
@@ -72,8 +72,7 @@ class Laduree(ShardModelCodec):
         index = unpack_index(data, len(model.record.shapes))
         height, width = model.record.shapes[index]
         if height > context.height or width > context.width:
-            raise CodecError(f"latent {height}x{width} is larger than the image "
-                             f"{context.height}x{context.width}")
+            raise CodecError(f"latent {height}x{width} is larger than the image {context.height}x{context.width}")
         return model.latent(index)
 
 
@@ -130,8 +129,7 @@ def pack_index(index: int, count: int) -> bytes:
 def unpack_index(data: bytes, count: int) -> int:
     """Inverse of :func:`pack_index`; ``CodecError`` on a wrong length or index."""
     if len(data) != index_bytes(count):
-        raise CodecError(f"laduree payload of {len(data)} bytes, expected "
-                         f"{index_bytes(count)} for {count} images")
+        raise CodecError(f"laduree payload of {len(data)} bytes, expected {index_bytes(count)} for {count} images")
     index = int.from_bytes(data, "big")
     if index >= count:
         raise CodecError(f"laduree index {index} is outside the model's {count} images")
@@ -150,13 +148,11 @@ def _check_items(items: list[CodecInput]) -> list[np.ndarray]:
         z = item.latent
         if z is None or z.ndim != 3 or min(z.shape) == 0 or max(z.shape[1:]) >= 1 << 16:
             shape = None if z is None else z.shape
-            raise CodecError(f"laduree needs a non-empty (C, h, w) latent, "
-                             f"image {item.image_id} has {shape}")
+            raise CodecError(f"laduree needs a non-empty (C, h, w) latent, image {item.image_id} has {shape}")
         if not np.all(np.isfinite(z)):
             raise CodecError(f"latent of image {item.image_id} has non-finite values")
         raw.append(np.asarray(z, dtype=np.float32))
     channels = {z.shape[0] for z in raw}
     if len(channels) > 1 or raw[0].shape[0] > 255:
-        raise CodecError(f"laduree latents must share one channel count <= 255, "
-                         f"got {sorted(channels)}")
+        raise CodecError(f"laduree latents must share one channel count <= 255, got {sorted(channels)}")
     return raw

@@ -24,13 +24,13 @@ def statistics(latents: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 def rescale(latent: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     """A raw (C, h, w) latent in the denoiser's space (float32)."""
     scale = np.float32(TARGET_STD) / std
-    return ((np.asarray(latent, np.float32) - mean[:, None, None]) * scale[:, None, None])
+    return (np.asarray(latent, np.float32) - mean[:, None, None]) * scale[:, None, None]
 
 
 def unscale(latent: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     """Inverse of :func:`rescale` (float32)."""
     scale = std / np.float32(TARGET_STD)
-    return (np.asarray(latent, np.float32) * scale[:, None, None] + mean[:, None, None])
+    return np.asarray(latent, np.float32) * scale[:, None, None] + mean[:, None, None]
 
 
 def padded_shape(height: int, width: int, patch: int) -> tuple[int, int]:

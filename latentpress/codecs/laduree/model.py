@@ -44,8 +44,7 @@ def sincos_positions(rows: int, cols: int, dim: int) -> torch.Tensor:
     """(rows * cols, dim) fixed 2-D sine-cosine position embedding (row-major tokens)."""
     quarter = dim // 4
     omega = 1.0 / 10000 ** (np.arange(quarter, dtype=np.float64) / quarter)
-    r, c = np.meshgrid(np.arange(rows, dtype=np.float64), np.arange(cols, dtype=np.float64),
-                       indexing="ij")
+    r, c = np.meshgrid(np.arange(rows, dtype=np.float64), np.arange(cols, dtype=np.float64), indexing="ij")
     angles = [np.outer(axis.ravel(), omega) for axis in (r, c)]
     table = np.concatenate([f(a) for a in angles for f in (np.sin, np.cos)], axis=1)
     return torch.from_numpy(table.astype(np.float32))
@@ -56,8 +55,7 @@ class TimestepEmbedding(nn.Module):
 
     def __init__(self, hidden: int) -> None:
         super().__init__()
-        self.mlp = nn.Sequential(nn.Linear(TIMESTEP_FEATURES, hidden), nn.SiLU(),
-                                 nn.Linear(hidden, hidden))
+        self.mlp = nn.Sequential(nn.Linear(TIMESTEP_FEATURES, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
         half = TIMESTEP_FEATURES // 2
@@ -127,13 +125,13 @@ class Block(nn.Module):
         self.attention = Attention(hidden, arch.heads)
         self.cross = GatedCrossAttention(hidden, arch.heads)
         self.norm2 = nn.LayerNorm(hidden, elementwise_affine=False, eps=1e-6)
-        self.mlp = nn.Sequential(nn.Linear(hidden, arch.mlp_ratio * hidden),
-                                 nn.GELU(approximate="tanh"),
-                                 nn.Linear(arch.mlp_ratio * hidden, hidden))
+        self.mlp = nn.Sequential(
+            nn.Linear(hidden, arch.mlp_ratio * hidden),
+            nn.GELU(approximate="tanh"),
+            nn.Linear(arch.mlp_ratio * hidden, hidden),
+        )
 
-    def forward(
-        self, x: torch.Tensor, mod: torch.Tensor, index_tokens: torch.Tensor
-    ) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mod: torch.Tensor, index_tokens: torch.Tensor) -> torch.Tensor:
         shift1, scale1, gate1, shift2, scale2, gate2 = (mod + self.table).unbind(1)
         h = modulate(self.norm1(x), shift1, scale1)
         x = x + gate1[:, None] * self.attention(h, h)

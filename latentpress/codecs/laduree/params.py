@@ -28,13 +28,20 @@ class Architecture:
 
     def check(self) -> None:
         """Raise ``ValueError`` unless the sizes make a network."""
-        fields = (self.channels, self.patch, self.hidden, self.depth, self.heads,
-                  self.mlp_ratio, self.index_tokens, self.index_frequencies)
+        fields = (
+            self.channels,
+            self.patch,
+            self.hidden,
+            self.depth,
+            self.heads,
+            self.mlp_ratio,
+            self.index_tokens,
+            self.index_frequencies,
+        )
         if min(fields) < 1:
             raise ValueError(f"architecture sizes must be >= 1: {self}")
         if self.hidden % self.heads or self.hidden % 4:
-            raise ValueError(f"hidden {self.hidden} must be a multiple of 4 and of "
-                             f"heads {self.heads}")
+            raise ValueError(f"hidden {self.hidden} must be a multiple of 4 and of heads {self.heads}")
 
 
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
@@ -56,11 +63,9 @@ class Schedule:
         if self.beta_schedule not in BETA_SCHEDULES:
             raise ValueError(f"unknown beta schedule {self.beta_schedule!r}")
         if not 1 <= self.steps <= self.train_timesteps <= 10000:
-            raise ValueError(f"need 1 <= steps {self.steps} <= train timesteps "
-                             f"{self.train_timesteps} <= 10000")
+            raise ValueError(f"need 1 <= steps {self.steps} <= train timesteps {self.train_timesteps} <= 10000")
         if not 0 < self.beta_start <= self.beta_end < 1:
-            raise ValueError(f"need 0 < beta_start <= beta_end < 1, got "
-                             f"{self.beta_start}, {self.beta_end}")
+            raise ValueError(f"need 0 < beta_start <= beta_end < 1, got {self.beta_start}, {self.beta_end}")
 
 
 @dataclass(frozen=True)
@@ -121,8 +126,9 @@ class LadureeParams:
         except ValueError as err:
             raise CodecError(f"bad laduree parameters: {err}") from None
         if not 4 <= self.hidden <= 4096 or self.depth > 64 or self.patch > 16:
-            raise CodecError(f"laduree sizes out of range: hidden {self.hidden}, "
-                             f"depth {self.depth}, patch {self.patch}")
+            raise CodecError(
+                f"laduree sizes out of range: hidden {self.hidden}, depth {self.depth}, patch {self.patch}"
+            )
         if min(self.epochs, self.min_steps) < 0 or self.epochs + self.min_steps == 0:
             raise CodecError("laduree needs epochs or min_steps > 0")
         if self.batch_size < 1 or not self.learning_rate > 0 or not 0 <= self.seed < 1 << 32:
@@ -130,8 +136,9 @@ class LadureeParams:
 
 
 PRESETS = {
-    "tiny": LadureeParams(quality=32, depth=2, heads=2, epochs=0, min_steps=600,
-                          batch_size=4, learning_rate=2e-3, sample_steps=10),
+    "tiny": LadureeParams(
+        quality=32, depth=2, heads=2, epochs=0, min_steps=600, batch_size=4, learning_rate=2e-3, sample_steps=10
+    ),
     "fast": LadureeParams(depth=6, epochs=20, min_steps=500),
     "default": LadureeParams(),
     "best": LadureeParams(quality=240, mantissa_bits=10, epochs=100, min_steps=4000),

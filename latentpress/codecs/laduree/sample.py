@@ -16,9 +16,7 @@ def initial_noise(seed: int, index: int, shape: tuple[int, ...]) -> np.ndarray:
 
 
 @torch.inference_mode()
-def generate(
-    net: Denoiser, scheduler: DDIMScheduler, seed: int, index: int, shape: tuple[int, int]
-) -> np.ndarray:
+def generate(net: Denoiser, scheduler: DDIMScheduler, seed: int, index: int, shape: tuple[int, int]) -> np.ndarray:
     """The (C, H, W) latent (denoiser space) of ``index`` at the padded ``shape``."""
     device = next(net.parameters()).device
     noise = initial_noise(seed, index, (1, net.arch.channels, *shape))

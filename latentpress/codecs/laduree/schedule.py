@@ -15,6 +15,7 @@ from latentpress.codecs.laduree.params import BETA_SCHEDULES, Schedule
 
 __all__ = ["BETA_SCHEDULES", "Schedule", "make_scheduler"]
 
+
 def make_scheduler(schedule: Schedule) -> DDIMScheduler:
     """A DDIM scheduler for ``schedule`` with its sampling timesteps set."""
     schedule.check()

@@ -47,8 +47,7 @@ def train(
     batches = _batches(groups, training.batch_size, np.random.default_rng(seed))
     for step in range(steps):
         x0, index = next(batches)
-        t = torch.randint(0, schedule.train_timesteps, (len(index),), device=device,
-                          generator=generator)
+        t = torch.randint(0, schedule.train_timesteps, (len(index),), device=device, generator=generator)
         noise = torch.randn(x0.shape, device=device, generator=generator)
         loss = F.mse_loss(net(scheduler.add_noise(x0, noise, t), t, index), x0)
         optimizer.zero_grad(set_to_none=True)
@@ -65,8 +64,10 @@ def _groups(latents: list[np.ndarray], device: str) -> list[tuple[torch.Tensor, 
     by_shape: dict[tuple[int, ...], list[int]] = {}
     for i, z in enumerate(latents):
         by_shape.setdefault(z.shape, []).append(i)
-    return [(torch.from_numpy(np.stack([latents[i] for i in idx])).to(device),
-             torch.tensor(idx, device=device)) for idx in by_shape.values()]
+    return [
+        (torch.from_numpy(np.stack([latents[i] for i in idx])).to(device), torch.tensor(idx, device=device))
+        for idx in by_shape.values()
+    ]
 
 
 def _batches(

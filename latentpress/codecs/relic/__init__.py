@@ -12,11 +12,19 @@ Stable Diffusion, and ``glc``'s entropy model in the place of Entroformer. Modul
 from latentpress.codecs.registry import CodecInfo, KnobRange, register_codec
 from latentpress.codecs.relic.params import PRESETS, RelicParams
 
-INFO = register_codec(CodecInfo(
-    name="relic", summary="Relic et al.: adaptive latent quantization, diffusion denoising; one model per collection",
-    domain="latent", presets=PRESETS, default_qualities=(1.0, 2.0, 3.0, 4.0), knob="quality", better="higher",
-    implementation="latentpress.codecs.relic.codec:Relic", collection_model=True,
-    search=KnobRange(1.0, 4.0, integer=False, steps=13),
-))
+INFO = register_codec(
+    CodecInfo(
+        name="relic",
+        summary="Relic et al.: adaptive latent quantization, diffusion denoising; one model per collection",
+        domain="latent",
+        presets=PRESETS,
+        default_qualities=(1.0, 2.0, 3.0, 4.0),
+        knob="quality",
+        better="higher",
+        implementation="latentpress.codecs.relic.codec:Relic",
+        collection_model=True,
+        search=KnobRange(1.0, 4.0, integer=False, steps=13),
+    )
+)
 
 __all__ = ["INFO", "PRESETS", "RelicParams"]

@@ -109,5 +109,14 @@ def unpack_payload(data: bytes, channels: int) -> tuple[float, int, int, SideInf
     return float(quality), height, width, SideInfo(t, log_scales, side[channels:]), data[size:]
 
 
-__all__ = ["PAYLOAD_HEADER", "PAYLOAD_VERSION", "ModelRecord", "SideInfo", "pack_model", "pack_payload", "time_units",
-           "unpack_model", "unpack_payload"]
+__all__ = [
+    "PAYLOAD_HEADER",
+    "PAYLOAD_VERSION",
+    "ModelRecord",
+    "SideInfo",
+    "pack_model",
+    "pack_payload",
+    "time_units",
+    "unpack_model",
+    "unpack_payload",
+]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from itertools import pairwise
 
 import numpy as np
 import torch
@@ -43,8 +44,13 @@ class Relic(CollectionModelCodec):
 
     version = bitstream.PAYLOAD_VERSION
 
-    def train(self, items: list[CodecInput], params: RelicParams, steps: int | None = None,
-              progress: Callable[[TrainingStatus], None] | None = None) -> bytes:
+    def train(
+        self,
+        items: list[CodecInput],
+        params: RelicParams,
+        steps: int | None = None,
+        progress: Callable[[TrainingStatus], None] | None = None,
+    ) -> bytes:
         params.validate()
         latents = training_latents(items, "relic")
         arch = params.architecture(latents[0].shape[0])
@@ -59,8 +65,9 @@ class Relic(CollectionModelCodec):
         loaded = load_model(model)
         latent = checked_latent(item, "relic")
         if latent.shape[0] != loaded.channels:
-            raise CodecError(f"relic model takes {loaded.channels}-channel latents, "
-                             f"image {item.image_id} has {latent.shape[0]}")
+            raise CodecError(
+                f"relic model takes {loaded.channels}-channel latents, image {item.image_id} has {latent.shape[0]}"
+            )
         return loaded.encode(latent, float(np.float32(params.quality)))
 
     def decode(self, data: bytes, context: DecodeContext) -> np.ndarray:
@@ -137,7 +144,7 @@ class LoadedModel:
             return y_hat
         path = schedule.times(t, steps)
         x = schedule.alpha_bar(torch.tensor(t)).sqrt() * y_hat
-        for now, following in zip(path, path[1:]):
+        for now, following in pairwise(path):
             now_t, next_t = torch.tensor([now]), torch.tensor([following])
             x = schedule.ddim_step(x, self.noise(x, now_t), now_t, next_t)
         return x
@@ -150,7 +157,9 @@ class LoadedModel:
             return self.model.denoiser(x, t)
         eps = torch.empty_like(x)
         for window in windows(height, width, DENOISE_TILE, DENOISE_MARGIN, UNET_MULTIPLE):
-            eps[(..., *window.core())] = self.model.denoiser(x[(..., *window.window())], t)[(..., *window.core_in_window())]
+            eps[(..., *window.core())] = self.model.denoiser(x[(..., *window.window())], t)[
+                (..., *window.core_in_window())
+            ]
         return eps
 
     def to_latent(self, y: torch.Tensor) -> np.ndarray:

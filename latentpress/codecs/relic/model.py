@@ -20,6 +20,7 @@ one training pass of the whole codec.
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 
 import torch
 import torch.nn.functional as F
@@ -67,7 +68,7 @@ class ParameterNet(nn.Module):
         super().__init__()
         c = arch.latent_channels
         widths = (c + 1, *arch.parameter_channels)
-        self.levels = nn.ModuleList([nn.Conv2d(a, b, 3, stride=2, padding=1) for a, b in zip(widths, widths[1:])])
+        self.levels = nn.ModuleList([nn.Conv2d(a, b, 3, stride=2, padding=1) for a, b in pairwise(widths)])
         self.out = nn.Conv2d(widths[-1], 2 * c + 1, 1)
         with torch.no_grad():
             self.out.bias[:c] = 1.0  # quality 1 starts at a step of half a standard deviation
@@ -108,8 +109,9 @@ class RelicModel(ContextPrior):
     def denormalise(self, y: torch.Tensor) -> torch.Tensor:
         return y * self.latent_std[:, None, None] + self.latent_mean[:, None, None]
 
-    def forward(self, y: torch.Tensor, quality: torch.Tensor, rounding: bool
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(
+        self, y: torch.Tensor, quality: torch.Tensor, rounding: bool
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Training pass on normalised latents ``y`` (B, C, h, w) at ``quality`` (B,): the
         one-step clean prediction, the bits of each sample (B,) and the times (B,)."""
         log_scale, shift, t = self.parameter_net(y, quality)

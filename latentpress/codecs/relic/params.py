@@ -101,7 +101,9 @@ class RelicParams:
     def validate(self) -> None:
         """Raise ``CodecError`` naming the first field out of range."""
         if not (math.isfinite(self.quality) and QUALITY_RANGE[0] <= self.quality <= QUALITY_RANGE[1]):
-            raise CodecError(f"relic quality must be in [{QUALITY_RANGE[0]:g}, {QUALITY_RANGE[1]:g}], got {self.quality}")
+            raise CodecError(
+                f"relic quality must be in [{QUALITY_RANGE[0]:g}, {QUALITY_RANGE[1]:g}], got {self.quality}"
+            )
         try:
             self.architecture(4).check()
         except ValueError as exc:
@@ -113,9 +115,18 @@ class RelicParams:
 
 
 PRESETS: dict[str, RelicParams] = {
-    "tiny": RelicParams(unet_channels=(8, 16, 16), parameter_channels=(8, 8, 16), hyper_channels=8,
-                        feature_channels=16, context_channels=16, denoiser_steps=40, coder_steps=40,
-                        batch_size=4, crop=16, sample=16),
+    "tiny": RelicParams(
+        unet_channels=(8, 16, 16),
+        parameter_channels=(8, 8, 16),
+        hyper_channels=8,
+        feature_channels=16,
+        context_channels=16,
+        denoiser_steps=40,
+        coder_steps=40,
+        batch_size=4,
+        crop=16,
+        sample=16,
+    ),
     "fast": RelicParams(denoiser_steps=1500, coder_steps=1000),
     "default": RelicParams(),
 }

@@ -98,7 +98,9 @@ def train(
     for step in range(training.coder_steps):
         cosine_learning_rate(optimizer, training.learning_rate, step, training.coder_steps)
         y = crops.batch(training.batch_size).to(device)
-        quality = QUALITY_RANGE[0] + (QUALITY_RANGE[1] - QUALITY_RANGE[0]) * torch.rand(training.batch_size, device=device)
+        quality = QUALITY_RANGE[0] + (QUALITY_RANGE[1] - QUALITY_RANGE[0]) * torch.rand(
+            training.batch_size, device=device
+        )
         x0, bits, t = model(y, quality, rounding=step >= rounding_from)
         bpp = bits / pixels
         loss = (bpp + lambda_of(quality) * ((x0 - y) ** 2).mean((2, 3)).sum(1)).mean()
