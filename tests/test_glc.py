@@ -24,8 +24,8 @@ from latentpress.codecs import CodecError, CollectionModelCodec, DecodeContext, 
 from latentpress.codecs.glc import bitstream
 from latentpress.codecs.glc.codec import load_model
 from latentpress.codecs.glc.model import GlcModel
-from latentpress.codecs.glc.prior import bound
 from latentpress.codecs.glc.train import channel_weights, distortion, lambdas
+from latentpress.codecs.hyperprior.prior import bound
 from latentpress.infra.archive import pack_image, unpack_image
 
 GOLDEN = Path(__file__).parent / "golden"

@@ -2,10 +2,11 @@
 
 After "Generative Latent Coding for Ultra-Low Bitrate Image Compression" (Jia et
 al.), with the TAESD family's latents in the place of VQGAN's. Modules:
-:mod:`.params` (parameters and presets), :mod:`.model` (the networks), :mod:`.exact`
-(the entropy networks in integer arithmetic), :mod:`.tables` (steps, spreads and
-count tables), :mod:`.train`, :mod:`.bitstream` (model and payload bytes) and
-:mod:`.codec` (the codec). This package registers the codec without importing torch.
+:mod:`.params` (parameters and presets), :mod:`.model` (the networks), :mod:`.train`,
+:mod:`.perceptual` (the last, perceptual stage), :mod:`.bitstream` (model and payload
+bytes) and :mod:`.codec` (the codec); the entropy model is
+:mod:`latentpress.codecs.hyperprior`'s, shared with ``relic``. This package registers
+the codec without importing torch.
 """
 
 from latentpress.codecs.glc.params import PRESETS, GlcParams

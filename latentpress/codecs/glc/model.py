@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from latentpress.codecs.glc.params import ANCHORS, Architecture
-from latentpress.codecs.glc.prior import ContextPrior, PriorSizes
+from latentpress.codecs.hyperprior.prior import ContextPrior, PriorSizes
 
 
 class Block(nn.Module):

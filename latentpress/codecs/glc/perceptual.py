@@ -46,7 +46,7 @@ def finetune(
 ) -> None:
     """Train ``model``'s synthesis in place for ``stage.steps`` steps; ``progress(step,
     lpips, mse)`` now and then."""
-    from latentpress.codecs.glc.train import Crops
+    from latentpress.codecs.hyperprior.training import Crops
     from latentpress.models.metrics import lpips_network
     from latentpress.models.vae import load_vae
 

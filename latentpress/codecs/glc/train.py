@@ -18,16 +18,16 @@ Afterwards the exact networks' weights go onto their grids.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from latentpress.codecs.glc.exact import quantize_in_place
 from latentpress.codecs.glc.model import GlcModel
 from latentpress.codecs.glc.params import ANCHORS, LAMBDAS, Architecture, Training
+from latentpress.codecs.hyperprior.exact import quantize_in_place
+from latentpress.codecs.hyperprior.training import Crops, cosine_learning_rate, latent_statistics
 
 
 @dataclass(frozen=True)
@@ -67,13 +67,6 @@ def phases(training: Training) -> list[Phase]:
     return [Phase("noise", training.steps - rounding, False), Phase("rounding", rounding, True)]
 
 
-def latent_statistics(latents: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """(C,) mean and standard deviation (at least 1e-3) of each channel across
-    ``latents`` ((C, h, w) each)."""
-    values = np.concatenate([np.asarray(z, np.float64).reshape(z.shape[0], -1) for z in latents], 1)
-    return values.mean(1), np.maximum(values.std(1), 1e-3)
-
-
 def channel_weights(latents: list[np.ndarray]) -> torch.Tensor:
     """(C,) one over each channel's variance across ``latents``."""
     return torch.from_numpy(latent_statistics(latents)[1] ** -2).float()
@@ -84,42 +77,12 @@ def distortion(x_hat: torch.Tensor, x: torch.Tensor, weights: torch.Tensor) -> t
     return (((x_hat - x) ** 2).mean((2, 3)) * weights).sum(1)
 
 
-def cosine_learning_rate(optimizer: torch.optim.Optimizer, base: float, step: int, steps: int) -> None:
-    """Set ``optimizer``'s rate for ``step`` of ``steps``: a cosine decay from ``base``
-    to 2% of it."""
-    for group in optimizer.param_groups:
-        group["lr"] = max(base * 0.5 * (1 + math.cos(math.pi * step / steps)), base * 0.02)
-
-
 def lambdas(quality: torch.Tensor) -> torch.Tensor:
     """Lambda of each quality in [1, ANCHORS], log-linear between the anchors."""
     logs = torch.log(torch.tensor(LAMBDAS, dtype=torch.float32))
     position = (quality - 1).clamp(0, ANCHORS - 1)
     low = position.floor().clamp(max=ANCHORS - 2).long()
     return torch.lerp(logs[low], logs[low + 1], position - low).exp()
-
-
-class Crops:
-    """Random square crops of a set of latents, with random flips."""
-
-    def __init__(self, latents: list[np.ndarray], size: int, seed: int) -> None:
-        self.latents = [_pad_to(np.asarray(z, np.float32), size) for z in latents]
-        areas = np.array([z.shape[1] * z.shape[2] for z in self.latents], np.float64)
-        self.weights = areas / areas.sum()
-        self.size = size
-        self.rng = np.random.default_rng(seed)
-
-    def batch(self, count: int) -> torch.Tensor:
-        out = []
-        for index in self.rng.choice(len(self.latents), size=count, p=self.weights):
-            z = self.latents[index]
-            top = self.rng.integers(0, z.shape[1] - self.size + 1)
-            left = self.rng.integers(0, z.shape[2] - self.size + 1)
-            crop = z[:, top : top + self.size, left : left + self.size]
-            if self.rng.random() < 0.5:
-                crop = crop[:, :, ::-1]
-            out.append(np.ascontiguousarray(crop))
-        return torch.from_numpy(np.stack(out))
 
 
 def _latent_distance(vae_name: str, device: str):
@@ -133,12 +96,6 @@ def _latent_distance(vae_name: str, device: str):
         raise CodecError(
             f"glc's latent perceptual training needs the VAE {vae_name!r} and its distance: {exc}"
         ) from None
-
-
-def _pad_to(latent: np.ndarray, size: int) -> np.ndarray:
-    """``latent`` padded (edge values) to at least ``size`` on each side."""
-    ph, pw = max(0, size - latent.shape[1]), max(0, size - latent.shape[2])
-    return np.pad(latent, ((0, 0), (0, ph), (0, pw)), mode="edge") if ph or pw else latent
 
 
 def train(

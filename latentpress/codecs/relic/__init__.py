@@ -3,7 +3,8 @@ collection model.
 
 After "Lossy Image Compression with Foundation Diffusion Models" (Relic, Azevedo,
 Gross, Schroers), with a small denoiser trained on the collection in the place of
-Stable Diffusion, and ``glc``'s entropy model in the place of Entroformer. Modules:
+Stable Diffusion, and the hyperprior entropy model it shares with ``glc``
+(:mod:`latentpress.codecs.hyperprior`) in the place of Entroformer. Modules:
 :mod:`.params`, :mod:`.schedule` (the continuous diffusion schedule), :mod:`.model`
 (the networks), :mod:`.train`, :mod:`.bitstream` (model and payload bytes) and
 :mod:`.codec` (the codec). This package registers the codec without importing torch.

@@ -1,10 +1,8 @@
 """Relic's bytes: the collection model, and each image's payload.
 
-Model: laid out as ``glc``'s (:mod:`latentpress.codecs.glc.bitstream`), so
-``pack_model`` and ``ModelRecord`` are its own: format version u16, JSON length u32,
-JSON (architecture and training record), then a safetensors blob: the denoiser, the
-parameter network, the ``z`` prior and the latent statistics as float16, the exact
-entropy networks as integers.
+Model: the hyperprior package's model file
+(:mod:`latentpress.codecs.hyperprior.model_file`) holding the denoiser, the parameter
+network, the entropy model and the latent statistics.
 
 Payload: version u8, quality f32, latent height u16 and width u16, the time ``t`` in
 thousandths u16, then the side information, C log2 scales (int8, sixteenths) and C
@@ -20,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from latentpress.codecs.base import CodecError
-from latentpress.codecs.glc.bitstream import ModelRecord, pack_model, unpack_model_as
+from latentpress.codecs.hyperprior.model_file import ModelRecord, pack_model, unpack_model_as
 from latentpress.codecs.relic import schedule
 from latentpress.codecs.relic.model import RelicModel
 from latentpress.codecs.relic.params import QUALITY_RANGE, Architecture

@@ -4,7 +4,7 @@ against a collection model.
 Encoding: the latent is normalised; the parameter network gives each channel a scale
 and a shift and the image a time ``t``, all rounded to the side information's grids;
 the code ``(y - shift) * scale`` is coded by the entropy model with a unit step
-(:mod:`latentpress.codecs.glc.coder`). Decoding rebuilds ``y_hat``, reads it as the
+(:mod:`latentpress.codecs.hyperprior.coder`). Decoding rebuilds ``y_hat``, reads it as the
 diffusion's sample at ``t`` and takes ``DECODE_STEPS`` DDIM steps to ``t = 0`` with the
 model's denoiser (window by window on large latents), then undoes the normalisation. Loaded models are cached per process.
 """
@@ -20,8 +20,8 @@ import torch
 
 from latentpress.codecs import entropy
 from latentpress.codecs.base import CodecError, CodecInput, CollectionModelCodec, DecodeContext
-from latentpress.codecs.glc.codec import MAX_VALUES, checked_latent, training_latents
-from latentpress.codecs.glc.coder import ONE, PriorCoder
+from latentpress.codecs.hyperprior.coder import ONE, PriorCoder
+from latentpress.codecs.hyperprior.latents import MAX_VALUES, checked_latent, training_latents
 from latentpress.codecs.model_cache import ModelCache
 from latentpress.codecs.relic import bitstream, schedule
 from latentpress.codecs.relic.bitstream import SideInfo

@@ -10,8 +10,8 @@ one training pass of the whole codec.
   and the time ``t`` (a sigmoid). The quality enters as an extra input channel, and
   the log2 scales start from the high-rate optimum: each quality step quadruples
   lambda, which halves the best quantization step (adds 1 to the log2 scale).
-- ``RelicModel``: the code ``w = (y - shift) * 2**log_scale`` goes through ``glc``'s
-  entropy model with a unit quantization step, so the decoded latent ``y_hat =
+- ``RelicModel``: the code ``w = (y - shift) * 2**log_scale`` goes through the
+  hyperprior entropy model (shared with ``glc``) with a unit quantization step, so the decoded latent ``y_hat =
   w_hat * 2**-log_scale + shift`` is ``y`` plus quantization noise; read as the noisy
   sample ``sqrt(alpha_bar(t)) * y_hat`` of the diffusion at ``t``, the denoiser takes
   it back towards a clean latent.
@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from diffusers import UNet2DModel
 from torch import nn
 
-from latentpress.codecs.glc.prior import ContextPrior, PriorSizes
+from latentpress.codecs.hyperprior.prior import ContextPrior, PriorSizes
 from latentpress.codecs.relic import schedule
 from latentpress.codecs.relic.params import LAMBDA_STEP, QUALITY_RANGE, Architecture
 

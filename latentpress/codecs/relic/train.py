@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from latentpress.codecs.glc.exact import quantize_in_place
-from latentpress.codecs.glc.train import Crops, cosine_learning_rate, latent_statistics
+from latentpress.codecs.hyperprior.exact import quantize_in_place
+from latentpress.codecs.hyperprior.training import Crops, cosine_learning_rate, latent_statistics
 from latentpress.codecs.relic import schedule
 from latentpress.codecs.relic.model import RelicModel
 from latentpress.codecs.relic.params import QUALITY_RANGE, Architecture, Training, lambda_of

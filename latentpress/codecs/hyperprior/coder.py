@@ -16,9 +16,9 @@ import numpy as np
 import torch
 
 from latentpress.codecs import entropy
-from latentpress.codecs.glc import tables
-from latentpress.codecs.glc.exact import ExactNets
-from latentpress.codecs.glc.prior import PARTS, ContextPrior
+from latentpress.codecs.hyperprior import tables
+from latentpress.codecs.hyperprior.exact import ExactNets
+from latentpress.codecs.hyperprior.prior import PARTS, ContextPrior
 
 ONE = float(1 << tables.FRACTION)
 """One in the fixed point of decoded values."""

@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from latentpress.codecs.base import CodecError
-from latentpress.codecs.glc.prior import ContextPrior, PartNet, split_outputs
-from latentpress.codecs.glc.tables import FRACTION
+from latentpress.codecs.hyperprior.prior import ContextPrior, PartNet, split_outputs
+from latentpress.codecs.hyperprior.tables import FRACTION
 
 WEIGHT_BITS = 10
 """Weights are multiples of ``2**-WEIGHT_BITS``."""

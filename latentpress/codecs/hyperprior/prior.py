@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from latentpress.codecs.glc.tables import DELTA_LOG2_RANGE, RATIO_LOG2_RANGE, Z_RANGE
+from latentpress.codecs.hyperprior.tables import DELTA_LOG2_RANGE, RATIO_LOG2_RANGE, Z_RANGE
 
 LEAK = 0.125
 """Slope of the leaky ReLU of the networks that :mod:`.exact` evaluates."""
