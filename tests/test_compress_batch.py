@@ -43,7 +43,15 @@ class BatchCodec(BatchEncoder):
 def batch_codec():
     register_codec(
         CodecInfo(
-            "test-batch", "a test codec", "latent", {"default": Params()}, (1.0,), "quality", "higher", BatchCodec
+            "test-batch",
+            "a test codec",
+            "latent",
+            {"default": Params()},
+            (1.0,),
+            "quality",
+            "higher",
+            BatchCodec,
+            coding="batch",
         )
     )
     BatchCodec.calls = []

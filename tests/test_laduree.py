@@ -1,8 +1,15 @@
-"""The laduree codec: fit one model on a few real crops, regenerate each from its index."""
+"""The laduree codec: fit one model on a few real crops, regenerate each from its index;
+golden files that must keep decoding.
+
+Regenerate the golden files (after a deliberate format change) with
+``LATENTPRESS_REGENERATE_GOLDEN=1 pytest tests/test_laduree.py``.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,11 +29,16 @@ from latentpress.codecs import (
 )
 from latentpress.codecs.laduree import codec as laduree
 from latentpress.codecs.laduree.bitstream import pack_model, unpack_model
+from latentpress.infra.archive import pack_image, unpack_image
 from latentpress.models.metrics import compute_metrics
 from latentpress.models.vae import load_vae
 
 SIZE = 64
 PHOTOS = ("kodim01.png", "kodim02.png", "kodim03.png", "kodim04.png")
+GOLDEN = Path(__file__).parent / "golden"
+GOLDEN_MODEL, GOLDEN_IMAGE = GOLDEN / "laduree_model_v1.lpm", GOLDEN / "laduree_v1.lpc"
+GOLDEN_LATENT = {(0, 0, 0): 1.6497430, (3, 7, 5): 1.7597022, (1, 4, 6): 2.5132570, (2, 0, 7): 0.51492274}
+"""Decoded values of the golden stream at a few positions (printed by a regeneration)."""
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -113,6 +125,30 @@ def test_decoding_is_deterministic_and_builds_the_model_once(fitted: SharedFit) 
     assert fresh is not laduree.load_model(copy)
     assert np.array_equal(fresh.latent(1), first)
     assert not np.array_equal(fresh.latent(0), first)
+
+
+def test_golden_model_and_stream_keep_decoding(fitted: SharedFit) -> None:
+    """A model and a container written by laduree 1 decode to the values they decoded
+    to when written (the decoder runs through diffusers: an upgrade that changed its
+    arithmetic would show here)."""
+    if os.environ.get("LATENTPRESS_REGENERATE_GOLDEN"):
+        GOLDEN_MODEL.write_bytes(fitted.model)
+        config = {"codec": "laduree", "preset": "tiny", "quality": get_codec("laduree").params("tiny").quality}
+        GOLDEN_IMAGE.write_bytes(pack_image(codec="laduree", codec_version=1, config=config,
+                                            payload=fitted.payloads["img2"], width=SIZE, height=SIZE, vae_id="taesd",
+                                            image_id="0123456789abcdef",
+                                            shared_model=hashlib.sha256(fitted.model).hexdigest()[:16]))  # fmt: skip
+        decoded = _decode(fitted, "img2")
+        positions = [(0, 0, 0), (3, 7, 5), (1, 4, 6), (2, 0, 7)]
+        pytest.skip("golden files written; GOLDEN_LATENT = " + repr({k: float(decoded[k]) for k in positions}))
+    container, config = unpack_image(GOLDEN_IMAGE.read_bytes(), source=str(GOLDEN_IMAGE))
+    model = GOLDEN_MODEL.read_bytes()
+    assert container.codec == "laduree" and container.codec_version == get_codec("laduree").version == 1
+    assert container.sections["shared"].decode() == hashlib.sha256(model).hexdigest()[:16]
+    decoded = get_codec("laduree").decode(container.sections["payload"], DecodeContext(SIZE, SIZE, "taesd", model))
+    assert decoded.shape == (4, SIZE // 8, SIZE // 8) and config["preset"] == "tiny"
+    for index, value in GOLDEN_LATENT.items():
+        assert decoded[index] == pytest.approx(value, abs=1e-5), index
 
 
 def test_images_of_different_sizes_share_a_model() -> None:

@@ -28,7 +28,10 @@ def test_every_codec_matches_its_registered_information(name: str) -> None:
     info, codec = CODECS[name], get_codec(name)
     assert codec.info is info and codec.name == name and codec.domain == info.domain
     assert info.rate_control == isinstance(codec, RateControlled)
-    assert info.collection_model == isinstance(codec, CollectionModelCodec)
+    assert info.collection_model == isinstance(codec, CollectionModelCodec) == (info.coding == "collection-model")
+    assert isinstance(codec, ShardModelCodec) == (info.coding == "shard-model") == (not info.per_image)
+    assert isinstance(codec, BatchEncoder) == (info.coding == "batch")
+    assert isinstance(codec, ImageEncoder) == (info.coding in ("image", "batch"))
     ways = [isinstance(codec, ability) for ability in (ImageEncoder, ShardModelCodec, CollectionModelCodec)]
     assert sum(ways) == 1  # one way to encode
     assert info.better in ("higher", "lower") and info.default_qualities and "default" in info.presets
@@ -63,3 +66,27 @@ def test_registering_imports_no_implementation() -> None:
     code = "import sys, latentpress.codecs; print(sorted(m for m in ('torch', 'diffusers') if m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "[]", done.stderr
+
+
+def test_a_codec_version_is_its_payload_format_version() -> None:
+    from latentpress.codecs.clric import bitstream as clric_bytes
+    from latentpress.codecs.glc import bitstream as glc_bytes
+    from latentpress.codecs.relic import bitstream as relic_bytes
+
+    assert get_codec("glc").version == CODECS["glc"].version == glc_bytes.PAYLOAD_VERSION
+    assert get_codec("relic").version == CODECS["relic"].version == relic_bytes.PAYLOAD_VERSION
+    assert get_codec("clric").version == CODECS["clric"].version == clric_bytes.VERSION
+
+
+def test_a_codec_declaring_abilities_its_class_lacks_is_refused() -> None:
+    @dataclasses.dataclass(frozen=True)
+    class Params:
+        quality: float = 1.0
+
+    for cls, coding in ((BatchEncoder, "image"), (ShardModelCodec, "collection-model"), (ImageEncoder, "batch")):
+        info = CodecInfo(
+            "x-wrong", "", "latent", {"default": Params()}, (1.0,), "quality", "higher", cls, coding=coding
+        )
+        with pytest.raises(ValueError, match=f"declares coding '{coding}'"):
+            register_codec(info)
+    assert "x-wrong" not in CODECS

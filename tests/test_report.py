@@ -4,6 +4,7 @@ archive on S3 (moto) opened in headless Chromium."""
 from __future__ import annotations
 
 import io
+import json
 import math
 import os
 import re
@@ -28,11 +29,12 @@ from latentpress.infra.archive import ledger_archive as default_archive
 from latentpress.infra.ledger import append_rows, read_ledger
 from latentpress.pipeline.decode import decode_container
 from latentpress.report import write_report
-from latentpress.report.bdrate import BDRateError, bd_rate, bd_rate_or_reason
+from latentpress.report.bdrate import BDRateError, bd_rate, bd_rate_or_reason, shared_interval
 from latentpress.report.crops import detail_window, nearest_rows
 from latentpress.report.curves import bd_table, latest_ok_rows, rd_points, shared_images
 
 BIN = Path(sys.executable).parent / "latentpress"
+REPO = Path(__file__).resolve().parents[1]
 
 
 # --- BD-rate -------------------------------------------------------------------------
@@ -150,6 +152,43 @@ def test_points_use_shared_images_and_latest_rows() -> None:
         for codec, q, v in (("jpeg", 20, None), ("avif", 30, None), ("latent-q", 1, "taesd"))
     ]
     assert shared_images(latest_ok_rows(pd.DataFrame(rows + thumb))) == ["a", "b"]
+
+
+def _scipy_bd_rate(anchor: tuple, test: tuple) -> float:
+    """BD-rate by scipy's PCHIP (an outside implementation of the same definition)."""
+    from scipy.interpolate import PchipInterpolator
+
+    curves = []
+    for rate, quality in (anchor, test):
+        order = np.argsort(quality)
+        curves.append(PchipInterpolator(np.asarray(quality)[order], np.log(np.asarray(rate)[order])))
+    low = max(c.x[0] for c in curves)
+    high = min(c.x[-1] for c in curves)
+    means = [c.integrate(low, high) / (high - low) for c in curves]
+    return float(np.expm1(means[1] - means[0]) * 100)
+
+
+@pytest.mark.parametrize("metric", ["lpips", "dists", "psnr", "ms_ssim"])
+def test_bd_rate_agrees_with_scipy_pchip_on_real_curves(metric: str) -> None:
+    """Every curve of the glc benchmark's measured photos (AVIF, latent-q, CLRIC, glc;
+    per photo) against AVIF on the same photo: our BD-rate equals the one scipy's
+    PchipInterpolator integrates, to 1e-9 percent."""
+    rows = json.loads((REPO / "benchmarks" / "results" / "glc.json").read_text())["rows"]
+    compared = 0
+    for image in sorted({r["image"] for r in rows}):
+        curves: dict[tuple[str, str], tuple[list[float], list[float]]] = {}
+        for r in rows:
+            if r["image"] == image:
+                rate, quality = curves.setdefault((r["codec"], r["vae"]), ([], []))
+                rate.append(r["bpp"])
+                quality.append(r[metric])
+        anchor = curves.pop(("avif", ""))
+        for test in curves.values():
+            low, high = shared_interval(anchor[1], test[1])
+            if len(set(test[1])) == len(test[1]) and high > low:
+                assert bd_rate(*anchor, *test) == pytest.approx(_scipy_bd_rate(anchor, test), abs=1e-9)
+                compared += 1
+    assert compared >= 8  # curves that share a quality interval with AVIF (latent codecs rarely do in PSNR)
 
 
 def test_bd_table_against_anchor() -> None:

@@ -47,16 +47,26 @@ def test_an_unknown_metric_is_a_usage_error(photos: Path, tmp_path: Path, capsys
     assert exit_.value.code == 2 and "expected some of lpips, dists, psnr, ms_ssim" in capsys.readouterr().err
 
 
-def test_the_flow_process_needs_no_torch_to_orchestrate() -> None:
-    """Settings, the GPU count of a local cluster and the archive flow's imports leave
-    torch out (it would cost the flow process about 500 MiB)."""
-    code = (
-        "import sys\n"
-        "from latentpress.config import get_settings\n"
-        "from latentpress.flows import prefect_flows\n"
-        "from latentpress.infra.cluster import _cuda_devices\n"
-        "assert get_settings().models_dir is not None and _cuda_devices() >= 0\n"
-        "print('torch' in sys.modules)\n"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "False"
+FLOW_PROCESS = """
+import sys
+if __name__ == "__main__":
+    from latentpress.cli import main
+    from latentpress.infra.cluster import _cuda_devices
+    assert _cuda_devices() >= 0
+    code = main(sys.argv[1:])
+    print("exit", code, "torch", "torch" in sys.modules)
+"""
+
+
+@pytest.mark.e2e
+def test_the_flow_process_of_a_glc_run_on_a_dask_cluster_imports_no_torch(photos: Path, tmp_path: Path) -> None:
+    """The flow process orchestrates a collection-model codec (trained, coded, measured
+    on the workers) without torch, which would cost it about 500 MiB: which path a codec
+    takes is decided from the registry, never from its implementation."""
+    script = tmp_path / "flow.py"
+    script.write_text(FLOW_PROCESS)
+    args = ["archive", str(photos), str(tmp_path / "archive"), "--codec", "glc:tiny@2", "--workers", "1"]
+    done = subprocess.run([sys.executable, str(script), *args, "--train-steps", "5"], capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert done.stdout.strip().splitlines()[-1] == "exit 0 torch False", done.stdout + done.stderr
+    assert set(read_ledger(str(tmp_path / "archive" / "ledger"))["status"]) == {"ok"}

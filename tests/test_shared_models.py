@@ -44,7 +44,15 @@ class SharedMean(ShardModelCodec):
 def shared_mean_codec():
     info = register_codec(
         CodecInfo(
-            "test-shared-mean", "a test codec", "latent", {"default": Params()}, (1.0,), "quality", "higher", SharedMean
+            "test-shared-mean",
+            "a test codec",
+            "latent",
+            {"default": Params()},
+            (1.0,),
+            "quality",
+            "higher",
+            SharedMean,
+            coding="shard-model",
         )
     )
     yield lambda: SharedMean(info)
@@ -117,7 +125,15 @@ def test_an_image_the_codec_refuses_is_rejected_alone(latent_archive, tmp_path: 
     PickyMean.limit = sorted(sums.values())[-2]
     info = register_codec(
         CodecInfo(
-            "test-picky-mean", "a test codec", "latent", {"default": Params()}, (1.0,), "quality", "higher", PickyMean
+            "test-picky-mean",
+            "a test codec",
+            "latent",
+            {"default": Params()},
+            (1.0,),
+            "quality",
+            "higher",
+            PickyMean,
+            coding="shard-model",
         )
     )
     try:

@@ -16,10 +16,12 @@ size). How a codec encodes is one of its abilities, each a small abstract class:
   any image of it (photos added later too); its ``decode`` reads the model from
   ``context.shared_model``.
 
-A codec implements only what it can: the pipeline asks ``isinstance`` which ability
-a codec has, and no codec carries a method that only raises. What a codec is (name,
-domain, presets, quality knob) is its :class:`~latentpress.codecs.registry.CodecInfo`,
-registered without importing the implementation.
+A codec implements only what it can, and no codec carries a method that only raises.
+What a codec is (name, domain, presets, quality knob, and which of these abilities it
+has: ``coding`` and ``rate_control``) is its
+:class:`~latentpress.codecs.registry.CodecInfo`, registered without importing the
+implementation; the pipeline decides by it (``tests/test_registry.py`` checks that
+every implementation has the abilities its information declares).
 
 Parameters are a frozen dataclass per codec with a ``quality`` field (the codec's one
 continuous knob: a JPEG quality, a quantization step, a lambda) and a ``validate()``
@@ -31,7 +33,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -83,11 +85,14 @@ class SharedFit:
 class Codec(ABC):
     """What every codec is and does: its registered information, and decoding."""
 
-    version: ClassVar[int] = 1
-    """Version of the codec's bitstream, written into every container."""
-
     def __init__(self, info: CodecInfo) -> None:
         self.info = info
+
+    @property
+    def version(self) -> int:
+        """Version of the codec's bitstream, written into every container (its
+        registered ``CodecInfo.version``)."""
+        return self.info.version
 
     @property
     def name(self) -> str:

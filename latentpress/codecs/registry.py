@@ -15,7 +15,15 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from latentpress.codecs import base
 from latentpress.codecs.base import Codec, CodecError, Domain
+
+Coding = Literal["image", "batch", "shard-model", "collection-model"]
+"""How a codec encodes (its implementation's ability in ``codecs.base``): ``image``,
+one image at a time (``ImageEncoder``); ``batch``, several images at once too
+(``BatchEncoder``); ``shard-model``, one model fitted per shard, the payloads out of
+the fit (``ShardModelCodec``); ``collection-model``, each image against a model trained
+on the collection (``CollectionModelCodec``)."""
 
 
 @dataclass(frozen=True)
@@ -56,13 +64,28 @@ class CodecInfo:
     """Which way of the knob gives better images (and more bits)."""
     implementation: str | type[Codec]
     """``"module:Class"`` imported on first use, or the class itself."""
+    version: int = 1
+    """Format version of the codec's bytes, written into every container as its
+    ``codec_version``: bumped when the bytes a configuration writes, or what a preset
+    means, change (docs/versioning.md)."""
+    coding: Coding = "image"
+    """How it encodes; the pipeline chooses its path by this, never by importing the
+    implementation (which loads torch for most codecs)."""
     rate_control: bool = False
     """Whether ``NAME@bppX`` may ask for a size (the codec is ``RateControlled``)."""
     search: KnobRange | None = None
     """The knob values a per-image search for a quality floor tries (``NAME@lpips0.2``);
     None: the codec cannot be searched."""
-    collection_model: bool = False
-    """Whether it codes against a model trained on the collection (``CollectionModelCodec``)."""
+
+    @property
+    def collection_model(self) -> bool:
+        """Whether it codes against a model trained on the collection."""
+        return self.coding == "collection-model"
+
+    @property
+    def per_image(self) -> bool:
+        """Whether each image is encoded on its own request (else in a shard's fit)."""
+        return self.coding != "shard-model"
 
     def params(self, preset: str = "default", quality: float | None = None) -> Any:
         """Parameters of ``preset`` with the knob at ``quality`` (default: the preset's),
@@ -88,9 +111,30 @@ def register_codec(info: CodecInfo) -> CodecInfo:
         raise ValueError(f"codec name {info.name!r} is already registered")
     if "default" not in info.presets:
         raise ValueError(f"codec {info.name!r} has no 'default' preset")
+    if isinstance(info.implementation, type):
+        check_abilities(info, info.implementation)
     CODECS[info.name] = info
     _classes.pop(info.name, None)
     return info
+
+
+ABILITIES: dict[str, type[Codec]] = {
+    "image": base.ImageEncoder,
+    "batch": base.BatchEncoder,
+    "shard-model": base.ShardModelCodec,
+    "collection-model": base.CollectionModelCodec,
+}
+"""The implementation's ability class of each ``Coding``."""
+
+
+def check_abilities(info: CodecInfo, cls: type[Codec]) -> None:
+    """``ValueError`` unless ``cls`` has the abilities ``info`` declares, and no other way
+    of encoding."""
+    has = {coding for coding, ability in ABILITIES.items() if issubclass(cls, ability)}
+    expected = {"image", "batch"} if info.coding == "batch" else {info.coding}
+    if has != expected or info.rate_control != issubclass(cls, base.RateControlled):
+        raise ValueError(f"codec {info.name!r} declares coding {info.coding!r} (rate control {info.rate_control}), "
+                         f"but {cls.__name__} is {sorted(has)} (rate control {issubclass(cls, base.RateControlled)})")  # fmt: skip
 
 
 def codec_info(name: str) -> CodecInfo:
@@ -111,5 +155,6 @@ def get_codec(name: str) -> Codec:
         if isinstance(cls, str):
             module, _, attribute = cls.partition(":")
             cls = getattr(importlib.import_module(module), attribute)
+            check_abilities(info, cls)
         _classes[name] = cls
     return cls(info)

@@ -10,6 +10,9 @@ searched image by image.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -55,6 +58,15 @@ class CodecConfig:
         quality for a target: the knob is searched per image)."""
         info = codec_info(self.name)
         return info.params(self.preset) if self.target else info.params(self.preset, self.quality)
+
+    def fingerprint(self) -> str:
+        """16 hex digits of SHA-256 over what this configuration means today: the
+        codec's format version, the target and every field of the resolved parameters.
+        Two rows of one key with different fingerprints were made by different codecs
+        (a preset whose meaning changed), whatever their key says."""
+        meaning = {"codec": self.name, "version": codec_info(self.name).version, "target": self.target,
+                   "params": dataclasses.asdict(self.params())}  # fmt: skip
+        return hashlib.sha256(json.dumps(meaning, sort_keys=True).encode()).hexdigest()[:16]
 
     def to_dict(self) -> dict[str, Any]:
         """As stored in containers and manifests (a target only when set)."""

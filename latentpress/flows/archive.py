@@ -8,7 +8,7 @@ this run does not name, and missing from the ledger, are evaluated too.
 
 from __future__ import annotations
 
-from latentpress.codecs import CodecConfig, parse_specs
+from latentpress.codecs import CodecConfig, codec_info, parse_specs
 from latentpress.config import DEFAULT_BATCH_SIZE, DEFAULT_SHARD_SIZE, DEFAULT_VAE
 from latentpress.flows.common import Job, balanced_batch, finished, ids, job_errors, photo_batches, shard_batches, start
 from latentpress.flows.compress import compression_job, compression_jobs, is_latent, with_latents, with_models
@@ -23,8 +23,7 @@ from latentpress.infra.collection import Item
 from latentpress.infra.lease import leased
 from latentpress.pipeline import archive as stage
 from latentpress.pipeline.archive import BatchWork
-from latentpress.pipeline.compress import encodes_per_image
-from latentpress.pipeline.evaluate import Recorded, recorded, stored_ids, unevaluated, warm_up_in_background
+from latentpress.pipeline.evaluate import Recorded, recorded, unevaluated, warm_up_in_background
 from latentpress.pipeline.manifest import finish_compression
 from latentpress.pipeline.outcomes import Outcome
 
@@ -123,10 +122,10 @@ def not_recorded(
     todo = {}
     for config in configs:
         finished, refused = done.done_for(config.key), done.rejected_for(config.key)
-        stored = stored_ids(archive, config.key) if finished else set()
+        stored = ArchiveLayout(archive).stored_images(config.key) if finished else set()
         waiting = {i.image_id for i in items if i.image_id not in finished
                    or (i.image_id not in refused and i.image_id not in stored)}  # fmt: skip
-        if not encodes_per_image(config):
+        if not codec_info(config.name).per_image:
             open_shards = {i.shard for i in items if i.image_id in waiting}
             waiting = {i.image_id for i in items if i.shard in open_shards}
         todo[config] = [i for i in items if i.image_id in waiting]
@@ -156,10 +155,10 @@ def archive_jobs(
     """A ``fit_shard`` job per shard of each shard-model codec, and an ``archive_batch``
     job per batch of ``items`` covering every per-image configuration the batch's
     images need (each photo then measured once for all of them)."""
-    shard_configs = [c for c in configs if c in usable and not encodes_per_image(c)]
+    shard_configs = [c for c in configs if c in usable and not codec_info(c.name).per_image]
     jobs = [compression_job(config, shard, archive, latents_url, vae, done.rejected_for(config.key), models)
             for config, shard in compression_jobs(shard_configs, usable, size, threads)]  # fmt: skip
-    per_image = [c for c in configs if c in usable and encodes_per_image(c)]
+    per_image = [c for c in configs if c in usable and codec_info(c.name).per_image]
     for batch in photo_batches(items, [usable[c] for c in per_image], size, threads):
         batch_ids = set(ids(batch))
         work = [

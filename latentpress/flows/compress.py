@@ -17,7 +17,6 @@ from latentpress.pipeline import compress as stage
 from latentpress.pipeline.encode import LATENT, encode_latents
 from latentpress.pipeline.evaluate import recorded
 from latentpress.pipeline.manifest import finish_compression
-from latentpress.pipeline.models import uses_collection_model
 from latentpress.pipeline.outcomes import Outcome
 
 
@@ -80,7 +79,7 @@ def compression_job(
     ``rejected``: ids the ledger records as refused under ``config``; ``models``: the
     run's collection models."""
     params = {"items": items, "archive": archive, "latents_url": latents_url, "vae_name": vae, "config": config}
-    if stage.encodes_per_image(config):
+    if codec_info(config.name).per_image:
         extra = {"rejected": rejected, "model_url": models.get(model_key(config))}
         return Job(stage.compress_batch, params | extra, ids(items), config.key, gpu=is_latent(config))
     return Job(stage.fit_shard, params, ids(items), config.key, gpu=is_latent(config))
@@ -126,7 +125,9 @@ def with_latents(
 def with_models(usable: dict[CodecConfig, list[Item]], models: dict[ModelKey, str]) -> dict[CodecConfig, list[Item]]:
     """``usable`` without the configurations whose collection model could not be had
     (their images already ended in error)."""
-    return {c: items for c, items in usable.items() if not uses_collection_model(c) or model_key(c) in models}
+    return {
+        c: items for c, items in usable.items() if not codec_info(c.name).collection_model or model_key(c) in models
+    }
 
 
 def compression_jobs(
@@ -134,7 +135,7 @@ def compression_jobs(
 ) -> list[tuple[CodecConfig, list[Item]]]:
     """One job's work each: a batch of at most ``size`` images of one shard, or for a
     shard-model codec a whole shard; the last batches halved (``finer_tail``)."""
-    per_image = [c for c in configs if stage.encodes_per_image(c)]
+    per_image = [c for c in configs if codec_info(c.name).per_image]
     shards = [
         (c, shard)
         for c in configs

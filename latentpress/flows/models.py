@@ -4,11 +4,12 @@ the ``train`` command, which trains one model on a collection without an archive
 
 from __future__ import annotations
 
-from latentpress.codecs import CodecConfig, parse_specs
+from latentpress.codecs import CodecConfig, codec_info, parse_specs
 from latentpress.config import DEFAULT_VAE
 from latentpress.flows.common import Job, finished, ids, job_errors, start
 from latentpress.flows.executors import Executor, InProcess
 from latentpress.flows.results import RunResult
+from latentpress.infra.archive import model_id_of
 from latentpress.infra.collection import Item
 from latentpress.infra.models import model_id
 from latentpress.pipeline import models as stage
@@ -24,7 +25,7 @@ def key(config: CodecConfig) -> ModelKey:
 
 def model_ids(models: dict[ModelKey, str]) -> dict[str, str]:
     """``codec.preset`` -> model id, as the manifest records them."""
-    return {f"{codec}.{preset}": url.rsplit("/", 1)[-1].removesuffix(".lpm") for (codec, preset), url in models.items()}
+    return {f"{codec}.{preset}": model_id_of(url) for (codec, preset), url in models.items()}
 
 
 def collection_models(
@@ -44,7 +45,7 @@ def collection_models(
     trained on a sample of ``usable`` images (``sample`` of them, default the preset's;
     ``steps``: instead of the preset's). A model that cannot be had turns every image
     of its configurations into an ``error`` outcome (stage ``compress``)."""
-    wanted = {key(c): c for c in configs if stage.uses_collection_model(c)}
+    wanted = {key(c): c for c in configs if codec_info(c.name).collection_model}
     if model and len(wanted) != 1:
         raise ValueError(f"--model names one model, but {len(wanted)} codec(s) of this run use collection models")
     urls: dict[ModelKey, str] = {}
@@ -92,7 +93,7 @@ def train(
 
     executor = executor or InProcess()
     config = parse_specs([codec])[0]
-    if not stage.uses_collection_model(config):
+    if not codec_info(config.name).collection_model:
         raise ValueError(f"codec {config.name!r} does not train collection models")
     files = stage.sample_files(sorted(list_images(source)), sample or config.params().sample)
     params = {"files": files, "root": source, "vae_name": vae, "config": config, "out": model_url, "steps": steps}

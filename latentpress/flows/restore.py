@@ -10,8 +10,7 @@ from latentpress.flows.executors import Executor, InProcess
 from latentpress.flows.results import RunResult, new_run_id
 from latentpress.infra.archive import ArchiveLayout, read_manifest
 from latentpress.infra.collection import archived_items, collection_parts
-from latentpress.infra.ledger import read_ledger
-from latentpress.pipeline.evaluate import stored_ids
+from latentpress.infra.ledger import refusals
 from latentpress.pipeline.outcomes import Outcome
 from latentpress.pipeline.restore import keys_by_image, restore_batch, restore_plan, restore_targets, write_index
 
@@ -66,7 +65,7 @@ def restore(
                            for i in unselected])  # fmt: skip
     jobs = []
     for key, wanted in plan.items():
-        stored = stored_ids(archive, key)
+        stored = ArchiveLayout(archive).stored_images(key)
         result.add("restore", not_stored(archive, key, [i for i in wanted if i not in stored]))
         targets = everywhere or restore_targets(out, layout, key, {i: names[i] for i in wanted}, fmt)
         params = {"archive": archive, "config_key": key, "vae_name": vae or manifest["vae"], "fmt": fmt}
@@ -85,9 +84,7 @@ def not_stored(archive: str, key: str, image_ids: list[str]) -> list[Outcome]:
     codec's reason where the ledger has it, else ``error``."""
     if not image_ids:
         return []
-    ledger = read_ledger(ArchiveLayout(archive).ledger, columns=["image_id", "config_key", "status", "error"])
-    refused = ledger[(ledger["config_key"] == key) & ledger["status"].isin(("rejected", "failed"))]
-    reasons = dict(zip(refused["image_id"], refused["error"], strict=True))
+    reasons = refusals(ArchiveLayout(archive).ledger, key)
     return [
         Outcome(i, key, "rejected", f"not archived: {reasons[i]}")
         if i in reasons

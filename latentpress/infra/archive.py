@@ -35,6 +35,10 @@ MANIFEST_FORMAT = 2
 READ_FORMATS = (1, 2)
 IMAGE_ID = re.compile(r"^[0-9a-f]{16}\Z")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*")
+IMAGE_SUFFIX = ".lpc"
+"""Name ending of an image container (and of a photo's metadata container)."""
+MODEL_SUFFIX = ".lpm"
+"""Name ending of a model container (collection and shard models)."""
 CONFIG_KEY = re.compile(r"^[a-z0-9][a-z0-9_-]*\.[a-z0-9_-]+\.(?:q|bpp|lpips|dists|psnr|ms_ssim)[0-9eE.+-]+\Z")
 
 
@@ -60,24 +64,55 @@ class ArchiveLayout:
     def ledger(self) -> str:
         return storage.join(self.root, "ledger")
 
+    def images(self, config_key: str) -> str:
+        """The folder of ``config_key``'s image containers."""
+        return storage.join(self.root, "images", check_config_key(config_key))
+
     def image(self, config_key: str, image_id: str) -> str:
-        return storage.join(self.root, "images", check_config_key(config_key), f"{check_image_id(image_id)}.lpc")
+        return storage.join(self.images(config_key), f"{check_image_id(image_id)}{IMAGE_SUFFIX}")
+
+    @staticmethod
+    def image_path(config_key: str, image_id: str) -> str:
+        """An image container's path inside the archive (as fixity reports name it)."""
+        return f"images/{check_config_key(config_key)}/{check_image_id(image_id)}{IMAGE_SUFFIX}"
+
+    def stored_images(self, config_key: str) -> set[str]:
+        """Ids of the images with a container stored under ``config_key``."""
+        folder = self.images(config_key)
+        if not storage.exists(folder):
+            return set()
+        names = (url.rsplit("/", 1)[-1] for url in storage.list_files(folder, recursive=False))
+        return {name.removesuffix(IMAGE_SUFFIX) for name in names if name.endswith(IMAGE_SUFFIX)}
 
     def metadata(self, image_id: str) -> str:
-        return storage.join(self.root, "metadata", f"{check_image_id(image_id)}.lpc")
+        return storage.join(self.root, "metadata", f"{check_image_id(image_id)}{IMAGE_SUFFIX}")
 
     def stats(self, config_key: str, image_id: str) -> str:
-        return storage.join(self.root, "images", check_config_key(config_key), f"{check_image_id(image_id)}.json")
+        return storage.join(self.images(config_key), f"{check_image_id(image_id)}.json")
 
     def shared(self, config_key: str, model_id: str) -> str:
-        return storage.join(self.root, "shared", check_config_key(config_key), f"{check_image_id(model_id)}.lpm")
+        return storage.join(
+            self.root, "shared", check_config_key(config_key), f"{check_image_id(model_id)}{MODEL_SUFFIX}"
+        )
 
     def models(self, codec: str, preset: str, vae_id: str) -> str:
         """The folder of the collection models of a codec, preset and VAE."""
         return storage.join(self.root, "models", f"{check_name(codec)}.{check_name(preset)}", check_name(vae_id))
 
     def model(self, codec: str, preset: str, vae_id: str, model_id: str) -> str:
-        return storage.join(self.models(codec, preset, vae_id), f"{check_image_id(model_id)}.lpm")
+        return storage.join(self.models(codec, preset, vae_id), f"{check_image_id(model_id)}{MODEL_SUFFIX}")
+
+    def stored_models(self, codec: str, preset: str, vae_id: str) -> list[str]:
+        """URLs of the collection models stored for ``codec``, ``preset`` and ``vae_id``."""
+        folder = self.models(codec, preset, vae_id)
+        if not storage.exists(folder):
+            return []
+        return [url for url in storage.list_files(folder, recursive=False) if url.endswith(MODEL_SUFFIX)]
+
+
+def model_id_of(url: str) -> str:
+    """The model id a model container's URL names."""
+    return url.rsplit("/", 1)[-1].removesuffix(MODEL_SUFFIX)
 
 
 def ledger_archive(ledger_url: str) -> str | None:

@@ -26,6 +26,7 @@ import re
 from dataclasses import dataclass, field
 
 from latentpress.infra import storage
+from latentpress.infra.archive import IMAGE_SUFFIX, MODEL_SUFFIX
 from latentpress.infra.container import ContainerError, unpack
 
 FIXITY_NAME = "manifest-sha256.txt"
@@ -156,7 +157,7 @@ def check(archive: str) -> FixityReport:
         report.checked += 1
         if sha256(data) != recorded[path]:
             report.damaged.append((path, "SHA-256 differs from the record"))
-        elif path.endswith((".lpc", ".lpm")):
+        elif path.endswith((IMAGE_SUFFIX, MODEL_SUFFIX)):
             try:
                 unpack(data, path)
             except ContainerError as exc:

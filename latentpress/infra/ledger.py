@@ -30,7 +30,7 @@ from latentpress.infra.faults import retrying
 _NULLABLE = {
     "vae_id", "bytes", "bpp", "psnr", "ms_ssim", "lpips", "dists",
     "encode_seconds", "decode_seconds", "error", "shard",
-    "shared_model_id", "shared_model_bytes", "shared_images", "codec_library", "metrics",
+    "shared_model_id", "shared_model_bytes", "shared_images", "codec_library", "metrics", "params_fingerprint",
 }  # fmt: skip
 
 LEDGER_SCHEMA = pa.schema(
@@ -46,6 +46,7 @@ LEDGER_SCHEMA = pa.schema(
             ("quality", pa.float64()),
             ("config_key", pa.string()),
             ("params", pa.string()),
+            ("params_fingerprint", pa.string()),
             ("codec_library", pa.string()),
             ("vae_id", pa.string()),
             ("bytes", pa.int64()),
@@ -75,8 +76,11 @@ LEDGER_SCHEMA = pa.schema(
 FILE_SCHEMA = LEDGER_SCHEMA.remove(LEDGER_SCHEMA.get_field_index("codec"))
 """Columns inside each Parquet file."""
 
-STATUSES = ("ok", "rejected")
-"""Statuses a new row may have; ledgers written before 0.2 also hold ``failed`` rows."""
+OK, REJECTED = "ok", "rejected"
+STATUSES = (OK, REJECTED)
+"""Statuses a new row may have: a row records a finished image (``ok``, or ``rejected``:
+refused by its codec), so these are the statuses that count as done; ledgers written
+before 0.2 also hold ``failed`` rows, retried like images without a row."""
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 _PARTITIONING = ds.partitioning(pa.schema([("codec", pa.string())]), flavor="hive")
 
@@ -206,8 +210,15 @@ def _to_pandas(table: pa.Table) -> pd.DataFrame:
     return table.to_pandas(types_mapper=mapping.get)
 
 
-REFUSED = ("rejected", "failed")
+REFUSED = (REJECTED, "failed")
 """Statuses of rows whose image a codec refused (``failed``: ledgers before 0.2)."""
+
+
+def refusals(ledger_url: str, config_key: str) -> dict[str, str]:
+    """Image id -> the codec's reason, for every image ``config_key``'s codec refused."""
+    ledger = read_ledger(ledger_url, columns=["image_id", "config_key", "status", "error"])
+    refused = ledger[(ledger["config_key"] == config_key) & ledger["status"].isin(REFUSED)]
+    return dict(zip(refused["image_id"], refused["error"], strict=True))
 
 
 def with_rates(df: pd.DataFrame) -> pd.DataFrame:

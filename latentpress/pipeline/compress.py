@@ -19,21 +19,16 @@ from typing import Any
 import numpy as np
 
 from latentpress.codecs import (
-    BatchEncoder,
     Codec,
     CodecConfig,
     CodecError,
     CodecInput,
-    CollectionModelCodec,
     DecodeContext,
-    ImageEncoder,
-    RateControlled,
-    ShardModelCodec,
     get_codec,
 )
 from latentpress.config import get_settings
 from latentpress.infra import storage
-from latentpress.infra.archive import ArchiveLayout, content_id, pack_image, pack_model, unpack_image
+from latentpress.infra.archive import ArchiveLayout, content_id, model_id_of, pack_image, pack_model, unpack_image
 from latentpress.infra.collection import Item
 from latentpress.infra.container import ContainerError
 from latentpress.infra.images import decode_image
@@ -77,13 +72,13 @@ class Compressor:
         self.store = LatentStore(latents_url, self.vae_id) if latent else None
         self.model_url = model_url
         self.originals = originals or Originals()
-        if isinstance(self.codec, CollectionModelCodec) and model_url is None:
+        if self.codec.info.collection_model and model_url is None:
             raise ValueError(f"codec {config.name!r} encodes against a collection model: give its URL")
 
     @property
     def model_id(self) -> str | None:
         """Id of the collection model images are coded against (None if none)."""
-        return self.model_url.rsplit("/", 1)[-1].removesuffix(".lpm") if self.model_url else None
+        return model_id_of(self.model_url) if self.model_url else None
 
     def pack(self, item: Item, payload: bytes, shared_model: str | None = None) -> bytes:
         """The image container of ``payload``."""
@@ -106,7 +101,7 @@ class Compressor:
             return self.search_floor(codec_input, item)
         if not self.config.target_bpp:
             return self.encode_with(codec_input, self.params), self.params
-        if not isinstance(self.codec, RateControlled):
+        if not self.codec.info.rate_control:
             raise TypeError(f"codec {self.codec.name!r} has no rate control")
         overhead = len(self.pack(item, b""))
         return self.codec.encode_at_bpp(codec_input, self.params, self.config.quality, overhead)
@@ -114,7 +109,7 @@ class Compressor:
     def encode_with(self, codec_input: CodecInput, params: Any) -> bytes:
         """The payload of ``codec_input`` with ``params`` (against the collection model
         for a collection-model codec)."""
-        if isinstance(self.codec, CollectionModelCodec):
+        if self.codec.info.collection_model:
             return self.codec.encode(codec_input, params, self.model())
         return self.codec.encode(codec_input, params)
 
@@ -177,7 +172,7 @@ class Compressor:
 
         floor = self.config.floor
         if (floor is None or floor.metric not in TARGETS or codec_input.latent is None
-                or isinstance(self.codec, BatchEncoder)):  # fmt: skip
+                or self.codec.info.coding == "batch"):  # fmt: skip
             return None
         try:
             distance = shipped_latent_distance(self.vae_name)
@@ -288,7 +283,7 @@ def compress_batch(
             pending.append((item, *job.codec_input(item)))
         except Exception as exc:  # noqa: BLE001 - the input is missing or unreadable now
             outcomes.append(job.failed(item, exc, bad_input=False))
-    batch = isinstance(job.codec, BatchEncoder) and config.target is None
+    batch = job.codec.info.coding == "batch" and config.target is None
     together = _encode_together(job, pending) if batch else None
     outcomes += together if together is not None else [_encode_one(job, *entry) for entry in pending]
     return _in_order(items, outcomes)
@@ -311,7 +306,7 @@ def _in_order(items: list[Item], outcomes: list[Outcome]) -> list[Outcome]:
 def _encode_together(job: Compressor, pending: list[Pending]) -> list[Outcome] | None:
     """Outcomes of encoding ``pending`` in one call, or ``None`` if that failed (or there
     is at most one image): the caller then encodes them one by one."""
-    if len(pending) < 2 or not isinstance(job.codec, BatchEncoder):
+    if len(pending) < 2 or job.codec.info.coding != "batch":
         return None
     start = time.perf_counter()
     try:
@@ -336,7 +331,7 @@ def fit_shard(items: list[Item], archive: str, latents_url: str, vae_name: str, 
     refuses rejects the shard's images.
     """
     job = Compressor(archive, latents_url, vae_name, config)
-    if not isinstance(job.codec, ShardModelCodec):
+    if job.codec.info.coding != "shard-model":
         raise TypeError(f"codec {config.name!r} does not fit shard models")
     if all(job.done(item) for item in items):
         return [job.outcome(item, cached=True) for item in items]
@@ -375,8 +370,3 @@ def fit_shard(items: list[Item], archive: str, latents_url: str, vae_name: str, 
     storage.write_bytes_atomic(job.layout.shared(config.key, shared_id), model)
     written = [job.write(item, fitted.payloads[item.image_id], share, shared_id) for item in members]
     return _in_order(items, outcomes + written)
-
-
-def encodes_per_image(config: CodecConfig) -> bool:
-    """Whether ``config``'s codec encodes image by image (else it fits shard models)."""
-    return isinstance(get_codec(config.name), (ImageEncoder, CollectionModelCodec))

@@ -6,7 +6,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from latentpress.codecs import Codec, CodecConfig, CodecError, CollectionModelCodec, DecodeContext, get_codec
+from latentpress.codecs import CodecConfig, CodecError, DecodeContext, codec_info, get_codec
 from latentpress.infra import storage
 from latentpress.infra.archive import ArchiveLayout, unpack_image, unpack_model
 from latentpress.infra.container import Container, ContainerError
@@ -27,14 +27,14 @@ def shared_model(url: str) -> tuple[bytes, int, int]:
     return container.sections["model"], len(data), images
 
 
-def shared_model_url(container: Container, config: dict, archive: str, codec: Codec | None = None) -> str | None:
+def shared_model_url(container: Container, config: dict, archive: str) -> str | None:
     """Where the model an image container names is stored (None if it names none): a
     collection model by codec, preset and VAE, a shard model by configuration."""
     if "shared" not in container.sections:
         return None
     model = container.sections["shared"].decode("ascii")
     settings = CodecConfig.from_dict(config)
-    if isinstance(codec or get_codec(container.codec), CollectionModelCodec):
+    if codec_info(container.codec).collection_model:
         return ArchiveLayout(archive).model(settings.name, settings.preset, container.vae_id, model)
     return ArchiveLayout(archive).shared(settings.key, model)
 
@@ -75,7 +75,7 @@ def decode_container(data: bytes, vae_name: str, archive: str, source: str = "",
             f"{source}: made by {container.codec} version {container.codec_version}, "
             f"this latentpress decodes version {codec.version}"
         )
-    model_url = shared_model_url(container, config, archive, codec)
+    model_url = shared_model_url(container, config, archive)
     try:
         model = shared_model(model_url)[0] if model_url else None
     except FileNotFoundError:

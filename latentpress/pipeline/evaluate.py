@@ -24,14 +24,11 @@ from latentpress.infra import storage
 from latentpress.infra.archive import ArchiveLayout
 from latentpress.infra.collection import Item
 from latentpress.infra.container import Container
-from latentpress.infra.ledger import append_rows, read_ledger
+from latentpress.infra.ledger import STATUSES, append_rows, read_ledger
 from latentpress.pipeline.decode import decode_container, shared_model, shared_model_url
 from latentpress.pipeline.originals import Decoded, Originals
 from latentpress.pipeline.outcomes import Outcome, failure, unless_transient
 from latentpress.pipeline.rows import base_row
-
-DONE = ("ok", "rejected")
-"""Ledger statuses that count as done (rows of other statuses are retried)."""
 
 
 @dataclass(frozen=True)
@@ -53,7 +50,7 @@ class Recorded:
 def recorded(ledger_url: str) -> Recorded:
     """What the ledger at ``ledger_url`` holds as done."""
     ledger = read_ledger(ledger_url, columns=["image_id", "config_key", "status", "timestamp"])
-    finished = ledger[ledger["status"].isin(DONE)]
+    finished = ledger[ledger["status"].isin(STATUSES)]
     latest = finished.sort_values("timestamp").drop_duplicates(["image_id", "config_key"], keep="last")
     refused = latest[latest["status"] == "rejected"]
     return Recorded(
@@ -62,22 +59,13 @@ def recorded(ledger_url: str) -> Recorded:
     )
 
 
-def stored_ids(archive: str, config_key: str) -> set[str]:
-    """Ids of the images with a container stored under ``config_key``."""
-    folder = storage.join(archive, "images", config_key)
-    if not storage.exists(folder):
-        return set()
-    names = (url.rsplit("/", 1)[-1] for url in storage.list_files(folder, recursive=False))
-    return {name[: -len(".lpc")] for name in names if name.endswith(".lpc")}
-
-
 def unevaluated(
     archive: str, items: list[Item], configs: list[CodecConfig], done: Recorded
 ) -> dict[CodecConfig, list[Item]]:
     """For each of ``configs``, the ``items`` with a stored container and no finished row."""
     todo = {}
     for config in configs:
-        stored, finished = stored_ids(archive, config.key), done.done_for(config.key)
+        stored, finished = ArchiveLayout(archive).stored_images(config.key), done.done_for(config.key)
         todo[config] = [i for i in items if i.image_id in stored and i.image_id not in finished]
     return todo
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from latentpress import __version__
-from latentpress.codecs import CodecConfig, get_codec
+from latentpress.codecs import CodecConfig, codec_info
 from latentpress.infra.archive import read_manifest, write_manifest
 from latentpress.infra.collection import Item
 from latentpress.infra.ledger import append_rows
@@ -22,7 +22,7 @@ def build_manifest(archive: str, configs: list[CodecConfig], vae: str, models: d
     previous = read_manifest(archive, missing_ok=True)
     known = {c["key"]: c for c in previous.get("configs", [])}
     for config in configs:
-        known[config.key] = {"key": config.key, **config.to_dict(), "codec_version": get_codec(config.name).version}
+        known[config.key] = {"key": config.key, **config.to_dict(), "codec_version": codec_info(config.name).version}
     return {
         "code_version": __version__,
         "updated": datetime.now(UTC).isoformat(),

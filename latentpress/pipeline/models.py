@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from latentpress.codecs import CodecConfig, CodecInput, CollectionModelCodec, get_codec
 from latentpress.infra import storage
-from latentpress.infra.archive import ArchiveLayout, content_id, pack_model, unpack_model
+from latentpress.infra.archive import MODEL_SUFFIX, ArchiveLayout, content_id, model_id_of, pack_model, unpack_model
 from latentpress.infra.collection import Item
 from latentpress.infra.container import ContainerError
 from latentpress.infra.latent_store import LatentStore
@@ -35,11 +35,6 @@ class TrainedModel:
     """Training time (0 for a model found or imported)."""
 
 
-def uses_collection_model(config: CodecConfig) -> bool:
-    """Whether ``config``'s codec encodes against a collection model."""
-    return isinstance(get_codec(config.name), CollectionModelCodec)
-
-
 def sample(items: list[Item], size: int) -> list[Item]:
     """A deterministic sample of ``size`` items (all if fewer): the first by content id,
     which orders images at random but always the same way."""
@@ -48,16 +43,15 @@ def sample(items: list[Item], size: int) -> list[Item]:
 
 def archived_model(archive: str, config: CodecConfig, vae_id: str) -> TrainedModel | None:
     """The archive's collection model for ``config``'s codec and preset, if it has one."""
-    folder = ArchiveLayout(archive).models(config.name, config.preset, vae_id)
-    if not storage.exists(folder):
-        return None
-    urls = [url for url in storage.list_files(folder, recursive=False) if url.endswith(".lpm")]
+    layout = ArchiveLayout(archive)
+    urls = layout.stored_models(config.name, config.preset, vae_id)
     if len(urls) > 1:
+        folder = layout.models(config.name, config.preset, vae_id)
         raise ValueError(f"{folder} holds {len(urls)} models; keep the one its images use")
     if not urls:
         return None
     _, settings = read_model(urls[0], config, vae_id)
-    return TrainedModel(urls[0], urls[0].rsplit("/", 1)[-1].removesuffix(".lpm"), int(settings["images"]), 0.0)
+    return TrainedModel(urls[0], model_id_of(urls[0]), int(settings["images"]), 0.0)
 
 
 def read_model(url: str, config: CodecConfig, vae_id: str) -> tuple[bytes, dict]:
@@ -138,7 +132,7 @@ def store_model(trained: tuple[bytes, float], config: CodecConfig, vae_id: str, 
         config={"codec": config.name, "preset": config.preset, "images": images, "train_seconds": round(seconds, 3)},
     )  # fmt: skip
     new_id = content_id(data)
-    url = out if out.endswith(".lpm") else ArchiveLayout(out).model(config.name, config.preset, vae_id, new_id)
+    url = out if out.endswith(MODEL_SUFFIX) else ArchiveLayout(out).model(config.name, config.preset, vae_id, new_id)
     storage.write_bytes_atomic(url, data)
     return TrainedModel(url, new_id, images, seconds)
 

@@ -24,6 +24,7 @@ def base_row(item: Item, config: CodecConfig, run_id: str) -> dict:
         "quality": config.quality,
         "config_key": config.key,
         "params": json.dumps(config.to_dict(), sort_keys=True),
+        "params_fingerprint": config.fingerprint(),
         "codec_library": get_codec(config.name).library(),
         "vae_id": None,
         "bytes": None,

@@ -73,7 +73,7 @@ def verify(
     layout = ArchiveLayout(archive)
     for key, image_ids in restore_plan(archive, manifest, configs, list(sizes)).items():
         for image_id in image_ids:
-            path = f"images/{key}/{image_id}.lpc"
+            path = layout.image_path(key, image_id)
             url = layout.image(key, image_id)
             if path in damaged or not storage.exists(url):
                 continue  # already reported, or never stored (a refused or failed image)

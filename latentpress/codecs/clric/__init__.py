@@ -20,6 +20,7 @@ INFO = register_codec(
         knob="lambda",
         better="lower",
         implementation="latentpress.codecs.clric.codec:Clric",
+        coding="batch",
         rate_control=True,
         search=KnobRange(0.01, 10.0, integer=False, steps=17),
     )

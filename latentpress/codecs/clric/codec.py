@@ -27,8 +27,6 @@ _MAX_SIDE = (1 << 16) - 1
 class Clric(BatchEncoder, RateControlled):
     """CLRIC (Ameen, Richter, Kaup): per-image overfitted latent function."""
 
-    version = bitstream.VERSION
-
     def encode(self, item: CodecInput, params: ClricParams) -> bytes:
         return self.encode_many([item], params)[0]
 

@@ -22,7 +22,7 @@ INFO = register_codec(
         knob="quality",
         better="higher",
         implementation="latentpress.codecs.glc.codec:Glc",
-        collection_model=True,
+        coding="collection-model",
         search=KnobRange(1.0, 4.0, integer=False, steps=13),
     )
 )

@@ -31,8 +31,6 @@ from latentpress.config import get_settings
 class Glc(CollectionModelCodec):
     """GLC (generative latent coding) with the TAESD family's latents."""
 
-    version = bitstream.PAYLOAD_VERSION
-
     def train(
         self,
         items: list[CodecInput],

@@ -27,6 +27,7 @@ INFO = register_codec(
         knob="hidden",
         better="higher",
         implementation="latentpress.codecs.laduree.codec:Laduree",
+        coding="shard-model",
     )
 )
 

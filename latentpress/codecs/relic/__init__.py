@@ -23,7 +23,7 @@ INFO = register_codec(
         knob="quality",
         better="higher",
         implementation="latentpress.codecs.relic.codec:Relic",
-        collection_model=True,
+        coding="collection-model",
         search=KnobRange(1.0, 4.0, integer=False, steps=13),
     )
 )

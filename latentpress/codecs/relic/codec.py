@@ -42,8 +42,6 @@ DENOISE_MARGIN = 16
 class Relic(CollectionModelCodec):
     """Relic et al.'s latent codec with a denoiser trained on the collection."""
 
-    version = bitstream.PAYLOAD_VERSION
-
     def train(
         self,
         items: list[CodecInput],
