@@ -1,14 +1,14 @@
 """GLC against AVIF, latent-q and CLRIC on photos it was not trained on.
 
     python benchmarks/glc.py [--vae taesd --vae taesd3] [--preset default] [--steps N] [--set FIELD=VALUE]
-                             [--no-mate-nature]
+                             [--mate-nature]
 
 Training set: the colour photos scikit-image ships (astronaut, coffee, chelsea,
 rocket, hubble_deep_field, immunohistochemistry, retina, both motorcycle views) and
-its greyscale ones as RGB (camera, moon, brick, grass, gravel, coins, clock), and the
-twelve mate-nature photos of ``../shared/data`` (1.3-4.9 MP; left out with
-``--no-mate-nature``, the training set before 2026-12-06), each scaled to at most 768
-pixels on its longer side, plus four 256x256 crops of each of kodim01 and kodim02. Evaluation set: kodim03 to kodim06 at full size, never seen in
+its greyscale ones as RGB (camera, moon, brick, grass, gravel, coins, clock), with
+``--mate-nature`` also the twelve mate-nature photos of ``../shared/data`` (1.3-4.9
+MP; measured worse, docs/glc.md), each scaled to at most 768 pixels on its longer
+side, plus four 256x256 crops of each of kodim01 and kodim02. Evaluation set: kodim03 to kodim06 at full size, never seen in
 training. For each VAE a ``glc`` model is trained (``--preset``, ``--steps``) on the
 training set's latents, then every evaluation photo is coded at qualities 1 to 4 in
 half steps, decoded from the bytes and measured (LPIPS, DISTS, PSNR, MS-SSIM);
@@ -82,12 +82,7 @@ def main() -> int:
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
     parser.add_argument("--plots", default=str(REPO / "docs"))
     parser.add_argument("--threads", type=int, help="torch threads per VAE (default: the cores shared among the VAEs)")
-    parser.add_argument(
-        "--mate-nature",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="train on the mate-nature photos too (default: yes)",
-    )
+    parser.add_argument("--mate-nature", action="store_true", help="train on the mate-nature photos too")
     parser.add_argument("--save-models", help="folder to write each trained model to (MODEL-VAE.bin)")
     args = parser.parse_args()
     training, evaluation = training_photos(args.mate_nature), evaluation_photos()
@@ -135,17 +130,18 @@ def main() -> int:
     return 0
 
 
-def overrides(assignments: list[str]) -> dict:
-    """``FIELD=VALUE`` strings as GlcParams fields of their own types."""
-    from latentpress.codecs.glc.params import GlcParams
-
-    types = {f.name: f.type for f in fields(GlcParams)}
+def overrides(assignments: list[str], codec: str = "glc") -> dict:
+    """``FIELD=VALUE`` strings as fields of ``codec``'s parameter dataclass, of their own
+    types (numbers and flags)."""
+    params = type(get_codec(codec).params())
+    types = {f.name: f.type for f in fields(params)}
+    parsers = {"int": int, "float": float, "bool": lambda v: v.lower() in ("1", "true")}
     out = {}
     for assignment in assignments:
         name, _, value = assignment.partition("=")
-        if name not in types:
-            raise SystemExit(f"--set {assignment}: GlcParams has no field {name!r}")
-        out[name] = {"int": int, "float": float, "bool": lambda v: v.lower() in ("1", "true")}[types[name]](value)
+        if types.get(name) not in parsers:
+            raise SystemExit(f"--set {assignment}: {params.__name__} has no number or flag field {name!r}")
+        out[name] = parsers[types[name]](value)
     return out
 
 
@@ -175,7 +171,7 @@ def evaluation_photos() -> dict[str, np.ndarray]:
     return {name: np.asarray(Image.open(KODAK / f"{name}.png").convert("RGB")) for name in EVALUATION}
 
 
-def training_photos(mate_nature: bool = True) -> dict[str, np.ndarray]:
+def training_photos(mate_nature: bool = False) -> dict[str, np.ndarray]:
     """The training set (see the module docstring), as RGB arrays."""
     import skimage.data
 

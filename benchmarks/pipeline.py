@@ -188,7 +188,7 @@ FLOW_IO = {
 """The reads and writes the flows do themselves (listing, collection, manifest, ledger)."""
 
 STEPS = {
-    "latentpress.pipeline.archive": ("archive_batch",),  # first: it keeps the unwrapped steps it calls
+    "latentpress.pipeline.archive_batch": ("archive_batch",),  # first: it keeps the unwrapped steps it calls
     "latentpress.pipeline.ingest": ("inspect_files",),
     "latentpress.pipeline.encode": ("encode_latents",),
     "latentpress.pipeline.compress": ("compress_batch", "fit_shard"),

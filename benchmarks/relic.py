@@ -31,6 +31,7 @@ import os
 import platform
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime
 from multiprocessing import get_context
 from pathlib import Path
@@ -43,8 +44,9 @@ from glc import (  # noqa: E402
     evaluation_photos,
     latent_q_rows,
     measure,
+    overrides,
     summarize,
-    training_photos,  # fmt: skip
+    training_photos,
 )
 from mdtable import table  # noqa: E402
 
@@ -69,15 +71,24 @@ def main() -> int:
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
     parser.add_argument("--plots", default=str(REPO / "docs"))
     parser.add_argument("--save-models", help="folder to write each trained model to (relic-VAE.bin)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a field of the preset's RelicParams, e.g. latent_perceptual=1 (repeatable)",
+    )
     args = parser.parse_args()
+    changes = overrides(args.set, "relic")
     vaes = args.vae or ["taesd", "taesd3"]
     threads = args.threads or max(1, (os.cpu_count() or 1) // len(vaes))
     report: dict = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
-                    "machine": f"{platform.machine()}, {os.cpu_count()} cores", "preset": args.preset,
+                    "machine": f"{platform.machine()}, {os.cpu_count()} cores", "preset": args.preset, "overrides": changes,
                     "training_photos": sorted(training_photos()), "evaluation_photos": list(evaluation_photos()),
                     "rows": [], "sweep": [], "models": {}}  # fmt: skip
     with ProcessPoolExecutor(len(vaes), mp_context=get_context("spawn")) as pool:
-        parts = {name: pool.submit(vae_part, name, args.preset, args.steps, args.save_models, threads) for name in vaes}
+        parts = {name: pool.submit(vae_part, name, args.preset, args.steps, args.save_models, threads, changes)
+                 for name in vaes}  # fmt: skip
         for vae_name, part in parts.items():
             record, rows, sweep = part.result()
             report["models"][vae_name] = record
@@ -97,14 +108,14 @@ def main() -> int:
 
 
 def vae_part(
-    vae_name: str, preset: str, steps: int | None, save_models: str | None, threads: int
+    vae_name: str, preset: str, steps: int | None, save_models: str | None, threads: int, changes: dict
 ) -> tuple[dict, list[dict], list[dict]]:
     """One VAE's share, in its own process: train, then the three experiments."""
     import torch
 
     torch.set_num_threads(threads)
     vae = load_vae(vae_name)
-    model, record = train_model(vae, preset, steps)
+    model, record = train_model(vae, preset, steps, changes)
     if save_models:
         Path(save_models).mkdir(parents=True, exist_ok=True)
         (Path(save_models) / f"relic-{vae_name}.bin").write_bytes(model)
@@ -118,7 +129,7 @@ def vae_part(
     return record, rows, sweep
 
 
-def train_model(vae, preset: str, steps: int | None) -> tuple[bytes, dict]:
+def train_model(vae, preset: str, steps: int | None, changes: dict) -> tuple[bytes, dict]:
     codec = get_codec("relic")
     photos = training_photos()
     start = time.perf_counter()
@@ -130,8 +141,9 @@ def train_model(vae, preset: str, steps: int | None) -> tuple[bytes, dict]:
         print(f"{vae.vae_id} step {status.step}/{status.steps} {status.summary()}", flush=True)
 
     start = time.perf_counter()
-    model = codec.train(items, codec.params(preset), steps, progress)
-    training = codec.params(preset).training(steps)
+    params = replace(codec.params(preset), **changes)
+    model = codec.train(items, params, steps, progress)
+    training = params.training(steps)
     return model, {"bytes": len(model), "train_seconds": time.perf_counter() - start, "vae_encode_seconds": encoded,
                    "images": len(items), "denoiser_steps": training.denoiser_steps,
                    "coder_steps": training.coder_steps}  # fmt: skip
@@ -297,7 +309,8 @@ def markdown(report: dict) -> str:
         for vae, c in report["checks"].items() for v in c["sweep"]
     ]  # fmt: skip
     return (
-        f"# Relic benchmark ({report['date']}, {report['machine']}, preset {report['preset']})\n\n"
+        f"# Relic benchmark ({report['date']}, {report['machine']}, preset {report['preset']}"
+        f"{''.join(f', {k}={v}' for k, v in report.get('overrides', {}).items())})\n\n"
         f"Trained on {len(report['training_photos'])} photos (the GLC benchmark's); evaluated on "
         f"{', '.join(report['evaluation_photos'])} at full size. Rates are payload bpp; seconds exclude the VAE.\n\n"
         f"## Targets\n\n{table(checks)}\n\n## BD-rates (negative: fewer bits than the anchor)\n\n{table(bds)}\n\n"

@@ -243,7 +243,7 @@ def _metrics_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _metric_list(text: str) -> tuple[str, ...]:
-    from latentpress.targets import METRICS
+    from latentpress.quality_floors import METRICS
 
     names = tuple(dict.fromkeys(n.strip().replace("-", "_") for n in text.split(",") if n.strip()))
     unknown = [n for n in names if n not in METRICS]
@@ -253,7 +253,7 @@ def _metric_list(text: str) -> tuple[str, ...]:
 
 
 def _quality_target(text: str):
-    from latentpress.targets import parse_target
+    from latentpress.quality_floors import parse_target
 
     try:
         return parse_target(text)
@@ -429,7 +429,7 @@ def run_archive(args: argparse.Namespace) -> int:
     console.print(f"run {result.run_id}: {result.new_rows} new ledger row(s) in {time.perf_counter() - started:.1f} s "
                   f"({steps_line(result.seconds)})", highlight=False, soft_wrap=True)  # fmt: skip
     status = print_errors(result)
-    from latentpress.infra.archive import ArchiveLayout
+    from latentpress.infra.layout import ArchiveLayout
 
     if args.target_quality is not None:
         _select(args.archive, args.target_quality, args.ledger, [c.key for c in configs])
@@ -438,7 +438,7 @@ def run_archive(args: argparse.Namespace) -> int:
 
 
 def run_select(args: argparse.Namespace) -> int:
-    from latentpress.infra.archive import read_manifest
+    from latentpress.infra.layout import read_manifest
     from latentpress.preflight import check_archive, check_ledger
 
     check_archive(args.archive)
@@ -490,7 +490,7 @@ def _check_model_options(args: argparse.Namespace, configs: list) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     from latentpress.codecs import CODECS
-    from latentpress.flows.models import train
+    from latentpress.flows.collection_models import train
     from latentpress.infra.models import model_id
     from latentpress.preflight import check_models, check_source, check_target
     from latentpress.terminal import console
@@ -567,8 +567,8 @@ def run_compress(args: argparse.Namespace) -> int:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from latentpress.flows.evaluate import evaluate
-    from latentpress.infra.archive import ArchiveLayout, read_manifest
     from latentpress.infra.collection import archived_items
+    from latentpress.infra.layout import ArchiveLayout, read_manifest
     from latentpress.models.weights import METRIC_WEIGHTS
     from latentpress.preflight import check_archive, check_models
     from latentpress.terminal import console, print_errors, print_stages
@@ -588,8 +588,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 def run_restore(args: argparse.Namespace) -> int:
     from latentpress.flows.restore import restore
-    from latentpress.infra.archive import ArchiveLayout, read_manifest
     from latentpress.infra.collection import archived_items
+    from latentpress.infra.layout import ArchiveLayout, read_manifest
     from latentpress.pipeline.selection import read_selection
     from latentpress.preflight import check_archive, check_models, check_target
     from latentpress.terminal import console, print_errors, print_stages
@@ -623,7 +623,7 @@ def run_restore(args: argparse.Namespace) -> int:
 def run_verify(args: argparse.Namespace) -> int:
     from rich.markup import escape
 
-    from latentpress.infra.archive import read_manifest
+    from latentpress.infra.layout import read_manifest
     from latentpress.pipeline.verify import verify
     from latentpress.preflight import check_archive, check_models
     from latentpress.terminal import console, errors
@@ -770,7 +770,7 @@ def _summary(ledger_url: str, by: str = "quality", fmt: str = "table") -> int:
 
 def _selection_summary(ledger_url: str) -> None:
     """A line on the quality-floor selection of the archive whose ledger this is, if any."""
-    from latentpress.infra.archive import ArchiveLayout, ledger_archive
+    from latentpress.infra.layout import ArchiveLayout, ledger_archive
     from latentpress.pipeline.selection import read_selection
     from latentpress.terminal import console
 

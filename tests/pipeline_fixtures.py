@@ -122,7 +122,7 @@ def mixed_collection(tmp_path: Path) -> Path:
 def latent_archive(tmp_path: Path) -> tuple[str, list]:
     """An archive folder with the TAESD latents of three 64x64 real crops (no codec
     run yet), and their items (one shard)."""
-    from latentpress.infra.archive import ArchiveLayout
+    from latentpress.infra.layout import ArchiveLayout
     from latentpress.pipeline.encode import encode_latents
     from latentpress.pipeline.ingest import assign_shards, inspect_image, list_images
 

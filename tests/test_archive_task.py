@@ -11,11 +11,11 @@ import pytest
 from PIL import Image
 
 from latentpress.codecs import CodecConfig, parse_codec_spec
-from latentpress.infra.archive import ArchiveLayout
+from latentpress.infra.layout import ArchiveLayout
 from latentpress.infra.ledger import read_ledger
 from latentpress.models import feature_metrics
 from latentpress.models.metrics import compute_metrics
-from latentpress.pipeline.archive import BatchWork, archive_batch
+from latentpress.pipeline.archive_batch import BatchWork, archive_batch
 from latentpress.pipeline.decode import decode_container
 
 

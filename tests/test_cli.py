@@ -91,7 +91,7 @@ def test_killed_run_resumes_then_restore_and_ledger_tools(mixed_collection: Path
 @pytest.fixture
 def external_cluster(prefect_server: str) -> Iterator[str]:
     """A `dask scheduler` and one `dask worker` started as a user would, on 127.0.0.1."""
-    with dask_processes([["--preload", "latentpress.tasks.all"]], prefect_server) as address:
+    with dask_processes([["--preload", "latentpress.tasks.preload"]], prefect_server) as address:
         yield address
 
 
@@ -125,7 +125,7 @@ def test_worker_without_models_ends_in_error_and_the_rerun_completes(
     archive = tmp_path / "archive"
     args = ["archive", str(mixed_collection), str(archive), "--codec", "avif@30"]
     no_models = {"LATENTPRESS_MODELS": str(tmp_path / "empty")}
-    with dask_processes([["--preload", "latentpress.tasks.all"]], prefect_server, env=no_models) as address:
+    with dask_processes([["--preload", "latentpress.tasks.preload"]], prefect_server, env=no_models) as address:
         first = run(*args, "--dask-address", address, env={"PREFECT_API_URL": prefect_server})
     assert first.returncode == 1, first.stderr
     assert first.stderr.count("weights 'lpips/alex_v0.1_full.pth' not found") == 1  # one line per reason

@@ -26,7 +26,7 @@ from latentpress.codecs.clric.model import select
 from latentpress.codecs.clric.quantize import quantize
 from latentpress.codecs.clric.train import fit
 from latentpress.codecs.spec import with_target_bpp
-from latentpress.infra.archive import check_config_key, pack_image, unpack_image
+from latentpress.infra.layout import check_config_key, pack_image, unpack_image
 
 TINY = dataclasses.replace(
     PRESETS["fast"], quality=0.1, warmup=((2, 20),), iterations=250, rounding=25, learning_rate=0.03

@@ -12,7 +12,7 @@ from PIL import Image
 from latentpress.codecs import DecodeContext, get_codec
 from latentpress.codecs.clric import rate
 from latentpress.flows.prefect_flows import archive_flow, restore_flow
-from latentpress.infra.archive import read_manifest, unpack_image
+from latentpress.infra.layout import read_manifest, unpack_image
 from latentpress.infra.ledger import read_ledger
 from latentpress.pipeline.decode import decode_container
 

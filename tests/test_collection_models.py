@@ -15,7 +15,7 @@ from pipeline_fixtures import real_crops
 
 from latentpress.flows.archive import archive
 from latentpress.flows.restore import restore
-from latentpress.infra.archive import read_manifest, unpack_model
+from latentpress.infra.layout import read_manifest, unpack_model
 from latentpress.infra.ledger import read_ledger, summarize, with_rates
 
 BIN = Path(sys.executable).parent / "latentpress"

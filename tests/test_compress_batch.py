@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from latentpress.codecs import CODECS, BatchEncoder, CodecConfig, CodecError, CodecInfo, register_codec
-from latentpress.infra.archive import ArchiveLayout, unpack_image
 from latentpress.infra.latent_store import LatentStore
+from latentpress.infra.layout import ArchiveLayout, unpack_image
 from latentpress.pipeline.compress import compress_batch
 
 

@@ -10,7 +10,7 @@ from PIL import Image
 from pipeline_fixtures import real_crops
 
 from latentpress.codecs import CodecConfig
-from latentpress.infra.archive import ArchiveLayout
+from latentpress.infra.layout import ArchiveLayout
 from latentpress.infra.ledger import read_ledger
 from latentpress.models.metrics import MIN_SIZE
 from latentpress.pipeline.compress import compress_batch

@@ -26,7 +26,7 @@ from latentpress.codecs.glc.codec import load_model
 from latentpress.codecs.glc.model import GlcModel
 from latentpress.codecs.glc.train import channel_weights, distortion, lambdas
 from latentpress.codecs.hyperprior.prior import bound
-from latentpress.infra.archive import pack_image, unpack_image
+from latentpress.infra.layout import pack_image, unpack_image
 
 GOLDEN = Path(__file__).parent / "golden"
 GOLDEN_MODEL, GOLDEN_IMAGE = GOLDEN / "glc_model_v1.lpm", GOLDEN / "glc_v1.lpc"

@@ -17,9 +17,9 @@ from PIL import Image
 from latentpress.codecs import CodecError
 from latentpress.flows.archive import archive
 from latentpress.flows.restore import restore
-from latentpress.infra.archive import pack_image, read_manifest, unpack_image
 from latentpress.infra.container import ContainerError
 from latentpress.infra.images import MAX_PIXELS
+from latentpress.infra.layout import pack_image, read_manifest, unpack_image
 from latentpress.pipeline.decode import decode_container
 
 

@@ -29,7 +29,7 @@ from latentpress.codecs import (
 )
 from latentpress.codecs.laduree import codec as laduree
 from latentpress.codecs.laduree.bitstream import pack_model, unpack_model
-from latentpress.infra.archive import pack_image, unpack_image
+from latentpress.infra.layout import pack_image, unpack_image
 from latentpress.models.metrics import compute_metrics
 from latentpress.models.vae import load_vae
 

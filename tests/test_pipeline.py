@@ -11,9 +11,9 @@ from PIL import Image
 from latentpress.codecs import get_codec
 from latentpress.flows.prefect_flows import archive_flow, compress_flow, ingest_flow, restore_flow
 from latentpress.infra import storage
-from latentpress.infra.archive import ArchiveLayout, read_manifest, unpack_image
 from latentpress.infra.collection import read_collection
 from latentpress.infra.latent_store import LatentStore
+from latentpress.infra.layout import ArchiveLayout, read_manifest, unpack_image
 from latentpress.infra.ledger import read_ledger, with_rates
 from latentpress.pipeline.decode import decode_container
 

@@ -24,15 +24,15 @@ from latentpress.codecs import (
 )
 from latentpress.codecs.registry import KnobRange
 from latentpress.codecs.spec import key_floor, with_floor
-from latentpress.infra.archive import ArchiveLayout, check_config_key
 from latentpress.infra.latent_store import LatentStore
+from latentpress.infra.layout import ArchiveLayout, check_config_key
 from latentpress.infra.ledger import latest_rows, read_ledger
 from latentpress.infra.models import model_id
 from latentpress.models.metrics import compute_metrics, metric
 from latentpress.models.vae import load_vae
 from latentpress.pipeline.quality_search import search
 from latentpress.pipeline.selection import read_selection
-from latentpress.targets import parse_target
+from latentpress.quality_floors import parse_target
 
 FLOOR = 0.18
 

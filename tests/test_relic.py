@@ -9,6 +9,7 @@ Regenerate the golden files (after a deliberate format change) with
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import struct
@@ -24,7 +25,7 @@ from latentpress.codecs.relic import bitstream
 from latentpress.codecs.relic.codec import load_model
 from latentpress.codecs.relic.model import RelicModel
 from latentpress.codecs.relic.params import PRESETS
-from latentpress.infra.archive import pack_image, unpack_image
+from latentpress.infra.layout import pack_image, unpack_image
 
 GOLDEN = Path(__file__).parent / "golden"
 GOLDEN_MODEL, GOLDEN_IMAGE = GOLDEN / "relic_model_v1.lpm", GOLDEN / "relic_v1.lpc"
@@ -161,3 +162,21 @@ def test_large_latents_are_denoised_window_by_window(model: bytes, test_latent: 
             direct = loaded.model.denoiser(x[(..., *window.window())], t)
             assert torch.equal(tiled[(..., *window.core())], direct[(..., *window.core_in_window())])
     assert tiled.shape == whole.shape and not torch.equal(tiled, whole)
+
+
+def test_latent_perceptual_training_moves_the_codec_stage(model: bytes, latents: list[np.ndarray]) -> None:
+    """The latent perceptual distance between the denoised and the original crops
+    reaches the parameter network (same seed and crops: only that term differs)."""
+    codec = get_codec("relic")
+    items = [item(z, f"{i:016x}") for i, z in enumerate(latents)]
+    perceptual = codec.train(items, dataclasses.replace(codec.params("tiny"), latent_perceptual=1.0))
+    before, after = bitstream.unpack_model(model)[0], bitstream.unpack_model(perceptual)[0]
+    assert all(
+        torch.equal(a, b) for a, b in zip(before.denoiser.parameters(), after.denoiser.parameters(), strict=True)
+    )
+    assert not torch.equal(before.parameter_net.levels[0].weight, after.parameter_net.levels[0].weight)
+    foreign = [dataclasses.replace(i, vae_id="no-such-vae") for i in items]
+    with pytest.raises(CodecError, match="relic's latent perceptual training needs the VAE 'no-such-vae'"):
+        codec.train(foreign, dataclasses.replace(codec.params("tiny"), latent_perceptual=1.0))
+    with pytest.raises(CodecError, match="latent_perceptual"):
+        dataclasses.replace(codec.params("tiny"), latent_perceptual=-1.0).validate()

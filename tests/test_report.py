@@ -25,7 +25,7 @@ from pipeline_fixtures import write_good_images
 
 from latentpress.flows.prefect_flows import archive_flow
 from latentpress.infra import storage
-from latentpress.infra.archive import ledger_archive as default_archive
+from latentpress.infra.layout import ledger_archive as default_archive
 from latentpress.infra.ledger import append_rows, read_ledger
 from latentpress.pipeline.decode import decode_container
 from latentpress.report import write_report

@@ -23,7 +23,7 @@ from PIL import Image
 from latentpress.flows.archive import archive
 from latentpress.flows.results import RunResult
 from latentpress.infra import storage
-from latentpress.infra.archive import ArchiveLayout
+from latentpress.infra.layout import ArchiveLayout
 from latentpress.infra.ledger import read_ledger
 from latentpress.pipeline.verify import verify
 

@@ -12,12 +12,12 @@ from PIL import Image
 
 from latentpress.cli import main
 from latentpress.flows.restore import restore
-from latentpress.infra.archive import ArchiveLayout
+from latentpress.infra.layout import ArchiveLayout
 from latentpress.infra.ledger import latest_rows, read_ledger
 from latentpress.pipeline.decode import decode_container
 from latentpress.pipeline.selection import read_selection, select
 from latentpress.pipeline.verify import verify
-from latentpress.targets import parse_target
+from latentpress.quality_floors import parse_target
 
 
 def test_targets_parse_and_bad_ones_say_what_is_accepted() -> None:

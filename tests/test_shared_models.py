@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from latentpress.codecs import CODECS, CodecConfig, CodecInfo, ShardModelCodec, SharedFit, register_codec
-from latentpress.infra.archive import ArchiveLayout, unpack_image, unpack_model
 from latentpress.infra.latent_store import LatentStore
+from latentpress.infra.layout import ArchiveLayout, unpack_image, unpack_model
 from latentpress.infra.ledger import read_ledger, with_rates
 from latentpress.models.vae import load_vae
 from latentpress.pipeline.compress import fit_shard

@@ -21,9 +21,9 @@ from faultproxy import FaultProxy
 from PIL import Image
 
 from latentpress.infra import faults, storage
-from latentpress.infra.archive import read_manifest, unpack_image
 from latentpress.infra.collection import archived_items
 from latentpress.infra.faults import is_transient, retrying
+from latentpress.infra.layout import read_manifest, unpack_image
 from latentpress.infra.ledger import read_ledger
 
 BIN = Path(sys.executable).parent / "latentpress"

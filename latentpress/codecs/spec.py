@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from latentpress.codecs.registry import CODECS, codec_info
-from latentpress.targets import METRICS, QualityTarget, checked
+from latentpress.quality_floors import METRICS, QualityTarget, checked
 
 _SPEC = re.compile(r"^(?P<name>[a-z0-9][a-z0-9_-]*)(?::(?P<preset>[a-z0-9_-]+))?(?:@(?P<q>.+))?\Z")
 _POINT = re.compile(r"(?P<target>bpp|lpips|dists|psnr|ms_ssim)?(?P<value>[0-9.eE+-]+)\Z")

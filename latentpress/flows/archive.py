@@ -10,19 +10,19 @@ from __future__ import annotations
 
 from latentpress.codecs import CodecConfig, codec_info, parse_specs
 from latentpress.config import DEFAULT_BATCH_SIZE, DEFAULT_SHARD_SIZE, DEFAULT_VAE
+from latentpress.flows.collection_models import ModelKey, collection_models, model_ids
+from latentpress.flows.collection_models import key as model_key
 from latentpress.flows.common import Job, balanced_batch, finished, ids, job_errors, photo_batches, shard_batches, start
 from latentpress.flows.compress import compression_job, compression_jobs, is_latent, with_latents, with_models
 from latentpress.flows.evaluate import collect_evaluations, evaluation_job
 from latentpress.flows.executors import Executor, InProcess
 from latentpress.flows.ingest import ingest
-from latentpress.flows.models import ModelKey, collection_models, model_ids
-from latentpress.flows.models import key as model_key
 from latentpress.flows.results import RunResult, new_run_id
-from latentpress.infra.archive import ArchiveLayout, read_manifest
 from latentpress.infra.collection import Item
+from latentpress.infra.layout import ArchiveLayout, read_manifest
 from latentpress.infra.lease import leased
-from latentpress.pipeline import archive as stage
-from latentpress.pipeline.archive import BatchWork
+from latentpress.pipeline import archive_batch as stage
+from latentpress.pipeline.archive_batch import BatchWork
 from latentpress.pipeline.evaluate import Recorded, recorded, unevaluated, warm_up_in_background
 from latentpress.pipeline.manifest import finish_compression
 from latentpress.pipeline.outcomes import Outcome

@@ -4,8 +4,8 @@ own ledger, no other writing run) works on it meanwhile."""
 from __future__ import annotations
 
 from latentpress.infra import storage
-from latentpress.infra.archive import ledger_archive
 from latentpress.infra.compaction import Compaction, compact
+from latentpress.infra.layout import ledger_archive
 from latentpress.infra.lease import archive_lease, leased
 
 STANDALONE_LEASE = "_lease"

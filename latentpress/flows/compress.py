@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from latentpress.codecs import CodecConfig, codec_info, parse_specs
 from latentpress.config import DEFAULT_BATCH_SIZE, DEFAULT_VAE
+from latentpress.flows.collection_models import ModelKey, collection_models, model_ids
+from latentpress.flows.collection_models import key as model_key
 from latentpress.flows.common import Job, balanced_batch, finer_tail, finished, ids, job_errors, shard_batches, start
 from latentpress.flows.executors import Executor, InProcess
-from latentpress.flows.models import ModelKey, collection_models, model_ids
-from latentpress.flows.models import key as model_key
 from latentpress.flows.results import RunResult, new_run_id
-from latentpress.infra.archive import ArchiveLayout
 from latentpress.infra.collection import Item, archived_items
+from latentpress.infra.layout import ArchiveLayout
 from latentpress.infra.lease import leased
 from latentpress.pipeline import compress as stage
 from latentpress.pipeline.encode import LATENT, encode_latents

@@ -8,8 +8,8 @@ from latentpress.config import DEFAULT_BATCH_SIZE
 from latentpress.flows.common import Job, balanced_batch, finished, ids, job_errors, photo_batches, start
 from latentpress.flows.executors import Executor, InProcess
 from latentpress.flows.results import RunResult, new_run_id
-from latentpress.infra.archive import ArchiveLayout, read_manifest
 from latentpress.infra.collection import Item, archived_items
+from latentpress.infra.layout import ArchiveLayout, read_manifest
 from latentpress.infra.lease import leased
 from latentpress.pipeline.evaluate import evaluate_batch, evaluate_images, recorded, unevaluated
 

@@ -12,17 +12,17 @@ from prefect import flow
 
 from latentpress.config import DEFAULT_BATCH_SIZE, DEFAULT_SHARD_SIZE, DEFAULT_VAE
 from latentpress.flows import archive as archive_step
+from latentpress.flows import collection_models as models_step
 from latentpress.flows import compress as compress_step
 from latentpress.flows import evaluate as evaluate_step
 from latentpress.flows import ingest as ingest_step
-from latentpress.flows import models as models_step
 from latentpress.flows import restore as restore_step
 from latentpress.flows.executors import dask_executor
 from latentpress.flows.results import RunResult, new_run_id
 from latentpress.flows.run_log import concluded, run_logger
 from latentpress.infra.cluster import quiet_cluster_logs
 from latentpress.infra.collection import Item
-from latentpress.pipeline.models import TrainedModel
+from latentpress.pipeline.collection_models import TrainedModel
 
 
 @flow(name="archive")
@@ -156,7 +156,7 @@ def train_flow(
     dask_address: str | None = None,
     workers: int | None = None,
 ) -> TrainedModel:
-    """Train one collection model (see ``latentpress.flows.models.train``)."""
+    """Train one collection model (see ``latentpress.flows.collection_models.train``)."""
     quiet_cluster_logs()
     with dask_executor(dask_address, workers) as executor:
         return models_step.train(source, model_url, codec, vae, sample, steps, executor)

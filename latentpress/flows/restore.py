@@ -8,8 +8,8 @@ from latentpress.config import DEFAULT_BATCH_SIZE
 from latentpress.flows.common import Job, balanced_batch, chunks, finished, job_errors, start
 from latentpress.flows.executors import Executor, InProcess
 from latentpress.flows.results import RunResult, new_run_id
-from latentpress.infra.archive import ArchiveLayout, read_manifest
 from latentpress.infra.collection import archived_items, collection_parts
+from latentpress.infra.layout import ArchiveLayout, read_manifest
 from latentpress.infra.ledger import refusals
 from latentpress.pipeline.outcomes import Outcome
 from latentpress.pipeline.restore import keys_by_image, restore_batch, restore_plan, restore_targets, write_index

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pandas as pd
 
-from latentpress.infra.archive import ArchiveLayout
+from latentpress.infra.layout import ArchiveLayout
 from latentpress.infra.lease import leased
 from latentpress.infra.ledger import read_ledger
 from latentpress.pipeline.selection import select, write_selection
-from latentpress.targets import QualityTarget
+from latentpress.quality_floors import QualityTarget
 
 
 @leased("select")

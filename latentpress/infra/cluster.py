@@ -119,7 +119,7 @@ def dask_scheduler(address: str | None = None, workers: int | None = None) -> It
     (``LOCAL_SETTINGS``). Workers import the task modules
     (torch, diffusers, ...) while the cluster starts (Dask's ``preload``), not
     during the first task; for an external cluster, start workers with
-    ``dask worker ... --preload latentpress.tasks.all``.
+    ``dask worker ... --preload latentpress.tasks.preload``.
     """
     if address:
         yield address
@@ -139,7 +139,7 @@ def dask_scheduler(address: str | None = None, workers: int | None = None) -> It
     with (
         dask.config.set({"distributed.nanny.pre-spawn-environ": environ, **settings}),
         local_cluster(
-            workers or default_workers(), settings, logging.CRITICAL, preload=["latentpress.tasks.all"], **kwargs
+            workers or default_workers(), settings, logging.CRITICAL, preload=["latentpress.tasks.preload"], **kwargs
         ) as cluster,
     ):
         yield cluster.scheduler_address

@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from latentpress.infra import storage
-from latentpress.infra.archive import check_image_id
+from latentpress.infra.layout import check_image_id
 
 OK, REJECTED, ERROR, DUPLICATE, SKIPPED, REMOVED = "ok", "rejected", "error", "duplicate", "skipped", "removed"
 """``removed`` is a part's row for a source no longer listed: it leaves the collection."""

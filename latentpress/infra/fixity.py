@@ -26,8 +26,8 @@ import re
 from dataclasses import dataclass, field
 
 from latentpress.infra import storage
-from latentpress.infra.archive import IMAGE_SUFFIX, MODEL_SUFFIX
 from latentpress.infra.container import ContainerError, unpack
+from latentpress.infra.layout import IMAGE_SUFFIX, MODEL_SUFFIX
 
 FIXITY_NAME = "manifest-sha256.txt"
 PARTS_FOLDER = "fixity"

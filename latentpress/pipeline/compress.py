@@ -28,11 +28,11 @@ from latentpress.codecs import (
 )
 from latentpress.config import get_settings
 from latentpress.infra import storage
-from latentpress.infra.archive import ArchiveLayout, content_id, model_id_of, pack_image, pack_model, unpack_image
 from latentpress.infra.collection import Item
 from latentpress.infra.container import ContainerError
 from latentpress.infra.images import decode_image
 from latentpress.infra.latent_store import LatentStore
+from latentpress.infra.layout import ArchiveLayout, content_id, model_id_of, pack_image, pack_model, unpack_image
 from latentpress.infra.models import model_id
 from latentpress.pipeline.originals import Decoded, Originals
 from latentpress.pipeline.outcomes import Outcome, failure, unless_transient

@@ -8,9 +8,9 @@ import numpy as np
 
 from latentpress.codecs import CodecConfig, CodecError, DecodeContext, codec_info, get_codec
 from latentpress.infra import storage
-from latentpress.infra.archive import ArchiveLayout, unpack_image, unpack_model
 from latentpress.infra.container import Container, ContainerError
 from latentpress.infra.images import pixel_limit
+from latentpress.infra.layout import ArchiveLayout, unpack_image, unpack_model
 from latentpress.pipeline.outcomes import describe
 
 

@@ -21,9 +21,9 @@ import numpy as np
 
 from latentpress.codecs import CodecConfig
 from latentpress.infra import storage
-from latentpress.infra.archive import ArchiveLayout
 from latentpress.infra.collection import Item
 from latentpress.infra.container import Container
+from latentpress.infra.layout import ArchiveLayout
 from latentpress.infra.ledger import STATUSES, append_rows, read_ledger
 from latentpress.pipeline.decode import decode_container, shared_model, shared_model_url
 from latentpress.pipeline.originals import Decoded, Originals

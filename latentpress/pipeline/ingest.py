@@ -12,7 +12,6 @@ from collections import Counter
 from dataclasses import replace
 
 from latentpress.infra import storage
-from latentpress.infra.archive import ArchiveLayout
 from latentpress.infra.collection import (
     DUPLICATE,
     ERROR,
@@ -24,6 +23,7 @@ from latentpress.infra.collection import (
     source_id,
 )
 from latentpress.infra.images import ImageError, count_frames, read_image
+from latentpress.infra.layout import ArchiveLayout
 from latentpress.infra.listing import Listing, list_source
 from latentpress.infra.metadata import Metadata, pack_metadata
 from latentpress.pipeline.outcomes import describe, unless_transient

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 from latentpress import __version__
 from latentpress.codecs import CodecConfig, codec_info
-from latentpress.infra.archive import read_manifest, write_manifest
 from latentpress.infra.collection import Item
+from latentpress.infra.layout import read_manifest, write_manifest
 from latentpress.infra.ledger import append_rows
 from latentpress.infra.models import model_id
 from latentpress.pipeline.outcomes import Outcome

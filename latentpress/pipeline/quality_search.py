@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from latentpress.codecs.base import CodecError
-from latentpress.targets import QualityTarget
+from latentpress.quality_floors import QualityTarget
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from latentpress.config import RESTORE_LAYOUTS
 from latentpress.infra import storage
-from latentpress.infra.archive import ArchiveLayout, check_config_key, check_image_id
 from latentpress.infra.container import ContainerError
 from latentpress.infra.images import encode_image, output_format
+from latentpress.infra.layout import ArchiveLayout, check_config_key, check_image_id
 from latentpress.infra.metadata import Metadata, unpack_metadata
 from latentpress.pipeline.decode import decode_container
 from latentpress.pipeline.outcomes import Outcome, failure, unless_transient

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from itertools import chain, count
 
-from latentpress.infra.archive import check_image_id
+from latentpress.infra.layout import check_image_id
 
 MAX_PART_BYTES = 200
 """Longest folder or file name written, in bytes of UTF-8 (common filesystems allow 255)."""

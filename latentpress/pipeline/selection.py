@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from latentpress.infra import storage
 from latentpress.infra.ledger import latest_rows, stored_bytes, with_rates
-from latentpress.targets import QualityTarget, parse_target
+from latentpress.quality_floors import QualityTarget, parse_target
 
 _KEY = b"latentpress.target"
 

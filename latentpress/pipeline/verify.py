@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from latentpress.infra import storage
-from latentpress.infra.archive import ArchiveLayout, read_manifest
 from latentpress.infra.collection import archived_items
 from latentpress.infra.fixity import FixityReport, check
+from latentpress.infra.layout import ArchiveLayout, read_manifest
 from latentpress.pipeline.decode import decode_container
 from latentpress.pipeline.outcomes import describe, unless_transient
 from latentpress.pipeline.restore import restore_plan

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 import pandas as pd
 
 from latentpress import __version__
-from latentpress.infra.archive import ArchiveLayout
 from latentpress.infra.collection import OK, Item, read_collection
+from latentpress.infra.layout import ArchiveLayout
 from latentpress.infra.ledger import REFUSED, latest_rows, stored_bytes
 from latentpress.pipeline.selection import read_selection
 

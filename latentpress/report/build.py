@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from latentpress.infra import storage
-from latentpress.infra.archive import ledger_archive
+from latentpress.infra.layout import ledger_archive
 from latentpress.infra.ledger import REFUSED, latest_rows, read_ledger
 from latentpress.report.archivist import WORST_SHOWN, collection_items, failures, run_facts, storage_table, worst_images
 from latentpress.report.crops import CropSet, crop_sets

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from latentpress.infra import storage
-from latentpress.infra.archive import IMAGE_ID, ArchiveLayout, read_manifest
 from latentpress.infra.images import decode_image, encode_png
+from latentpress.infra.layout import IMAGE_ID, ArchiveLayout, read_manifest
 from latentpress.pipeline.decode import decode_container
 
 CROP_SIZE = 192

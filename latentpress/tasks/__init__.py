@@ -17,7 +17,8 @@ from typing import Any
 from prefect import Task, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from latentpress.pipeline import archive, compress, encode, evaluate, ingest, models, restore
+from latentpress.pipeline import archive_batch as archiving
+from latentpress.pipeline import collection_models, compress, encode, evaluate, ingest, restore
 
 STORAGE_RETRIES = {"retries": 2, "retry_delay_seconds": [2, 10]}
 
@@ -36,13 +37,13 @@ def _task(fn: Callable[..., Any], **retries: Any) -> Task:
 
 def outcome_line(value: Any) -> str:
     """What a pipeline function returned, in a line: its images by outcome."""
-    if isinstance(value, archive.ArchivedBatch):
+    if isinstance(value, archiving.ArchivedBatch):
         return (
             f"compress {_counted(value.compressed)}; evaluate {_counted(value.evaluated)}; {value.rows} ledger row(s)"
         )
     if isinstance(value, evaluate.Evaluation):
         return f"evaluate {_counted(value.outcomes)}; {value.rows} ledger row(s)"
-    if isinstance(value, models.TrainedModel):
+    if isinstance(value, collection_models.TrainedModel):
         return f"model {value.model_id} ({value.images} image(s), {value.seconds:.0f} s) at {value.url}"
     return _counted(value)
 
@@ -59,10 +60,10 @@ compress_batch = _task(compress.compress_batch)
 fit_shard = _task(compress.fit_shard, retries=1, retry_delay_seconds=[10])
 evaluate_batch = _task(evaluate.evaluate_batch)
 evaluate_images = _task(evaluate.evaluate_images)
-archive_batch = _task(archive.archive_batch)
+archive_batch = _task(archiving.archive_batch)
 restore_batch = _task(restore.restore_batch)
-train_model = _task(models.train_model, retries=1, retry_delay_seconds=[10])
-train_from_files = _task(models.train_from_files, retries=1, retry_delay_seconds=[10])
+train_model = _task(collection_models.train_model, retries=1, retry_delay_seconds=[10])
+train_from_files = _task(collection_models.train_from_files, retries=1, retry_delay_seconds=[10])
 
 TASKS: dict[Callable[..., Any], Task] = {
     t.fn.__wrapped__: t

@@ -27,7 +27,7 @@ import torch
 from latentpress.codecs.glc.model import GlcModel
 from latentpress.codecs.glc.params import ANCHORS, LAMBDAS, Architecture, Training
 from latentpress.codecs.hyperprior.exact import quantize_in_place
-from latentpress.codecs.hyperprior.training import Crops, cosine_learning_rate, latent_statistics
+from latentpress.codecs.hyperprior.training import Crops, cosine_learning_rate, latent_distance, latent_statistics
 
 
 @dataclass(frozen=True)
@@ -85,19 +85,6 @@ def lambdas(quality: torch.Tensor) -> torch.Tensor:
     return torch.lerp(logs[low], logs[low + 1], position - low).exp()
 
 
-def _latent_distance(vae_name: str, device: str):
-    """The latent perceptual distance of ``vae_name``, or ``CodecError`` saying why not."""
-    from latentpress.codecs.base import CodecError
-    from latentpress.models.latent_distance import LatentDistanceError, load_latent_distance
-
-    try:
-        return load_latent_distance(vae_name, device=device)
-    except (LatentDistanceError, OSError) as exc:
-        raise CodecError(
-            f"glc's latent perceptual training needs the VAE {vae_name!r} and its distance: {exc}"
-        ) from None
-
-
 def train(
     latents: list[np.ndarray],
     arch: Architecture,
@@ -110,7 +97,7 @@ def train(
 ) -> GlcModel:
     """A model trained on ``latents`` ((C, h, w) each) of the VAE ``vae_name``, its
     exact networks quantized."""
-    perceptual = _latent_distance(vae_name, device) if training.latent_perceptual else None
+    perceptual = latent_distance("glc", vae_name, device) if training.latent_perceptual else None
     torch.manual_seed(training.seed)
     model = GlcModel(arch).to(device).train()
     crops = Crops(latents, training.crop, training.seed)

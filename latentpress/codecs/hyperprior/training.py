@@ -1,5 +1,6 @@
 """What training a hyperprior codec's collection model needs besides its loss: latent
-statistics, random crops, and the learning-rate schedule."""
+statistics, random crops, the learning-rate schedule, and the latent perceptual
+distance a loss may add."""
 
 from __future__ import annotations
 
@@ -50,3 +51,17 @@ def _pad_to(latent: np.ndarray, size: int) -> np.ndarray:
     """``latent`` padded (edge values) to at least ``size`` on each side."""
     ph, pw = max(0, size - latent.shape[1]), max(0, size - latent.shape[2])
     return np.pad(latent, ((0, 0), (0, ph), (0, pw)), mode="edge") if ph or pw else latent
+
+
+def latent_distance(codec: str, vae_name: str, device: str) -> torch.nn.Module:
+    """The latent perceptual distance of ``vae_name`` (``models.latent_distance``), or
+    ``CodecError`` naming ``codec`` and saying why not."""
+    from latentpress.codecs.base import CodecError
+    from latentpress.models.latent_distance import LatentDistanceError, load_latent_distance
+
+    try:
+        return load_latent_distance(vae_name, device=device)
+    except (LatentDistanceError, OSError) as exc:
+        raise CodecError(
+            f"{codec}'s latent perceptual training needs the VAE {vae_name!r} and its distance: {exc}"
+        ) from None

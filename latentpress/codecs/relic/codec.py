@@ -53,7 +53,7 @@ class Relic(CollectionModelCodec):
         latents = training_latents(items, "relic")
         arch = params.architecture(latents[0].shape[0])
         training = params.training(steps)
-        model = train(latents, arch, training, get_settings().device, progress)
+        model = train(latents, arch, training, get_settings().device, progress, vae_name=items[0].vae_id or "")
         record = bitstream.ModelRecord(arch, items[0].vae_id or "", len(items),
                                        training.denoiser_steps + training.coder_steps)  # fmt: skip
         return bitstream.pack_model(model, record)

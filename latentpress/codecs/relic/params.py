@@ -66,6 +66,10 @@ class Training:
     rounding: float = 0.2
     """Share of the coder's last steps whose rate is that of rounded values (else noisy)."""
     seed: int = 0
+    latent_perceptual: float = 0.0
+    """Weight of the latent perceptual distance (``models.latent_distance``, calibrated
+    to LPIPS plus DISTS) between the denoised and the original crops, added to the
+    codec stage's distortion; 0: the latent's squared error alone."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,8 @@ class RelicParams:
     crop: int = 32
     sample: int = 256
     """Images of the collection a model is trained on (all when it has fewer)."""
+    latent_perceptual: float = 0.0
+    """Weight of the latent perceptual distance in the codec stage (``Training``)."""
 
     def architecture(self, latent_channels: int) -> Architecture:
         return Architecture(latent_channels, tuple(self.unet_channels), tuple(self.parameter_channels),
@@ -96,7 +102,7 @@ class RelicParams:
         if steps is not None:
             denoiser = max(1, round(steps * denoiser / (denoiser + coder)))
             coder = max(1, steps - denoiser)
-        return Training(denoiser, coder, self.batch_size, self.crop)
+        return Training(denoiser, coder, self.batch_size, self.crop, latent_perceptual=self.latent_perceptual)
 
     def validate(self) -> None:
         """Raise ``CodecError`` naming the first field out of range."""
@@ -110,6 +116,8 @@ class RelicParams:
             raise CodecError(str(exc)) from None
         if min(self.denoiser_steps, self.coder_steps, self.batch_size, self.sample) < 1:
             raise CodecError("relic needs denoiser_steps, coder_steps, batch_size and sample >= 1")
+        if not (math.isfinite(self.latent_perceptual) and self.latent_perceptual >= 0):
+            raise CodecError(f"relic latent_perceptual must be a finite weight >= 0, got {self.latent_perceptual}")
         if not 16 <= self.crop <= 256 or self.crop % 16:
             raise CodecError(f"relic crop must be a multiple of 16 in 16..256, got {self.crop}")
 

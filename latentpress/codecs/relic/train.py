@@ -9,8 +9,12 @@
    (:func:`.params.lambda_of`). The distortion is the squared error of the denoiser's
    one-step clean prediction at the predicted t, summed over the (unit-variance)
    channels: the supplement's single x0 step in place of the whole chain, so
-   gradients reach t through the continuous schedule. The rate is that of noisy
-   values, then of rounded ones for the last ``rounding`` share of steps.
+   gradients reach t through the continuous schedule. With
+   ``Training.latent_perceptual`` the distortion also counts the latent perceptual
+   distance between that prediction and the crop (both back in the VAE's scale):
+   what LPIPS and DISTS see, which the squared error, favouring a blurred mean and so
+   too large a t, does not. The rate is that of noisy values, then of rounded ones for
+   the last ``rounding`` share of steps.
 
 Adam with a cosine learning-rate decay in both; afterwards the exact networks'
 weights go onto their grids.
@@ -25,7 +29,7 @@ import numpy as np
 import torch
 
 from latentpress.codecs.hyperprior.exact import quantize_in_place
-from latentpress.codecs.hyperprior.training import Crops, cosine_learning_rate, latent_statistics
+from latentpress.codecs.hyperprior.training import Crops, cosine_learning_rate, latent_distance, latent_statistics
 from latentpress.codecs.relic import schedule
 from latentpress.codecs.relic.model import RelicModel
 from latentpress.codecs.relic.params import QUALITY_RANGE, Architecture, Training, lambda_of
@@ -60,8 +64,11 @@ def train(
     device: str = "cpu",
     progress: Callable[[TrainingStatus], None] | None = None,
     report_every: int = 50,
+    vae_name: str = "",
 ) -> RelicModel:
-    """A model trained on ``latents`` ((C, h, w) each), its exact networks quantized."""
+    """A model trained on ``latents`` ((C, h, w) each) of the VAE ``vae_name``, its
+    exact networks quantized."""
+    perceptual = latent_distance("relic", vae_name, device) if training.latent_perceptual else None
     torch.manual_seed(training.seed)
     model = RelicModel(arch)
     mean, std = latent_statistics(latents)
@@ -94,6 +101,7 @@ def train(
     coder = [p for name, p in model.named_parameters() if not name.startswith("denoiser.")]
     optimizer = torch.optim.Adam(coder, lr=training.learning_rate)
     pixels = 64 * training.crop * training.crop
+    scale, shift = model.latent_std[None, :, None, None], model.latent_mean[None, :, None, None]
     rounding_from = training.coder_steps - round(training.coder_steps * training.rounding)
     for step in range(training.coder_steps):
         cosine_learning_rate(optimizer, training.learning_rate, step, training.coder_steps)
@@ -103,7 +111,10 @@ def train(
         )
         x0, bits, t = model(y, quality, rounding=step >= rounding_from)
         bpp = bits / pixels
-        loss = (bpp + lambda_of(quality) * ((x0 - y) ** 2).mean((2, 3)).sum(1)).mean()
+        damage = ((x0 - y) ** 2).mean((2, 3)).sum(1)
+        if perceptual is not None:
+            damage = damage + training.latent_perceptual * perceptual(x0 * scale + shift, y * scale + shift, "both")
+        loss = (bpp + lambda_of(quality) * damage).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(coder, 5.0)

@@ -9,10 +9,10 @@ from latentpress.config import DEFAULT_VAE
 from latentpress.flows.common import Job, finished, ids, job_errors, start
 from latentpress.flows.executors import Executor, InProcess
 from latentpress.flows.results import RunResult
-from latentpress.infra.archive import model_id_of
 from latentpress.infra.collection import Item
+from latentpress.infra.layout import model_id_of
 from latentpress.infra.models import model_id
-from latentpress.pipeline import models as stage
+from latentpress.pipeline import collection_models as stage
 from latentpress.pipeline.outcomes import Outcome, describe
 
 ModelKey = tuple[str, str]

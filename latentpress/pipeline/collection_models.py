@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 from latentpress.codecs import CodecConfig, CodecInput, CollectionModelCodec, get_codec
 from latentpress.infra import storage
-from latentpress.infra.archive import MODEL_SUFFIX, ArchiveLayout, content_id, model_id_of, pack_model, unpack_model
 from latentpress.infra.collection import Item
 from latentpress.infra.container import ContainerError
 from latentpress.infra.latent_store import LatentStore
+from latentpress.infra.layout import MODEL_SUFFIX, ArchiveLayout, content_id, model_id_of, pack_model, unpack_model
 from latentpress.infra.models import model_id
 
 log = logging.getLogger("latentpress.train")
