@@ -121,7 +121,7 @@ def _put_through_black_hole(s3_root: str, data: bytes, read_timeout: float) -> B
     and never answers (None if it returned), or fail if it is still waiting after 30 s."""
     server = urlparse(os.environ["FSSPEC_S3_ENDPOINT_URL"])
     proxy = FaultProxy((server.hostname, server.port), [("blackhole", 60.0)]).start()
-    fs = fsspec.filesystem("s3", endpoint_url=proxy.url, skip_instance_cache=True,
+    fs = fsspec.filesystem("s3", **storage.options(s3_root), endpoint_url=proxy.url, skip_instance_cache=True,
                            config_kwargs={"connect_timeout": 1, "read_timeout": read_timeout,
                                           "retries": {"max_attempts": 1}})  # fmt: skip
     outcome: list[BaseException | None] = []
@@ -153,6 +153,18 @@ def test_a_put_body_nobody_reads_ends_at_its_deadline(s3_root: str, monkeypatch)
     error = _put_through_black_hole(s3_root, bytes(64 << 20), read_timeout=600)
     assert isinstance(error, TimeoutError), error
     assert is_transient(error)
+
+
+def test_s3_requests_are_configured_when_s3_is_first_used_not_on_import() -> None:
+    code = (
+        "from botocore import handlers\n"
+        "from latentpress.infra import storage\n"
+        "def expecting(): return any(s[1] is handlers.add_expect_header for s in handlers.BUILTIN_HANDLERS)\n"
+        "before = expecting(); storage.options('/tmp/local'); local = expecting()\n"
+        "storage.options('s3://bucket/archive'); print(before, local, expecting())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.split() == ["True", "True", "False"]
 
 
 def test_an_outage_of_a_minute_is_ridden_out(monkeypatch) -> None:

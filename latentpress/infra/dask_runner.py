@@ -1,4 +1,11 @@
-"""The Prefect task runner on Dask that the flows submit their tasks to."""
+"""The Prefect task runner on Dask that the flows submit their tasks to.
+
+The one place that touches prefect-dask's internals (``DaskTaskRunner._started`` and
+``_optimize_futures``, not part of its public API): ``pyproject.toml`` keeps
+prefect-dask below 0.4, and ``tests/test_cluster.py``
+(``test_task_runner_gives_random_keys_and_runs_every_submission``) runs this runner
+against the installed version, so an upgrade that moves them fails there first.
+"""
 
 from __future__ import annotations
 

@@ -11,14 +11,24 @@ PUTs are single objects of kilobytes to a few megabytes, so it buys nothing here
 :func:`drop_expect_continue` removes botocore's handler from the list every new
 botocore session registers, so every S3 client made afterwards in this process (ours,
 zarr's, pyarrow's through fsspec) sends PUTs whole and falls under the configured
-read timeout. ``latentpress.infra.storage`` calls it on import.
+read timeout. ``latentpress.infra.storage.options`` calls it before the first S3
+filesystem of a process is opened, never on import.
+
+Why a process-wide list and not each client's own setting: botocore has no
+configuration option for the header, and a session of our own handed to s3fs
+(``session=``) travels in the filesystem's options, which Dask and fsspec pickle, and a
+botocore session cannot be pickled.
 """
 
 from __future__ import annotations
 
+from functools import cache
 
+
+@cache
 def drop_expect_continue() -> None:
-    """Stop new botocore sessions from adding ``Expect: 100-continue`` to S3 requests."""
+    """Stop new botocore sessions from adding ``Expect: 100-continue`` to S3 requests
+    (once per process)."""
     try:
         from botocore import handlers
     except ImportError:  # no S3 support installed: nothing to change

@@ -9,6 +9,11 @@ the flow process, its Dask workers and other runs write to the same archive, and
 listing cached by one process hides what the others wrote since (s3fs answers
 ``FileNotFoundError`` for an object its cached listing of the folder lacks). Every
 listing and lookup asks the store.
+
+Every object store latentpress opens (its own reads and writes, the latent store's
+zarr, the ledger's pyarrow) takes its options from :func:`options`, which is also where
+S3 requests are configured, on the first ``s3://`` URL (:mod:`.s3_requests`), never
+on import.
 """
 
 from __future__ import annotations
@@ -24,8 +29,6 @@ from fsspec.implementations.local import LocalFileSystem
 from latentpress.infra.faults import retrying
 from latentpress.infra.s3_requests import drop_expect_continue
 
-drop_expect_continue()
-
 PUT_SECONDS = 60.0
 """Time allowed to a PUT of an empty object; larger ones get more (``PUT_BYTES_PER_SECOND``)."""
 PUT_BYTES_PER_SECOND = 1 << 20
@@ -36,9 +39,14 @@ REMOTE_OPTIONS = {"use_listings_cache": False}
 
 
 def options(url: str) -> dict[str, object]:
-    """The fsspec options latentpress opens ``url`` with (besides fsspec's configuration)."""
+    """The fsspec options latentpress opens ``url`` with (besides fsspec's configuration);
+    for S3, the requests are configured first (:func:`.s3_requests.drop_expect_continue`)."""
     protocol, _ = fsspec.core.split_protocol(url)
-    return {} if protocol in (None, "file", "local") else dict(REMOTE_OPTIONS)
+    if protocol in (None, "file", "local"):
+        return {}
+    if protocol in ("s3", "s3a"):
+        drop_expect_continue()
+    return dict(REMOTE_OPTIONS)
 
 
 def filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
