@@ -34,7 +34,7 @@ import os
 import platform
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import fields, replace
+from dataclasses import asdict, fields, replace
 from datetime import UTC, datetime
 from multiprocessing import get_context
 from pathlib import Path
@@ -217,9 +217,12 @@ def train_models(vae, photos: dict[str, np.ndarray], preset: str, steps: int | N
     latents = [vae.encode([p])[0] for p in photos.values()]
     encoded = time.perf_counter() - start
 
+    checks = []
+
     def progress(status) -> None:
-        print(f"{vae.vae_id} step {status.step}/{status.steps} loss {status.loss:.4f} bpp {status.bpp:.3f} "
-              f"mse {status.mse:.4f}", flush=True)  # fmt: skip
+        print(f"{vae.vae_id} step {status.step}/{status.steps} {status.summary()}", flush=True)
+        if status.check is not None:
+            checks.append(asdict(status.check))
 
     start = time.perf_counter()
     arch = params.architecture(latents[0].shape[0])
@@ -242,6 +245,7 @@ def train_models(vae, photos: dict[str, np.ndarray], preset: str, steps: int | N
         "bytes": len(perceptual), "train_seconds": rd_seconds + perceptual_seconds, "rd_seconds": rd_seconds,
         "perceptual_seconds": perceptual_seconds, "vae_encode_seconds": encoded, "images": len(latents),
         "steps": params.training(steps).steps, "perceptual_steps": params.perceptual_steps,
+        "held_aside_checks": checks,
     }  # fmt: skip
 
 

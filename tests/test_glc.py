@@ -183,8 +183,15 @@ def test_perceptual_stage_changes_the_synthesis_alone(
 def test_latent_perceptual_training_moves_the_model(model: bytes, latents: list[np.ndarray]) -> None:
     codec = get_codec("glc")
     items = [item(z, f"{i:016x}") for i, z in enumerate(latents)]
-    perceptual = codec.train(items, dataclasses.replace(codec.params("tiny"), latent_perceptual=1.0))
-    assert perceptual != model  # the distance's gradient reached the networks (same seed and crops)
+    statuses = []
+    perceptual = codec.train(items, dataclasses.replace(codec.params("tiny"), latent_perceptual=1.0),
+                             progress=statuses.append)  # fmt: skip
+    assert perceptual != model  # the distance's gradient reached the networks
+    # a photo held aside, its crops measured in pixels at the end of the rate-distortion stage
+    (check,) = [s.check for s in statuses if s.check is not None]
+    assert check.step == codec.params("tiny").steps and 0.05 < check.lpips < 2 and 0.05 < check.dists < 1
+    assert 0 < check.predicted < 10 and check.drift == pytest.approx(check.predicted - check.lpips - check.dists)
+    assert "held aside: LPIPS" in [s for s in statuses if s.check is not None][0].summary()
     assert bitstream.unpack_model(perceptual)[1].arch == bitstream.unpack_model(model)[1].arch
     foreign = [dataclasses.replace(i, vae_id="no-such-vae") for i in items]
     with pytest.raises(CodecError, match="latent perceptual training needs the VAE 'no-such-vae'"):

@@ -12,7 +12,12 @@ rate is that of values with uniform noise added, then, for the last ``rounding``
 share of steps, of the rounded values. Adam with a cosine learning-rate decay.
 With ``Training.latent_perceptual`` the distortion also counts the latent perceptual
 distance (``models.latent_distance``) between the decoded and the original crops,
-what LPIPS and DISTS would see of them at a tenth of the decoder's cost.
+what LPIPS and DISTS would see of them at a tenth of the decoder's cost; then a
+sixteenth of the photos (at least one, from four photos on) is held aside, and every
+``CHECK_EVERY`` steps and at the end four crops of them are coded, decoded through
+the VAE and measured in pixels beside the distance's prediction
+(``models.proxy_check``, reported in ``TrainingStatus.check``), so that a model
+learning to fool the proxy shows.
 Afterwards the exact networks' weights go onto their grids.
 """
 
@@ -28,6 +33,12 @@ from latentpress.codecs.glc.model import GlcModel
 from latentpress.codecs.glc.params import ANCHORS, LAMBDAS, Architecture, Training
 from latentpress.codecs.hyperprior.exact import quantize_in_place
 from latentpress.codecs.hyperprior.training import Crops, cosine_learning_rate, latent_distance, latent_statistics
+from latentpress.models.proxy_check import HeldAside, ProxyCheck
+
+CHECK_EVERY = 250
+"""Steps between two pixel checks of the held-aside crops (with the latent distance)."""
+HELD_QUALITIES = (1.0, 2.0, 3.0, 4.0)
+"""Quality of each held-aside crop at a check."""
 
 
 @dataclass(frozen=True)
@@ -53,12 +64,18 @@ class TrainingStatus:
     stage: str = "rate-distortion"
     lpips: float | None = None
     """LPIPS of the decoded crops (perceptual stage)."""
+    check: ProxyCheck | None = None
+    """The held-aside crops measured in pixels, at a check step."""
 
     def summary(self) -> str:
         """The figures of this step, for a progress line."""
         if self.lpips is not None:
             return f"{self.stage}, LPIPS {self.lpips:.4f}, latent MSE {self.mse:.4f}"
-        return f"loss {self.loss:.4f}, about {self.bpp:.3f} bpp, latent MSE {self.mse:.4f}"
+        line = f"loss {self.loss:.4f}, about {self.bpp:.3f} bpp, latent MSE {self.mse:.4f}"
+        if self.check is not None:
+            c = self.check
+            line += f"; held aside: LPIPS {c.lpips:.4f}, DISTS {c.dists:.4f}, predicted {c.predicted:.4f}"
+        return line
 
 
 def phases(training: Training) -> list[Phase]:
@@ -98,6 +115,11 @@ def train(
     """A model trained on ``latents`` ((C, h, w) each) of the VAE ``vae_name``, its
     exact networks quantized."""
     perceptual = latent_distance("glc", vae_name, device) if training.latent_perceptual else None
+    held = None
+    if perceptual is not None and len(latents) >= 4:
+        count = max(1, len(latents) // 16)
+        latents, aside = latents[:-count], latents[-count:]
+        held = HeldAside(Crops(aside, training.crop, training.seed + 1).batch(len(HELD_QUALITIES)), vae_name, device)
     torch.manual_seed(training.seed)
     model = GlcModel(arch).to(device).train()
     crops = Crops(latents, training.crop, training.seed)
@@ -121,8 +143,13 @@ def train(
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             optimizer.step()
             step += 1
-            if progress is not None and (step % report_every == 0 or step == training.steps):
+            check = None
+            if held is not None and (step % CHECK_EVERY == 0 or step == training.steps):
+                with torch.no_grad():
+                    decoded, _ = model(held.crops, torch.tensor(HELD_QUALITIES, device=device), True)
+                check = held.check(step, decoded, perceptual)
+            if progress is not None and (step % report_every == 0 or step == training.steps or check is not None):
                 progress(TrainingStatus(step, total_steps or training.steps, loss.item(), bpp.mean().item(),
-                                        ((x_hat - x) ** 2).mean().item()))  # fmt: skip
+                                        ((x_hat - x) ** 2).mean().item(), check=check))  # fmt: skip
     quantize_in_place(model)
     return model.cpu().eval().requires_grad_(False)
