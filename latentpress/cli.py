@@ -491,7 +491,7 @@ def _check_model_options(args: argparse.Namespace, configs: list) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from latentpress.codecs import CODECS
     from latentpress.flows.collection_models import train
-    from latentpress.infra.models import model_id
+    from latentpress.infra.model_files import model_id
     from latentpress.preflight import check_models, check_source, check_target
     from latentpress.terminal import console
 

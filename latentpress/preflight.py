@@ -141,7 +141,7 @@ def check_ledger(ledger: str) -> None:
 def check_models(vaes: list[str] = (), files: tuple[str, ...] = ()) -> None:
     """``UsageError`` unless every autoencoder of ``vaes`` (a name under the models
     folder, a folder or a hub id) and every weights file of ``files`` can be found."""
-    from latentpress.infra.models import ModelNotFoundError, resolve_file, resolve_model
+    from latentpress.infra.model_files import ModelNotFoundError, resolve_file, resolve_model
 
     folder = os.environ.get(MODELS_ENV)
     if folder and not os.path.isdir(os.path.expanduser(folder)):

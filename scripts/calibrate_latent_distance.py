@@ -42,7 +42,7 @@ from scipy.stats import pearsonr, spearmanr
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("LATENTPRESS_MODELS", str(REPO.parent / "shared" / "models"))
 
-from latentpress.infra.models import model_id  # noqa: E402
+from latentpress.infra.model_files import model_id  # noqa: E402
 from latentpress.models.latent_distance import TAPS, TARGETS, Calibration, LatentDistance, weights_file  # noqa: E402
 
 ALL_TAPS = (1, 4, 9)

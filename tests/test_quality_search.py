@@ -27,7 +27,7 @@ from latentpress.codecs.spec import key_floor, with_floor
 from latentpress.infra.latent_store import LatentStore
 from latentpress.infra.layout import ArchiveLayout, check_config_key
 from latentpress.infra.ledger import latest_rows, read_ledger
-from latentpress.infra.models import model_id
+from latentpress.infra.model_files import model_id
 from latentpress.models.metrics import compute_metrics, metric
 from latentpress.models.vae import load_vae
 from latentpress.pipeline.quality_search import search

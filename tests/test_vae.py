@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from latentpress.infra.models import model_id, resolve_model
+from latentpress.infra.model_files import model_id, resolve_model
 from latentpress.models.vae import LatentAutoencoder, load_vae
 
 

@@ -11,7 +11,7 @@ from latentpress.flows.executors import Executor, InProcess
 from latentpress.flows.results import RunResult
 from latentpress.infra.collection import Item
 from latentpress.infra.layout import model_id_of
-from latentpress.infra.models import model_id
+from latentpress.infra.model_files import model_id
 from latentpress.pipeline import collection_models as stage
 from latentpress.pipeline.outcomes import Outcome, describe
 

@@ -169,7 +169,7 @@ def load_latent_distance(
 ) -> LatentDistance:
     """The latent distance of the VAE ``vae_name`` with ``weights`` (a path or a name
     under the models folder; default: the package's file for that VAE)."""
-    from latentpress.infra.models import model_id, resolve_file
+    from latentpress.infra.model_files import model_id, resolve_file
     from latentpress.models.vae import load_vae
 
     vae = load_vae(vae_name, device)

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from latentpress.config import get_settings
-from latentpress.infra.models import resolve_file
+from latentpress.infra.model_files import resolve_file
 from latentpress.models.feature_metrics import dists_tiled, lpips_tiled
 from latentpress.models.weights import LPIPS_WEIGHTS, VGG16_WEIGHTS
 

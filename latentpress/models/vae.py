@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from latentpress.config import get_settings
-from latentpress.infra.models import model_id, resolve_model
+from latentpress.infra.model_files import model_id, resolve_model
 from latentpress.models.tiling import windows
 
 _CLASSES = ("AutoencoderTiny", "AutoencoderKL")

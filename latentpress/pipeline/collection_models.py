@@ -18,7 +18,7 @@ from latentpress.infra.collection import Item
 from latentpress.infra.container import ContainerError
 from latentpress.infra.latent_store import LatentStore
 from latentpress.infra.layout import MODEL_SUFFIX, ArchiveLayout, content_id, model_id_of, pack_model, unpack_model
-from latentpress.infra.models import model_id
+from latentpress.infra.model_files import model_id
 
 log = logging.getLogger("latentpress.train")
 

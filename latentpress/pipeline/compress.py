@@ -33,7 +33,7 @@ from latentpress.infra.container import ContainerError
 from latentpress.infra.images import decode_image
 from latentpress.infra.latent_store import LatentStore
 from latentpress.infra.layout import ArchiveLayout, content_id, model_id_of, pack_image, pack_model, unpack_image
-from latentpress.infra.models import model_id
+from latentpress.infra.model_files import model_id
 from latentpress.pipeline.originals import Decoded, Originals
 from latentpress.pipeline.outcomes import Outcome, failure, unless_transient
 

@@ -14,7 +14,7 @@ from latentpress.infra import storage
 from latentpress.infra.collection import Item
 from latentpress.infra.images import decode_image
 from latentpress.infra.latent_store import LatentStore
-from latentpress.infra.models import model_id
+from latentpress.infra.model_files import model_id
 from latentpress.pipeline.outcomes import Outcome, failure, unless_transient
 
 LATENT = "latent"

@@ -10,7 +10,7 @@ from latentpress.codecs import CodecConfig, codec_info
 from latentpress.infra.collection import Item
 from latentpress.infra.layout import read_manifest, write_manifest
 from latentpress.infra.ledger import append_rows
-from latentpress.infra.models import model_id
+from latentpress.infra.model_files import model_id
 from latentpress.pipeline.outcomes import Outcome
 from latentpress.pipeline.rows import rejected_rows
 
