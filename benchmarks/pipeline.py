@@ -231,10 +231,11 @@ def one_run(args: argparse.Namespace) -> dict:
     if args.run == "loop":
         from latentpress.flows.archive import archive
         from latentpress.flows.executors import InProcess
+        from latentpress.run import Run
 
         workers, startup = 1, 0.0
         began, start = time.time(), time.perf_counter()
-        archive(args.source, args.archive, [args.codec], batch_size=args.batch_size, executor=InProcess())
+        archive(Run(args.archive, source=args.source, codecs=[args.codec], batch_size=args.batch_size), InProcess())
         wall = time.perf_counter() - start
         peaks = [peak_rss()]
     else:
@@ -242,6 +243,7 @@ def one_run(args: argparse.Namespace) -> dict:
 
         from latentpress.flows.prefect_flows import archive_flow
         from latentpress.infra.cluster import dask_scheduler, prefect_api
+        from latentpress.run import Cluster, Run
 
         workers = int(args.run.split("-")[1])
         begin = time.perf_counter()
@@ -249,7 +251,15 @@ def one_run(args: argparse.Namespace) -> dict:
             client.wait_for_workers(workers)
             startup = time.perf_counter() - begin
             began, start = time.time(), time.perf_counter()
-            archive_flow(args.source, args.archive, [args.codec], dask_address=address, batch_size=args.batch_size)
+            archive_flow(
+                Run(
+                    args.archive,
+                    source=args.source,
+                    codecs=[args.codec],
+                    batch_size=args.batch_size,
+                    cluster=Cluster(dask_address=address),
+                )
+            )
             wall = time.perf_counter() - start
             peaks = list(client.run(peak_rss).values())
     tasks = [json.loads(line) for line in Path(args.log).read_text().splitlines()]

@@ -50,13 +50,14 @@ def main() -> int:
     from latentpress.infra import storage
     from latentpress.infra.cluster import apply_quiet_defaults, prefect_api
     from latentpress.report import write_report
+    from latentpress.run import Cluster, Run
 
     apply_quiet_defaults()
     specs = sweep_specs(args.sweep, args.preset, args.codec)
     archive = storage.join(args.out, "archive")
     print("codecs: " + " ".join(specs), flush=True)
     with prefect_api():
-        archive_flow(args.source, archive, specs, workers=args.workers)
+        archive_flow(Run(archive, source=args.source, codecs=specs, cluster=Cluster(workers=args.workers)))
     ledger = storage.join(archive, "ledger")
     page = write_report(ledger, storage.join(args.out, "report"), anchor=args.anchor)
     print(f"report: {page}")

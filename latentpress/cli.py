@@ -379,19 +379,25 @@ def run_locally(args: argparse.Namespace, images: int) -> bool:
     return not asked and images <= LOCAL_MAX_IMAGES
 
 
-def _run(args: argparse.Namespace, images: int, local: Callable[..., Any], flow_name: str, **kwargs: Any) -> Any:
-    """``local(**kwargs)`` in this process, or the Prefect flow ``flow_name`` on Dask."""
+def _cluster(args: argparse.Namespace) -> Any:
+    """The Dask cluster ``--dask-address`` and ``--workers`` ask for."""
+    from latentpress.run import Cluster
+
+    return Cluster(args.dask_address, args.workers)
+
+
+def _run(args: argparse.Namespace, images: int, local: Callable[..., Any], flow_name: str, run: Any) -> Any:
+    """``local(run)`` in this process, or the Prefect flow ``flow_name`` of ``run`` on Dask."""
     if run_locally(args, images):
         from latentpress.flows.executors import InProcess
 
-        return local(**kwargs, executor=InProcess())
+        return local(run, InProcess())
     from latentpress.flows import prefect_flows
     from latentpress.flows.run_log import ImagesInError
     from latentpress.infra.cluster import prefect_api
 
     with prefect_api():
-        state = getattr(prefect_flows, flow_name)(**kwargs, dask_address=args.dask_address, workers=args.workers,
-                                                  return_state=True)  # fmt: skip
+        state = getattr(prefect_flows, flow_name)(run, return_state=True)
         value = state.result(raise_on_failure=False)
     if isinstance(value, ImagesInError):  # the run failed for images in error: its result says which
         return value.value
@@ -407,6 +413,7 @@ def run_archive(args: argparse.Namespace) -> int:
     from latentpress.flows.archive import archive
     from latentpress.models.weights import METRIC_WEIGHTS
     from latentpress.preflight import check_models, check_source, check_target
+    from latentpress.run import Run
     from latentpress.terminal import console, print_errors, print_items, print_stages, steps_line
 
     configs = _configs(args)
@@ -419,11 +426,11 @@ def run_archive(args: argparse.Namespace) -> int:
     check_models(_vaes(configs, args.vae), METRIC_WEIGHTS)
     _check_model_options(args, configs)
     started = time.perf_counter()
-    result = _run(
-        args, len(listing), archive, "archive_flow", source=args.source, archive=args.archive, codecs=args.codec,
-        ledger=args.ledger, vae=args.vae, latents=args.latents, shard_size=args.shard_size, batch_size=args.batch_size,
-        model=args.model, train_sample=args.train_sample, train_steps=args.train_steps, metrics=args.metrics,
-    )  # fmt: skip
+    run = Run(args.archive, source=args.source, codecs=args.codec, vae=args.vae, ledger=args.ledger,
+              latents=args.latents, shard_size=args.shard_size, batch_size=args.batch_size, model=args.model,
+              train_sample=args.train_sample, train_steps=args.train_steps, metrics=args.metrics,
+              cluster=_cluster(args))  # fmt: skip
+    result = _run(args, len(listing), archive, "archive_flow", run)
     print_items(result.items)
     print_stages(result)
     console.print(f"run {result.run_id}: {result.new_rows} new ledger row(s) in {time.perf_counter() - started:.1f} s "
@@ -493,6 +500,7 @@ def run_train(args: argparse.Namespace) -> int:
     from latentpress.flows.collection_models import train
     from latentpress.infra.model_files import model_id
     from latentpress.preflight import check_models, check_source, check_target
+    from latentpress.run import TrainRun
     from latentpress.terminal import console
 
     _check_execution(args)
@@ -507,8 +515,9 @@ def run_train(args: argparse.Namespace) -> int:
     check_models([args.vae])
     sample = min(len(listing), args.sample or configs[0].params().sample)
     _log_training()
-    trained = _run(args, sample, train, "train_flow", source=args.source, model_url=args.model, codec=args.codec[0],
-                   vae=args.vae, sample=args.sample, steps=args.steps)  # fmt: skip
+    run = TrainRun(args.source, args.model, args.codec[0], vae=args.vae, sample=args.sample, steps=args.steps,
+                   cluster=_cluster(args))  # fmt: skip
+    trained = _run(args, sample, train, "train_flow", run)
     console.print(
         f"model {trained.model_id} ({configs[0].name}:{configs[0].preset}, VAE {model_id(args.vae)}) trained on "
         f"{trained.images} image(s) in {trained.seconds:.0f} s -> {trained.url}",
@@ -532,14 +541,14 @@ def run_ingest(args: argparse.Namespace) -> int:
     from latentpress.flows.ingest import ingest
     from latentpress.flows.results import RunResult, new_run_id
     from latentpress.preflight import check_source, check_target
+    from latentpress.run import Run
     from latentpress.terminal import print_errors, print_items
 
     _check_execution(args)
     listing = check_source(args.source)
     check_target(args.archive)
-    items = _run(
-        args, len(listing), ingest, "ingest_flow", source=args.source, archive=args.archive, shard_size=args.shard_size
-    )
+    run = Run(args.archive, source=args.source, shard_size=args.shard_size, cluster=_cluster(args))
+    items = _run(args, len(listing), ingest, "ingest_flow", run)
     print_items(items)
     return print_errors(RunResult(new_run_id(), items=items))
 
@@ -548,6 +557,7 @@ def run_compress(args: argparse.Namespace) -> int:
     from latentpress.flows.compress import compress
     from latentpress.infra.collection import archived_items
     from latentpress.preflight import check_archive, check_models
+    from latentpress.run import Run
     from latentpress.terminal import print_errors, print_stages
 
     configs = _configs(args)
@@ -556,11 +566,10 @@ def run_compress(args: argparse.Namespace) -> int:
     check_models(_vaes(configs, args.vae))
     _check_model_options(args, configs)
     images = len(archived_items(args.archive))
-    result = _run(
-        args, images, compress, "compress_flow", archive=args.archive, codecs=args.codec, vae=args.vae,
-        latents=args.latents, ledger=args.ledger, batch_size=args.batch_size, model=args.model,
-        train_sample=args.train_sample, train_steps=args.train_steps,
-    )  # fmt: skip
+    run = Run(args.archive, codecs=args.codec, vae=args.vae, ledger=args.ledger, latents=args.latents,
+              batch_size=args.batch_size, model=args.model, train_sample=args.train_sample,
+              train_steps=args.train_steps, cluster=_cluster(args))  # fmt: skip
+    result = _run(args, images, compress, "compress_flow", run)
     print_stages(result)
     return print_errors(result)
 
@@ -571,14 +580,16 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from latentpress.infra.layout import ArchiveLayout, read_manifest
     from latentpress.models.weights import METRIC_WEIGHTS
     from latentpress.preflight import check_archive, check_models
+    from latentpress.run import Run
     from latentpress.terminal import console, print_errors, print_stages
 
     _check_execution(args)
     check_archive(args.archive)
     manifest = read_manifest(args.archive)
     check_models(_vaes(_manifest_configs(manifest), manifest["vae"]), METRIC_WEIGHTS)
-    result = _run(args, len(archived_items(args.archive)), evaluate, "evaluate_flow", archive=args.archive, ledger=args.ledger,
-                  batch_size=args.batch_size, metrics=args.metrics)  # fmt: skip
+    run = Run(args.archive, ledger=args.ledger, batch_size=args.batch_size, metrics=args.metrics,
+              cluster=_cluster(args))  # fmt: skip
+    result = _run(args, len(archived_items(args.archive)), evaluate, "evaluate_flow", run)
     print_stages(result)
     console.print(f"run {result.run_id}: {result.new_rows} new ledger row(s)")
     status = print_errors(result)
@@ -592,6 +603,7 @@ def run_restore(args: argparse.Namespace) -> int:
     from latentpress.infra.layout import ArchiveLayout, read_manifest
     from latentpress.pipeline.selection import read_selection
     from latentpress.preflight import check_archive, check_models, check_target
+    from latentpress.run import RestoreRun
     from latentpress.terminal import console, print_errors, print_stages
 
     _check_execution(args)
@@ -612,9 +624,9 @@ def run_restore(args: argparse.Namespace) -> int:
                          f"with `latentpress select`, or use --layout ids")  # fmt: skip
     check_models(_vaes(chosen, args.vae or manifest["vae"]))
     per_image = 1 if selection is not None else len(chosen)
-    result = _run(args, len(archived_items(args.archive)) * per_image, restore, "restore_flow", archive=args.archive,
-                  out=args.out, configs=args.config, vae=args.vae, batch_size=args.batch_size, layout=args.layout,
-                  fmt=args.fmt)  # fmt: skip
+    run = RestoreRun(args.archive, args.out, configs=args.config, vae=args.vae, batch_size=args.batch_size,
+                     layout=args.layout, fmt=args.fmt, cluster=_cluster(args))  # fmt: skip
+    result = _run(args, len(archived_items(args.archive)) * per_image, restore, "restore_flow", run)
     print_stages(result)
     console.print(f"restored to {args.out} (index: restored.csv)")
     return print_errors(result)

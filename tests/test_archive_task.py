@@ -16,6 +16,7 @@ from latentpress.infra.ledger import read_ledger
 from latentpress.models import feature_metrics
 from latentpress.models.metrics import compute_metrics
 from latentpress.pipeline.archive_batch import BatchWork, archive_batch
+from latentpress.pipeline.context import RunContext
 from latentpress.pipeline.decode import decode_container
 
 
@@ -25,7 +26,7 @@ def test_archive_batch_evaluates_what_it_stored_and_the_ledger_lacks(latent_arch
     layout, config = ArchiveLayout(archive), CodecConfig("jpeg", "default", 50)
 
     work = [BatchWork(config, items, done=frozenset({items[1].image_id}))]
-    batch = archive_batch(work, archive, layout.latents, "taesd", layout.ledger, "run1")
+    batch = archive_batch(work, RunContext(archive, "taesd", run_id="run1"))
 
     assert [o.status for o in batch.compressed] == ["ok", "ok", "error"]
     assert "not a supported image" in batch.compressed[2].reason
@@ -48,7 +49,7 @@ def test_each_photo_is_measured_once_for_all_its_configurations(latent_archive, 
     real = feature_metrics._dists_features
     monkeypatch.setattr(feature_metrics, "_dists_features", lambda *a: passes.append(1) or real(*a))
 
-    batch = archive_batch([BatchWork(c, items) for c in configs], archive, layout.latents, "taesd", layout.ledger, "r1")
+    batch = archive_batch([BatchWork(c, items) for c in configs], RunContext(archive, "taesd", run_id="r1"))
 
     assert batch.rows == 4 and len(passes) == 2 + 4  # one original and four decoded images
     for row in read_ledger(layout.ledger).itertuples():
@@ -74,7 +75,7 @@ def test_a_searched_latent_stream_is_not_decoded_twice(latent_archive, monkeypat
         evaluate, "decode_container", lambda *a, **k: stage.__setitem__(0, "evaluate") or real_decode(*a, **k)
     )
 
-    batch = archive_batch([BatchWork(config, items)], archive, layout.latents, "taesd", layout.ledger, "r1")
+    batch = archive_batch([BatchWork(config, items)], RunContext(archive, "taesd", run_id="r1"))
 
     assert batch.rows == 3 and stage == ["evaluate"]
     assert decodings.count("search") >= 3 * 2 and decodings.count("evaluate") == 0  # probes only
@@ -105,7 +106,7 @@ def test_the_latent_distance_guess_saves_vae_decodings(latent_archive, monkeypat
         if label == "plain":
             monkeypatch.setattr(compress.Compressor, "guess", lambda *a: None)
         decodings.clear()
-        out = compress.compress_batch(items, archive, layout.latents, "taesd", config)
+        out = compress.compress_batch(items, RunContext(archive, "taesd"), config)
         assert [o.status for o in out] == ["ok"] * 3
         chosen[label] = ([json.loads(Path(layout.stats(config.key, i.image_id)).read_text())["params"]["quality"]
                           for i in items], len(decodings))  # fmt: skip

@@ -130,9 +130,10 @@ def test_restore_of_an_archive_whose_collection_is_gone(photos: Path, tmp_path: 
     assert not (tmp_path / "out").exists()
 
     from latentpress.flows.restore import restore
+    from latentpress.run import RestoreRun
 
     with pytest.raises(ValueError, match="has no collection"):  # a library user or a deployment run
-        restore(str(archive), str(tmp_path / "out"))
+        restore(RestoreRun(str(archive), str(tmp_path / "out")))
 
 
 def test_restore_in_the_original_layout_of_several_configurations(photos: Path, tmp_path: Path) -> None:

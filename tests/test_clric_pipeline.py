@@ -15,6 +15,7 @@ from latentpress.flows.prefect_flows import archive_flow, restore_flow
 from latentpress.infra.layout import read_manifest, unpack_image
 from latentpress.infra.ledger import read_ledger
 from latentpress.pipeline.decode import decode_container
+from latentpress.run import Cluster, RestoreRun, Run
 
 pytestmark = pytest.mark.e2e
 
@@ -26,7 +27,13 @@ def test_archive_restore_clric_at_lambda_and_target_bpp(
 ) -> None:
     archive = tmp_path / "archive"
     report = archive_flow(
-        str(mixed_collection), str(archive), ["clric:fast@1,bpp1"], batch_size=3, dask_address=dask_address
+        Run(
+            str(archive),
+            source=str(mixed_collection),
+            codecs=["clric:fast@1,bpp1"],
+            batch_size=3,
+            cluster=Cluster(dask_address=dask_address),
+        )
     )
     assert sum(i.status == "rejected" for i in report.items) == 3 and report.ok
 
@@ -47,7 +54,9 @@ def test_archive_restore_clric_at_lambda_and_target_bpp(
     assert entries["clric.fast.bpp1"]["target_bpp"] is True and "target_bpp" not in entries["clric.fast.q1"]
 
     out = tmp_path / "restored"
-    restored = restore_flow(str(archive), str(out), dask_address=dask_address, layout="ids").stages["restore"]
+    restored = restore_flow(
+        RestoreRun(str(archive), str(out), layout="ids", cluster=Cluster(dask_address=dask_address))
+    ).stages["restore"]
     assert {o.status for o in restored} == {"ok"} and len(restored) == 6
     codec = get_codec("clric")
     for row in ledger.itertuples():

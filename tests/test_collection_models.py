@@ -17,6 +17,7 @@ from latentpress.flows.archive import archive
 from latentpress.flows.restore import restore
 from latentpress.infra.layout import read_manifest, unpack_model
 from latentpress.infra.ledger import read_ledger, summarize, with_rates
+from latentpress.run import RestoreRun, Run
 
 BIN = Path(sys.executable).parent / "latentpress"
 SPEC = ["glc:tiny@1.5,3"]
@@ -37,7 +38,7 @@ def snapshot(folder: Path) -> dict[str, int]:
 
 def test_trained_once_reused_by_a_grown_collection(photos: Path, tmp_path: Path) -> None:
     arch = tmp_path / "archive"
-    first = archive(str(photos), str(arch), SPEC)
+    first = archive(Run(str(arch), source=str(photos), codecs=SPEC))
     assert first.ok and first.new_rows == 4 and first.counts("train") == {"ok": 2}
     (model,) = (arch / "models" / "glc.tiny" / "taesd").glob("*.lpm")
     container, settings = unpack_model(model.read_bytes())
@@ -50,7 +51,7 @@ def test_trained_once_reused_by_a_grown_collection(photos: Path, tmp_path: Path)
 
     before = snapshot(arch / "images") | {"model": model.stat().st_mtime_ns}
     Image.fromarray(real_crops()[2][:64, :64]).save(photos / "2.png")  # the collection grows
-    second = archive(str(photos), str(arch), SPEC)
+    second = archive(Run(str(arch), source=str(photos), codecs=SPEC))
     assert second.ok and "train" not in second.stages and second.new_rows == 2
     written = {o.image_id for o in second.stages["compress"] if not o.cached}
     assert len(written) == 1 and snapshot(arch / "images").items() >= before.items() - {("model", before["model"])}
@@ -61,7 +62,7 @@ def test_trained_once_reused_by_a_grown_collection(photos: Path, tmp_path: Path)
     summary = summarize(read_ledger(str(arch / "ledger")))
     assert (summary["amortised_bpp"] > summary["bpp"]).all()
 
-    restored = restore(str(arch), str(tmp_path / "out"), layout="ids")
+    restored = restore(RestoreRun(str(arch), str(tmp_path / "out"), layout="ids"))
     assert [o.status for o in restored.stages["restore"]] == ["ok"] * 6
 
 
@@ -75,14 +76,14 @@ def test_train_command_then_archive_with_that_model(photos: Path, tmp_path: Path
     assert container.codec == "glc" and settings["images"] == 2
 
     arch = tmp_path / "archive"
-    result = archive(str(photos), str(arch), ["glc:tiny@2"], model=str(model))
+    result = archive(Run(str(arch), source=str(photos), codecs=["glc:tiny@2"], model=str(model)))
     assert result.ok and "train" not in result.stages
     (copied,) = (arch / "models" / "glc.tiny" / "taesd").glob("*.lpm")
     assert copied.read_bytes() == model.read_bytes()  # the archive holds its own copy
     assert set(read_ledger(str(arch / "ledger"))["shared_model_id"]) == {copied.stem}
 
     with pytest.raises(ValueError, match="glc:tiny"):  # a model of another preset
-        archive(str(photos), str(tmp_path / "other"), ["glc:fast@2"], model=str(model))
+        archive(Run(str(tmp_path / "other"), source=str(photos), codecs=["glc:fast@2"], model=str(model)))
 
 
 def test_what_is_not_a_model_is_refused_naming_it(photos: Path, tmp_path: Path) -> None:
@@ -91,7 +92,7 @@ def test_what_is_not_a_model_is_refused_naming_it(photos: Path, tmp_path: Path) 
     bogus.parent.mkdir(parents=True)
     bogus.write_bytes(b"\x89LPC not a model at all")
     with pytest.raises(ValueError, match=f"{bogus} is not a model"):
-        archive(str(photos), str(arch), SPEC)
+        archive(Run(str(arch), source=str(photos), codecs=SPEC))
     done = subprocess.run([str(BIN), "archive", str(photos), str(arch), "--codec", "glc:tiny@2", "--model",
                            str(tmp_path / "absent.lpm")], capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode == 2 and "absent.lpm does not exist" in done.stderr
@@ -102,7 +103,7 @@ def test_what_is_not_a_model_is_refused_naming_it(photos: Path, tmp_path: Path) 
 
 def test_relic_end_to_end_trained_once_and_restored(photos: Path, tmp_path: Path) -> None:
     arch = tmp_path / "archive"
-    first = archive(str(photos), str(arch), ["relic:tiny@1,4"])
+    first = archive(Run(str(arch), source=str(photos), codecs=["relic:tiny@1,4"]))
     assert first.ok and first.counts("train") == {"ok": 2} and first.new_rows == 4
     (model,) = (arch / "models" / "relic.tiny" / "taesd").glob("*.lpm")
     ledger = with_rates(read_ledger(str(arch / "ledger")))
@@ -111,7 +112,7 @@ def test_relic_end_to_end_trained_once_and_restored(photos: Path, tmp_path: Path
     assert by_quality[1.0] < by_quality[4.0]  # more quality, more bits
     assert ledger["lpips"].between(0, 1).all()
 
-    second = archive(str(photos), str(arch), ["relic:tiny@1,4"])
+    second = archive(Run(str(arch), source=str(photos), codecs=["relic:tiny@1,4"]))
     assert second.ok and "train" not in second.stages
-    restored = restore(str(arch), str(tmp_path / "out"), layout="ids")
+    restored = restore(RestoreRun(str(arch), str(tmp_path / "out"), layout="ids"))
     assert [o.status for o in restored.stages["restore"]] == ["ok"] * 4

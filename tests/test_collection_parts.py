@@ -24,6 +24,7 @@ from latentpress.infra.collection import (
     write_collection,
 )
 from latentpress.pipeline.ingest import assign_shards
+from latentpress.run import Run
 
 
 def fake(n: int, source: str | None = None) -> Item:
@@ -84,7 +85,7 @@ def test_an_ingest_killed_while_writing_its_part_loses_and_repeats_nothing(
 ) -> None:
     photos, arch = tmp_path / "photos", str(tmp_path / "archive")
     _photos(photos, kodak_crop, 4)
-    first = ingest(str(photos), arch, shard_size=2)
+    first = ingest(Run(arch, source=str(photos), shard_size=2))
     _photos(photos, kodak_crop, 2, start=4)
 
     def killed(url: str, data: bytes) -> None:
@@ -92,20 +93,22 @@ def test_an_ingest_killed_while_writing_its_part_loses_and_repeats_nothing(
 
     monkeypatch.setattr(collection.storage, "write_bytes_atomic", killed)
     with pytest.raises(KeyboardInterrupt):
-        ingest(str(photos), arch, shard_size=2)
+        ingest(Run(arch, source=str(photos), shard_size=2))
     monkeypatch.undo()
     assert read_collection(arch) == first and len(collection_parts(arch)) == 1
-    again = ingest(str(photos), arch, shard_size=2)
+    again = ingest(Run(arch, source=str(photos), shard_size=2))
     assert len(again) == 6 and len({i.source for i in again}) == 6 and read_collection(arch) == again
     assert {i.image_id: i.shard for i in first}.items() <= {i.image_id: i.shard for i in again}.items()
     assert len(collection_parts(arch)) == 2
-    assert ingest(str(photos), arch, shard_size=2) == again and len(collection_parts(arch)) == 2  # no-op: no part
+    assert (
+        ingest(Run(arch, source=str(photos), shard_size=2)) == again and len(collection_parts(arch)) == 2
+    )  # no-op: no part
 
 
 def test_the_manifest_lists_no_images(tmp_path: Path, kodak_crop: np.ndarray) -> None:
     photos, arch = tmp_path / "photos", tmp_path / "archive"
     _photos(photos, kodak_crop, 3)
-    assert archive(str(photos), str(arch), ["jpeg@50"]).ok
+    assert archive(Run(str(arch), source=str(photos), codecs=["jpeg@50"])).ok
     manifest = json.loads((arch / "manifest.json").read_text())
     assert manifest["format"] == 2 and "items" not in manifest
     assert len(archived_items(str(arch))) == 3

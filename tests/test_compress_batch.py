@@ -14,6 +14,7 @@ from latentpress.codecs import CODECS, BatchEncoder, CodecConfig, CodecError, Co
 from latentpress.infra.latent_store import LatentStore
 from latentpress.infra.layout import ArchiveLayout, unpack_image
 from latentpress.pipeline.compress import compress_batch
+from latentpress.pipeline.context import RunContext
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ def batch_codec():
 def test_batch_encoded_in_one_call(batch_codec, latent_archive) -> None:
     archive, items = latent_archive
     layout, config = ArchiveLayout(archive), CodecConfig("test-batch", "default", 1.0)
-    outcomes = compress_batch(items, archive, layout.latents, "taesd", config)
+    outcomes = compress_batch(items, RunContext(archive, "taesd"), config)
     assert [(o.status, o.cached) for o in outcomes] == [("ok", False)] * 3 and batch_codec.calls == [3]
     store = LatentStore(layout.latents, "taesd")
     for item in items:
@@ -81,15 +82,15 @@ def test_refused_batch_is_encoded_one_by_one(batch_codec, latent_archive) -> Non
     latent[0, 0, 0] = np.nan
     store.write(items[1].image_id, latent, attrs)
 
-    outcomes = compress_batch(items, archive, layout.latents, "taesd", config)
+    outcomes = compress_batch(items, RunContext(archive, "taesd"), config)
     assert [o.status for o in outcomes] == ["ok", "rejected", "ok"]
     assert outcomes[1].image_id == items[1].image_id and "non-finite latent" in outcomes[1].reason
     assert batch_codec.calls == [3]
     assert not Path(layout.image(config.key, items[1].image_id)).exists()
     # A rerun skips what was written and tries the refused image alone, unless the
     # ledger records the refusal: then it is not tried again.
-    again = compress_batch(items, archive, layout.latents, "taesd", config)
+    again = compress_batch(items, RunContext(archive, "taesd"), config)
     assert [(o.status, o.cached) for o in again] == [("ok", True), ("rejected", False), ("ok", True)]
-    once_more = compress_batch(items, archive, layout.latents, "taesd", config, rejected=frozenset({items[1].image_id}))
+    once_more = compress_batch(items, RunContext(archive, "taesd"), config, rejected=frozenset({items[1].image_id}))
     assert [(o.status, o.cached) for o in once_more] == [("ok", True), ("rejected", True), ("ok", True)]
     assert batch_codec.calls == [3]

@@ -6,7 +6,6 @@ weekly-verify and restore, checked by their states, logs and files."""
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import re
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import psutil
 import pytest
 import yaml
 from conftest import KODAK, REPO, SHARED
@@ -42,8 +42,7 @@ def test_deployment_points_at_a_flow_with_its_parameters(deployment: dict) -> No
     flow = load_flow_from_entrypoint(entrypoint, use_placeholder_flow=False)
     assert isinstance(flow, Flow)
     assert flow.fn.__module__ == entrypoint.rsplit(".", 1)[0]
-    signature = inspect.signature(flow.fn)
-    signature.bind(**deployment.get("parameters", {}))  # raises on unknown or missing parameters
+    flow.validate_parameters(deployment.get("parameters", {}))  # raises on unknown, missing or mistyped parameters
     for schedule in deployment.get("schedules", []):
         CronSchedule(cron=schedule["cron"], timezone=schedule.get("timezone"))
 
@@ -103,6 +102,16 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def flow_runs_exited(worker: subprocess.Popen, timeout: float = 90) -> float:
+    """Seconds until every flow-run process the worker started has exited (a run's
+    state is final before its process has stopped its Dask cluster and exited)."""
+    started = time.monotonic()
+    children = psutil.Process(worker.pid).children(recursive=True)
+    _, alive = psutil.wait_procs(children, timeout=timeout)
+    assert not alive, f"flow-run processes still running {timeout:.0f} s after their runs ended: {alive}"
+    return time.monotonic() - started
 
 
 def stop(proc: subprocess.Popen) -> float:
@@ -168,8 +177,8 @@ def test_scheduled_jobs_as_the_readme_says(prefect_server: PrefectServer, tmp_pa
     photos, archive, restored = tmp_path / "photos", tmp_path / "archive", tmp_path / "restored"
     crops(photos)
     try:
-        run = server.run("archive/nightly-archive", source=str(photos), archive=str(archive), codecs=["avif@30"],
-                         workers=1)  # fmt: skip
+        run = server.run("archive/nightly-archive", run={"source": str(photos), "archive": str(archive),
+                                                         "codecs": ["avif@30"], "cluster": {"workers": 1}})  # fmt: skip
         state, message, log = server.wait(run)
         assert state == "COMPLETED", (message, log)
         assert any(re.fullmatch(r"compress and evaluate: 2/2 images.*", line) for line in log), log
@@ -192,18 +201,23 @@ def test_scheduled_jobs_as_the_readme_says(prefect_server: PrefectServer, tmp_pa
         assert sum("Traceback" in line for line in log) == 1, "\n".join(log)
         container.write_bytes(original)
 
-        state, message, log = server.wait(server.run("restore/restore", archive=str(archive), out=str(restored),
-                                                     configs=["avif.default.q30"], workers=1))  # fmt: skip
+        state, message, log = server.wait(server.run("restore/restore", run={
+            "archive": str(archive), "out": str(restored), "configs": ["avif.default.q30"], "cluster": {"workers": 1}
+        }))  # fmt: skip
         assert state == "COMPLETED", (message, log)
         assert sorted(p.name for p in restored.glob("*.png")) == ["crop0.png", "crop1.png"]
 
         crops(tmp_path / "more")
-        run = server.run("archive/nightly-archive", source=str(tmp_path / "more"), archive=str(tmp_path / "lost"),
-                         codecs=["latent-q"], vae=str(tmp_path / "no-such-vae"), workers=1)  # fmt: skip
+        run = server.run("archive/nightly-archive", run={
+            "source": str(tmp_path / "more"), "archive": str(tmp_path / "lost"), "codecs": ["latent-q"],
+            "vae": str(tmp_path / "no-such-vae"), "cluster": {"workers": 1}
+        })  # fmt: skip
         state, message, log = server.wait(run)
         assert state == "FAILED" and "2 image(s) ended in error" in message, (message, log)
         assert any(line.startswith("2 image(s) in error: ") and "no-such-vae" in line for line in log), log
+        flow_runs_exited(worker)
     finally:
         seconds = stop(worker)
         worker_log.close()
-    assert seconds < 10, f"the worker took {seconds:.0f} s to stop on SIGTERM"
+    tail = (tmp_path / "worker.log").read_text().splitlines()[-20:]
+    assert seconds < 10, f"the idle worker took {seconds:.0f} s to stop on SIGTERM; its log ends:\n" + "\n".join(tail)

@@ -14,6 +14,7 @@ from latentpress.infra.layout import ArchiveLayout
 from latentpress.infra.ledger import read_ledger
 from latentpress.models.metrics import MIN_SIZE
 from latentpress.pipeline.compress import compress_batch
+from latentpress.pipeline.context import RunContext
 from latentpress.pipeline.evaluate import evaluate_batch
 from latentpress.pipeline.ingest import assign_shards, inspect_image, list_images
 
@@ -25,9 +26,9 @@ def test_thumbnail_gets_rate_and_psnr(tmp_path: Path) -> None:
     items = assign_shards([inspect_image(url, str(photos)) for url in list_images(str(photos))], shard_size=64)
     archive, config = str(tmp_path / "archive"), CodecConfig("jpeg", "default", 50)
     layout = ArchiveLayout(archive)
-    assert [o.status for o in compress_batch(items, archive, layout.latents, "taesd", config)] == ["ok"]
+    assert [o.status for o in compress_batch(items, RunContext(archive, "taesd"), config)] == ["ok"]
 
-    evaluation = evaluate_batch(items, archive, config, "taesd", layout.ledger, "run1")
+    evaluation = evaluate_batch(items, RunContext(archive, "taesd", run_id="run1"), config)
     assert [o.status for o in evaluation.outcomes] == ["ok"] and evaluation.rows == 1
     stored = read_ledger(layout.ledger).iloc[0]
     size = Path(layout.image(config.key, items[0].image_id)).stat().st_size

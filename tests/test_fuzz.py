@@ -33,7 +33,8 @@ from latentpress.codecs import CodecError
 from latentpress.flows.compress import compress
 from latentpress.flows.ingest import ingest
 from latentpress.infra.container import Container, ContainerError, pack, unpack
-from latentpress.pipeline.decode import decode_container, shared_model
+from latentpress.pipeline.decode import StoredAt, decode_container, shared_model
+from latentpress.run import Run
 
 FUZZ_CASES = 3000
 LONG_CASES = 100_000
@@ -59,8 +60,8 @@ def fuzz_archive(tmp_path_factory: pytest.TempPathFactory, kodak_crop: np.ndarra
     (root / "photos").mkdir()
     Image.fromarray(kodak_crop[:40, :48]).save(root / "photos" / "a.png")
     Image.fromarray(kodak_crop[40:80, 48:96]).save(root / "photos" / "b.png")
-    ingest(str(root / "photos"), str(root / "archive"))
-    result = compress(str(root / "archive"), CODECS, train_steps=20)  # containers only: no metrics needed
+    ingest(Run(str(root / "archive"), source=str(root / "photos")))
+    result = compress(Run(str(root / "archive"), codecs=CODECS, train_steps=20))  # containers only: no metrics needed
     assert result.ok, result.errors
     return root / "archive"
 
@@ -133,7 +134,7 @@ class Target:
         if self.path != self.image:  # a model: read the (damaged) bytes, not the cached ones
             shared_model.cache_clear()
         data = self.image.read_bytes()
-        return decode_container(data, "taesd", str(self.archive), str(self.image), self.image_id, self.key)[0]
+        return decode_container(data, "taesd", str(self.archive), StoredAt(str(self.image), self.image_id, self.key))[0]
 
 
 def targets(archive: Path) -> list[Target]:

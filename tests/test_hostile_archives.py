@@ -20,7 +20,8 @@ from latentpress.flows.restore import restore
 from latentpress.infra.container import ContainerError
 from latentpress.infra.images import MAX_PIXELS
 from latentpress.infra.layout import pack_image, read_manifest, unpack_image
-from latentpress.pipeline.decode import decode_container
+from latentpress.pipeline.decode import StoredAt, decode_container
+from latentpress.run import RestoreRun, Run
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,7 @@ def small_archive(tmp_path_factory: pytest.TempPathFactory, kodak_crop: np.ndarr
     photos.mkdir()
     Image.fromarray(kodak_crop[:64, :96]).save(photos / "a.png")
     Image.fromarray(kodak_crop[64:128, 32:128]).save(photos / "b.png")
-    result = archive(str(photos), str(root / "archive"), ["avif@30", "latent-q@1"])
+    result = archive(Run(str(root / "archive"), source=str(photos), codecs=["avif@30", "latent-q@1"]))
     assert result.ok
     return root / "archive"
 
@@ -59,7 +60,7 @@ def test_swapped_containers_are_refused_by_restore(small_archive: Path, tmp_path
     avif = stored(arch, "avif.default.q30")
     shutil.copyfile(avif[b], path_b)  # an avif container under a latent-q key
 
-    result = restore(str(arch), str(tmp_path / "out"), configs=["latent-q.default.q1"])
+    result = restore(RestoreRun(str(arch), str(tmp_path / "out"), configs=["latent-q.default.q1"]))
     reasons = {o.image_id: o.reason for o in result.stages["restore"]}
     assert {o.status for o in result.stages["restore"]} == {"error"}
     assert f"holds image {b}, not {a}" in reasons[a]
@@ -76,7 +77,7 @@ def test_an_image_larger_than_ingest_accepts_is_refused_before_decoding(tmp_path
                       payload=payload, width=side, height=side, vae_id="taesd", image_id="0123456789abcdef")  # fmt: skip
     assert len(data) < 400
     with pytest.raises(ContainerError, match=f"declares a {side}x{side} image, over the limit"):
-        decode_container(data, "taesd", str(tmp_path), "bomb.lpc")
+        decode_container(data, "taesd", str(tmp_path), StoredAt("bomb.lpc"))
 
 
 def test_library_errors_from_a_payload_become_codec_errors(small_archive: Path) -> None:
@@ -87,7 +88,7 @@ def test_library_errors_from_a_payload_become_codec_errors(small_archive: Path) 
     data = pack_image(codec="avif", codec_version=container.codec_version, config=config, payload=damaged,
                       width=container.width, height=container.height, vae_id="", image_id=image_id)  # fmt: skip
     with pytest.raises(CodecError, match="damaged.lpc"):
-        decode_container(data, "taesd", str(small_archive), "damaged.lpc", image_id, "avif.default.q30")
+        decode_container(data, "taesd", str(small_archive), StoredAt("damaged.lpc", image_id, "avif.default.q30"))
 
 
 @pytest.mark.parametrize(
@@ -137,7 +138,7 @@ def test_one_damaged_container_fails_its_image_alone(small_archive: Path, tmp_pa
     path.write_bytes(pack_image(codec="avif", codec_version=container.codec_version, config=config,
                                 payload=payload[:40] + bytes(len(payload) - 40), width=container.width,
                                 height=container.height, vae_id="", image_id=bad))  # fmt: skip
-    result = restore(str(arch), str(tmp_path / "out"), configs=["avif.default.q30"])
+    result = restore(RestoreRun(str(arch), str(tmp_path / "out"), configs=["avif.default.q30"]))
     outcomes = {o.image_id: o for o in result.stages["restore"]}
     assert outcomes[good].status == "ok" and Path(outcomes[good].path).exists()
     assert outcomes[bad].status == "error" and "CodecError" in outcomes[bad].reason
@@ -153,7 +154,7 @@ def test_a_manifest_naming_an_unknown_codec_is_a_clear_error(small_archive: Path
     with pytest.raises(
         ValueError, match=f"manifest configuration {manifest['configs'][0]['key']}: unknown codec 'nope'"
     ):
-        restore(str(arch), str(tmp_path / "out"), layout="ids")
+        restore(RestoreRun(str(arch), str(tmp_path / "out"), layout="ids"))
 
 
 def test_a_tiny_container_declaring_a_huge_image_is_refused_by_restore(small_archive: Path, tmp_path: Path) -> None:
@@ -165,6 +166,6 @@ def test_a_tiny_container_declaring_a_huge_image_is_refused_by_restore(small_arc
                                 "quality": 1.0}, payload=payload, width=side, height=side, vae_id="taesd",
                                 image_id=image_id))  # fmt: skip
     assert path.stat().st_size < 400
-    result = restore(str(arch), str(tmp_path / "out"), configs=["latent-q.default.q1"])
+    result = restore(RestoreRun(str(arch), str(tmp_path / "out"), configs=["latent-q.default.q1"]))
     outcome = next(o for o in result.stages["restore"] if o.image_id == image_id)
     assert outcome.status == "error" and f"declares a {side}x{side} image, but the image is" in outcome.reason

@@ -15,6 +15,7 @@ from latentpress.flows.restore import restore
 from latentpress.infra.ledger import read_ledger
 from latentpress.models.metrics import PERCEPTUAL_TILE
 from latentpress.models.vae import TILE
+from latentpress.run import RestoreRun, Run
 
 KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak-dev"
 
@@ -39,7 +40,7 @@ def test_a_large_photo_among_small_ones_archives_and_restores(tmp_path: Path, mo
     arch = str(tmp_path / "archive")
     codecs = ["avif@30", "latent-q@0.5", "clric:fast@0.3"]
 
-    result = archive(str(photos), arch, codecs, batch_size=8)
+    result = archive(Run(arch, source=str(photos), codecs=codecs, batch_size=8))
 
     assert result.ok, result.errors
     ledger = read_ledger(f"{arch}/ledger")
@@ -49,7 +50,7 @@ def test_a_large_photo_among_small_ones_archives_and_restores(tmp_path: Path, mo
     for row in big.itertuples():  # real measurements of the tiled path, not placeholders
         assert 0.0 < row.lpips < 0.5 and 0.0 < row.dists < 0.4 and 20 < row.psnr < 45 and 0.8 < row.ms_ssim < 1
         assert 0.02 < row.bpp < 2
-    restored = restore(arch, str(tmp_path / "out"), layout="ids")
+    restored = restore(RestoreRun(arch, str(tmp_path / "out"), layout="ids"))
     paths = [Path(o.path) for o in restored.stages["restore"]]
     assert len(paths) == 9 and all(o.status == "ok" for o in restored.stages["restore"])
     assert sorted(Image.open(p).size for p in paths).count((1400, 720)) == 3

@@ -19,11 +19,12 @@ from latentpress.flows.evaluate import evaluate
 from latentpress.flows.restore import restore
 from latentpress.infra.ledger import read_ledger
 from latentpress.pipeline.decode import decode_container
+from latentpress.run import RestoreRun, Run
 
 
 def test_archive_and_restore_in_process(mixed_collection: Path, tmp_path: Path) -> None:
     arch = str(tmp_path / "archive")
-    result = archive(str(mixed_collection), arch, ["webp@40", "jxl@30", "latent-q@1"])
+    result = archive(Run(arch, source=str(mixed_collection), codecs=["webp@40", "jxl@30", "latent-q@1"]))
 
     assert result.ok and result.new_rows == 9
     assert sorted(i.status for i in result.items) == ["ok"] * 3 + ["rejected"] * 3
@@ -38,14 +39,14 @@ def test_archive_and_restore_in_process(mixed_collection: Path, tmp_path: Path) 
     jxl = ledger[ledger["codec"] == "jxl"]
     assert (jxl["bpp"].between(0.05, 2)).all() and (jxl["psnr"] > 22).all()
 
-    restored = restore(arch, str(tmp_path / "out"), configs=["latent-q.default.q1"])
+    restored = restore(RestoreRun(arch, str(tmp_path / "out"), configs=["latent-q.default.q1"]))
     assert [o.status for o in restored.stages["restore"]] == ["ok"] * 3
     for outcome in restored.stages["restore"]:
         data = (tmp_path / "archive" / "images" / outcome.config_key / f"{outcome.image_id}.lpc").read_bytes()
         expected, _ = decode_container(data, "taesd", arch)
         np.testing.assert_array_equal(np.asarray(Image.open(outcome.path)), expected)
 
-    again = archive(str(mixed_collection), arch, ["webp@40", "jxl@30", "latent-q@1"])
+    again = archive(Run(arch, source=str(mixed_collection), codecs=["webp@40", "jxl@30", "latent-q@1"]))
     assert again.ok and again.new_rows == 0
     assert {o.cached for o in again.stages["compress"]} == {True}  # from the ledger: no container opened
     assert "latents" not in again.stages and "evaluate" not in again.stages and len(read_ledger(f"{arch}/ledger")) == 9
@@ -55,8 +56,9 @@ RUN = """
 import json, sys
 from latentpress.codecs import get_codec
 from latentpress.flows.archive import archive
+from latentpress.run import Run
 from latentpress.pipeline.outcomes import errors_by_reason
-result = archive(sys.argv[1], sys.argv[2], ["avif@30", "latent-q@1"])
+result = archive(Run(sys.argv[2], source=sys.argv[1], codecs=["avif@30", "latent-q@1"]))
 stages = {stage: result.counts(stage) for stage in result.stages}
 print(json.dumps([result.ok, result.new_rows, stages, list(errors_by_reason(result.errors))]))
 """
@@ -96,22 +98,23 @@ def test_missing_models_end_in_error_and_the_next_run_completes(mixed_collection
 def test_refusals_are_recorded_once_and_not_retried(mixed_collection: Path, tmp_path: Path) -> None:
     arch = str(tmp_path / "archive")
     # 0.001 bpp leaves no room for a clric stream on these crops: a refusal, not an error.
-    first = archive(str(mixed_collection), arch, ["clric:fast@bpp0.001"])
+    first = archive(Run(arch, source=str(mixed_collection), codecs=["clric:fast@bpp0.001"]))
     assert first.ok and first.counts("compress") == {"rejected": 3}
     ledger = read_ledger(f"{arch}/ledger")
     assert list(ledger["status"]) == ["rejected"] * 3 and ledger["error"].str.contains("no room").all()
 
-    second = archive(str(mixed_collection), arch, ["clric:fast@bpp0.001"])
+    second = archive(Run(arch, source=str(mixed_collection), codecs=["clric:fast@bpp0.001"]))
     assert second.counts("compress") == {"rejected": 3}
     assert all(o.cached for o in second.stages["compress"]) and len(read_ledger(f"{arch}/ledger")) == 3
-    assert evaluate(arch).new_rows == 0
+    assert evaluate(Run(arch)).new_rows == 0
 
 
 LIBRARY = """
 import sys
 from latentpress.codecs import get_codec
 from latentpress.flows.archive import archive
-result = archive(sys.argv[1], sys.argv[2], ["jpeg@50"])
+from latentpress.run import Run
+result = archive(Run(sys.argv[2], source=sys.argv[1], codecs=["jpeg@50"]))
 print(result.ok, result.new_rows, sorted(m for m in ("prefect", "distributed") if m in sys.modules))
 """
 

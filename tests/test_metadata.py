@@ -18,6 +18,7 @@ from latentpress.flows.restore import restore
 from latentpress.infra.collection import read_collection
 from latentpress.infra.fixity import read as read_fixity
 from latentpress.infra.metadata import MAX_BYTES, Metadata, read_metadata, save_options
+from latentpress.run import RestoreRun, Run
 
 TAKEN = "2019:07:14 10:22:33"
 IPTC = b"\x1c\x02\x00\x00\x02\x00\x04" + b"\x1c\x02\x78\x00\x0bHat, beach."  # version, caption
@@ -69,7 +70,7 @@ def collection(tmp_path_factory: pytest.TempPathFactory, kodak_crop: np.ndarray)
 @pytest.fixture(scope="module")
 def archived(collection: Path) -> Path:
     arch = collection.parent / "archive"
-    assert archive(str(collection), str(arch), ["jpeg@60"]).ok
+    assert archive(Run(str(arch), source=str(collection), codecs=["jpeg@60"])).ok
     return arch
 
 
@@ -100,7 +101,7 @@ def test_ingest_keeps_what_is_good_and_says_what_it_dropped(archived: Path) -> N
 
 @pytest.mark.parametrize("fmt", ["jpeg", "png", "webp", "avif"])
 def test_restore_writes_the_metadata_back(archived: Path, tmp_path: Path, fmt: str) -> None:
-    result = restore(str(archived), str(tmp_path / "out"), fmt=fmt)
+    result = restore(RestoreRun(str(archived), str(tmp_path / "out"), fmt=fmt))
     assert {o.status for o in result.stages["restore"]} == {"ok"}
     ext = {"jpeg": "jpg"}.get(fmt, fmt)
     image, meta = read_back(tmp_path / "out" / "2019" / "summer" / f"beach.{ext}")
@@ -136,7 +137,7 @@ def test_a_damaged_metadata_object_restores_the_image_without_it(archived: Path,
     shutil.copytree(archived, arch)
     stored = next((arch / "metadata").glob("*.lpc"))
     stored.write_bytes(stored.read_bytes()[:-2] + b"\x00\x00")
-    result = restore(str(arch), str(tmp_path / "out"))
+    result = restore(RestoreRun(str(arch), str(tmp_path / "out")))
     outcome = next(o for o in result.stages["restore"] if o.image_id == stored.stem)
     assert outcome.status == "ok" and "restored without its metadata" in outcome.reason
     assert "restored without its metadata" in (tmp_path / "out" / "restored.csv").read_text()
@@ -163,9 +164,9 @@ def test_images_archived_before_metadata_was_kept_are_read_once_more(
     earlier = [replace(item, metadata=None) for item in read_collection(str(arch))]
     shutil.rmtree(arch / "collection")
     write_collection(str(arch / "collection.parquet"), earlier)  # as 0.2 wrote it: one file
-    items = {item.name: item for item in ingest(str(collection), str(arch))}
+    items = {item.name: item for item in ingest(Run(str(arch), source=str(collection)))}
     assert items["2019/summer/beach.jpg"].metadata == "kept: exif, icc, xmp, iptc"
     assert len(list((arch / "metadata").glob("*.lpc"))) == 2
     monkeypatch.setattr("latentpress.pipeline.ingest.read_image", lambda *a: pytest.fail("read again"))
-    again = ingest(str(collection), str(arch))  # now nothing is read again
+    again = ingest(Run(str(arch), source=str(collection)))  # now nothing is read again
     assert {item.name: item for item in again} == items

@@ -16,6 +16,7 @@ from latentpress.infra.latent_store import LatentStore
 from latentpress.infra.layout import ArchiveLayout, read_manifest, unpack_image
 from latentpress.infra.ledger import read_ledger, with_rates
 from latentpress.pipeline.decode import decode_container
+from latentpress.run import Cluster, RestoreRun, Run
 
 pytestmark = pytest.mark.e2e
 
@@ -31,7 +32,9 @@ def snapshot(folder: Path) -> dict[str, tuple[int, bytes]]:
 
 def test_archive_evaluate_restore_and_rerun(mixed_collection: Path, tmp_path: Path, dask_address: str) -> None:
     archive = tmp_path / "archive"
-    report = archive_flow(str(mixed_collection), str(archive), CODECS, dask_address=dask_address)
+    report = archive_flow(
+        Run(str(archive), source=str(mixed_collection), codecs=CODECS, cluster=Cluster(dask_address=dask_address))
+    )
 
     # Good images (a CMYK JPEG in a subfolder among them) archived, bad ones recorded with reasons.
     by_name = {item.name: item for item in read_collection(str(archive))}
@@ -72,7 +75,9 @@ def test_archive_evaluate_restore_and_rerun(mixed_collection: Path, tmp_path: Pa
 
     # Restore writes images of the original sizes, equal to the decoded containers.
     out = tmp_path / "restored"
-    restored = restore_flow(str(archive), str(out), dask_address=dask_address, layout="ids").stages["restore"]
+    restored = restore_flow(
+        RestoreRun(str(archive), str(out), layout="ids", cluster=Cluster(dask_address=dask_address))
+    ).stages["restore"]
     assert {(o.status, o.cached) for o in restored} == {("ok", False)} and len(restored) == 6
     for item in (i for i in by_name.values() if i.status == "ok"):
         for key in ("jpeg.default.q50", "latent-q.default.q0.5"):
@@ -86,7 +91,9 @@ def test_archive_evaluate_restore_and_rerun(mixed_collection: Path, tmp_path: Pa
 
     # A second run does no codec work, rewrites no object and adds no ledger row.
     before = snapshot(archive / "images") | {f"ledger/{k}": v for k, v in snapshot(archive / "ledger").items()}
-    again = archive_flow(str(mixed_collection), str(archive), CODECS, dask_address=dask_address)
+    again = archive_flow(
+        Run(str(archive), source=str(mixed_collection), codecs=CODECS, cluster=Cluster(dask_address=dask_address))
+    )
     after = snapshot(archive / "images") | {f"ledger/{k}": v for k, v in snapshot(archive / "ledger").items()}
     assert again.new_rows == 0 and after == before
     assert {(o.status, o.cached) for o in again.stages["compress"]} == {("ok", True)}
@@ -95,14 +102,23 @@ def test_archive_evaluate_restore_and_rerun(mixed_collection: Path, tmp_path: Pa
 
 def test_rerun_finishes_only_missing_work(mixed_collection: Path, tmp_path: Path, dask_address: str) -> None:
     archive = tmp_path / "archive"
-    archive_flow(str(mixed_collection), str(archive), ["jpeg@40"], dask_address=dask_address)
+    archive_flow(
+        Run(str(archive), source=str(mixed_collection), codecs=["jpeg@40"], cluster=Cluster(dask_address=dask_address))
+    )
     # Lose one container, as if the run had stopped before writing it.
     lost = next((archive / "images" / "jpeg.default.q40").glob("*.lpc"))
     kept = {p: p.stat().st_mtime_ns for p in (archive / "images").rglob("*.lpc") if p != lost}
     lost.unlink()
     ledger_files = set((archive / "ledger").rglob("*.parquet"))
 
-    report = archive_flow(str(mixed_collection), str(archive), ["jpeg@40", "webp@30"], dask_address=dask_address)
+    report = archive_flow(
+        Run(
+            str(archive),
+            source=str(mixed_collection),
+            codecs=["jpeg@40", "webp@30"],
+            cluster=Cluster(dask_address=dask_address),
+        )
+    )
 
     written = {(o.config_key, o.image_id) for o in report.stages["compress"] if o.status == "ok" and not o.cached}
     assert ("jpeg.default.q40", lost.stem) in written
@@ -120,11 +136,15 @@ def test_archive_evaluates_earlier_containers_the_ledger_lacks(
     mixed_collection: Path, tmp_path: Path, dask_address: str
 ) -> None:
     archive = str(tmp_path / "archive")
-    ingest_flow(str(mixed_collection), archive, dask_address=dask_address)
-    compress_flow(archive, ["webp@30"], dask_address=dask_address)  # stopped before evaluating
+    ingest_flow(Run(archive, source=str(mixed_collection), cluster=Cluster(dask_address=dask_address)))
+    compress_flow(
+        Run(archive, codecs=["webp@30"], cluster=Cluster(dask_address=dask_address))
+    )  # stopped before evaluating
     assert len(read_ledger(ArchiveLayout(archive).ledger)) == 0
 
-    report = archive_flow(str(mixed_collection), archive, ["jpeg@40"], dask_address=dask_address)
+    report = archive_flow(
+        Run(archive, source=str(mixed_collection), codecs=["jpeg@40"], cluster=Cluster(dask_address=dask_address))
+    )
 
     ledger = read_ledger(ArchiveLayout(archive).ledger)
     assert report.new_rows == 6 and len(ledger) == 6 and set(ledger["status"]) == {"ok"}
@@ -139,7 +159,15 @@ def test_compress_then_evaluate_on_s3(mixed_collection: Path, s3_root: str, dask
             storage.write_bytes_atomic(f"{source}/{path.relative_to(mixed_collection).as_posix()}", path.read_bytes())
     archive, ledger = f"{s3_root}/archive", f"{s3_root}/elsewhere/ledger"
 
-    report = archive_flow(source, archive, ["webp@50", "latent-q@1"], ledger=ledger, dask_address=dask_address)
+    report = archive_flow(
+        Run(
+            archive,
+            source=source,
+            codecs=["webp@50", "latent-q@1"],
+            ledger=ledger,
+            cluster=Cluster(dask_address=dask_address),
+        )
+    )
 
     assert sum(i.status == "rejected" for i in report.items) == 3 and report.new_rows == 6
     frame = read_ledger(ledger)
@@ -148,24 +176,36 @@ def test_compress_then_evaluate_on_s3(mixed_collection: Path, s3_root: str, dask
         url = ArchiveLayout(archive).image(row.config_key, row.image_id)
         assert row.bytes == storage.size(url)
     assert not storage.exists(f"{archive}/ledger")
-    restored = restore_flow(archive, f"{s3_root}/restored", dask_address=dask_address, layout="ids")
+    restored = restore_flow(
+        RestoreRun(archive, f"{s3_root}/restored", layout="ids", cluster=Cluster(dask_address=dask_address))
+    )
     assert {o.status for o in restored.stages["restore"]} == {"ok"}
-    again = compress_flow(archive, ["webp@50", "latent-q@1"], ledger=ledger, dask_address=dask_address)
+    again = compress_flow(
+        Run(archive, codecs=["webp@50", "latent-q@1"], ledger=ledger, cluster=Cluster(dask_address=dask_address))
+    )
     assert {(o.status, o.cached) for o in again.stages["compress"]} == {("ok", True)}
 
 
 def test_ingest_reads_again_only_changed_files(mixed_collection: Path, tmp_path: Path, dask_address: str) -> None:
     archive = str(tmp_path / "archive")
-    first = {i.source: i for i in ingest_flow(str(mixed_collection), archive, dask_address=dask_address)}
+    first = {
+        i.source: i
+        for i in ingest_flow(Run(archive, source=str(mixed_collection), cluster=Cluster(dask_address=dask_address)))
+    }
     changed = mixed_collection / "a.png"
     Image.fromarray(np.zeros((40, 48, 3), np.uint8)).save(changed)
-    second = {i.source: i for i in ingest_flow(str(mixed_collection), archive, dask_address=dask_address)}
+    second = {
+        i.source: i
+        for i in ingest_flow(Run(archive, source=str(mixed_collection), cluster=Cluster(dask_address=dask_address)))
+    }
     assert second[str(changed)].image_id != first[str(changed)].image_id
     assert (second[str(changed)].width, second[str(changed)].height) == (48, 40)
     for source, item in first.items():
         if source != str(changed):
             assert second[source] == item
-    assert read_collection(archive) == list(ingest_flow(str(mixed_collection), archive, dask_address=dask_address))
+    assert read_collection(archive) == list(
+        ingest_flow(Run(archive, source=str(mixed_collection), cluster=Cluster(dask_address=dask_address)))
+    )
 
 
 def test_laduree_archive_one_model_per_shard(tmp_path: Path, dask_address: str) -> None:
@@ -176,7 +216,15 @@ def test_laduree_archive_one_model_per_shard(tmp_path: Path, dask_address: str) 
     for i, crop in enumerate(real_crops()):
         Image.fromarray(crop[:64, :64]).save(photos / f"{i}.png")
     archive = tmp_path / "archive"
-    report = archive_flow(str(photos), str(archive), ["laduree:tiny@32"], shard_size=2, dask_address=dask_address)
+    report = archive_flow(
+        Run(
+            str(archive),
+            source=str(photos),
+            codecs=["laduree:tiny@32"],
+            shard_size=2,
+            cluster=Cluster(dask_address=dask_address),
+        )
+    )
 
     assert {(o.status, o.cached) for o in report.stages["compress"]} == {("ok", False)}
     models = sorted((archive / "shared" / "laduree.tiny.q32").glob("*.lpm"))
@@ -191,6 +239,8 @@ def test_laduree_archive_one_model_per_shard(tmp_path: Path, dask_address: str) 
         assert row.bpp == pytest.approx(8 * image_bytes / (64 * 64))
         assert row.amortised_bpp == pytest.approx(8 * (image_bytes + model_bytes / row.shared_images) / (64 * 64))
     out = tmp_path / "restored"
-    restored = restore_flow(str(archive), str(out), dask_address=dask_address, layout="ids")
+    restored = restore_flow(
+        RestoreRun(str(archive), str(out), layout="ids", cluster=Cluster(dask_address=dask_address))
+    )
     assert {o.status for o in restored.stages["restore"]} == {"ok"}
     assert {Image.open(p).size for p in (out / "laduree.tiny.q32").glob("*.png")} == {(64, 64)}

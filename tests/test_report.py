@@ -32,6 +32,7 @@ from latentpress.report import write_report
 from latentpress.report.bdrate import BDRateError, bd_rate, bd_rate_or_reason, shared_interval
 from latentpress.report.crops import detail_window, nearest_rows
 from latentpress.report.curves import bd_table, latest_ok_rows, rd_points, shared_images
+from latentpress.run import Cluster, Run
 
 BIN = Path(sys.executable).parent / "latentpress"
 REPO = Path(__file__).resolve().parents[1]
@@ -263,7 +264,7 @@ def s3_report(
     photos = tmp_path_factory.mktemp("photos")
     write_good_images(photos)
     archive = f"s3://{s3_bucket}/report-{uuid.uuid4().hex[:8]}"
-    archive_flow(str(photos), archive, CODECS, dask_address=dask_address)
+    archive_flow(Run(archive, source=str(photos), codecs=CODECS, cluster=Cluster(dask_address=dask_address)))
     out = tmp_path_factory.mktemp("report")
     result = subprocess.run(
         [str(BIN), "report", f"{archive}/ledger", str(out)], capture_output=True, text=True, timeout=300, env=os.environ

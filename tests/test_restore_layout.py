@@ -16,6 +16,7 @@ from latentpress.flows.archive import archive
 from latentpress.flows.restore import restore
 from latentpress.infra.collection import append_changes, read_collection
 from latentpress.pipeline.restore_names import MAX_PART_BYTES, original_paths, safe_path
+from latentpress.run import RestoreRun, Run
 
 HOSTILE = ["../../escape.jpg", "/etc/passwd", "C:\\Windows\\win.ini", "a/../../b.png", "..", "", "CON.jpg",
            "sub/nul.tar.gz", "com1", "x\x00y.png", "tab\there.png", "trailing. ", "q" * 400 + ".jpg",
@@ -67,9 +68,9 @@ def test_the_collection_comes_back_as_it_was(tmp_path: Path, kodak_crop: np.ndar
     photos = tmp_path / "photos"
     sources = _collection(photos, kodak_crop)
     arch = str(tmp_path / "archive")
-    assert archive(str(photos), arch, ["jpeg@60"]).ok
+    assert archive(Run(arch, source=str(photos), codecs=["jpeg@60"])).ok
     out = tmp_path / "out"
-    result = restore(arch, str(out))
+    result = restore(RestoreRun(arch, str(out)))
     assert {o.status for o in result.stages["restore"]} == {"ok"}
     written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
     beach = sorted(n for n in written if n.startswith("trip/day 1/"))  # beach.jpg and beach.png: one renamed
@@ -82,10 +83,10 @@ def test_the_collection_comes_back_as_it_was(tmp_path: Path, kodak_crop: np.ndar
             assert img.format == "PNG" and img.size == source.shape[1::-1]
             assert np.abs(np.asarray(img, np.int16) - source).mean() < 8  # jpeg@60 of that photo
 
-    again = restore(arch, str(out))  # a rerun keeps what is there
+    again = restore(RestoreRun(arch, str(out)))  # a rerun keeps what is there
     assert {o.cached for o in again.stages["restore"]} == {True}
 
-    as_jpeg = restore(arch, str(tmp_path / "jpeg"), fmt="jpeg")
+    as_jpeg = restore(RestoreRun(arch, str(tmp_path / "jpeg"), fmt="jpeg"))
     for outcome in as_jpeg.stages["restore"]:
         with Image.open(outcome.path) as img:
             assert img.format == "JPEG" and outcome.path.endswith(".jpg")
@@ -98,14 +99,14 @@ def test_hostile_names_in_a_collection_never_leave_the_output_folder(tmp_path: P
     for i in range(4):
         Image.fromarray(np.roll(kodak_crop, 9 * i, axis=1)[:48, :48]).save(photos / f"p{i}.png")
     arch = tmp_path / "archive"
-    assert archive(str(photos), str(arch), ["jpeg@60"]).ok
+    assert archive(Run(str(arch), source=str(photos), codecs=["jpeg@60"])).ok
     items = read_collection(str(arch))
     hostile = ["../../escape.png", "/tmp/absolute.png", "NUL.png", "..\\..\\w.png"]
     append_changes(str(arch), items, [replace(i, name=n) for i, n in zip(items, hostile, strict=True)])
     sandbox = tmp_path / "sandbox"
     out = sandbox / "out"
     out.mkdir(parents=True)
-    result = restore(str(arch), str(out))
+    result = restore(RestoreRun(str(arch), str(out)))
     assert [o.status for o in result.stages["restore"]] == ["ok"] * 4
     outside = [p for p in sandbox.rglob("*") if p.is_file() and not p.is_relative_to(out)]
     assert outside == [] and not (tmp_path / "escape.png").exists() and not Path("/tmp/absolute.png").exists()
@@ -119,13 +120,13 @@ def test_the_original_layout_restores_one_configuration(tmp_path: Path, kodak_cr
     photos.mkdir()
     Image.fromarray(kodak_crop[:64, :64]).save(photos / "one.png")
     arch = str(tmp_path / "archive")
-    assert archive(str(photos), arch, ["jpeg@40,80"]).ok
+    assert archive(Run(arch, source=str(photos), codecs=["jpeg@40,80"])).ok
     with pytest.raises(ValueError, match="one configuration per image; choose one"):
-        restore(arch, str(tmp_path / "out"))
+        restore(RestoreRun(arch, str(tmp_path / "out")))
     assert not (tmp_path / "out").exists()
-    chosen = restore(arch, str(tmp_path / "out"), configs=["jpeg.default.q80"])
+    chosen = restore(RestoreRun(arch, str(tmp_path / "out"), configs=["jpeg.default.q80"]))
     assert [(o.status, Path(o.path).name) for o in chosen.stages["restore"]] == [("ok", "one.png")]
-    both = restore(arch, str(tmp_path / "ids"), layout="ids")
+    both = restore(RestoreRun(arch, str(tmp_path / "ids"), layout="ids"))
     assert sorted(str(Path(o.path).relative_to(tmp_path / "ids").parent) for o in both.stages["restore"]) == [
         "jpeg.default.q40",
         "jpeg.default.q80",

@@ -9,6 +9,7 @@ fixity)."""
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from latentpress.infra import storage
 from latentpress.infra.layout import ArchiveLayout
 from latentpress.infra.ledger import read_ledger
 from latentpress.pipeline.verify import verify
+from latentpress.run import Cluster, Run
 
 BIN = Path(sys.executable).parent / "latentpress"
 
@@ -57,24 +59,24 @@ def test_second_run_of_the_command_on_s3_adds_the_new_photo(tmp_path: Path, s3_r
 
 
 @pytest.fixture(params=["in-process", "dask"])
-def run(request: pytest.FixtureRequest) -> Callable[..., RunResult]:
+def run(request: pytest.FixtureRequest) -> Callable[[Run], RunResult]:
     """``archive`` in this process, or the archive flow on the tests' Dask cluster."""
     if request.param == "in-process":
         return archive
     from latentpress.flows.prefect_flows import archive_flow
 
-    address = request.getfixturevalue("dask_address")
-    return lambda *args, **kwargs: archive_flow(*args, **kwargs, dask_address=address)
+    cluster = Cluster(request.getfixturevalue("dask_address"))
+    return lambda run: archive_flow(dataclasses.replace(run, cluster=cluster))
 
 
-def test_incremental_runs_on_s3(run: Callable[..., RunResult], tmp_path: Path, s3_root: str) -> None:
+def test_incremental_runs_on_s3(run: Callable[[Run], RunResult], tmp_path: Path, s3_root: str) -> None:
     source = tmp_path / "photos"
     source.mkdir()
     archive_url = f"{s3_root}/archive"
     ledger = f"{archive_url}/ledger"
 
     def archived(codecs: list[str], new_rows: int) -> None:
-        result = run(str(source), archive_url, codecs, metrics=("psnr",))
+        result = run(Run(archive_url, source=str(source), codecs=codecs, metrics=("psnr",)))
         assert result.ok and result.new_rows == new_rows, result.errors
         check = verify(archive_url)
         assert check.intact, check.problems()

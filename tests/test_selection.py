@@ -18,6 +18,7 @@ from latentpress.pipeline.decode import decode_container
 from latentpress.pipeline.selection import read_selection, select
 from latentpress.pipeline.verify import verify
 from latentpress.quality_floors import parse_target
+from latentpress.run import RestoreRun
 
 
 def test_targets_parse_and_bad_ones_say_what_is_accepted() -> None:
@@ -91,7 +92,9 @@ def test_select_picks_the_smallest_passing_configuration_on_real_crops(archived:
 
 def test_restore_follows_the_selection(archived: Path, tmp_path: Path) -> None:
     _, chosen = read_selection(ArchiveLayout(str(archived)).selection)
-    result = restore(str(archived), str(tmp_path / "out"))  # the original layout, one configuration per image
+    result = restore(
+        RestoreRun(str(archived), str(tmp_path / "out"))
+    )  # the original layout, one configuration per image
     outcomes = {o.image_id: o for o in result.stages["restore"]}
     assert {o.status for o in outcomes.values()} == {"ok"} and len(outcomes) == 4
     for row in chosen.itertuples():

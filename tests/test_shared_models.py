@@ -17,6 +17,7 @@ from latentpress.infra.layout import ArchiveLayout, unpack_image, unpack_model
 from latentpress.infra.ledger import read_ledger, with_rates
 from latentpress.models.vae import load_vae
 from latentpress.pipeline.compress import fit_shard
+from latentpress.pipeline.context import RunContext
 from latentpress.pipeline.decode import shared_model
 from latentpress.pipeline.evaluate import evaluate_batch
 from latentpress.pipeline.restore import restore_batch, restore_targets
@@ -64,7 +65,7 @@ def test_one_model_per_shard_amortised_in_the_ledger(shared_mean_codec, latent_a
     layout = ArchiveLayout(archive)
     config = CodecConfig("test-shared-mean", "default", 1.0)
 
-    outcomes = fit_shard(items, archive, layout.latents, "taesd", config)
+    outcomes = fit_shard(items, RunContext(archive, "taesd"), config)
     assert [(o.status, o.cached) for o in outcomes] == [("ok", False)] * 3
     models = list((tmp_path / "archive" / "shared" / config.key).glob("*.lpm"))
     assert len(models) == 1
@@ -75,7 +76,10 @@ def test_one_model_per_shard_amortised_in_the_ledger(shared_mean_codec, latent_a
         assert container.sections["shared"].decode() == models[0].stem
         assert container.sections["payload"] in {b"\x00", b"\x01", b"\x02"}
 
-    assert evaluate_batch(items, archive, config, "taesd", str(tmp_path / "ledger"), "run1").rows == 3
+    assert (
+        evaluate_batch(items, RunContext(archive, "taesd", ledger=str(tmp_path / "ledger"), run_id="run1"), config).rows
+        == 3
+    )
     model_size = models[0].stat().st_size
     rows = read_ledger(str(tmp_path / "ledger")).set_index("image_id")
     for item in items:
@@ -93,7 +97,7 @@ def test_one_model_per_shard_amortised_in_the_ledger(shared_mean_codec, latent_a
     shared_model.cache_clear()
     out = str(tmp_path / "restored")
     targets = restore_targets(out, "ids", config.key, {i.image_id: i.name for i in items}, "png")
-    restored = restore_batch([i.image_id for i in items], archive, config.key, targets, "taesd")
+    restored = restore_batch(targets, archive, config.key, "taesd")
     assert {(o.status, o.cached) for o in restored} == {("ok", False)}
     assert shared_model.cache_info().misses == 1
     mean = shared_mean_codec().decode(b"\x00", type("C", (), {"shared_model": model_container.sections["model"]})())
@@ -103,7 +107,7 @@ def test_one_model_per_shard_amortised_in_the_ledger(shared_mean_codec, latent_a
             np.testing.assert_array_equal(np.asarray(img), expected)
 
     # A rerun skips the shard; no second model appears.
-    assert {o.cached for o in fit_shard(items, archive, layout.latents, "taesd", config)} == {True}
+    assert {o.cached for o in fit_shard(items, RunContext(archive, "taesd"), config)} == {True}
     assert len(list((tmp_path / "archive" / "shared" / config.key).glob("*.lpm"))) == 1
 
 
@@ -137,7 +141,7 @@ def test_an_image_the_codec_refuses_is_rejected_alone(latent_archive, tmp_path: 
         )
     )
     try:
-        outcomes = fit_shard(items, archive, layout.latents, "taesd", CodecConfig("test-picky-mean", "default", 1.0))
+        outcomes = fit_shard(items, RunContext(archive, "taesd"), CodecConfig("test-picky-mean", "default", 1.0))
     finally:
         del CODECS[info.name]
     by_id = {o.image_id: o for o in outcomes}

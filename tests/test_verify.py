@@ -20,6 +20,7 @@ from latentpress.cli import main
 from latentpress.flows.archive import archive
 from latentpress.infra.fixity import FIXITY_NAME, PARTS_FOLDER, read, sha256
 from latentpress.pipeline.verify import verify
+from latentpress.run import Run
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,7 @@ def archived(tmp_path_factory: pytest.TempPathFactory, kodak_dir: Path) -> Path:
     for n, name in ((1, "a.png"), (3, "trip/b.png"), (5, "trip/c.jpg")):
         with Image.open(kodak_dir / f"kodim0{n}.png") as img:
             img.convert("RGB").crop((200, 100, 392, 228)).save(photos / name)
-    result = archive(str(photos), str(root / "archive"), ["webp@40", "latent-q@1"])
+    result = archive(Run(str(root / "archive"), source=str(photos), codecs=["webp@40", "latent-q@1"]))
     assert result.ok, result.errors
     return root / "archive"
 
@@ -105,7 +106,9 @@ def test_damage_between_runs_stays_visible_after_the_next_run(copy: Path, archiv
     hour_ago = time.time() - 3600  # damage keeps the old time (bit rot), or is older than the run
     os.utime(stats, (hour_ago, hour_ago))
     photos = archived.parent / "photos"
-    assert archive(str(photos), str(copy), ["webp@40", "latent-q@1"]).ok  # a rerun records fixity again
+    assert archive(
+        Run(str(copy), source=str(photos), codecs=["webp@40", "latent-q@1"])
+    ).ok  # a rerun records fixity again
     result = verify(str(copy))
     assert [p for p, _ in result.fixity.damaged] == [str(stats.relative_to(copy))]
 
@@ -121,7 +124,7 @@ def test_a_failed_run_records_what_it_wrote(copy: Path, archived: Path, monkeypa
 
     monkeypatch.setattr(archive_flow, "finish_compression", finish_then_fail)
     with pytest.raises(RuntimeError, match="storage went away"):
-        archive(str(archived.parent / "photos"), str(copy), ["webp@20"])
+        archive(Run(str(copy), source=str(archived.parent / "photos"), codecs=["webp@20"]))
     assert "webp.default.q20" in (copy / "manifest.json").read_text()
     assert verify(str(copy)).intact  # its new containers and new manifest are neither extra nor damage
 
@@ -134,14 +137,14 @@ def test_a_killed_runs_writes_are_recorded_by_the_run_that_takes_over(copy: Path
     manifest = copy / "manifest.json"
     manifest.write_text(manifest.read_text().replace('"vae"', '"vae" ', 1))  # what the killed run wrote
     os.utime(manifest, (killed_at + 60, killed_at + 60))
-    assert archive(str(archived.parent / "photos"), str(copy), ["webp@40", "latent-q@1"]).ok
+    assert archive(Run(str(copy), source=str(archived.parent / "photos"), codecs=["webp@40", "latent-q@1"])).ok
     assert verify(str(copy)).intact and not (copy / "lease.json").exists()
 
 
 def test_a_no_op_rerun_writes_no_record(copy: Path, archived: Path) -> None:
     record = copy / FIXITY_NAME
     before = (record.read_bytes(), record.stat().st_mtime_ns)
-    assert archive(str(archived.parent / "photos"), str(copy), ["webp@40", "latent-q@1"]).ok
+    assert archive(Run(str(copy), source=str(archived.parent / "photos"), codecs=["webp@40", "latent-q@1"])).ok
     assert (record.read_bytes(), record.stat().st_mtime_ns) == before and verify(str(copy)).intact
     assert not (copy / PARTS_FOLDER).exists()
 
@@ -150,7 +153,7 @@ def test_a_run_appends_a_part_with_only_what_it_wrote(copy: Path, archived: Path
     record = copy / FIXITY_NAME
     before, earlier = record.read_bytes(), read(str(copy))
     photos = archived.parent / "photos"
-    assert archive(str(photos), str(copy), ["webp@20"]).ok
+    assert archive(Run(str(copy), source=str(photos), codecs=["webp@20"])).ok
     digests = read(str(copy))
     new = [p for p in digests if p.startswith("images/webp.default.q20/")]
     assert len(new) == 6  # three containers and their statistics
@@ -169,10 +172,10 @@ def test_parts_fold_into_the_record_and_a_killed_fold_reads_the_same(
 
     photos = archived.parent / "photos"
     for quality in (20, 30):
-        assert archive(str(photos), str(copy), [f"webp@{quality}"]).ok
+        assert archive(Run(str(copy), source=str(photos), codecs=[f"webp@{quality}"])).ok
     assert len(list((copy / PARTS_FOLDER).iterdir())) == 2
     (copy / "ledger" / "notes.txt").write_text("gone soon")
-    assert archive(str(photos), str(copy), ["webp@20"]).ok  # records the new file in a third part
+    assert archive(Run(str(copy), source=str(photos), codecs=["webp@20"])).ok  # records the new file in a third part
     (copy / "ledger" / "notes.txt").unlink()
     expected = {p: d for p, d in read(str(copy)).items() if p != "ledger/notes.txt"}
 
@@ -194,7 +197,7 @@ def test_parts_fold_into_the_record_and_a_killed_fold_reads_the_same(
 
 
 def test_a_malformed_part_is_named(copy: Path, archived: Path) -> None:
-    assert archive(str(archived.parent / "photos"), str(copy), ["webp@20"]).ok
+    assert archive(Run(str(copy), source=str(archived.parent / "photos"), codecs=["webp@20"])).ok
     [part] = (copy / PARTS_FOLDER).iterdir()
     part.write_text(part.read_text() + "not a digest  images/x.lpc\n")
     with pytest.raises(ValueError, match=f"{part.name}, line"):
@@ -212,8 +215,8 @@ def test_fixity_on_s3(s3_root: str, archived: Path) -> None:
     from latentpress.infra import storage
 
     photos = archived.parent / "photos"
-    assert archive(str(photos), s3_root, ["webp@40"]).ok
-    assert archive(str(photos), s3_root, ["webp@20"]).ok  # the second run appends a part
+    assert archive(Run(s3_root, source=str(photos), codecs=["webp@40"])).ok
+    assert archive(Run(s3_root, source=str(photos), codecs=["webp@20"])).ok  # the second run appends a part
     digests = read(s3_root)
     assert len([p for p in digests if p.startswith("images/")]) == 12 and verify(s3_root).intact
     assert len(storage.list_files(f"{s3_root}/{PARTS_FOLDER}")) == 1

@@ -11,6 +11,7 @@
 - :mod:`.common` (jobs and batches), :mod:`.progress` (what an operator sees) and
   :mod:`.run_log` (what a Prefect run logs, and its Failed state when images were lost).
 
-A library user runs the whole archive path in-process with
-``latentpress.flows.archive.archive(source, archive, ["avif@30"])``.
+Each takes the run object (``latentpress.run``) whole. A library user runs the whole
+archive path in-process with
+``latentpress.flows.archive.archive(Run(archive, source=source, codecs=["avif@30"]))``.
 """

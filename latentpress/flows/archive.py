@@ -9,10 +9,19 @@ this run does not name, and missing from the ledger, are evaluated too.
 from __future__ import annotations
 
 from latentpress.codecs import CodecConfig, codec_info, parse_specs
-from latentpress.config import DEFAULT_BATCH_SIZE, DEFAULT_SHARD_SIZE, DEFAULT_VAE
 from latentpress.flows.collection_models import ModelKey, collection_models, model_ids
 from latentpress.flows.collection_models import key as model_key
-from latentpress.flows.common import Job, balanced_batch, finished, ids, job_errors, photo_batches, shard_batches, start
+from latentpress.flows.common import (
+    Job,
+    Plan,
+    balanced_batch,
+    finished,
+    ids,
+    job_errors,
+    photo_batches,
+    shard_batches,
+    start,
+)
 from latentpress.flows.compress import compression_job, compression_jobs, is_latent, with_latents, with_models
 from latentpress.flows.evaluate import collect_evaluations, evaluation_job
 from latentpress.flows.executors import Executor, InProcess
@@ -26,66 +35,48 @@ from latentpress.pipeline.archive_batch import BatchWork
 from latentpress.pipeline.evaluate import Recorded, recorded, unevaluated, warm_up_in_background
 from latentpress.pipeline.manifest import finish_compression
 from latentpress.pipeline.outcomes import Outcome
+from latentpress.run import Run
 
 
 @leased("archive")
-def archive(
-    source: str,
-    archive: str,
-    codecs: list[str],
-    ledger: str | None = None,
-    vae: str = DEFAULT_VAE,
-    latents: str | None = None,
-    shard_size: int = DEFAULT_SHARD_SIZE,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    executor: Executor | None = None,
-    model: str | None = None,
-    train_sample: int | None = None,
-    train_steps: int | None = None,
-    metrics: tuple[str, ...] | None = None,
-) -> RunResult:
-    """Archive every image under ``source`` into ``archive`` with each codec and record
-    the results in the ledger (default ``<archive>/ledger``).
+def archive(run: Run, executor: Executor | None = None) -> RunResult:
+    """Archive every image under ``run.source`` into ``run.archive`` with each of its
+    codecs and record the results in the ledger (default ``<archive>/ledger``).
 
-    Collection-model codecs use the archive's model, or ``model`` (copied in), or one
-    trained first on ``train_sample`` images (default: the preset's sample size) for
-    ``train_steps`` steps (default: the preset's). ``metrics``: those measured
-    (default: all four). Reruns are idempotent: stored
-    models, containers and finished ledger rows are never redone; images that ended
-    in ``error`` are tried again.
+    Collection-model codecs use the archive's model, or ``run.model`` (copied in), or
+    one trained first (see :class:`~latentpress.run.Run`). Reruns are
+    idempotent: stored models, containers and finished ledger rows are never redone;
+    images that ended in ``error`` are tried again.
     """
     executor = executor or InProcess()
-    configs = parse_specs(codecs)  # a bad codec spec fails before any work
-    layout = ArchiveLayout(archive)
-    ledger_url = ledger or layout.ledger
-    latents_url = latents or layout.latents
-    result = RunResult(new_run_id())
-    result.items = ingest(source, archive, shard_size, executor)
+    configs = parse_specs(list(run.codecs))  # a bad codec spec fails before any work
+    result = RunResult(run.run_id or new_run_id())
+    context = run.context(result.run_id)
+    result.items = ingest(run, executor)
     result.lap("ingest")
     good = [item for item in result.items if item.status == "ok"]
-    done = recorded(ledger_url)
-    todo = not_recorded(configs, good, done, archive, result)
+    done = recorded(context.ledger)
+    todo = not_recorded(configs, good, done, run.archive, result)
     result.lap("ledger read")
-    size = balanced_batch(batch_size, max(map(len, todo.values()), default=0), executor.threads)
+    size = balanced_batch(run.batch_size, max(map(len, todo.values()), default=0), executor.threads)
     if any(todo.values()):
         executor.on_every_worker(warm_up_in_background)  # metric networks load while the codecs run
+    plan = Plan(configs, context, executor, size)
     needed = {i.image_id: i for c in configs if is_latent(c) for i in todo[c]}
-    latent = with_latents(executor, list(needed.values()), configs, latents_url, vae, size, result)
+    latent = with_latents(plan, list(needed.values()), result)
     with_latent = {c: set(ids(latent[c])) for c in configs if is_latent(c)}
     usable = {c: [i for i in todo[c] if i.image_id in with_latent[c]] if is_latent(c) else todo[c] for c in configs}
     result.lap("latents")
-    models = collection_models(
-        executor, configs, usable, archive, latents_url, vae, result, model, train_sample, train_steps
-    )
+    models = collection_models(plan, usable, run, result)
     result.lap("collection models")
-    earlier = read_manifest(archive, missing_ok=True)
+    earlier = read_manifest(run.archive, missing_ok=True)
     leftovers = [c for c in map(CodecConfig.from_dict, earlier.get("configs", [])) if c not in configs]
-    jobs = archive_jobs(configs, good, with_models(usable, models), archive, latents_url, vae, ledger_url,
-                        result.run_id, done, models, metrics, size, executor.threads)  # fmt: skip
+    jobs = archive_jobs(plan, good, with_models(usable, models), done, models)
     start(executor, jobs)
+    earlier_context = run.context(result.run_id, earlier.get("vae"))
     evaluations = start(executor, [
-        evaluation_job(archive, config, batch, earlier["vae"], ledger_url, result.run_id, metrics)
-        for config, images in unevaluated(archive, good, leftovers, done).items()
+        evaluation_job(earlier_context, config, batch)
+        for config, images in unevaluated(run.archive, good, leftovers, done).items()
         for batch in shard_batches(images, size)
     ])  # fmt: skip
     for job, outcome in finished(executor, jobs, "compress and evaluate"):
@@ -99,14 +90,10 @@ def archive(
             result.add("compress", outcome)
             config = job.params["config"]
             todo = stage.to_evaluate(job.params["items"], outcome, done.done_for(config.key))
-            batches = [evaluation_job(archive, config, b, vae, ledger_url, result.run_id, metrics)
-                       for b in shard_batches(todo, size)]  # fmt: skip
-            evaluations += start(executor, batches)
+            evaluations += start(executor, [evaluation_job(context, config, b) for b in shard_batches(todo, size)])
     collect_evaluations(executor, evaluations, result)
     result.lap("compress and evaluate")
-    finish_compression(
-        archive, ledger_url, good, configs, result.stages.get("compress", []), result.run_id, vae, model_ids(models)
-    )
+    finish_compression(context, good, configs, result.stages.get("compress", []), model_ids(models))
     result.lap("bookkeeping")
     return result
 
@@ -138,28 +125,20 @@ def not_recorded(
 
 
 def archive_jobs(
-    configs: list[CodecConfig],
+    plan: Plan,
     items: list[Item],
     usable: dict[CodecConfig, list[Item]],
-    archive: str,
-    latents_url: str,
-    vae: str,
-    ledger_url: str,
-    run_id: str,
     done: Recorded,
     models: dict[ModelKey, str],
-    metrics: tuple[str, ...] | None,
-    size: int,
-    threads: int,
 ) -> list[Job]:
     """A ``fit_shard`` job per shard of each shard-model codec, and an ``archive_batch``
     job per batch of ``items`` covering every per-image configuration the batch's
     images need (each photo then measured once for all of them)."""
-    shard_configs = [c for c in configs if c in usable and not codec_info(c.name).per_image]
-    jobs = [compression_job(config, shard, archive, latents_url, vae, done.rejected_for(config.key), models)
-            for config, shard in compression_jobs(shard_configs, usable, size, threads)]  # fmt: skip
-    per_image = [c for c in configs if c in usable and codec_info(c.name).per_image]
-    for batch in photo_batches(items, [usable[c] for c in per_image], size, threads):
+    shard_configs = [c for c in plan.configs if c in usable and not codec_info(c.name).per_image]
+    jobs = [compression_job(plan.context, config, shard, done.rejected_for(config.key), models)
+            for config, shard in compression_jobs(shard_configs, usable, plan.size, plan.threads)]  # fmt: skip
+    per_image = [c for c in plan.configs if c in usable and codec_info(c.name).per_image]
+    for batch in photo_batches(items, [usable[c] for c in per_image], plan.size, plan.threads):
         batch_ids = set(ids(batch))
         work = [
             BatchWork(config, [i for i in usable[config] if i.image_id in batch_ids],
@@ -168,9 +147,7 @@ def archive_jobs(
             for config in per_image
         ]  # fmt: skip
         work = [part for part in work if part.items]
-        params = {"work": work, "archive": archive, "latents_url": latents_url, "vae_name": vae,
-                  "ledger_url": ledger_url, "run_id": run_id, "metrics": metrics}  # fmt: skip
         pairs = [(part.config.key, item.image_id) for part in work for item in part.items]
-        jobs.append(Job(stage.archive_batch, params, ids(batch), "", gpu=any(is_latent(p.config) for p in work),
-                        pairs=pairs))  # fmt: skip
+        jobs.append(Job(stage.archive_batch, {"work": work, "run": plan.context}, ids(batch), "",
+                        gpu=any(is_latent(p.config) for p in work), pairs=pairs))  # fmt: skip
     return jobs

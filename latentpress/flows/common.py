@@ -1,6 +1,6 @@
 """What every flow does: cut work into batches, submit it, read results as they come.
 
-A :class:`Job` is one call of a pipeline function over a batch of images. A job that
+A :class:`Plan` holds what a run's steps cut work by; a :class:`Job` is one call of a pipeline function over a batch of images. A job that
 fails as a whole (after the task runner's retries) does not stop the flow: each of
 its images ends as an ``error`` outcome with the job's reason (:func:`job_errors`).
 """
@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any, TypeVar
 
+from latentpress.codecs import CodecConfig
 from latentpress.flows.executors import Executor
 from latentpress.flows.progress import StepProgress
 from latentpress.flows.run_log import run_logger
 from latentpress.infra.collection import Item
+from latentpress.pipeline.context import RunContext
 from latentpress.pipeline.outcomes import Outcome, describe
 
 T = TypeVar("T")
@@ -35,6 +37,21 @@ small beside its work."""
 BATCH_PIXELS = 24_000_000
 """Most pixels in one batch: a worker holds a batch's images (3 bytes a pixel, twice
 when evaluating), so one 24 MP photo is a batch of its own, not batched with 60 others."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How a run's work is cut and where it runs: its codec configurations, what its
+    pipeline steps share, the executor, and the images per batch (``size``)."""
+
+    configs: list[CodecConfig]
+    context: RunContext
+    executor: Executor
+    size: int
+
+    @property
+    def threads(self) -> int:
+        return self.executor.threads
 
 
 @dataclass

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-from latentpress.config import DEFAULT_SHARD_SIZE
 from latentpress.flows.common import MAX_TASKS, Job, chunks, finished, start
 from latentpress.flows.executors import Executor, InProcess
 from latentpress.infra.collection import Item, append_changes, read_collection
@@ -12,24 +11,25 @@ from latentpress.infra.lease import leased
 from latentpress.infra.listing import list_source
 from latentpress.pipeline import ingest as stage
 from latentpress.pipeline.outcomes import describe
+from latentpress.run import Run
 
 INSPECT_BATCH = 100
 """Most files one inspection task reads."""
 
 
 @leased("ingest")
-def ingest(
-    source: str, archive: str, shard_size: int = DEFAULT_SHARD_SIZE, executor: Executor | None = None
-) -> list[Item]:
-    """Inspect every image under ``source`` and append what changed to the archive's
-    collection (``infra.collection``), which also lists every other entry of the
-    source with the reason it is skipped. Shards once given stay (``assign_shards``).
+def ingest(run: Run, executor: Executor | None = None) -> list[Item]:
+    """Inspect every image under ``run.source`` and append what changed to the
+    collection of ``run.archive`` (``infra.collection``), which also lists every other
+    entry of the source with the reason it is skipped. Shards of ``run.shard_size``
+    images once given stay (``assign_shards``).
 
     Files unchanged since the archive's last ingest (same URL, size and modification
     time) are not read again, unless they were unreadable. Returns all items: good
     ones with their shard, the others with their reason.
     """
     executor = executor or InProcess()
+    source, archive = run.source, run.archive
     everything = list_source(source)
     listing = everything.files
     if not listing:
@@ -54,6 +54,6 @@ def ingest(
             files = job.params["files"].items()
             result = [stage.unreadable(url, source, version, describe(result)) for url, version in files]
         inspected += result
-    items = stage.assign_shards(kept + inspected + stage.skipped_items(everything), shard_size, previous)
+    items = stage.assign_shards(kept + inspected + stage.skipped_items(everything), run.shard_size, previous)
     append_changes(archive, previous, items)
     return items

@@ -1,127 +1,71 @@
 """The Prefect flows: each command's orchestration on the workers of a Dask cluster.
 
 These are what ``latentpress`` runs for bulk jobs and what the deployments in
-``prefect.yaml`` schedule. Each one starts a Dask executor (a local cluster, or the
-cluster at ``dask_address``) and runs the same orchestration as the in-process
-path (``latentpress.flows.archive`` and its siblings).
+``prefect.yaml`` schedule. Each takes the command's run object whole
+(``latentpress.run``; a deployment's parameters nest it under ``run``), starts a
+Dask executor on ``run.cluster`` (a local cluster, or the cluster at its address) and
+runs the same orchestration as the in-process path (``latentpress.flows.archive`` and
+its siblings).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from prefect import flow
 
-from latentpress.config import DEFAULT_BATCH_SIZE, DEFAULT_SHARD_SIZE, DEFAULT_VAE
 from latentpress.flows import archive as archive_step
 from latentpress.flows import collection_models as models_step
 from latentpress.flows import compress as compress_step
 from latentpress.flows import evaluate as evaluate_step
 from latentpress.flows import ingest as ingest_step
 from latentpress.flows import restore as restore_step
-from latentpress.flows.executors import dask_executor
+from latentpress.flows.executors import Executor, dask_executor
 from latentpress.flows.results import RunResult, new_run_id
 from latentpress.flows.run_log import concluded, run_logger
 from latentpress.infra.cluster import quiet_cluster_logs
 from latentpress.infra.collection import Item
 from latentpress.pipeline.collection_models import TrainedModel
+from latentpress.run import Cluster, RestoreRun, Run, TrainRun
+
+
+def _on_dask(cluster: Cluster, step: Callable[[Executor], Any]) -> Any:
+    """``step`` run with an executor on ``cluster``'s Dask workers."""
+    quiet_cluster_logs()
+    with dask_executor(cluster.dask_address, cluster.workers) as executor:
+        return step(executor)
 
 
 @flow(name="archive")
-def archive_flow(
-    source: str,
-    archive: str,
-    codecs: list[str],
-    ledger: str | None = None,
-    vae: str = DEFAULT_VAE,
-    latents: str | None = None,
-    shard_size: int = DEFAULT_SHARD_SIZE,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    dask_address: str | None = None,
-    workers: int | None = None,
-    model: str | None = None,
-    train_sample: int | None = None,
-    train_steps: int | None = None,
-    metrics: tuple[str, ...] | None = None,
-) -> RunResult:
-    """Archive every image under ``source`` (see ``latentpress.flows.archive.archive``)."""
-    quiet_cluster_logs()
-    with dask_executor(dask_address, workers) as executor:
-        result = archive_step.archive(source, archive, codecs, ledger, vae, latents, shard_size, batch_size, executor,
-                                      model, train_sample, train_steps, metrics)  # fmt: skip
-    return concluded("archive", result)
+def archive_flow(run: Run) -> RunResult:
+    """Archive every image under ``run.source`` (see ``latentpress.flows.archive.archive``)."""
+    return concluded("archive", _on_dask(run.cluster, lambda executor: archive_step.archive(run, executor)))
 
 
 @flow(name="ingest")
-def ingest_flow(
-    source: str,
-    archive: str,
-    shard_size: int = DEFAULT_SHARD_SIZE,
-    dask_address: str | None = None,
-    workers: int | None = None,
-) -> list[Item]:
-    """Inspect every image under ``source`` (see ``latentpress.flows.ingest.ingest``)."""
-    quiet_cluster_logs()
-    with dask_executor(dask_address, workers) as executor:
-        result = RunResult(new_run_id(), items=ingest_step.ingest(source, archive, shard_size, executor))
-    return concluded("ingest", result, result.items)
+def ingest_flow(run: Run) -> list[Item]:
+    """Inspect every image under ``run.source`` (see ``latentpress.flows.ingest.ingest``)."""
+    items = _on_dask(run.cluster, lambda executor: ingest_step.ingest(run, executor))
+    return concluded("ingest", RunResult(new_run_id(), items=items), items)
 
 
 @flow(name="compress")
-def compress_flow(
-    archive: str,
-    codecs: list[str],
-    vae: str = DEFAULT_VAE,
-    latents: str | None = None,
-    ledger: str | None = None,
-    run_id: str | None = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    dask_address: str | None = None,
-    workers: int | None = None,
-    model: str | None = None,
-    train_sample: int | None = None,
-    train_steps: int | None = None,
-) -> RunResult:
+def compress_flow(run: Run) -> RunResult:
     """Compress an ingested collection (see ``latentpress.flows.compress.compress``)."""
-    quiet_cluster_logs()
-    with dask_executor(dask_address, workers) as executor:
-        result = compress_step.compress(archive, codecs, vae, latents, ledger, run_id, batch_size, executor, model,
-                                        train_sample, train_steps)  # fmt: skip
-    return concluded("compress", result)
+    return concluded("compress", _on_dask(run.cluster, lambda executor: compress_step.compress(run, executor)))
 
 
 @flow(name="evaluate")
-def evaluate_flow(
-    archive: str,
-    ledger: str | None = None,
-    run_id: str | None = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    dask_address: str | None = None,
-    workers: int | None = None,
-    metrics: tuple[str, ...] | None = None,
-) -> RunResult:
+def evaluate_flow(run: Run) -> RunResult:
     """Measure what the ledger lacks (see ``latentpress.flows.evaluate.evaluate``)."""
-    quiet_cluster_logs()
-    with dask_executor(dask_address, workers) as executor:
-        result = evaluate_step.evaluate(archive, ledger, run_id, batch_size, executor, metrics)
-    return concluded("evaluate", result)
+    return concluded("evaluate", _on_dask(run.cluster, lambda executor: evaluate_step.evaluate(run, executor)))
 
 
 @flow(name="restore")
-def restore_flow(
-    archive: str,
-    out: str,
-    configs: list[str] | None = None,
-    vae: str | None = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    dask_address: str | None = None,
-    workers: int | None = None,
-    layout: str = "original",
-    fmt: str = "png",
-) -> RunResult:
+def restore_flow(run: RestoreRun) -> RunResult:
     """Decode an archive to image files (see ``latentpress.flows.restore.restore``)."""
-    quiet_cluster_logs()
-    with dask_executor(dask_address, workers) as executor:
-        result = restore_step.restore(archive, out, configs, vae, batch_size, executor, layout, fmt)
-    return concluded("restore", result)
+    return concluded("restore", _on_dask(run.cluster, lambda executor: restore_step.restore(run, executor)))
 
 
 @flow(name="verify")
@@ -146,17 +90,6 @@ def verify_flow(archive: str, decode: bool = False, configs: list[str] | None = 
 
 
 @flow(name="train")
-def train_flow(
-    source: str,
-    model_url: str,
-    codec: str,
-    vae: str = DEFAULT_VAE,
-    sample: int | None = None,
-    steps: int | None = None,
-    dask_address: str | None = None,
-    workers: int | None = None,
-) -> TrainedModel:
+def train_flow(run: TrainRun) -> TrainedModel:
     """Train one collection model (see ``latentpress.flows.collection_models.train``)."""
-    quiet_cluster_logs()
-    with dask_executor(dask_address, workers) as executor:
-        return models_step.train(source, model_url, codec, vae, sample, steps, executor)
+    return _on_dask(run.cluster, lambda executor: models_step.train(run, executor))

@@ -4,7 +4,6 @@ tree and names) or one folder per configuration."""
 from __future__ import annotations
 
 from latentpress.codecs import codec_info
-from latentpress.config import DEFAULT_BATCH_SIZE
 from latentpress.flows.common import Job, balanced_batch, chunks, finished, job_errors, start
 from latentpress.flows.executors import Executor, InProcess
 from latentpress.flows.results import RunResult, new_run_id
@@ -13,22 +12,14 @@ from latentpress.infra.layout import ArchiveLayout, read_manifest
 from latentpress.infra.ledger import refusals
 from latentpress.pipeline.outcomes import Outcome
 from latentpress.pipeline.restore import keys_by_image, restore_batch, restore_plan, restore_targets, write_index
+from latentpress.run import RestoreRun
 
 
-def restore(
-    archive: str,
-    out: str,
-    configs: list[str] | None = None,
-    vae: str | None = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    executor: Executor | None = None,
-    layout: str = "original",
-    fmt: str = "png",
-) -> RunResult:
-    """Decode every archived image of the chosen configurations to files of format
-    ``fmt`` and write ``<out>/restored.csv``. Without ``configs``, each image comes from
-    the configuration the archive's quality-floor selection chose for it, if it has
-    one (``pipeline.selection``), else from every configuration.
+def restore(run: RestoreRun, executor: Executor | None = None) -> RunResult:
+    """Decode every image of ``run.archive`` under the chosen configurations to files of
+    format ``run.fmt`` and write ``<out>/restored.csv``. Without ``run.configs``, each
+    image comes from the configuration the archive's quality-floor selection chose for
+    it, if it has one (``pipeline.selection``), else from every configuration.
 
     ``layout="original"`` recreates the collection's folder tree and file names (see
     ``pipeline.restore_names``) from one configuration per image: the selection's, the
@@ -38,13 +29,14 @@ def restore(
     refused it, else an ``error``.
     """
     executor = executor or InProcess()
+    archive, out, layout, fmt = run.archive, run.out, run.layout, run.fmt
     manifest = read_manifest(archive)
     items = archived_items(archive)
     if not items and not collection_parts(archive):  # a second listing only when there is nothing to restore
         raise ValueError(f"archive {archive} has no collection (ARCHIVE/collection/): without it nothing says which "
                          "images the archive holds or their names")  # fmt: skip
     ids = [item.image_id for item in items]
-    plan = restore_plan(archive, manifest, configs, ids)
+    plan = restore_plan(archive, manifest, list(run.configs) if run.configs else None, ids)
     if layout == "original" and any(len(keys) > 1 for keys in keys_by_image(plan).values()):
         raise ValueError(f"the original layout restores one configuration per image; choose one of archive {archive}'s "
                          f"({', '.join(plan)}), or restore them all in the ids layout")  # fmt: skip
@@ -57,7 +49,7 @@ def restore(
         except KeyError as exc:
             raise ValueError(f"archive {archive}: manifest configuration {config['key']}: {exc.args[0]}") from None
     result = RunResult(new_run_id())
-    size = balanced_batch(batch_size, sum(len(wanted) for wanted in plan.values()), executor.threads)
+    size = balanced_batch(run.batch_size, sum(len(wanted) for wanted in plan.values()), executor.threads)
     planned = keys_by_image(plan)
     everywhere = restore_targets(out, layout, "", {i: names[i] for i in planned}, fmt) if layout == "original" else {}
     unselected = [i for i in ids if i not in planned]
@@ -68,9 +60,9 @@ def restore(
         stored = ArchiveLayout(archive).stored_images(key)
         result.add("restore", not_stored(archive, key, [i for i in wanted if i not in stored]))
         targets = everywhere or restore_targets(out, layout, key, {i: names[i] for i in wanted}, fmt)
-        params = {"archive": archive, "config_key": key, "vae_name": vae or manifest["vae"], "fmt": fmt}
-        jobs += [Job(restore_batch, {"image_ids": batch, "sizes": {i: sizes[i] for i in batch if i in sizes},
-                                     "targets": {i: targets[i] for i in batch}, **params},
+        params = {"archive": archive, "config_key": key, "vae_name": run.vae or manifest["vae"], "fmt": fmt}
+        jobs += [Job(restore_batch, {"targets": {i: targets[i] for i in batch},
+                                     "sizes": {i: sizes[i] for i in batch if i in sizes}, **params},
                      batch, key, gpu=domains[key] == "latent")
                  for batch in chunks([i for i in wanted if i in stored], size)]  # fmt: skip
     for job, outcomes in finished(executor, start(executor, jobs), "restore"):

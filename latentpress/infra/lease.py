@@ -103,16 +103,18 @@ def archive_lease(archive: str, command: str) -> Iterator[float | None]:
 
 
 def leased(command: str) -> Callable[[F], F]:
-    """Decorate a function with an ``archive`` parameter to run under that archive's
-    lease; the outermost run records the archive's fixity when it returns or fails (a
-    ``compact`` run folds the record's parts)."""
+    """Decorate a function with an ``archive`` parameter (or a ``run`` one whose
+    ``archive`` it is) to run under that archive's lease; the outermost run records the
+    archive's fixity when it returns or fails (a ``compact`` run folds the record's
+    parts)."""
 
     def wrap(function: F) -> F:
         params = signature(function)
 
         @wraps(function)
         def run(*args: Any, **kwargs: Any) -> Any:
-            archive = params.bind(*args, **kwargs).arguments["archive"]
+            arguments = params.bind(*args, **kwargs).arguments
+            archive = arguments["archive"] if "archive" in arguments else arguments["run"].archive
             with archive_lease(archive, command) as since:
                 try:
                     result = function(*args, **kwargs)

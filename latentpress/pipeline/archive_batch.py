@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from latentpress.codecs import CodecConfig
 from latentpress.infra.collection import Item
 from latentpress.pipeline.compress import compress_batch
+from latentpress.pipeline.context import RunContext
 from latentpress.pipeline.evaluate import evaluate_images
 from latentpress.pipeline.originals import Originals
 from latentpress.pipeline.outcomes import Outcome
@@ -49,26 +50,17 @@ def to_evaluate(items: list[Item], compressed: list[Outcome], done: set[str] | f
     return [item for item in items if item.image_id in stored and item.image_id not in done]
 
 
-def archive_batch(
-    work: list[BatchWork],
-    archive: str,
-    latents_url: str,
-    vae_name: str,
-    ledger_url: str,
-    run_id: str,
-    metrics: tuple[str, ...] | None = None,
-) -> ArchivedBatch:
+def archive_batch(work: list[BatchWork], run: RunContext) -> ArchivedBatch:
     """``compress_batch`` of each configuration's items, then one evaluation of every
-    stored image without a finished row, photo by photo (measuring ``metrics``,
-    default all). A second call compresses nothing twice (stored containers are kept)."""
+    stored image without a finished row, photo by photo (measuring ``run.metrics``).
+    A second call compresses nothing twice (stored containers are kept)."""
     originals = Originals()
     compressed: list[Outcome] = []
     evaluate: dict[str, tuple[Item, list[CodecConfig]]] = {}
     for part in work:
-        outcomes = compress_batch(part.items, archive, latents_url, vae_name, part.config, part.rejected,
-                                  part.model_url, originals)  # fmt: skip
+        outcomes = compress_batch(part.items, run, part.config, part.rejected, part.model_url, originals)
         compressed += outcomes
         for item in to_evaluate(part.items, outcomes, part.done):
             evaluate.setdefault(item.image_id, (item, []))[1].append(part.config)
-    evaluation = evaluate_images(list(evaluate.values()), archive, vae_name, ledger_url, run_id, metrics, originals)
+    evaluation = evaluate_images(list(evaluate.values()), run, originals)
     return ArchivedBatch(compressed, evaluation.outcomes, evaluation.rows)

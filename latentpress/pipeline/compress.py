@@ -32,8 +32,9 @@ from latentpress.infra.collection import Item
 from latentpress.infra.container import ContainerError
 from latentpress.infra.images import decode_image
 from latentpress.infra.latent_store import LatentStore
-from latentpress.infra.layout import ArchiveLayout, content_id, model_id_of, pack_image, pack_model, unpack_image
+from latentpress.infra.layout import content_id, model_id_of, pack_image, pack_model, unpack_image
 from latentpress.infra.model_files import model_id
+from latentpress.pipeline.context import RunContext
 from latentpress.pipeline.originals import Decoded, Originals
 from latentpress.pipeline.outcomes import Outcome, failure, unless_transient
 
@@ -50,26 +51,20 @@ def stored_and_valid(url: str, image_id: str) -> bool:
 
 
 class Compressor:
-    """Reads codec inputs and writes image containers for one configuration (against
-    the collection model at ``model_url`` for a collection-model codec)."""
+    """Reads codec inputs and writes image containers for one configuration of ``run``
+    (against the collection model at ``model_url`` for a collection-model codec)."""
 
     def __init__(
-        self,
-        archive: str,
-        latents_url: str,
-        vae_name: str,
-        config: CodecConfig,
-        model_url: str | None = None,
-        originals: Originals | None = None,
+        self, run: RunContext, config: CodecConfig, model_url: str | None = None, originals: Originals | None = None
     ) -> None:
-        self.layout = ArchiveLayout(archive)
+        self.layout = run.layout
         self.config = config
         self.codec: Codec = get_codec(config.name)
         self.params = config.params()
-        self.vae_name = vae_name
+        self.vae_name = run.vae
         latent = self.codec.domain == "latent"
-        self.vae_id = model_id(vae_name) if latent else ""
-        self.store = LatentStore(latents_url, self.vae_id) if latent else None
+        self.vae_id = model_id(run.vae) if latent else ""
+        self.store = LatentStore(run.latents, self.vae_id) if latent else None
         self.model_url = model_url
         self.originals = originals or Originals()
         if self.codec.info.collection_model and model_url is None:
@@ -253,23 +248,23 @@ Pending = tuple[Item, CodecInput, float]
 
 def compress_batch(
     items: list[Item],
-    archive: str,
-    latents_url: str,
-    vae_name: str,
+    run: RunContext,
     config: CodecConfig,
     rejected: frozenset[str] = frozenset(),
     model_url: str | None = None,
     originals: Originals | None = None,
 ) -> list[Outcome]:
-    """Write one container per item that lacks a valid one; an outcome per item, in order.
+    """Write one container per item that lacks a valid one in ``run``'s archive; an
+    outcome per item, in order.
 
     Items in ``rejected`` (ids the ledger records as refused under ``config``) are not
-    tried again; ``model_url``: the collection model of a collection-model codec. A ``BatchEncoder`` encodes the batch's images together (each image's
-    encoding time is its share); if that fails, they are encoded one by one so the
-    image at fault is found. A failing image never stops the batch. ``originals``: the
-    task's originals, measured by quality searches (``pipeline.originals``).
+    tried again; ``model_url``: the collection model of a collection-model codec. A
+    batch codec encodes the batch's images together (each image's encoding time is
+    its share); if that fails, they are encoded one by one so the image at fault is
+    found. A failing image never stops the batch. ``originals``: the task's
+    originals, measured by quality searches (``pipeline.originals``).
     """
-    job = Compressor(archive, latents_url, vae_name, config, model_url, originals)
+    job = Compressor(run, config, model_url, originals)
     outcomes: list[Outcome] = []
     pending: list[Pending] = []
     for item in items:
@@ -321,8 +316,9 @@ def _encode_together(job: Compressor, pending: list[Pending]) -> list[Outcome] |
     ]
 
 
-def fit_shard(items: list[Item], archive: str, latents_url: str, vae_name: str, config: CodecConfig) -> list[Outcome]:
-    """Fit one shared model on a shard's images and store it, then each image's container.
+def fit_shard(items: list[Item], run: RunContext, config: CodecConfig) -> list[Outcome]:
+    """Fit one shared model on a shard's images and store it in ``run``'s archive, then
+    each image's container.
 
     A shard whose images all have containers is skipped. Otherwise the model is
     fitted again on every image of the shard that has a latent (a rerun never
@@ -330,7 +326,7 @@ def fit_shard(items: list[Item], archive: str, latents_url: str, vae_name: str, 
     An image the codec refuses (``refusal``) is rejected alone; a fit the codec
     refuses rejects the shard's images.
     """
-    job = Compressor(archive, latents_url, vae_name, config)
+    job = Compressor(run, config)
     if job.codec.info.coding != "shard-model":
         raise TypeError(f"codec {config.name!r} does not fit shard models")
     if all(job.done(item) for item in items):

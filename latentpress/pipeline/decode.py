@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -39,24 +40,40 @@ def shared_model_url(container: Container, config: dict, archive: str) -> str | 
     return ArchiveLayout(archive).shared(settings.key, model)
 
 
-def decode_container(data: bytes, vae_name: str, archive: str, source: str = "", image_id: str | None = None,
-                     config_key: str | None = None, size: tuple[int, int] | None = None,
-                     known: tuple[bytes, np.ndarray] | None = None) -> tuple[np.ndarray, Container]:  # fmt: skip
+@dataclass(frozen=True)
+class StoredAt:
+    """Where a container was found (``source``, for messages) and so what it must hold:
+    image ``image_id`` under configuration ``config_key``, of ``size`` (width, height as
+    ingested); None: not checked."""
+
+    source: str = ""
+    image_id: str | None = None
+    config_key: str | None = None
+    size: tuple[int, int] | None = None
+
+
+def decode_container(
+    data: bytes,
+    vae_name: str,
+    archive: str,
+    stored: StoredAt | None = None,
+    known: tuple[bytes, np.ndarray] | None = None,
+) -> tuple[np.ndarray, Container]:
     """Pixels (H, W, 3) uint8 of a stored image container, and the container.
 
-    With ``image_id``, ``config_key`` (where the container was found) and ``size``
-    (the image's width and height as ingested), a container of another image,
-    configuration or size is refused, so a few bytes cannot declare a huge picture
-    for a small image. Images over the ingest limit (``infra.images.pixel_limit``)
-    are refused before anything is allocated; whatever a codec raises on the payload
-    becomes a ``CodecError`` naming ``source``. Latent codecs' output goes
-    through the VAE decoder ``vae_name`` and is cropped to the image size recorded in
-    the container; a shared model named by the container is read from ``archive``.
-    ``known``: a payload this process decoded already and its pixels, returned
-    instead of decoding again when the container's payload is that one, byte for
-    byte (after every check above).
+    A container of another image, configuration or size than ``stored`` says (if given) is
+    refused, so a few bytes cannot declare a huge picture for a small image. Images
+    over the ingest limit (``infra.images.pixel_limit``) are refused before anything
+    is allocated; whatever a codec raises on the payload becomes a ``CodecError``
+    naming ``stored.source``. Latent codecs' output goes through the VAE decoder
+    ``vae_name`` and is cropped to the image size recorded in the container; a shared
+    model named by the container is read from ``archive``. ``known``: a payload this
+    process decoded already and its pixels, returned instead of decoding again when
+    the container's payload is that one, byte for byte (after every check above).
     """
-    container, config = unpack_image(data, source=source, image_id=image_id)
+    stored = stored or StoredAt()
+    source, config_key, size = stored.source, stored.config_key, stored.size
+    container, config = unpack_image(data, source=source, image_id=stored.image_id)
     try:
         codec = get_codec(container.codec)
         key = CodecConfig.from_dict(config).key

@@ -25,7 +25,8 @@ from latentpress.infra.collection import Item
 from latentpress.infra.container import Container
 from latentpress.infra.layout import ArchiveLayout
 from latentpress.infra.ledger import STATUSES, append_rows, read_ledger
-from latentpress.pipeline.decode import decode_container, shared_model, shared_model_url
+from latentpress.pipeline.context import RunContext
+from latentpress.pipeline.decode import StoredAt, decode_container, shared_model, shared_model_url
 from latentpress.pipeline.originals import Decoded, Originals
 from latentpress.pipeline.outcomes import Outcome, failure, unless_transient
 from latentpress.pipeline.rows import base_row
@@ -115,37 +116,23 @@ decoded and measured together in groups of at most this many pixels (a 24 MP pho
 one by one)."""
 
 
-def evaluate_batch(
-    items: list[Item],
-    archive: str,
-    config: CodecConfig,
-    vae_name: str,
-    ledger_url: str,
-    run_id: str,
-    metrics: tuple[str, ...] | None = None,
-) -> Evaluation:
+def evaluate_batch(items: list[Item], run: RunContext, config: CodecConfig) -> Evaluation:
     """:func:`evaluate_images` of ``items`` under one configuration."""
-    return evaluate_images([(item, [config]) for item in items], archive, vae_name, ledger_url, run_id, metrics)
+    return evaluate_images([(item, [config]) for item in items], run)
 
 
 def evaluate_images(
-    work: list[tuple[Item, list[CodecConfig]]],
-    archive: str,
-    vae_name: str,
-    ledger_url: str,
-    run_id: str,
-    metrics: tuple[str, ...] | None = None,
-    originals: Originals | None = None,
+    work: list[tuple[Item, list[CodecConfig]]], run: RunContext, originals: Originals | None = None
 ) -> Evaluation:
-    """Measure each item's stored containers under its configurations; the rows are
-    appended to the ledger as one new file.
+    """Measure each item's stored containers in ``run``'s archive under its
+    configurations; the rows are appended to ``run``'s ledger as one new file.
 
     Photo by photo: the original is read once and measured against all its
     configurations together (``models.metrics.Reference``: its side of LPIPS and DISTS
     computed once), taken from ``originals`` when a quality search of this task
     prepared it; a stored stream that search chose and decoded is not decoded again
     (its container is read back and checked, its payload compared byte for byte).
-    ``metrics``: those to measure (default: all four); the others are left empty and
+    ``run.metrics``: those to measure (None: all four); the others are left empty and
     the rows' ``metrics`` column names the ones measured. Rows of images coded
     against a shared model carry its id and size.
     """
@@ -155,57 +142,58 @@ def evaluate_images(
     for item, configs in work:
         per_group = max(1, MEASURE_PIXELS // max(1, item.width * item.height))
         for start in range(0, len(configs), per_group):
-            _evaluate_group(item, configs[start : start + per_group], archive, vae_name, run_id, metrics, originals,
-                            outcomes, rows)  # fmt: skip
+            group_outcomes, group_rows = _evaluate_group(item, configs[start : start + per_group], run, originals)
+            outcomes += group_outcomes
+            rows += group_rows
         originals.done(item)
     if rows:
-        append_rows(ledger_url, rows, run_id)
+        append_rows(run.ledger, rows, run.run_id)
     return Evaluation(outcomes, len(rows))
 
 
-def _evaluate_group(item: Item, configs: list[CodecConfig], archive: str, vae_name: str, run_id: str,
-                    metrics: tuple[str, ...] | None, originals: Originals, outcomes: list[Outcome],
-                    rows: list[dict]) -> None:  # fmt: skip
-    """Decode ``item`` under each of ``configs`` and measure them together, adding an
-    outcome per configuration to ``outcomes`` and a row per measured one to ``rows``."""
+def _evaluate_group(
+    item: Item, configs: list[CodecConfig], run: RunContext, originals: Originals
+) -> tuple[list[Outcome], list[dict]]:
+    """Decode ``item`` under each of ``configs`` and measure them together: an outcome
+    per configuration, and a ledger row per measured one."""
     from latentpress.models.metrics import METRIC_NAMES
 
+    outcomes: list[Outcome] = []
     decoded = []
     for config in configs:
         try:
-            decoded.append((config, *_decoded(item, config, archive, vae_name, originals.decoded(item, config.key))))
+            decoded.append((config, *_decoded(item, config, run, originals.decoded(item, config.key))))
         except Exception as exc:  # noqa: BLE001 - the image is retried by the next run
             unless_transient(exc)
             outcomes.append(failure(item.image_id, config.key, exc, bad_input=False))
     if not decoded:
-        return
+        return outcomes, []
+    metrics = run.metrics
     try:
         measured = originals.get(item).measure([pixels for _, pixels, _ in decoded], tuple(metrics or METRIC_NAMES))
     except Exception as exc:  # noqa: BLE001 - the image is retried by the next run
         unless_transient(exc)
-        outcomes += [failure(item.image_id, config.key, exc, bad_input=False) for config, _, _ in decoded]
-        return
+        return outcomes + [failure(item.image_id, config.key, exc, bad_input=False) for config, _, _ in decoded], []
+    rows = []
     for (config, _, fields), values in zip(decoded, measured, strict=True):
-        row = base_row(item, config, run_id)
+        row = base_row(item, config, run.run_id)
         rows.append({**row, **fields, **{name: values.get(name) for name in METRIC_NAMES},
                      "metrics": None if metrics is None else ",".join(metrics),
                      "device": fields.get("device") or row["device"]})  # fmt: skip
         outcomes.append(Outcome(item.image_id, config.key, "ok"))
+    return outcomes, rows
 
 
-def _decoded(
-    item: Item, config: CodecConfig, archive: str, vae_name: str, known: Decoded | None
-) -> tuple[np.ndarray, dict]:
+def _decoded(item: Item, config: CodecConfig, run: RunContext, known: Decoded | None) -> tuple[np.ndarray, dict]:
     """``item``'s pixels decoded from its stored container under ``config`` (``known``:
     the stream a search of this task decoded, used if the stored payload is that
     stream), and the row's fields that come from the container and its statistics."""
-    layout = ArchiveLayout(archive)
-    url = layout.image(config.key, item.image_id)
+    url = run.layout.image(config.key, item.image_id)
     data = storage.read_bytes(url)
-    stats = json.loads(storage.read_bytes(layout.stats(config.key, item.image_id)))
+    stats = json.loads(storage.read_bytes(run.layout.stats(config.key, item.image_id)))
     start = time.perf_counter()
-    decoded, container = decode_container(data, vae_name, archive, url, item.image_id, config.key,
-                                          (item.width, item.height), known and (known.payload, known.pixels))  # fmt: skip
+    stored = StoredAt(url, item.image_id, config.key, (item.width, item.height))
+    decoded, container = decode_container(data, run.vae, run.archive, stored, known and (known.payload, known.pixels))
     decode_seconds = time.perf_counter() - start
     if known is not None and decoded is known.pixels:
         decode_seconds += known.seconds
@@ -213,7 +201,7 @@ def _decoded(
         "params": json.dumps(stats["params"], sort_keys=True),
         "vae_id": container.vae_id or None,
         "bytes": len(data),
-        **shared_columns(container, archive),
+        **shared_columns(container, run.archive),
         "bpp": 8 * len(data) / (item.width * item.height),
         "encode_seconds": stats["encode_seconds"],
         "decode_seconds": decode_seconds,

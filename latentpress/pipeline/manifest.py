@@ -11,6 +11,7 @@ from latentpress.infra.collection import Item
 from latentpress.infra.layout import read_manifest, write_manifest
 from latentpress.infra.ledger import append_rows
 from latentpress.infra.model_files import model_id
+from latentpress.pipeline.context import RunContext
 from latentpress.pipeline.outcomes import Outcome
 from latentpress.pipeline.rows import rejected_rows
 
@@ -34,25 +35,22 @@ def build_manifest(archive: str, configs: list[CodecConfig], vae: str, models: d
 
 
 def finish_compression(
-    archive: str,
-    ledger_url: str,
+    run: RunContext,
     items: list[Item],
     configs: list[CodecConfig],
     outcomes: list[Outcome],
-    run_id: str,
-    vae: str,
     models: dict[str, str] | None = None,
 ) -> None:
-    """Append a ``rejected`` ledger row for each image a codec refused in this run, then
-    write the manifest if it changed (``models``: the collection models used, by
-    ``codec.preset``)."""
-    rows = rejected_rows(items, configs, outcomes, run_id)
+    """Append to ``run``'s ledger a ``rejected`` row for each image a codec refused in
+    this run, then write the archive's manifest if it changed (``models``: the
+    collection models used, by ``codec.preset``)."""
+    rows = rejected_rows(items, configs, outcomes, run.run_id)
     if rows:
-        append_rows(ledger_url, rows, run_id)
-    manifest = build_manifest(archive, configs, vae, models)
-    previous = read_manifest(archive, missing_ok=True)
+        append_rows(run.ledger, rows, run.run_id)
+    manifest = build_manifest(run.archive, configs, run.vae, models)
+    previous = read_manifest(run.archive, missing_ok=True)
     if _content(manifest) != _content(previous):  # a no-op rerun leaves the manifest (and its digest) as it is
-        write_manifest(archive, manifest)
+        write_manifest(run.archive, manifest)
 
 
 def _content(manifest: dict) -> dict:

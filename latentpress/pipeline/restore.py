@@ -13,7 +13,7 @@ from latentpress.infra.container import ContainerError
 from latentpress.infra.images import encode_image, output_format
 from latentpress.infra.layout import ArchiveLayout, check_config_key, check_image_id
 from latentpress.infra.metadata import Metadata, unpack_metadata
-from latentpress.pipeline.decode import decode_container
+from latentpress.pipeline.decode import StoredAt, decode_container
 from latentpress.pipeline.outcomes import Outcome, failure, unless_transient
 from latentpress.pipeline.restore_names import original_paths
 from latentpress.pipeline.selection import read_selection
@@ -60,9 +60,16 @@ def keys_by_image(plan: dict[str, list[str]]) -> dict[str, list[str]]:
     return out
 
 
-def restore_batch(image_ids: list[str], archive: str, config_key: str, targets: dict[str, str], vae_name: str,
-                  sizes: dict[str, tuple[int, int]] | None = None, fmt: str = "png") -> list[Outcome]:  # fmt: skip
-    """Write each id's image to its URL in ``targets`` in format ``fmt``; an outcome per id.
+def restore_batch(
+    targets: dict[str, str],
+    archive: str,
+    config_key: str,
+    vae_name: str,
+    sizes: dict[str, tuple[int, int]] | None = None,
+    fmt: str = "png",
+) -> list[Outcome]:
+    """Write the image of each id of ``targets`` to its URL there in format ``fmt``; an
+    outcome per id.
 
     Existing outputs are kept (reruns only fill in what is missing); an image that
     cannot be decoded, or whose container declares another size than ``sizes`` (width,
@@ -72,16 +79,14 @@ def restore_batch(image_ids: list[str], archive: str, config_key: str, targets: 
     """
     layout = ArchiveLayout(archive)
     outcomes = []
-    for image_id in image_ids:
-        target = targets[image_id]
+    for image_id, target in targets.items():
         try:
             if storage.exists(target):
                 outcomes.append(Outcome(image_id, config_key, "ok", cached=True, path=target))
                 continue
             url = layout.image(config_key, image_id)
-            pixels, _ = decode_container(
-                storage.read_bytes(url), vae_name, archive, url, image_id, config_key, (sizes or {}).get(image_id)
-            )
+            stored = StoredAt(url, image_id, config_key, (sizes or {}).get(image_id))
+            pixels, _ = decode_container(storage.read_bytes(url), vae_name, archive, stored)
             metadata, note = stored_metadata(layout, image_id)
             storage.write_bytes_atomic(target, encode_image(pixels, fmt, metadata))
         except Exception as exc:  # noqa: BLE001 - this image ends in error, the batch goes on

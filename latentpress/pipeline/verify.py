@@ -8,7 +8,7 @@ from latentpress.infra import storage
 from latentpress.infra.collection import archived_items
 from latentpress.infra.fixity import FixityReport, check
 from latentpress.infra.layout import ArchiveLayout, read_manifest
-from latentpress.pipeline.decode import decode_container
+from latentpress.pipeline.decode import StoredAt, decode_container
 from latentpress.pipeline.outcomes import describe, unless_transient
 from latentpress.pipeline.restore import restore_plan
 
@@ -78,8 +78,8 @@ def verify(
             if path in damaged or not storage.exists(url):
                 continue  # already reported, or never stored (a refused or failed image)
             try:
-                decode_container(storage.read_bytes(url), vae or manifest["vae"], archive, path, image_id, key,
-                                 sizes[image_id])  # fmt: skip
+                stored = StoredAt(path, image_id, key, sizes[image_id])
+                decode_container(storage.read_bytes(url), vae or manifest["vae"], archive, stored)
             except Exception as exc:  # noqa: BLE001 - whatever a decoder raises, the object is named
                 unless_transient(exc)
                 result.undecodable.append((path, describe(exc)))

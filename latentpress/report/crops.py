@@ -20,7 +20,7 @@ import pandas as pd
 from latentpress.infra import storage
 from latentpress.infra.images import decode_image, encode_png
 from latentpress.infra.layout import IMAGE_ID, ArchiveLayout, read_manifest
-from latentpress.pipeline.decode import decode_container
+from latentpress.pipeline.decode import StoredAt, decode_container
 
 CROP_SIZE = 192
 
@@ -91,15 +91,8 @@ def _decoded_tile(
     caption = f"q {row.quality:g}, {row.bpp:.3f} bpp, LPIPS {row.lpips:.3f}"
     try:
         url = layout.image(row.config_key, row.image_id)
-        pixels, _ = decode_container(
-            storage.read_bytes(url),
-            vae_name,
-            layout.root,
-            url,
-            row.image_id,
-            row.config_key,
-            (int(row.width), int(row.height)),
-        )
+        stored = StoredAt(url, row.image_id, row.config_key, (int(row.width), int(row.height)))
+        pixels, _ = decode_container(storage.read_bytes(url), vae_name, layout.root, stored)
     except (OSError, ValueError, KeyError) as error:  # missing object, bad bytes, unknown codec
         return Tile(row.config_key, row.curve, caption, None, f"{type(error).__name__}: {error}")
     crop = _cut(pixels, box)
