@@ -18,6 +18,7 @@ with every timing, since other work on the same cores slows everything down.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import multiprocessing
 import os
@@ -35,6 +36,7 @@ os.environ.setdefault("LATENTPRESS_MODELS", str(REPO.parent / "shared" / "models
 os.environ.setdefault("LATENTPRESS_DEVICE", "cpu")
 
 import torch  # noqa: E402
+from glc import overrides  # noqa: E402
 from mdtable import table  # noqa: E402
 
 from latentpress.codecs import CodecInput, DecodeContext, get_codec  # noqa: E402
@@ -54,7 +56,10 @@ def main() -> int:
     parser.add_argument("--latent-q", default="0.25,0.5,1", help="latent-q steps (default %(default)s)")
     parser.add_argument("--jobs", type=int, default=2, help="parallel clric fitting processes (default %(default)s)")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override a field of the preset's ClricParams, e.g. perceptual_weighting=1 (repeatable)")  # fmt: skip
     args = parser.parse_args()
+    changes = overrides(args.set, "clric")
 
     images = {p.stem: np.asarray(Image.open(p).convert("RGB")) for p in sorted(Path(args.folder).glob("*.png"))}
     vae = load_vae(VAE)
@@ -64,7 +69,7 @@ def main() -> int:
         rows += pixel_or_latent_rows("latent-q", "default", q, images, latents)
     for q in _floats(args.avif):
         rows += pixel_or_latent_rows("avif", "default", q, images, latents)
-    rows += clric_rows(args.preset, _floats(args.lambdas), images, latents, args.jobs)
+    rows += clric_rows(args.preset, _floats(args.lambdas), images, latents, (args.jobs, changes))
 
     summary = summarize(rows)
     checks = check_targets(rows, args.preset)
@@ -73,6 +78,7 @@ def main() -> int:
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
         "folder": args.folder,
         "preset": args.preset,
+        "overrides": changes,
         "macs_per_pixel": macs_per_pixel(next(iter(latents.values())), args.preset),
         "summary": summary,
         "checks": checks,
@@ -113,14 +119,17 @@ def pixel_or_latent_rows(codec_name: str, preset: str, quality: float, images: d
     return rows
 
 
-def clric_rows(preset: str, lambdas: list[float], images: dict, latents: dict, jobs_at_once: int) -> list[dict]:
+def clric_rows(preset: str, lambdas: list[float], images: dict, latents: dict, how: tuple[int, dict]) -> list[dict]:
     """clric at each lambda: fitting jobs (one per lambda and latent shape, portrait
-    shapes transposed to landscape as ``encode_many`` does) in parallel."""
+    shapes transposed to landscape as ``encode_many`` does), ``how[0]`` in parallel,
+    the preset's fields changed by ``how[1]``."""
+    jobs_at_once, changes = how
     groups: dict[tuple[int, ...], list[str]] = {}
     for name, latent in latents.items():
         groups.setdefault((latent.shape[0], *sorted(latent.shape[1:])), []).append(name)
     work = [(lam, names) for lam in lambdas for names in groups.values()]
-    jobs = [(preset, lam, [latents[n] for n in names], [images[n].shape[:2] for n in names]) for lam, names in work]
+    jobs = [(preset, lam, [latents[n] for n in names], [images[n].shape[:2] for n in names], changes)
+            for lam, names in work]  # fmt: skip
     with ProcessPoolExecutor(
         jobs_at_once, mp_context=multiprocessing.get_context("spawn")
     ) as pool:  # fork can hang torch
@@ -152,12 +161,14 @@ def clric_rows(preset: str, lambdas: list[float], images: dict, latents: dict, j
 
 def _fit_job(job: tuple) -> tuple[list[bytes], float, float, float]:
     """Fit one lambda on images of one latent shape; (payloads, wall s, CPU s, mean load)."""
-    preset, lam, latents, sizes = job
+    preset, lam, latents, sizes, changes = job
     codec = get_codec("clric")
-    items = [CodecInput(str(i), w, h, latent=z) for i, (z, (h, w)) in enumerate(zip(latents, sizes, strict=True))]
+    items = [
+        CodecInput(str(i), w, h, latent=z, vae_id=VAE) for i, (z, (h, w)) in enumerate(zip(latents, sizes, strict=True))
+    ]
     load = os.getloadavg()[0]
     start, cpu = time.perf_counter(), time.process_time()
-    payloads = codec.encode_many(items, codec.params(preset, lam))
+    payloads = codec.encode_many(items, dataclasses.replace(codec.params(preset, lam), **changes))
     return payloads, time.perf_counter() - start, time.process_time() - cpu, (load + os.getloadavg()[0]) / 2
 
 
@@ -331,7 +342,8 @@ def markdown(report: dict) -> str:
         "\n\n".join(
             [
                 f"# CLRIC benchmark ({report['date']})",
-                f"{report['machine']}; images: {report['folder']}; clric preset `{report['preset']}`. Means over the images; "
+                f"{report['machine']}; images: {report['folder']}; clric preset `{report['preset']}`"
+                f"{''.join(f', {k}={v}' for k, v in report.get('overrides', {}).items())}. Means over the images; "
                 "clric quality is lambda, avif quality 0..100, latent-q the step; taesd is the VAE round trip alone. "
                 "Seconds are wall time per image (clric: a fitting process's time over the images it fitted together); "
                 "load is the 1-minute load average when the timing ran (2 cores).",

@@ -18,6 +18,7 @@ from latentpress.codecs.base import BatchEncoder, CodecError, CodecInput, Decode
 from latentpress.codecs.clric import bitstream, rate
 from latentpress.codecs.clric.model import LatentFunction, select
 from latentpress.codecs.clric.params import ClricParams
+from latentpress.codecs.clric.perception import weight_map
 from latentpress.codecs.clric.quantize import quantize
 from latentpress.codecs.clric.train import fit
 
@@ -38,19 +39,20 @@ class Clric(BatchEncoder, RateControlled):
         portrait ones transposed to join the landscape ones (the stream says so)."""
         params.validate()
         latents = [_latent(item) for item in items]
+        weights = [_weights(item, latent, params) for item, latent in zip(items, latents, strict=True)]
         transposed = [latent.shape[1] > latent.shape[2] for latent in latents]
-        latents = [
-            np.ascontiguousarray(z.transpose(0, 2, 1)) if t else z for z, t in zip(latents, transposed, strict=True)
-        ]
+        latents, weights = ([_landscape(z, t) for z, t in zip(arrays, transposed, strict=True)]
+                            for arrays in (latents, weights))  # fmt: skip
         groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
         for i, latent in enumerate(latents):
             groups[latent.shape].append(i)
         out: list[bytes] = [b""] * len(items)
         for idx in groups.values():
             stack = np.stack([latents[i] for i in idx])
-            model = fit(stack, np.full(len(idx), params.quality), params)
+            maps = None if params.perceptual_weighting == 0 else np.stack([weights[i] for i in idx])
+            model = fit(stack, np.full(len(idx), params.quality), params, weights=maps)
             for j, i in enumerate(idx):
-                out[i] = _write(select(model, torch.tensor([j])), latents[i], params.quality, transposed[i])
+                out[i] = _write(select(model, torch.tensor([j])), latents[i], params.quality, transposed[i], weights[i])
         return out
 
     def encode_at_bpp(
@@ -63,31 +65,30 @@ class Clric(BatchEncoder, RateControlled):
         """
         params.validate()
         latent = _latent(item)
+        weights = _weights(item, latent, params)
+        maps = None if weights is None else weights[None]
         target = bpp * item.width * item.height - 8 * overhead_bytes
         models: dict[float, LatentFunction] = {}
 
         def probe(lam: float, start: rate.Probe | None) -> rate.Probe:
             if start is None:
-                model = fit(latent[None], np.array([lam]), params)
+                model = fit(latent[None], np.array([lam]), params, weights=maps)
             else:
-                model = fit(
-                    latent[None],
-                    np.array([lam]),
-                    params,
-                    start=models[start.lam],
-                    iterations=max(params.iterations // 4, 1),
-                )
+                iterations = max(params.iterations // 4, 1)
+                model = fit(latent[None], np.array([lam]), params, models[start.lam], iterations, maps)
             models[lam] = model
-            payload = _write(model, latent, lam)
+            payload = _write(model, latent, lam, weights=weights)
             return rate.Probe(lam, 8 * len(payload), payload)
 
         found = rate.search(probe, target, first=_first_lambda(bpp))
         return found.payload, replace(params, quality=found.lam)
 
 
-def _write(model: LatentFunction, latent: np.ndarray, lam: float, transposed: bool = False) -> bytes:
+def _write(
+    model: LatentFunction, latent: np.ndarray, lam: float, transposed: bool = False, weights: np.ndarray | None = None
+) -> bytes:
     try:
-        return bitstream.write(quantize(model, latent, lam, transposed))
+        return bitstream.write(quantize(model, latent, lam, transposed, weights))
     except ValueError as exc:  # a symbol range the entropy coder cannot take
         raise CodecError(f"clric cannot code this latent: {exc}") from exc
 
@@ -103,6 +104,20 @@ def _latent(item: CodecInput) -> np.ndarray:
     if not np.all(np.isfinite(latent)):
         raise CodecError("clric latent has non-finite values")
     return latent
+
+
+def _weights(item: CodecInput, latent: np.ndarray, params: ClricParams) -> np.ndarray | None:
+    """The perceptual weight map of ``latent``'s error (None without perceptual weighting)."""
+    if params.perceptual_weighting == 0:
+        return None
+    if not item.vae_id:
+        raise CodecError("clric's perceptual weighting needs to know the latent's VAE")
+    return weight_map(latent, item.vae_id, params.perceptual_weighting, params.seed)
+
+
+def _landscape(array: np.ndarray | None, transposed: bool) -> np.ndarray | None:
+    """``array`` (C, h, w) with height and width swapped if ``transposed``."""
+    return np.ascontiguousarray(array.transpose(0, 2, 1)) if transposed and array is not None else array
 
 
 def _first_lambda(bpp: float) -> float:

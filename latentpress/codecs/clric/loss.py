@@ -34,11 +34,19 @@ def losses(
     lam: torch.Tensor,
     mode: Quantization = "round",
     generator: torch.Generator | None = None,
+    weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Per-model ``D + lambda * R`` (latent MSE, bits per image pixel), in one graph."""
+    """Per-model ``D + lambda * R`` (latent MSE, weighted by ``weights`` where given;
+    bits per image pixel), in one graph."""
     latent, bits = model(mode, generator)
-    mse = (latent - target).square().mean((1, 2, 3))
-    return mse + _rate_weight(lam, target) * bits
+    return distortion(latent, target, weights) + _rate_weight(lam, target) * bits
+
+
+def distortion(latent: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """Per-model mean squared error (M,), each position's weighted by ``weights`` (a
+    perceptual weight map of mean 1, ``.perception``) where given."""
+    error = (latent - target).square()
+    return (error if weights is None else error * weights).mean((1, 2, 3))
 
 
 def loss_backward(
@@ -47,21 +55,22 @@ def loss_backward(
     lam: torch.Tensor,
     mode: Quantization,
     generator: torch.Generator | None = None,
+    weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Accumulate the gradients of the summed losses into ``model``; per-model loss (M,)."""
     models, _, height, width = target.shape
     chunk = max(CHUNK_VALUES // models, 1)
     if model.grids.shape[1] <= chunk and height * width <= chunk:
-        loss = losses(model, target, lam, mode, generator)
+        loss = losses(model, target, lam, mode, generator, weights)
         loss.sum().backward()
         return loss.detach()
     values = model.quantize(mode, generator)
     features = model.features(values)
     rate = _rate_weight(lam, target)
     bits, grad_values = _bits_backward(model, values.detach(), rate, chunk)
-    distortion, grad_features = _synthesis_backward(model, features.detach(), target, max(chunk // width, 1))
+    error, grad_features = _synthesis_backward(model, features.detach(), target, max(chunk // width, 1), weights)
     torch.autograd.backward([features, values], [grad_features, grad_values])
-    return distortion + bits
+    return error + bits
 
 
 def _rate_weight(lam: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -93,9 +102,9 @@ def _bits_backward(
 
 
 def _synthesis_backward(
-    model: LatentFunction, features: torch.Tensor, target: torch.Tensor, rows: int
+    model: LatentFunction, features: torch.Tensor, target: torch.Tensor, rows: int, weights: torch.Tensor | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The latent MSE (M,) and its gradient with respect to ``features`` (M, F, h, w)."""
+    """The (weighted) latent MSE (M,) and its gradient with respect to ``features`` (M, F, h, w)."""
     height = target.shape[2]
     scale = 1.0 / target[0].numel()
     grad = torch.zeros_like(features)
@@ -105,7 +114,10 @@ def _synthesis_backward(
         first, last = max(top - Synthesis.HALO, 0), min(bottom + Synthesis.HALO, height)
         band = features[:, :, first:last].requires_grad_()
         latent = model.synthesis(band)[:, :, top - first : bottom - first]
-        mse = (latent - target[:, :, top:bottom]).square().sum((1, 2, 3)) * scale
+        error = (latent - target[:, :, top:bottom]).square()
+        if weights is not None:
+            error = error * weights[:, :, top:bottom]
+        mse = error.sum((1, 2, 3)) * scale
         mse.sum().backward()
         grad[:, :, first:last] += band.grad
         total += mse.detach()

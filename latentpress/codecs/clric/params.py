@@ -30,6 +30,9 @@ class ClricParams:
     rounding: int = 1_000
     learning_rate: float = 1e-2
     seed: int = 0
+    perceptual_weighting: float = 0.0
+    """Exponent of the perceptual weight map on the latent error (``.perception``):
+    0 is the plain MSE, 1 weights each error by what the latent distance sees."""
 
     def grid_counts(self, channels: int) -> tuple[int, ...]:
         """Grids per level for a latent of ``channels`` channels."""
@@ -57,6 +60,8 @@ class ClricParams:
                 f"clric needs iterations >= 1 and 0 <= rounding <= iterations, got "
                 f"{self.iterations} and {self.rounding}"
             )
+        if not (math.isfinite(self.perceptual_weighting) and 0 <= self.perceptual_weighting <= 2):
+            raise CodecError(f"clric perceptual_weighting must be in [0, 2], got {self.perceptual_weighting}")
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
             raise CodecError(f"clric learning_rate must be > 0, got {self.learning_rate}")
 

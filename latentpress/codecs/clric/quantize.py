@@ -94,11 +94,13 @@ def weight_scale(exponent: int) -> float:
 
 
 @single_thread
-def quantize(model: LatentFunction, target: np.ndarray, lam: float, transposed: bool = False) -> QuantizedFunction:
+def quantize(
+    model: LatentFunction, target: np.ndarray, lam: float, transposed: bool = False, weights: np.ndarray | None = None
+) -> QuantizedFunction:
     """Round the grids of ``model`` (its first model) and quantize its weights for ``lam``.
 
     ``target`` is the latent the model was fitted to (the transposed latent if
-    ``transposed``).
+    ``transposed``), ``weights`` the weight map of its error it was fitted with.
     """
     arch = model.arch
     work = select(model, torch.tensor([0]))
@@ -108,6 +110,7 @@ def quantize(model: LatentFunction, target: np.ndarray, lam: float, transposed: 
     context = np.append(grids, 0)[context_index(arch.shapes).T]
     pixels = IMAGE_PIXELS_PER_LATENT * arch.height * arch.width
     y = torch.from_numpy(np.asarray(target, dtype=np.float32))
+    weight = None if weights is None else torch.from_numpy(np.asarray(weights, dtype=np.float32))
     fine_bias = np.round(_flat(group_parameters(work, GROUPS[1])) * 2.0**MAX_SHIFT).astype(np.int64)
     shifts: list[int] = []
     values: list[np.ndarray] = []
@@ -126,7 +129,7 @@ def quantize(model: LatentFunction, target: np.ndarray, lam: float, transposed: 
                 loss = lam * (weight_bits(ints) + grid_bits(_arm(arch, *pair), grids, context)) / pixels
             else:
                 _assign(params, ints / 2.0**shift)
-                loss = _mse(work, y) + lam * weight_bits(ints) / pixels
+                loss = _error(work, y, weight) + lam * weight_bits(ints) / pixels
             if best is None or loss < best[0]:
                 best = (loss, shift, ints)
         _, shift, ints = best
@@ -164,9 +167,11 @@ def _arm(arch: Architecture, values: tuple[np.ndarray, np.ndarray], shifts: tupl
     return QuantizedFunction(arch, np.zeros(0, np.int64), shifts, values).arm()
 
 
-def _mse(model: LatentFunction, target: torch.Tensor) -> float:
+def _error(model: LatentFunction, target: torch.Tensor, weights: torch.Tensor | None) -> float:
+    """The (weighted) mean squared error of the model's latent."""
     with torch.no_grad():
-        return float((model.synthesize(model.grids)[0] - target).square().mean())
+        error = (model.synthesize(model.grids)[0] - target).square()
+        return float((error if weights is None else error * weights).mean())
 
 
 def _flat(params: list[torch.nn.Parameter]) -> np.ndarray:
