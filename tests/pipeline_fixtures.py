@@ -16,6 +16,8 @@ import pytest
 from conftest import KODAK
 from PIL import Image
 
+from latentpress.run import Cluster
+
 
 @pytest.fixture(scope="session")
 def prefect_server() -> Iterator[str]:
@@ -37,6 +39,12 @@ def dask_address(prefect_server: str, s3_bucket: str) -> Iterator[str]:
 
     with dask_scheduler(None, workers=2) as address:
         yield address
+
+
+@pytest.fixture(scope="session")
+def cluster(dask_address: str) -> Cluster:
+    """The shared Dask cluster, as a run names it."""
+    return Cluster(dask_address)
 
 
 @contextmanager

@@ -23,7 +23,7 @@ KEYS = ["clric.fast.bpp1", "clric.fast.q1"]
 
 
 def test_archive_restore_clric_at_lambda_and_target_bpp(
-    mixed_collection: Path, tmp_path: Path, dask_address: str
+    mixed_collection: Path, tmp_path: Path, cluster: Cluster
 ) -> None:
     archive = tmp_path / "archive"
     report = archive_flow(
@@ -32,7 +32,7 @@ def test_archive_restore_clric_at_lambda_and_target_bpp(
             source=str(mixed_collection),
             codecs=["clric:fast@1,bpp1"],
             batch_size=3,
-            cluster=Cluster(dask_address=dask_address),
+            cluster=cluster,
         )
     )
     assert sum(i.status == "rejected" for i in report.items) == 3 and report.ok
@@ -54,9 +54,7 @@ def test_archive_restore_clric_at_lambda_and_target_bpp(
     assert entries["clric.fast.bpp1"]["target_bpp"] is True and "target_bpp" not in entries["clric.fast.q1"]
 
     out = tmp_path / "restored"
-    restored = restore_flow(
-        RestoreRun(str(archive), str(out), layout="ids", cluster=Cluster(dask_address=dask_address))
-    ).stages["restore"]
+    restored = restore_flow(RestoreRun(str(archive), str(out), layout="ids", cluster=cluster)).stages["restore"]
     assert {o.status for o in restored} == {"ok"} and len(restored) == 6
     codec = get_codec("clric")
     for row in ledger.itertuples():

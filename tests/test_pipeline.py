@@ -30,11 +30,9 @@ def snapshot(folder: Path) -> dict[str, tuple[int, bytes]]:
     }
 
 
-def test_archive_evaluate_restore_and_rerun(mixed_collection: Path, tmp_path: Path, dask_address: str) -> None:
+def test_archive_evaluate_restore_and_rerun(mixed_collection: Path, tmp_path: Path, cluster: Cluster) -> None:
     archive = tmp_path / "archive"
-    report = archive_flow(
-        Run(str(archive), source=str(mixed_collection), codecs=CODECS, cluster=Cluster(dask_address=dask_address))
-    )
+    report = archive_flow(Run(str(archive), source=str(mixed_collection), codecs=CODECS, cluster=cluster))
 
     # Good images (a CMYK JPEG in a subfolder among them) archived, bad ones recorded with reasons.
     by_name = {item.name: item for item in read_collection(str(archive))}
@@ -75,9 +73,7 @@ def test_archive_evaluate_restore_and_rerun(mixed_collection: Path, tmp_path: Pa
 
     # Restore writes images of the original sizes, equal to the decoded containers.
     out = tmp_path / "restored"
-    restored = restore_flow(
-        RestoreRun(str(archive), str(out), layout="ids", cluster=Cluster(dask_address=dask_address))
-    ).stages["restore"]
+    restored = restore_flow(RestoreRun(str(archive), str(out), layout="ids", cluster=cluster)).stages["restore"]
     assert {(o.status, o.cached) for o in restored} == {("ok", False)} and len(restored) == 6
     for item in (i for i in by_name.values() if i.status == "ok"):
         for key in ("jpeg.default.q50", "latent-q.default.q0.5"):
@@ -91,20 +87,16 @@ def test_archive_evaluate_restore_and_rerun(mixed_collection: Path, tmp_path: Pa
 
     # A second run does no codec work, rewrites no object and adds no ledger row.
     before = snapshot(archive / "images") | {f"ledger/{k}": v for k, v in snapshot(archive / "ledger").items()}
-    again = archive_flow(
-        Run(str(archive), source=str(mixed_collection), codecs=CODECS, cluster=Cluster(dask_address=dask_address))
-    )
+    again = archive_flow(Run(str(archive), source=str(mixed_collection), codecs=CODECS, cluster=cluster))
     after = snapshot(archive / "images") | {f"ledger/{k}": v for k, v in snapshot(archive / "ledger").items()}
     assert again.new_rows == 0 and after == before
     assert {(o.status, o.cached) for o in again.stages["compress"]} == {("ok", True)}
     assert len(read_ledger(str(archive / "ledger"))) == 6
 
 
-def test_rerun_finishes_only_missing_work(mixed_collection: Path, tmp_path: Path, dask_address: str) -> None:
+def test_rerun_finishes_only_missing_work(mixed_collection: Path, tmp_path: Path, cluster: Cluster) -> None:
     archive = tmp_path / "archive"
-    archive_flow(
-        Run(str(archive), source=str(mixed_collection), codecs=["jpeg@40"], cluster=Cluster(dask_address=dask_address))
-    )
+    archive_flow(Run(str(archive), source=str(mixed_collection), codecs=["jpeg@40"], cluster=cluster))
     # Lose one container, as if the run had stopped before writing it.
     lost = next((archive / "images" / "jpeg.default.q40").glob("*.lpc"))
     kept = {p: p.stat().st_mtime_ns for p in (archive / "images").rglob("*.lpc") if p != lost}
@@ -116,7 +108,7 @@ def test_rerun_finishes_only_missing_work(mixed_collection: Path, tmp_path: Path
             str(archive),
             source=str(mixed_collection),
             codecs=["jpeg@40", "webp@30"],
-            cluster=Cluster(dask_address=dask_address),
+            cluster=cluster,
         )
     )
 
@@ -133,18 +125,14 @@ def test_rerun_finishes_only_missing_work(mixed_collection: Path, tmp_path: Path
 
 
 def test_archive_evaluates_earlier_containers_the_ledger_lacks(
-    mixed_collection: Path, tmp_path: Path, dask_address: str
+    mixed_collection: Path, tmp_path: Path, cluster: Cluster
 ) -> None:
     archive = str(tmp_path / "archive")
-    ingest_flow(Run(archive, source=str(mixed_collection), cluster=Cluster(dask_address=dask_address)))
-    compress_flow(
-        Run(archive, codecs=["webp@30"], cluster=Cluster(dask_address=dask_address))
-    )  # stopped before evaluating
+    ingest_flow(Run(archive, source=str(mixed_collection), cluster=cluster))
+    compress_flow(Run(archive, codecs=["webp@30"], cluster=cluster))  # stopped before evaluating
     assert len(read_ledger(ArchiveLayout(archive).ledger)) == 0
 
-    report = archive_flow(
-        Run(archive, source=str(mixed_collection), codecs=["jpeg@40"], cluster=Cluster(dask_address=dask_address))
-    )
+    report = archive_flow(Run(archive, source=str(mixed_collection), codecs=["jpeg@40"], cluster=cluster))
 
     ledger = read_ledger(ArchiveLayout(archive).ledger)
     assert report.new_rows == 6 and len(ledger) == 6 and set(ledger["status"]) == {"ok"}
@@ -152,7 +140,7 @@ def test_archive_evaluates_earlier_containers_the_ledger_lacks(
     assert [c["key"] for c in read_manifest(archive)["configs"]] == ["jpeg.default.q40", "webp.default.q30"]
 
 
-def test_compress_then_evaluate_on_s3(mixed_collection: Path, s3_root: str, dask_address: str) -> None:
+def test_compress_then_evaluate_on_s3(mixed_collection: Path, s3_root: str, cluster: Cluster) -> None:
     source = f"{s3_root}/photos"
     for path in mixed_collection.rglob("*"):
         if path.is_file():
@@ -165,7 +153,7 @@ def test_compress_then_evaluate_on_s3(mixed_collection: Path, s3_root: str, dask
             source=source,
             codecs=["webp@50", "latent-q@1"],
             ledger=ledger,
-            cluster=Cluster(dask_address=dask_address),
+            cluster=cluster,
         )
     )
 
@@ -176,39 +164,27 @@ def test_compress_then_evaluate_on_s3(mixed_collection: Path, s3_root: str, dask
         url = ArchiveLayout(archive).image(row.config_key, row.image_id)
         assert row.bytes == storage.size(url)
     assert not storage.exists(f"{archive}/ledger")
-    restored = restore_flow(
-        RestoreRun(archive, f"{s3_root}/restored", layout="ids", cluster=Cluster(dask_address=dask_address))
-    )
+    restored = restore_flow(RestoreRun(archive, f"{s3_root}/restored", layout="ids", cluster=cluster))
     assert {o.status for o in restored.stages["restore"]} == {"ok"}
-    again = compress_flow(
-        Run(archive, codecs=["webp@50", "latent-q@1"], ledger=ledger, cluster=Cluster(dask_address=dask_address))
-    )
+    again = compress_flow(Run(archive, codecs=["webp@50", "latent-q@1"], ledger=ledger, cluster=cluster))
     assert {(o.status, o.cached) for o in again.stages["compress"]} == {("ok", True)}
 
 
-def test_ingest_reads_again_only_changed_files(mixed_collection: Path, tmp_path: Path, dask_address: str) -> None:
+def test_ingest_reads_again_only_changed_files(mixed_collection: Path, tmp_path: Path, cluster: Cluster) -> None:
     archive = str(tmp_path / "archive")
-    first = {
-        i.source: i
-        for i in ingest_flow(Run(archive, source=str(mixed_collection), cluster=Cluster(dask_address=dask_address)))
-    }
+    first = {i.source: i for i in ingest_flow(Run(archive, source=str(mixed_collection), cluster=cluster))}
     changed = mixed_collection / "a.png"
     Image.fromarray(np.zeros((40, 48, 3), np.uint8)).save(changed)
-    second = {
-        i.source: i
-        for i in ingest_flow(Run(archive, source=str(mixed_collection), cluster=Cluster(dask_address=dask_address)))
-    }
+    second = {i.source: i for i in ingest_flow(Run(archive, source=str(mixed_collection), cluster=cluster))}
     assert second[str(changed)].image_id != first[str(changed)].image_id
     assert (second[str(changed)].width, second[str(changed)].height) == (48, 40)
     for source, item in first.items():
         if source != str(changed):
             assert second[source] == item
-    assert read_collection(archive) == list(
-        ingest_flow(Run(archive, source=str(mixed_collection), cluster=Cluster(dask_address=dask_address)))
-    )
+    assert read_collection(archive) == list(ingest_flow(Run(archive, source=str(mixed_collection), cluster=cluster)))
 
 
-def test_laduree_archive_one_model_per_shard(tmp_path: Path, dask_address: str) -> None:
+def test_laduree_archive_one_model_per_shard(tmp_path: Path, cluster: Cluster) -> None:
     from pipeline_fixtures import real_crops
 
     photos = tmp_path / "photos"
@@ -222,7 +198,7 @@ def test_laduree_archive_one_model_per_shard(tmp_path: Path, dask_address: str) 
             source=str(photos),
             codecs=["laduree:tiny@32"],
             shard_size=2,
-            cluster=Cluster(dask_address=dask_address),
+            cluster=cluster,
         )
     )
 
@@ -239,8 +215,6 @@ def test_laduree_archive_one_model_per_shard(tmp_path: Path, dask_address: str) 
         assert row.bpp == pytest.approx(8 * image_bytes / (64 * 64))
         assert row.amortised_bpp == pytest.approx(8 * (image_bytes + model_bytes / row.shared_images) / (64 * 64))
     out = tmp_path / "restored"
-    restored = restore_flow(
-        RestoreRun(str(archive), str(out), layout="ids", cluster=Cluster(dask_address=dask_address))
-    )
+    restored = restore_flow(RestoreRun(str(archive), str(out), layout="ids", cluster=cluster))
     assert {o.status for o in restored.stages["restore"]} == {"ok"}
     assert {Image.open(p).size for p in (out / "laduree.tiny.q32").glob("*.png")} == {(64, 64)}

@@ -257,14 +257,12 @@ CURVES = ["avif", "jpeg", "latent-q (taesd)"]
 
 
 @pytest.fixture(scope="module")
-def s3_report(
-    tmp_path_factory: pytest.TempPathFactory, s3_bucket: str, dask_address: str
-) -> Iterator[tuple[str, Path]]:
+def s3_report(tmp_path_factory: pytest.TempPathFactory, s3_bucket: str, cluster: Cluster) -> Iterator[tuple[str, Path]]:
     """An archive of three real crops on S3 and its report, made by the command."""
     photos = tmp_path_factory.mktemp("photos")
     write_good_images(photos)
     archive = f"s3://{s3_bucket}/report-{uuid.uuid4().hex[:8]}"
-    archive_flow(Run(archive, source=str(photos), codecs=CODECS, cluster=Cluster(dask_address=dask_address)))
+    archive_flow(Run(archive, source=str(photos), codecs=CODECS, cluster=cluster))
     out = tmp_path_factory.mktemp("report")
     result = subprocess.run(
         [str(BIN), "report", f"{archive}/ledger", str(out)], capture_output=True, text=True, timeout=300, env=os.environ

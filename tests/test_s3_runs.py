@@ -27,7 +27,7 @@ from latentpress.infra import storage
 from latentpress.infra.layout import ArchiveLayout
 from latentpress.infra.ledger import read_ledger
 from latentpress.pipeline.verify import verify
-from latentpress.run import Cluster, Run
+from latentpress.run import Run
 
 BIN = Path(sys.executable).parent / "latentpress"
 
@@ -65,7 +65,7 @@ def run(request: pytest.FixtureRequest) -> Callable[[Run], RunResult]:
         return archive
     from latentpress.flows.prefect_flows import archive_flow
 
-    cluster = Cluster(request.getfixturevalue("dask_address"))
+    cluster = request.getfixturevalue("cluster")
     return lambda run: archive_flow(dataclasses.replace(run, cluster=cluster))
 
 

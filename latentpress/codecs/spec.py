@@ -14,6 +14,7 @@ import dataclasses
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,7 +132,7 @@ def parse_codec_spec(text: str) -> list[CodecConfig]:
     return configs
 
 
-def parse_specs(specs: list[str]) -> list[CodecConfig]:
+def parse_specs(specs: Sequence[str]) -> list[CodecConfig]:
     """All configurations of several ``--codec`` values, without repeats, in order."""
     configs: list[CodecConfig] = []
     for spec in specs:

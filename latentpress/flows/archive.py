@@ -49,7 +49,7 @@ def archive(run: Run, executor: Executor | None = None) -> RunResult:
     images that ended in ``error`` are tried again.
     """
     executor = executor or InProcess()
-    configs = parse_specs(list(run.codecs))  # a bad codec spec fails before any work
+    configs = parse_specs(run.codecs)  # a bad codec spec fails before any work
     result = RunResult(run.run_id or new_run_id())
     context = run.context(result.run_id)
     result.items = ingest(run, executor)

@@ -1,8 +1,9 @@
 """What every flow does: cut work into batches, submit it, read results as they come.
 
-A :class:`Plan` holds what a run's steps cut work by; a :class:`Job` is one call of a pipeline function over a batch of images. A job that
-fails as a whole (after the task runner's retries) does not stop the flow: each of
-its images ends as an ``error`` outcome with the job's reason (:func:`job_errors`).
+A :class:`Plan` holds what a run's steps cut work by; a :class:`Job` is one call of
+a pipeline function over a batch of images. A job that fails as a whole (after the
+task runner's retries) does not stop the flow: each of its images ends as an
+``error`` outcome with the job's reason (:func:`job_errors`).
 """
 
 from __future__ import annotations

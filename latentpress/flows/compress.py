@@ -40,7 +40,7 @@ def compress(run: Run, executor: Executor | None = None) -> RunResult:
     archive's model, or ``run.model`` (copied in), or one trained first on a sample.
     """
     executor = executor or InProcess()
-    configs = parse_specs(list(run.codecs))
+    configs = parse_specs(run.codecs)
     result = RunResult(run.run_id or new_run_id())
     context = run.context(result.run_id)
     items = archived_items(run.archive)

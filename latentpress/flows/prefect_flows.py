@@ -27,45 +27,45 @@ from latentpress.flows.run_log import concluded, run_logger
 from latentpress.infra.cluster import quiet_cluster_logs
 from latentpress.infra.collection import Item
 from latentpress.pipeline.collection_models import TrainedModel
-from latentpress.run import Cluster, RestoreRun, Run, TrainRun
+from latentpress.run import RestoreRun, Run, TrainRun
 
 
-def _on_dask(cluster: Cluster, step: Callable[[Executor], Any]) -> Any:
-    """``step`` run with an executor on ``cluster``'s Dask workers."""
+def _on_dask(step: Callable[[Any, Executor], Any], run: Run | RestoreRun | TrainRun) -> Any:
+    """``step(run, executor)`` with an executor on the Dask workers of ``run.cluster``."""
     quiet_cluster_logs()
-    with dask_executor(cluster.dask_address, cluster.workers) as executor:
-        return step(executor)
+    with dask_executor(run.cluster.dask_address, run.cluster.workers) as executor:
+        return step(run, executor)
 
 
 @flow(name="archive")
 def archive_flow(run: Run) -> RunResult:
     """Archive every image under ``run.source`` (see ``latentpress.flows.archive.archive``)."""
-    return concluded("archive", _on_dask(run.cluster, lambda executor: archive_step.archive(run, executor)))
+    return concluded("archive", _on_dask(archive_step.archive, run))
 
 
 @flow(name="ingest")
 def ingest_flow(run: Run) -> list[Item]:
     """Inspect every image under ``run.source`` (see ``latentpress.flows.ingest.ingest``)."""
-    items = _on_dask(run.cluster, lambda executor: ingest_step.ingest(run, executor))
+    items = _on_dask(ingest_step.ingest, run)
     return concluded("ingest", RunResult(new_run_id(), items=items), items)
 
 
 @flow(name="compress")
 def compress_flow(run: Run) -> RunResult:
     """Compress an ingested collection (see ``latentpress.flows.compress.compress``)."""
-    return concluded("compress", _on_dask(run.cluster, lambda executor: compress_step.compress(run, executor)))
+    return concluded("compress", _on_dask(compress_step.compress, run))
 
 
 @flow(name="evaluate")
 def evaluate_flow(run: Run) -> RunResult:
     """Measure what the ledger lacks (see ``latentpress.flows.evaluate.evaluate``)."""
-    return concluded("evaluate", _on_dask(run.cluster, lambda executor: evaluate_step.evaluate(run, executor)))
+    return concluded("evaluate", _on_dask(evaluate_step.evaluate, run))
 
 
 @flow(name="restore")
 def restore_flow(run: RestoreRun) -> RunResult:
     """Decode an archive to image files (see ``latentpress.flows.restore.restore``)."""
-    return concluded("restore", _on_dask(run.cluster, lambda executor: restore_step.restore(run, executor)))
+    return concluded("restore", _on_dask(restore_step.restore, run))
 
 
 @flow(name="verify")
@@ -92,4 +92,4 @@ def verify_flow(archive: str, decode: bool = False, configs: list[str] | None = 
 @flow(name="train")
 def train_flow(run: TrainRun) -> TrainedModel:
     """Train one collection model (see ``latentpress.flows.collection_models.train``)."""
-    return _on_dask(run.cluster, lambda executor: models_step.train(run, executor))
+    return _on_dask(models_step.train, run)

@@ -36,7 +36,7 @@ def restore(run: RestoreRun, executor: Executor | None = None) -> RunResult:
         raise ValueError(f"archive {archive} has no collection (ARCHIVE/collection/): without it nothing says which "
                          "images the archive holds or their names")  # fmt: skip
     ids = [item.image_id for item in items]
-    plan = restore_plan(archive, manifest, list(run.configs) if run.configs else None, ids)
+    plan = restore_plan(archive, manifest, run.configs, ids)
     if layout == "original" and any(len(keys) > 1 for keys in keys_by_image(plan).values()):
         raise ValueError(f"the original layout restores one configuration per image; choose one of archive {archive}'s "
                          f"({', '.join(plan)}), or restore them all in the ids layout")  # fmt: skip

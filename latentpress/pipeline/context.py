@@ -3,7 +3,7 @@ VAE, under which run id, measuring what."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from latentpress.infra.layout import ArchiveLayout
 
@@ -20,10 +20,12 @@ class RunContext:
     ledger: str = ""
     run_id: str = ""
     metrics: tuple[str, ...] | None = None
-    layout: ArchiveLayout = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        layout = ArchiveLayout(self.archive)
-        object.__setattr__(self, "layout", layout)
-        object.__setattr__(self, "latents", self.latents or layout.latents)
-        object.__setattr__(self, "ledger", self.ledger or layout.ledger)
+        object.__setattr__(self, "latents", self.latents or self.layout.latents)
+        object.__setattr__(self, "ledger", self.ledger or self.layout.ledger)
+
+    @property
+    def layout(self) -> ArchiveLayout:
+        """URLs of everything under the archive."""
+        return ArchiveLayout(self.archive)

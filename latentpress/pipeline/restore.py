@@ -7,6 +7,8 @@ Two layouts: ``original`` (the source's folder tree and file names, made safe by
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from latentpress.config import RESTORE_LAYOUTS
 from latentpress.infra import storage
 from latentpress.infra.container import ContainerError
@@ -32,7 +34,7 @@ def restore_targets(out: str, layout: str, config_key: str, names: dict[str, str
     raise ValueError(f"unknown restore layout {layout!r} (known: {', '.join(RESTORE_LAYOUTS)})")
 
 
-def restore_plan(archive: str, manifest: dict, configs: list[str] | None, ids: list[str]) -> dict[str, list[str]]:
+def restore_plan(archive: str, manifest: dict, configs: Sequence[str] | None, ids: list[str]) -> dict[str, list[str]]:
     """Configuration key -> the image ids (of ``ids``, the archived images) restored
     from it: every image from each of ``configs``; without them, the selection's choice
     per image, or every image from every configuration when the archive has no selection."""

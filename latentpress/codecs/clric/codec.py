@@ -41,15 +41,15 @@ class Clric(BatchEncoder, RateControlled):
         latents = [_latent(item) for item in items]
         weights = [_weights(item, latent, params) for item, latent in zip(items, latents, strict=True)]
         transposed = [latent.shape[1] > latent.shape[2] for latent in latents]
-        latents, weights = ([_landscape(z, t) for z, t in zip(arrays, transposed, strict=True)]
-                            for arrays in (latents, weights))  # fmt: skip
+        latents = [_landscape(z, t) for z, t in zip(latents, transposed, strict=True)]
+        weights = [_landscape(w, t) for w, t in zip(weights, transposed, strict=True)]
         groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
         for i, latent in enumerate(latents):
             groups[latent.shape].append(i)
         out: list[bytes] = [b""] * len(items)
         for idx in groups.values():
             stack = np.stack([latents[i] for i in idx])
-            maps = None if params.perceptual_weighting == 0 else np.stack([weights[i] for i in idx])
+            maps = None if weights[idx[0]] is None else np.stack([weights[i] for i in idx])
             model = fit(stack, np.full(len(idx), params.quality), params, weights=maps)
             for j, i in enumerate(idx):
                 out[i] = _write(select(model, torch.tensor([j])), latents[i], params.quality, transposed[i], weights[i])
