@@ -132,15 +132,15 @@ def main() -> int:
 
 def overrides(assignments: list[str], codec: str = "glc") -> dict:
     """``FIELD=VALUE`` strings as fields of ``codec``'s parameter dataclass, of their own
-    types (numbers and flags)."""
+    types (numbers, flags and words)."""
     params = type(get_codec(codec).params())
     types = {f.name: f.type for f in fields(params)}
-    parsers = {"int": int, "float": float, "bool": lambda v: v.lower() in ("1", "true")}
+    parsers = {"int": int, "float": float, "bool": lambda v: v.lower() in ("1", "true"), "str": str}
     out = {}
     for assignment in assignments:
         name, _, value = assignment.partition("=")
         if types.get(name) not in parsers:
-            raise SystemExit(f"--set {assignment}: {params.__name__} has no number or flag field {name!r}")
+            raise SystemExit(f"--set {assignment}: {params.__name__} has no number, flag or word field {name!r}")
         out[name] = parsers[types[name]](value)
     return out
 

@@ -180,3 +180,45 @@ def test_latent_perceptual_training_moves_the_codec_stage(model: bytes, latents:
         codec.train(foreign, dataclasses.replace(codec.params("tiny"), latent_perceptual=1.0))
     with pytest.raises(CodecError, match="latent_perceptual"):
         dataclasses.replace(codec.params("tiny"), latent_perceptual=-1.0).validate()
+
+
+def test_the_time_search_finds_a_minimum_to_a_quarter_of_its_grid() -> None:
+    from latentpress.codecs.relic.time_search import COARSE_TIMES, REFINEMENTS, best_time
+
+    for true in (0.0, 0.137, 0.33, 0.58):
+        tried: list[float] = []
+        found = best_time(lambda t, true=true, tried=tried: tried.append(t) or (t - true) ** 2, predicted=0.9)
+        assert abs(found - true) <= 0.025 + 1e-9 and len(tried) <= len(COARSE_TIMES) + 1 + 2 * REFINEMENTS
+        assert 0.9 in tried  # the predicted time is a candidate
+    assert best_time(lambda t: 1.0, predicted=0.3) == 0.0  # ties: the least denoising
+
+
+def test_the_encoder_searches_the_time_by_the_latent_distance(model: bytes, test_latent: np.ndarray) -> None:
+    """Only the time differs from the predicted payload; the payload decodes; by the
+    distance the searched time is no worse than the predicted one or any coarse time."""
+    from latentpress.codecs.relic.time_search import COARSE_TIMES
+    from latentpress.models.latent_distance import shipped_latent_distance
+
+    codec, loaded = get_codec("relic"), load_model(model)
+    params = dataclasses.replace(codec.params("tiny", 1.0), time_search="distance")
+    searched = codec.encode(item(test_latent), params, model)
+    predicted = codec.encode(item(test_latent), codec.params("tiny", 1.0), model)
+    header = bitstream.PAYLOAD_HEADER.size
+    assert searched[: header - 2] == predicted[: header - 2] and searched[header:] == predicted[header:]  # t: 2 bytes
+    assert searched == codec.encode(item(test_latent), params, model)  # deterministic
+
+    distance = shipped_latent_distance("taesd")
+    reference = torch.from_numpy(test_latent)[None]
+
+    def cost(payload: bytes) -> float:
+        decoded = codec.decode(payload, DecodeContext(96, 80, "taesd", model))
+        return float(distance(torch.from_numpy(decoded)[None], reference, "both")[0])
+
+    chosen = cost(searched)
+    for t in (loaded.decoded(predicted)[0].time, *COARSE_TIMES):
+        assert chosen <= cost(loaded.encode(test_latent, 1.0, t=t)) + 1e-6, t
+
+    with pytest.raises(CodecError, match="time_search"):
+        dataclasses.replace(params, time_search="pixels").validate()
+    with pytest.raises(CodecError, match="VAE of image 0123456789abcdef"):
+        codec.encode(dataclasses.replace(item(test_latent), vae_id=None), params, model)

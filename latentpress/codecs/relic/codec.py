@@ -6,7 +6,11 @@ and a shift and the image a time ``t``, all rounded to the side information's gr
 the code ``(y - shift) * scale`` is coded by the entropy model with a unit step
 (:mod:`latentpress.codecs.hyperprior.coder`). Decoding rebuilds ``y_hat``, reads it as the
 diffusion's sample at ``t`` and takes ``DECODE_STEPS`` DDIM steps to ``t = 0`` with the
-model's denoiser (window by window on large latents), then undoes the normalisation. Loaded models are cached per process.
+model's denoiser (window by window on large latents), then undoes the normalisation.
+With ``time_search="distance"`` the encoder replaces the predicted ``t`` by the time
+whose decoded latent is closest to the original by the latent perceptual distance
+(:mod:`.time_search`); decoders read ``t`` from the payload either way. Loaded models
+are cached per process.
 """
 
 from __future__ import annotations
@@ -27,8 +31,10 @@ from latentpress.codecs.relic import bitstream, schedule
 from latentpress.codecs.relic.bitstream import SideInfo
 from latentpress.codecs.relic.model import UNET_MULTIPLE, RelicModel
 from latentpress.codecs.relic.params import DECODE_STEPS, RelicParams
+from latentpress.codecs.relic.time_search import best_time
 from latentpress.codecs.relic.train import TrainingStatus, train
 from latentpress.config import get_settings
+from latentpress.models.latent_distance import LatentDistance, LatentDistanceError, shipped_latent_distance
 from latentpress.models.tiling import windows
 
 DENOISE_TILE = 128
@@ -66,7 +72,8 @@ class Relic(CollectionModelCodec):
             raise CodecError(
                 f"relic model takes {loaded.channels}-channel latents, image {item.image_id} has {latent.shape[0]}"
             )
-        return loaded.encode(latent, float(np.float32(params.quality)))
+        distance = time_distance(item) if params.time_search == "distance" else None
+        return loaded.encode(latent, float(np.float32(params.quality)), distance=distance)
 
     def decode(self, data: bytes, context: DecodeContext) -> np.ndarray:
         if context.shared_model is None:
@@ -93,10 +100,33 @@ class LoadedModel:
         log_scale, shift, t = self.model.parameter_net(y, torch.tensor([quality]))
         return SideInfo.of(float(t[0]), log_scale[0].numpy(), shift[0].numpy())
 
-    def encode(self, latent: np.ndarray, quality: float, t: float | None = None) -> bytes:
+    def encode(
+        self, latent: np.ndarray, quality: float, t: float | None = None, distance: LatentDistance | None = None
+    ) -> bytes:
         """The payload of ``latent`` at ``quality``; ``t`` (if given) in place of the
-        predicted time (the same code, denoised from another time)."""
-        return self.code(latent, quality, t)[0]
+        predicted time (the same code, denoised from another time), or with a
+        ``distance`` the time it finds best (:mod:`.time_search`)."""
+        payload, y_hat = self.code(latent, quality, t)
+        if distance is None:
+            return payload
+        quality, height, width, side, stream = bitstream.unpack_payload(payload, self.channels)
+        chosen = self.searched_time(latent, y_hat, side.time, distance)
+        return bitstream.pack_payload(quality, height, width, replace(side, t=bitstream.time_units(chosen)), stream)
+
+    @torch.inference_mode()
+    def searched_time(
+        self, latent: np.ndarray, y_hat: torch.Tensor, predicted: float, distance: LatentDistance
+    ) -> float:
+        """The time from which ``y_hat`` decodes closest to ``latent`` by ``distance``
+        (calibrated to LPIPS plus DISTS)."""
+        device = next(distance.buffers()).device
+        reference = distance.features(torch.from_numpy(latent)[None].to(device))
+
+        def cost(t: float) -> float:
+            decoded = self.model.denormalise(self.denoise(y_hat, t)[0])[None]
+            return float(distance(decoded.to(device), reference, "both")[0])
+
+        return best_time(cost, predicted)
 
     @torch.inference_mode()
     def code(self, latent: np.ndarray, quality: float, t: float | None = None) -> tuple[bytes, torch.Tensor]:
@@ -163,6 +193,16 @@ class LoadedModel:
     def to_latent(self, y: torch.Tensor) -> np.ndarray:
         """A normalised (1, C, h, w) latent back in the VAE's units, as (C, h, w) float32."""
         return np.ascontiguousarray(self.model.denormalise(y[0]).numpy(), dtype=np.float32)
+
+
+def time_distance(item: CodecInput) -> LatentDistance:
+    """The latent distance of ``item``'s VAE, or ``CodecError`` saying why there is none."""
+    if not item.vae_id:
+        raise CodecError(f"relic's time search needs the VAE of image {item.image_id}'s latent")
+    try:
+        return shipped_latent_distance(item.vae_id)
+    except (LatentDistanceError, OSError, ValueError) as exc:
+        raise CodecError(f"relic's time search for image {item.image_id}: {exc}") from None
 
 
 _models: ModelCache[LoadedModel] = ModelCache(lambda data: LoadedModel(bitstream.unpack_model(data)[0]))

@@ -19,6 +19,9 @@ summed over channels, as ``glc``'s)."""
 LAMBDA_STEP = 4.0
 DECODE_STEPS = 4
 """DDIM steps the decoder takes from the predicted t down to 0 (fewer when t is small)."""
+TIME_SEARCHES = ("predicted", "distance")
+"""How the encoder picks the denoising time: the parameter network's prediction, or a
+search by the latent perceptual distance (``time_search``)."""
 
 
 def lambda_of(quality: Any) -> Any:
@@ -91,6 +94,10 @@ class RelicParams:
     """Images of the collection a model is trained on (all when it has fewer)."""
     latent_perceptual: float = 0.0
     """Weight of the latent perceptual distance in the codec stage (``Training``)."""
+    time_search: str = "predicted"
+    """Encoding only: ``predicted`` (the parameter network's t) or ``distance`` (the
+    time whose decoded latent is closest by the latent perceptual distance,
+    :mod:`.time_search`; about 11 decodes of the latent per image)."""
 
     def architecture(self, latent_channels: int) -> Architecture:
         return Architecture(latent_channels, tuple(self.unet_channels), tuple(self.parameter_channels),
@@ -118,6 +125,8 @@ class RelicParams:
             raise CodecError("relic needs denoiser_steps, coder_steps, batch_size and sample >= 1")
         if not (math.isfinite(self.latent_perceptual) and self.latent_perceptual >= 0):
             raise CodecError(f"relic latent_perceptual must be a finite weight >= 0, got {self.latent_perceptual}")
+        if self.time_search not in TIME_SEARCHES:
+            raise CodecError(f"relic time_search must be one of {TIME_SEARCHES}, got {self.time_search!r}")
         if not 16 <= self.crop <= 256 or self.crop % 16:
             raise CodecError(f"relic crop must be a multiple of 16 in 16..256, got {self.crop}")
 
