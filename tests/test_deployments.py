@@ -114,6 +114,18 @@ def flow_runs_exited(worker: subprocess.Popen, timeout: float = 90) -> float:
     return time.monotonic() - started
 
 
+def start_interruptible(args: list[str], **kwargs) -> subprocess.Popen:
+    """``subprocess.Popen`` with SIGINT at its default in the child, as from a terminal.
+    A command started with ``&`` from a script inherits SIGINT ignored (as this suite
+    may be, by whatever runs it), and Prefect's worker stops on SIGTERM by sending
+    itself SIGINT: started so, it would never stop."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return subprocess.Popen(args, **kwargs)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def stop(proc: subprocess.Popen) -> float:
     """SIGTERM, then SIGKILL after 30 s; seconds until it exited."""
     started = time.monotonic()
@@ -172,8 +184,8 @@ def test_scheduled_jobs_as_the_readme_says(prefect_server: PrefectServer, tmp_pa
     worker_env = {**server.env, "LATENTPRESS_HOME": str(REPO), "LATENTPRESS_MODELS": str(SHARED / "models"),
                   "PREFECT_WORKER_QUERY_SECONDS": "1"}  # fmt: skip
     worker_log = open(tmp_path / "worker.log", "w")  # noqa: SIM115 - open while the worker runs
-    worker = subprocess.Popen([str(BIN / "prefect"), "worker", "start", "--pool", "latentpress"], cwd=tmp_path,
-                              env=worker_env, stdout=worker_log, stderr=subprocess.STDOUT)  # fmt: skip
+    worker = start_interruptible([str(BIN / "prefect"), "worker", "start", "--pool", "latentpress"], cwd=tmp_path,
+                                 env=worker_env, stdout=worker_log, stderr=subprocess.STDOUT)  # fmt: skip
     photos, archive, restored = tmp_path / "photos", tmp_path / "archive", tmp_path / "restored"
     crops(photos)
     try:
