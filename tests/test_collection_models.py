@@ -101,6 +101,18 @@ def test_what_is_not_a_model_is_refused_naming_it(photos: Path, tmp_path: Path) 
     assert done.returncode == 2 and "collection model" in done.stderr
 
 
+def test_relic_judging_its_time_in_pixels_gets_the_photos(photos: Path, tmp_path: Path, monkeypatch) -> None:
+    """A relic preset that searches its denoising time by pixel LPIPS and DISTS is given
+    each photo's pixels by the pipeline (without them the codec refuses the photo)."""
+    from dataclasses import replace
+
+    from latentpress.codecs.relic.params import PRESETS
+
+    monkeypatch.setitem(PRESETS, "tiny-pixels", replace(PRESETS["tiny"], time_search="pixels"))
+    done = archive(Run(str(tmp_path / "archive"), source=str(photos), codecs=["relic:tiny-pixels@1"]))
+    assert done.ok and done.counts("compress") == {"ok": 2} and done.new_rows == 2
+
+
 def test_relic_end_to_end_trained_once_and_restored(photos: Path, tmp_path: Path) -> None:
     arch = tmp_path / "archive"
     first = archive(Run(str(arch), source=str(photos), codecs=["relic:tiny@1,4"]))

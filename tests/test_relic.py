@@ -18,7 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from latent_fixtures import item
+from conftest import KODAK
+from latent_fixtures import item, odd_photo
+from PIL import Image
 
 from latentpress.codecs import CodecError, CollectionModelCodec, DecodeContext, get_codec
 from latentpress.codecs.relic import bitstream
@@ -219,6 +221,58 @@ def test_the_encoder_searches_the_time_by_the_latent_distance(model: bytes, test
         assert chosen <= cost(loaded.encode(test_latent, 1.0, t=t)) + 1e-6, t
 
     with pytest.raises(CodecError, match="time_search"):
-        dataclasses.replace(params, time_search="pixels").validate()
+        dataclasses.replace(params, time_search="pixel").validate()
     with pytest.raises(CodecError, match="VAE of image 0123456789abcdef"):
         codec.encode(dataclasses.replace(item(test_latent), vae_id=None), params, model)
+
+
+def test_the_pixel_search_judges_large_photos_on_windows() -> None:
+    """A photo over the windows' budget is judged on four windows of the whole
+    decoding (up to the small margin's border effect), and the judgement grows with
+    damage to the latent."""
+    from latentpress.codecs.relic.time_search import PIXEL_WINDOW, by_pixels
+    from latentpress.models.metrics import compute_metrics
+    from latentpress.models.tiling import spread_windows
+    from latentpress.models.vae import load_vae
+
+    with Image.open(KODAK / "kodim01.png") as img:
+        photo = np.asarray(img.convert("RGB"))[:512, :640].copy()
+    vae = load_vae("taesd")
+    latent = vae.encode([photo])[0]
+    judge = by_pixels(photo, "taesd").cost
+    whole = vae.decode([latent], [(640, 512)])[0]
+    expected = []
+    for window in spread_windows(64, 80, PIXEL_WINDOW, 2, 0):
+        metrics = compute_metrics(photo[window.core(8)], whole[window.core(8)])
+        expected.append(metrics["lpips"] + metrics["dists"])
+    assert len(expected) == 4 and judge(latent) == pytest.approx(np.mean(expected), abs=0.01)
+    noisy = latent + np.random.default_rng(0).normal(0, 0.5, latent.shape).astype(np.float32)
+    assert judge(noisy) > judge(latent) + 0.1
+
+
+def test_the_encoder_searches_the_time_by_pixel_lpips_and_dists(model: bytes, test_latent: np.ndarray) -> None:
+    """By LPIPS plus DISTS of the VAE's decoding against the original photo, the
+    searched time is no worse than the predicted one or any coarse time; only the
+    time differs from the predicted payload; the photo's pixels are required."""
+    from latentpress.codecs.relic.time_search import PIXEL_COARSE_TIMES
+    from latentpress.models.metrics import compute_metrics
+    from latentpress.models.vae import load_vae
+
+    codec, loaded, vae, photo = get_codec("relic"), load_model(model), load_vae("taesd"), odd_photo()
+    params = dataclasses.replace(codec.params("tiny", 1.0), time_search="pixels")
+    assert codec.reads_pixels(params) and not codec.reads_pixels(codec.params("tiny", 1.0))
+    searched = codec.encode(dataclasses.replace(item(test_latent), image=photo), params, model)
+    predicted = codec.encode(item(test_latent), codec.params("tiny", 1.0), model)
+    header = bitstream.PAYLOAD_HEADER.size
+    assert searched[: header - 2] == predicted[: header - 2] and searched[header:] == predicted[header:]
+
+    def cost(payload: bytes) -> float:
+        decoded = codec.decode(payload, DecodeContext(96, 80, "taesd", model))
+        metrics = compute_metrics(photo, vae.decode([decoded], [(96, 80)])[0])
+        return metrics["lpips"] + metrics["dists"]
+
+    chosen = cost(searched)
+    for t in (loaded.decoded(predicted)[0].time, *PIXEL_COARSE_TIMES):
+        assert chosen <= cost(loaded.encode(test_latent, 1.0, t=t)) + 1e-6, t
+    with pytest.raises(CodecError, match="by pixels needs image 0123456789abcdef's pixels"):
+        codec.encode(item(test_latent), params, model)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from latentpress.models.metrics import compute_metrics
-from latentpress.models.tiling import windows
+from latentpress.models.tiling import spread_windows, windows
 
 
 @pytest.mark.parametrize(("height", "width", "tile", "margin", "unit"),
@@ -36,6 +36,25 @@ def test_bad_tilings_are_refused() -> None:
         windows(64, 64, 20, 8, 8)
     with pytest.raises(ValueError, match="bad tiling"):
         windows(0, 64, 16, 0)
+
+
+def test_spread_windows_sample_the_whole_plane() -> None:
+    """Four cores on a Kodak-sized latent: inside the plane, one in each quadrant,
+    disjoint, with their margins clipped at the borders; on a small plane they shrink
+    to it and are given once."""
+    spread = spread_windows(64, 96, 32, 2, 2)
+    assert len(spread) == 4
+    covered = np.zeros((64, 96), np.int64)
+    for w, (top, left) in zip(spread, ((0, 0), (0, 48), (32, 0), (32, 48)), strict=True):
+        assert (w.core_bottom - w.core_top, w.core_right - w.core_left) == (32, 32)
+        assert top <= w.core_top < top + 32 and left <= w.core_left < left + 32
+        assert w.top == max(0, w.core_top - 2) and w.bottom == min(64, w.core_bottom + 2)
+        covered[w.core()] += 1
+    assert covered.max() == 1
+    (only,) = spread_windows(20, 30, 32, 2, 2)
+    assert only.core() == (slice(0, 20), slice(0, 30)) and only.window() == only.core()
+    with pytest.raises(ValueError, match="bad sampling"):
+        spread_windows(20, 30, 0, 2, 2)
 
 
 def test_margin_covering_the_receptive_field_gives_the_untiled_output() -> None:

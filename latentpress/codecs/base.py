@@ -55,7 +55,7 @@ class CodecInput:
     width: int
     height: int
     image: np.ndarray | None = None
-    """(H, W, 3) uint8 RGB pixels; set for pixel-domain codecs."""
+    """(H, W, 3) uint8 RGB pixels; set where ``Codec.reads_pixels``."""
     latent: np.ndarray | None = None
     """(C, h, w) float32 VAE latent of the image padded to the VAE stride."""
     vae_id: str | None = None
@@ -123,6 +123,11 @@ class Codec(ABC):
         validate = getattr(params, "validate", None)
         if validate is not None:
             validate()
+
+    def reads_pixels(self, params: Any) -> bool:
+        """Whether encoding with ``params`` needs the image's pixels (``CodecInput.image``):
+        a pixel codec's always, a latent codec's where it judges its choices in pixels."""
+        return self.domain == "pixels"
 
     def library(self) -> str | None:
         """The outside library that does the coding and its version, for the ledger

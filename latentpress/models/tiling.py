@@ -69,3 +69,23 @@ def _cuts(size: int, tile: int, unit: int) -> list[int]:
     cells = math.ceil(size / unit)
     edges = [min(size, unit * round(cells * k / count)) for k in range(count + 1)]
     return sorted(set(edges))
+
+
+def spread_windows(height: int, width: int, core: int, per_side: int, margin: int) -> list[Window]:
+    """``per_side`` x ``per_side`` cores of ``core`` x ``core`` (less where the plane is
+    smaller) centred on an even grid over the plane, each with up to ``margin`` of
+    context: samples of a plane too large to process whole. Cores may overlap on a
+    plane smaller than ``per_side * core``; identical ones are given once."""
+    if min(height, width, core, per_side) < 1 or margin < 0:
+        raise ValueError(f"bad sampling: {height}x{width}, core {core}, {per_side} a side, margin {margin}")
+    ch, cw = min(core, height), min(core, width)
+    out: list[Window] = []
+    for i in range(per_side):
+        for j in range(per_side):
+            top = min(max(round((i + 0.5) * height / per_side) - ch // 2, 0), height - ch)
+            left = min(max(round((j + 0.5) * width / per_side) - cw // 2, 0), width - cw)
+            window = Window(max(0, top - margin), max(0, left - margin), min(height, top + ch + margin),
+                            min(width, left + cw + margin), top, left, top + ch, left + cw)  # fmt: skip
+            if window not in out:
+                out.append(window)
+    return out

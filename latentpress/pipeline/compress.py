@@ -212,11 +212,13 @@ class Compressor:
 
     def codec_input(self, item: Item) -> tuple[CodecInput, float]:
         """The codec's input for ``item`` and the seconds its latent took to encode."""
+        image = None
+        if self.codec.reads_pixels(self.params):
+            image = decode_image(storage.read_bytes(item.source), item.name)
         if self.store is not None:
             latent, attrs = self.store.read(item.image_id)
             seconds = float(attrs.get("encode_seconds", 0.0))
-            return CodecInput(item.image_id, item.width, item.height, latent=latent, vae_id=self.vae_id), seconds
-        image = decode_image(storage.read_bytes(item.source), item.name)
+            return CodecInput(item.image_id, item.width, item.height, image, latent, self.vae_id), seconds
         return CodecInput(item.image_id, item.width, item.height, image=image), 0.0
 
     def write(

@@ -7,10 +7,10 @@ the code ``(y - shift) * scale`` is coded by the entropy model with a unit step
 (:mod:`latentpress.codecs.hyperprior.coder`). Decoding rebuilds ``y_hat``, reads it as the
 diffusion's sample at ``t`` and takes ``DECODE_STEPS`` DDIM steps to ``t = 0`` with the
 model's denoiser (window by window on large latents), then undoes the normalisation.
-With ``time_search="distance"`` the encoder replaces the predicted ``t`` by the time
-whose decoded latent is closest to the original by the latent perceptual distance
-(:mod:`.time_search`); decoders read ``t`` from the payload either way. Loaded models
-are cached per process.
+With ``time_search`` ``"distance"`` or ``"pixels"`` the encoder replaces the predicted
+``t`` by the time whose decoded latent is closest to the original by the latent
+perceptual distance, or by pixel LPIPS plus DISTS (:mod:`.time_search`); decoders read
+``t`` from the payload either way. Loaded models are cached per process.
 """
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ from latentpress.codecs.relic import bitstream, schedule
 from latentpress.codecs.relic.bitstream import SideInfo
 from latentpress.codecs.relic.model import UNET_MULTIPLE, RelicModel
 from latentpress.codecs.relic.params import DECODE_STEPS, RelicParams
-from latentpress.codecs.relic.time_search import best_time
+from latentpress.codecs.relic.time_search import TimeSearch, best_time, by_distance, by_pixels
 from latentpress.codecs.relic.train import TrainingStatus, train
 from latentpress.config import get_settings
-from latentpress.models.latent_distance import LatentDistance, LatentDistanceError, shipped_latent_distance
+from latentpress.models.latent_distance import LatentDistanceError
 from latentpress.models.tiling import windows
 
 DENOISE_TILE = 128
@@ -72,8 +72,10 @@ class Relic(CollectionModelCodec):
             raise CodecError(
                 f"relic model takes {loaded.channels}-channel latents, image {item.image_id} has {latent.shape[0]}"
             )
-        distance = time_distance(item) if params.time_search == "distance" else None
-        return loaded.encode(latent, float(np.float32(params.quality)), distance=distance)
+        return loaded.encode(latent, float(np.float32(params.quality)), search=time_search(item, params.time_search))
+
+    def reads_pixels(self, params: RelicParams) -> bool:
+        return params.time_search == "pixels"
 
     def decode(self, data: bytes, context: DecodeContext) -> np.ndarray:
         if context.shared_model is None:
@@ -101,46 +103,33 @@ class LoadedModel:
         return SideInfo.of(float(t[0]), log_scale[0].numpy(), shift[0].numpy())
 
     def encode(
-        self, latent: np.ndarray, quality: float, t: float | None = None, distance: LatentDistance | None = None
+        self, latent: np.ndarray, quality: float, t: float | None = None, search: TimeSearch | None = None
     ) -> bytes:
         """The payload of ``latent`` at ``quality``; ``t`` (if given) in place of the
         predicted time (the same code, denoised from another time), or with a
-        ``distance`` the time it finds best (:mod:`.time_search`)."""
-        payload, y_hat = self.code(latent, quality, t)
-        if distance is None:
-            return payload
-        quality, height, width, side, stream = bitstream.unpack_payload(payload, self.channels)
-        chosen = self.searched_time(latent, y_hat, side.time, distance)
-        return bitstream.pack_payload(quality, height, width, replace(side, t=bitstream.time_units(chosen)), stream)
+        ``search`` the time it finds best (:mod:`.time_search`)."""
+        return self.code(latent, quality, t, search)[0]
 
     @torch.inference_mode()
-    def searched_time(
-        self, latent: np.ndarray, y_hat: torch.Tensor, predicted: float, distance: LatentDistance
-    ) -> float:
-        """The time from which ``y_hat`` decodes closest to ``latent`` by ``distance``
-        (calibrated to LPIPS plus DISTS)."""
-        device = next(distance.buffers()).device
-        reference = distance.features(torch.from_numpy(latent)[None].to(device))
-
-        def cost(t: float) -> float:
-            decoded = self.model.denormalise(self.denoise(y_hat, t)[0])[None]
-            return float(distance(decoded.to(device), reference, "both")[0])
-
-        return best_time(cost, predicted)
-
-    @torch.inference_mode()
-    def code(self, latent: np.ndarray, quality: float, t: float | None = None) -> tuple[bytes, torch.Tensor]:
+    def code(
+        self, latent: np.ndarray, quality: float, t: float | None = None, search: TimeSearch | None = None
+    ) -> tuple[bytes, torch.Tensor]:
         """The payload, and the normalised latent ``y_hat`` (1, C, h, w) its decoder
-        rebuilds before denoising."""
+        rebuilds before denoising. The time does not change what is coded: it is
+        chosen (``t``, or by ``search``) after the code."""
         side = self.side_info(latent, quality)
-        if t is not None:
-            side = replace(side, t=bitstream.time_units(t))
         y = self.model.normalise(torch.from_numpy(latent)).double()[None]
         shift, scale = self._affine(side)
         encoder = entropy.Encoder()
         decoded = self.coder.encode((y - shift) * scale, encoder)
+        y_hat = (decoded / ONE / scale + shift).float()
+        if search is not None:
+            t = best_time(lambda t: search.cost(self.to_latent(self.denoise(y_hat, t))), side.time, search.coarse,
+                          search.refinements)  # fmt: skip
+        if t is not None:
+            side = replace(side, t=bitstream.time_units(t))
         payload = bitstream.pack_payload(quality, latent.shape[1], latent.shape[2], side, encoder.to_bytes())
-        return payload, (decoded / ONE / scale + shift).float()
+        return payload, y_hat
 
     @torch.inference_mode()
     def decoded(self, data: bytes) -> tuple[SideInfo, torch.Tensor]:
@@ -195,12 +184,19 @@ class LoadedModel:
         return np.ascontiguousarray(self.model.denormalise(y[0]).numpy(), dtype=np.float32)
 
 
-def time_distance(item: CodecInput) -> LatentDistance:
-    """The latent distance of ``item``'s VAE, or ``CodecError`` saying why there is none."""
+def time_search(item: CodecInput, how: str) -> TimeSearch | None:
+    """The encoder's search for the time of ``item`` (``RelicParams.time_search``), or
+    ``CodecError`` saying why it cannot be had; None for the predicted time."""
+    if how == "predicted":
+        return None
     if not item.vae_id:
         raise CodecError(f"relic's time search needs the VAE of image {item.image_id}'s latent")
+    if how == "pixels" and item.image is None:
+        raise CodecError(f"relic's time search by pixels needs image {item.image_id}'s pixels")
     try:
-        return shipped_latent_distance(item.vae_id)
+        if how == "pixels":
+            return by_pixels(item.image, item.vae_id)
+        return by_distance(checked_latent(item, "relic"), item.vae_id)
     except (LatentDistanceError, OSError, ValueError) as exc:
         raise CodecError(f"relic's time search for image {item.image_id}: {exc}") from None
 

@@ -2,32 +2,69 @@
 
 The parameter network predicts ``t`` from the latent alone, and learns it from a
 squared error in latent space, which rewards smoothing: its ``t`` is too large at
-low rates (docs/relic.md). The encoder knows the original latent, so it can instead
-try times: decode the code's ``y_hat`` from each candidate (the decoder's own DDIM
-path, the same result the decoder will get) and keep the one whose latent is closest
-to the original by the latent perceptual distance (``models.latent_distance``,
-calibrated to LPIPS plus DISTS). The time travels in the payload as before, so
-decoders and stored payloads are unchanged.
+low rates (docs/relic.md). The encoder knows the original, so it can instead try
+times: decode the code's ``y_hat`` from each candidate (the decoder's own DDIM path,
+the same result the decoder will get) and keep the one whose decoded latent costs
+least. Two costs (``RelicParams.time_search``):
 
-The search: a coarse grid (``COARSE_TIMES``) and the predicted time, then around the
-best so far at half the spacing, twice (``REFINEMENTS``): ``len(COARSE_TIMES) + 1 +
-2 * REFINEMENTS`` decodes of the latent at most, a quarter of the grid's spacing
-(0.025) at the end.
+- ``distance``: the latent perceptual distance to the original latent
+  (``models.latent_distance``, calibrated to LPIPS plus DISTS); no VAE decoding, but
+  measured to pick the wrong times (docs/relic.md).
+- ``pixels``: pixel LPIPS plus DISTS of the VAE's decoding against the original
+  image; a VAE decoding and both metrics per candidate.
+
+The time travels in the payload as before, so decoders and stored payloads are
+unchanged.
+
+The search (:func:`best_time`): a coarse grid and the predicted time, then around the
+best so far at half the spacing, ``refinements`` times: ``len(coarse) + 1 + 2 *
+refinements`` candidates at most.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
 
 from latentpress.codecs.relic import schedule
+from latentpress.models.tiling import Window, spread_windows
 
 COARSE_TIMES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
-"""Times tried first. Best times measured by hand on Kodak photos lie in 0-0.3
-(docs/relic.md's t sweep); 0.6 leaves room for coarser codes than those."""
+"""Times the latent distance tries first. Best times measured by hand on Kodak photos
+lie in 0-0.3 (docs/relic.md's t sweep); 0.6 leaves room for coarser codes than those."""
 REFINEMENTS = 2
+PIXEL_COARSE_TIMES = (0.0, 0.1, 0.2, 0.3)
+"""Times the pixel search tries first (each costs a VAE decoding and two metrics):
+the range of the best hand-set times; the predicted time and the refinement reach
+beyond it where the best lies at its edge."""
+PIXEL_REFINEMENTS = 1
+PIXEL_WINDOW, PIXEL_WINDOWS, PIXEL_MARGIN = 32, 2, 2
+"""Photos of more latent cells than ``PIXEL_WINDOWS ** 2`` windows of ``PIXEL_WINDOW``
+cells a side (256 pixels for TAESD: over 0.26 MP) are judged on that many windows
+spread over the photo, each decoded with ``PIXEL_MARGIN`` cells of context: a cost
+per candidate that does not grow with the photo. On Kodak photos the windows chose
+the time the whole photo chose 11 times in 12 (docs/relic.md)."""
+KEEP_BYTES = 512 << 20
+"""The original's LPIPS and DISTS features kept across candidates up to this size
+(DISTS's take about 500 bytes a pixel: photos over 1 MP recompute some per candidate)."""
 
 
-def best_time(cost: Callable[[float], float], predicted: float) -> float:
+@dataclass(frozen=True)
+class TimeSearch:
+    """What a candidate time's decoded latent costs, and the grid it is searched on."""
+
+    cost: Callable[[np.ndarray], float]
+    """Of a decoded (C, h, w) latent in the VAE's units; less is better."""
+    coarse: tuple[float, ...] = COARSE_TIMES
+    refinements: int = REFINEMENTS
+
+
+def best_time(
+    cost: Callable[[float], float], predicted: float, coarse: tuple[float, ...] = COARSE_TIMES,
+    refinements: int = REFINEMENTS,
+) -> float:  # fmt: skip
     """The time in [0, ``schedule.T_MAX``] of least ``cost`` found by the search (ties:
     the smaller time, less denoising)."""
     costs: dict[float, float] = {}
@@ -38,12 +75,59 @@ def best_time(cost: Callable[[float], float], predicted: float) -> float:
             costs[t] = cost(t)
         return costs[t]
 
-    for t in (*COARSE_TIMES, predicted):
+    for t in (*coarse, predicted):
         tried(t)
-    spacing = COARSE_TIMES[1] - COARSE_TIMES[0]
-    for _ in range(REFINEMENTS):
+    spacing = coarse[1] - coarse[0]
+    for _ in range(refinements):
         spacing /= 2
         best = min(costs, key=lambda t: (costs[t], t))
         tried(best - spacing)
         tried(best + spacing)
     return min(costs, key=lambda t: (costs[t], t))
+
+
+def by_distance(latent: np.ndarray, vae_name: str) -> TimeSearch:
+    """The search by the latent perceptual distance of ``vae_name`` to ``latent``."""
+    import torch
+
+    from latentpress.models.latent_distance import shipped_latent_distance
+
+    distance = shipped_latent_distance(vae_name)
+    device = next(distance.buffers()).device
+    with torch.inference_mode():
+        reference = distance.features(torch.from_numpy(latent)[None].to(device))
+
+    def cost(decoded: np.ndarray) -> float:
+        with torch.inference_mode():
+            return float(distance(torch.from_numpy(decoded)[None].to(device), reference, "both")[0])
+
+    return TimeSearch(cost)
+
+
+def by_pixels(image: np.ndarray, vae_name: str) -> TimeSearch:
+    """The search by pixel LPIPS plus DISTS against ``image`` (H, W, 3) of the VAE
+    ``vae_name``'s decoding, whole for small photos, else in ``PIXEL_WINDOWS``
+    windows spread over the photo (the original's side of both metrics computed once)."""
+    from latentpress.models.metrics import KeepBudget, Reference
+    from latentpress.models.vae import load_vae
+
+    vae = load_vae(vae_name)
+    s, (height, width) = vae.stride, vae.latent_size(image.shape[1], image.shape[0])[::-1]
+    if height * width <= PIXEL_WINDOWS**2 * PIXEL_WINDOW**2:
+        judged = [Window(0, 0, height, width, 0, 0, height, width)]
+    else:
+        judged = spread_windows(height, width, PIXEL_WINDOW, PIXEL_WINDOWS, PIXEL_MARGIN)
+    budget = KeepBudget(KEEP_BYTES)
+    references = [Reference(np.ascontiguousarray(image[w.core(s)]), budget=budget) for w in judged]
+
+    def cost(decoded: np.ndarray) -> float:
+        total = 0.0
+        for window, reference in zip(judged, references, strict=True):
+            latent = np.ascontiguousarray(decoded[(slice(None), *window.window())])
+            pixels = vae.decode([latent], [(latent.shape[2] * s, latent.shape[1] * s)])[0]
+            core = pixels[window.core_in_window(s)][: reference.image.shape[0], : reference.image.shape[1]]
+            values = reference.measure([np.ascontiguousarray(core)], ("lpips", "dists"))[0]
+            total += values["lpips"] + values["dists"]
+        return total / len(judged)
+
+    return TimeSearch(cost, PIXEL_COARSE_TIMES, PIXEL_REFINEMENTS)
