@@ -28,6 +28,7 @@ from latentpress.codecs.relic.codec import load_model
 from latentpress.codecs.relic.model import RelicModel
 from latentpress.codecs.relic.params import PRESETS
 from latentpress.infra.layout import pack_image, unpack_image
+from latentpress.infra.model_files import ModelNotFoundError
 
 GOLDEN = Path(__file__).parent / "golden"
 GOLDEN_MODEL, GOLDEN_IMAGE = GOLDEN / "relic_model_v1.lpm", GOLDEN / "relic_v1.lpc"
@@ -276,3 +277,5 @@ def test_the_encoder_searches_the_time_by_pixel_lpips_and_dists(model: bytes, te
         assert chosen <= cost(loaded.encode(test_latent, 1.0, t=t)) + 1e-6, t
     with pytest.raises(CodecError, match="by pixels needs image 0123456789abcdef's pixels"):
         codec.encode(item(test_latent), params, model)
+    with pytest.raises(ModelNotFoundError):  # the environment's failure, retried: not a refusal of the image
+        codec.encode(dataclasses.replace(item(test_latent), image=photo, vae_id="no-such-vae"), params, model)

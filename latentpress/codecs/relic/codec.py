@@ -34,7 +34,6 @@ from latentpress.codecs.relic.params import DECODE_STEPS, RelicParams
 from latentpress.codecs.relic.time_search import TimeSearch, best_time, by_distance, by_pixels
 from latentpress.codecs.relic.train import TrainingStatus, train
 from latentpress.config import get_settings
-from latentpress.models.latent_distance import LatentDistanceError
 from latentpress.models.tiling import windows
 
 DENOISE_TILE = 128
@@ -185,19 +184,21 @@ class LoadedModel:
 
 
 def time_search(item: CodecInput, how: str) -> TimeSearch | None:
-    """The encoder's search for the time of ``item`` (``RelicParams.time_search``), or
-    ``CodecError`` saying why it cannot be had; None for the predicted time."""
+    """The encoder's search for the time of ``item`` (``RelicParams.time_search``); None
+    for the predicted time. ``CodecError`` where the image or its VAE cannot have one;
+    a VAE or weights file that cannot be read now (``OSError``) is left to propagate,
+    so the image is retried rather than refused."""
     if how == "predicted":
         return None
     if not item.vae_id:
         raise CodecError(f"relic's time search needs the VAE of image {item.image_id}'s latent")
-    if how == "pixels" and item.image is None:
-        raise CodecError(f"relic's time search by pixels needs image {item.image_id}'s pixels")
     try:
-        if how == "pixels":
-            return by_pixels(item.image, item.vae_id)
-        return by_distance(checked_latent(item, "relic"), item.vae_id)
-    except (LatentDistanceError, OSError, ValueError) as exc:
+        if how == "distance":
+            return by_distance(checked_latent(item, "relic"), item.vae_id)
+        if item.image is None:
+            raise CodecError(f"relic's time search by pixels needs image {item.image_id}'s pixels")
+        return by_pixels(item.image, item.vae_id)
+    except ValueError as exc:  # LatentDistanceError among them
         raise CodecError(f"relic's time search for image {item.image_id}: {exc}") from None
 
 

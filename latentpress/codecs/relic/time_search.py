@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from latentpress.codecs.relic import schedule
-from latentpress.models.tiling import Window, spread_windows
+from latentpress.models.tiling import spread_windows, windows
 
 COARSE_TIMES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
 """Times the latent distance tries first. Best times measured by hand on Kodak photos
@@ -114,7 +114,7 @@ def by_pixels(image: np.ndarray, vae_name: str) -> TimeSearch:
     vae = load_vae(vae_name)
     s, (height, width) = vae.stride, vae.latent_size(image.shape[1], image.shape[0])[::-1]
     if height * width <= PIXEL_WINDOWS**2 * PIXEL_WINDOW**2:
-        judged = [Window(0, 0, height, width, 0, 0, height, width)]
+        judged = windows(height, width, max(height, width), 0)  # the whole photo
     else:
         judged = spread_windows(height, width, PIXEL_WINDOW, PIXEL_WINDOWS, PIXEL_MARGIN)
     budget = KeepBudget(KEEP_BYTES)
