@@ -2,7 +2,7 @@
 was not trained on: the paper's Fig. 2, its supplement's t sweep, and what denoising buys.
 
     python benchmarks/relic.py [--vae taesd --vae taesd3] [--preset default] [--steps N]
-        [--set time_search=pixels] [--save-models DIR | --load-models DIR]
+        [--set time_search=pixels] [--save-models DIR | --load-models DIR [--fit-time]]
 
 Training and evaluation photos are the GLC benchmark's (``benchmarks/glc.py``): the
 photos scikit-image ships plus crops of kodim01 and kodim02 for training, kodim03 to
@@ -74,6 +74,11 @@ def main() -> int:
     parser.add_argument("--save-models", help="folder to write each trained model to (relic-VAE.bin)")
     parser.add_argument("--load-models", help="folder of models saved by --save-models: evaluate them, no training")
     parser.add_argument(
+        "--fit-time",
+        action="store_true",
+        help="with --load-models: first run the preset's last training stage, the time fit, on each loaded model",
+    )
+    parser.add_argument(
         "--set",
         action="append",
         default=[],
@@ -86,8 +91,11 @@ def main() -> int:
     threads = args.threads or max(1, (os.cpu_count() or 1) // len(vaes))
     report: dict = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
                     "machine": f"{platform.machine()}, {os.cpu_count()} cores", "preset": args.preset, "overrides": changes,
-                    "training_photos": sorted(training_photos()), "evaluation_photos": list(evaluation_photos()),
-                    "rows": [], "sweep": [], "models": {}}  # fmt: skip
+                    "evaluation_photos": list(evaluation_photos()), "rows": [], "sweep": [], "models": {}}  # fmt: skip
+    fitted = replace(get_codec("relic").params(args.preset), **changes).time_fit_photos
+    names = list(held_out_first(training_photos(mate_nature=fitted > 0)))
+    held_out = names[: min(fitted, len(names) // 3)] if args.fit_time or not args.load_models else []
+    report["training_photos"], report["time_fit_photos"] = sorted(set(names) - set(held_out)), held_out
     with ProcessPoolExecutor(len(vaes), mp_context=get_context("spawn")) as pool:
         parts = {name: pool.submit(vae_part, name, args, threads, changes) for name in vaes}
         for vae_name, part in parts.items():
@@ -121,6 +129,10 @@ def vae_part(
         path = Path(args.load_models) / f"relic-{vae_name}.bin"
         model = path.read_bytes()
         record = {"bytes": len(model), "train_seconds": None, "loaded_from": str(path)}
+        if args.fit_time:
+            start = time.perf_counter()
+            model, record["time_fit"] = fit_time(vae, model, params)
+            record["time_fit_seconds"] = time.perf_counter() - start
     else:
         model, record = train_model(vae, params, args.steps)
     if args.save_models:
@@ -138,9 +150,9 @@ def vae_part(
 
 def train_model(vae, params, steps: int | None) -> tuple[bytes, dict]:
     codec = get_codec("relic")
-    photos = training_photos()
+    photos = held_out_first(training_photos(mate_nature=params.time_fit_photos > 0))
     start = time.perf_counter()
-    items = [CodecInput(name, p.shape[1], p.shape[0], latent=vae.encode([p])[0], vae_id=vae.vae_id)
+    items = [CodecInput(name, p.shape[1], p.shape[0], latent=vae.encode([p])[0], vae_id=vae.vae_id, image=p)
              for name, p in photos.items()]  # fmt: skip
     encoded = time.perf_counter() - start
 
@@ -153,6 +165,28 @@ def train_model(vae, params, steps: int | None) -> tuple[bytes, dict]:
     return model, {"bytes": len(model), "train_seconds": time.perf_counter() - start, "vae_encode_seconds": encoded,
                    "images": len(items), "denoiser_steps": training.denoiser_steps,
                    "coder_steps": training.coder_steps}  # fmt: skip
+
+
+def fit_time(vae, model: bytes, params) -> tuple[bytes, str]:
+    """``model`` (saved by ``--save-models``) after the time fit its preset's training
+    ends with, on the photos that training holds out; and what the fit reports."""
+    from latentpress.codecs.relic import bitstream
+    from latentpress.codecs.relic.codec import LoadedModel
+    from latentpress.codecs.relic.time_fit import fit_stage
+
+    photos = list(held_out_first(training_photos(mate_nature=True)).values())
+    held_out = photos[: min(params.time_fit_photos, len(photos) // 3)]
+    relic, record = bitstream.unpack_model(model)
+    fit = params.training().time_fit
+    report = fit_stage(LoadedModel(relic), [(p, vae.encode([p])[0]) for p in held_out], vae.vae_id, fit)
+    print(f"{vae.vae_id} time fit: {report.summary()}", flush=True)
+    return bitstream.pack_model(relic, record), report.summary()
+
+
+def held_out_first(photos: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``photos`` with mate-nature's first: the photos a time fit holds out (the first
+    given), so that the denoiser and the codec learn from the GLC benchmark's set."""
+    return dict(sorted(photos.items(), key=lambda item: not item[0].startswith("mate-")))
 
 
 def relic_rows(vae, model: bytes, params, images: dict, latents: dict) -> list[dict]:
@@ -333,7 +367,9 @@ def markdown(report: dict) -> str:
     return (
         f"# Relic benchmark ({report['date']}, {report['machine']}, preset {report['preset']}"
         f"{''.join(f', {k}={v}' for k, v in report.get('overrides', {}).items())})\n\n"
-        f"Trained on {len(report['training_photos'])} photos (the GLC benchmark's); evaluated on "
+        f"Trained on {len(report['training_photos'])} photos (the GLC benchmark's)"
+        f"{'; time fitted on ' + str(len(report['time_fit_photos'])) + ' more (mate-nature)' if report['time_fit_photos'] else ''}"
+        f"; evaluated on "
         f"{', '.join(report['evaluation_photos'])} at full size. Rates are payload bpp; seconds exclude the VAE.\n\n"
         f"## Targets\n\n{table(checks)}\n\n## BD-rates (negative: fewer bits than the anchor)\n\n{table(bds)}\n\n"
         f"## The t sweep\n\n{table(sweep)}\n\n## Mean over the evaluation photos\n\n{table(summary)}\n"

@@ -113,6 +113,30 @@ def test_relic_judging_its_time_in_pixels_gets_the_photos(photos: Path, tmp_path
     assert done.ok and done.counts("compress") == {"ok": 2} and done.new_rows == 2
 
 
+def test_relic_fitting_its_time_gets_held_out_photos_pixels(tmp_path: Path, monkeypatch) -> None:
+    """A relic preset that fits its time on held-out photos gets their pixels from the
+    pipeline, in an archive run and in ``train_from_files`` (without them the codec
+    refuses to train)."""
+    from dataclasses import replace
+
+    from latentpress.codecs import CodecConfig
+    from latentpress.codecs.relic.params import PRESETS
+    from latentpress.pipeline.collection_models import train_from_files
+
+    monkeypatch.setitem(PRESETS, "tiny-fit", replace(PRESETS["tiny"], time_fit_photos=1))
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for index, crop in enumerate(real_crops()[:3]):
+        Image.fromarray(crop[:64, :64]).save(folder / f"{index}.png")
+    done = archive(Run(str(tmp_path / "archive"), source=str(folder), codecs=["relic:tiny-fit@1"]))
+    assert done.ok and done.counts("train") == {"ok": 3} and done.new_rows == 3
+    files = sorted(str(p) for p in folder.glob("*.png"))
+    trained = train_from_files(
+        files, str(folder), "taesd", CodecConfig("relic", "tiny-fit", 1.0), str(tmp_path / "m.lpm")
+    )
+    assert trained.images == 3 and (tmp_path / "m.lpm").stat().st_size > 0
+
+
 def test_relic_end_to_end_trained_once_and_restored(photos: Path, tmp_path: Path) -> None:
     arch = tmp_path / "archive"
     first = archive(Run(str(arch), source=str(photos), codecs=["relic:tiny@1,4"]))

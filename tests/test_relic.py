@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import KODAK
-from latent_fixtures import item, odd_photo
+from latent_fixtures import crops, item, odd_photo
 from PIL import Image
 
 from latentpress.codecs import CodecError, CollectionModelCodec, DecodeContext, get_codec
@@ -279,3 +279,66 @@ def test_the_encoder_searches_the_time_by_pixel_lpips_and_dists(model: bytes, te
         codec.encode(item(test_latent), params, model)
     with pytest.raises(ModelNotFoundError):  # the environment's failure, retried: not a refusal of the image
         codec.encode(dataclasses.replace(item(test_latent), image=photo, vae_id="no-such-vae"), params, model)
+
+
+def test_the_time_fit_moves_the_time_to_where_the_measurements_are_least(model: bytes) -> None:
+    """Two kinds of photo (told apart by one feature) whose measured costs are least at
+    0.1 and 0.3: with the weights free the fitted time finds each, with the bias alone
+    one time between them; on a model, only the time's row changes and the held-out
+    choice prefers telling the kinds apart."""
+    from latentpress.codecs.relic.params import TimeFit
+    from latentpress.codecs.relic.time_fit import Measurements, fit_row, fit_time, interpolated
+
+    relic = bitstream.unpack_model(model)[0]
+    features = torch.randn(40, relic.parameter_net.out.in_channels, generator=torch.Generator().manual_seed(0))
+    kind = torch.arange(40) % 4 < 2  # photos 0, 1, 4, 5, ... against 2, 3, 6, 7, ...: both in either half
+    features[:, 0] = kind.float() * 2 - 1
+    best = torch.where(kind, 0.3, 0.1)
+    times = torch.tensor([0.0, 0.1, 0.2, 0.3, 0.4])
+    data = Measurements(features, (times[None] - best[:, None]).abs() + 0.5, times, torch.arange(40))
+    assert torch.allclose(interpolated(data.costs, times, best), torch.full((40,), 0.5))
+    assert torch.allclose(interpolated(data.costs, times, torch.full((40,), 0.5)), 1.0 - best)  # the last slope on
+    fit = TimeFit(1, steps=400)
+    weight, bias = torch.zeros(len(features[0])), 1.0  # t = sigmoid(1) * 0.995 = 0.73 for all
+    w, b = fit_row(data, weight, bias, 0.0, fit)
+    assert torch.allclose(torch.sigmoid(features @ w + b) * 0.995, best, atol=0.02)
+    w, b = fit_row(data, weight, bias, float("inf"), fit)
+    assert torch.equal(w, weight) and 0.09 <= float(torch.sigmoid(torch.tensor(b))) * 0.995 <= 0.31
+
+    before = {name: value.clone() for name, value in relic.state_dict().items()}
+    report = fit_time(relic, data, fit)
+    assert np.isfinite(report.ridge) and report.after < report.before and report.after <= report.best + 0.02
+    for name, value in relic.state_dict().items():
+        if name.startswith("parameter_net.out."):
+            assert torch.equal(before[name][:-1], value[:-1]) and not torch.equal(before[name][-1], value[-1])
+        else:
+            assert torch.equal(before[name], value), name
+
+
+def test_training_holds_photos_out_and_fits_the_time_on_them(latents: list[np.ndarray]) -> None:
+    """With ``time_fit_photos`` the first photo with pixels (a third of four at most)
+    is held out: the model is the one trained on the others, but for its time; it
+    codes and decodes; pixels are required."""
+    codec = get_codec("relic")
+    params = dataclasses.replace(codec.params("tiny"), time_fit_photos=2)
+    assert codec.training_pixels(params) == 2 and codec.training_pixels(codec.params("tiny")) == 0
+    items = [dataclasses.replace(item(z, f"{i:016x}"), image=photo)
+             for i, (z, photo) in enumerate(zip(latents, crops(), strict=True))]  # fmt: skip
+    statuses = []
+    fitted = codec.train(items, params, progress=statuses.append)
+    assert [(s.step, s.steps) for s in statuses if s.stage == "time"] == [(1, 1)]
+    before = bitstream.unpack_model(codec.train(items[1:], codec.params("tiny")))[0]
+    after = bitstream.unpack_model(fitted)[0]
+    for (name, a), b in zip(before.state_dict().items(), after.state_dict().values(), strict=True):
+        if name.startswith("parameter_net.out."):
+            assert torch.equal(a[:-1], b[:-1]), name
+        else:
+            assert torch.equal(a, b), name
+    assert not torch.equal(before.parameter_net.out.bias[-1], after.parameter_net.out.bias[-1])
+    payload = codec.encode(items[0], codec.params("tiny", 1.0), fitted)
+    decoded = codec.decode(payload, DecodeContext(128, 128, "taesd", fitted))
+    assert decoded.shape == latents[0].shape and np.all(np.isfinite(decoded))
+    with pytest.raises(CodecError, match="time fit .* needs the pixels"):
+        codec.train([item(z) for z in latents], params)
+    with pytest.raises(CodecError, match="time_fit_photos"):
+        dataclasses.replace(params, time_fit_photos=-1).validate()

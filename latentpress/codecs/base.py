@@ -193,6 +193,11 @@ class CollectionModelCodec(Codec):
         preset's; ``progress`` is called now and then with the training's status: an
         object with ``step``, ``steps`` and ``summary()``, a line of its figures)."""
 
+    def training_pixels(self, params: Any) -> int:
+        """How many of the images given to ``train`` (the first ones) it needs the
+        pixels of (``CodecInput.image``) besides their latents; 0 by default."""
+        return 0
+
     @abstractmethod
     def encode(self, item: CodecInput, params: Any, model: bytes) -> bytes:
         """Compress one image against the model ``model`` (bytes from ``train``)."""

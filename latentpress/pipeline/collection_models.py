@@ -102,9 +102,15 @@ def train_model(
     codec = get_codec(config.name)
     if not isinstance(codec, CollectionModelCodec):
         raise TypeError(f"codec {config.name!r} does not train collection models")
+    from latentpress.infra.images import decode_image
+
     vae_id = model_id(vae_name)
     store = LatentStore(latents_url, vae_id)
-    inputs = [CodecInput(i.image_id, i.width, i.height, latent=store.read(i.image_id)[0], vae_id=vae_id) for i in items]
+    with_pixels = codec.training_pixels(config.params())
+    inputs = []
+    for i in items:
+        image = decode_image(storage.read_bytes(i.source), i.name) if len(inputs) < with_pixels else None
+        inputs.append(CodecInput(i.image_id, i.width, i.height, image, store.read(i.image_id)[0], vae_id))
     return store_model(train_on(codec, inputs, config, steps), config, vae_id, len(inputs), out)
 
 
@@ -157,17 +163,19 @@ def train_from_files(
     codec = get_codec(config.name)
     if not isinstance(codec, CollectionModelCodec):
         raise TypeError(f"codec {config.name!r} does not train collection models")
+    from latentpress.infra.images import decode_image
+
     vae = load_vae(vae_name)
+    with_pixels = codec.training_pixels(config.params())
     inputs = []
     for url in files:
         item = inspect_image(url, root)
         if item.status != "ok":
             log.warning("not trained on %s: %s", item.name, item.error)
             continue
-        from latentpress.infra.images import decode_image
-
-        latent = vae.encode([decode_image(storage.read_bytes(url), item.name)])[0]
-        inputs.append(CodecInput(item.image_id, item.width, item.height, latent=latent, vae_id=vae.vae_id))
+        image = decode_image(storage.read_bytes(url), item.name)
+        inputs.append(CodecInput(item.image_id, item.width, item.height, latent=vae.encode([image])[0],
+                                 vae_id=vae.vae_id, image=image if len(inputs) < with_pixels else None))  # fmt: skip
     if not inputs:
         raise ValueError(f"no usable image to train on among {len(files)} file(s) under {root}")
     return store_model(train_on(codec, inputs, config, steps), config, vae.vae_id, len(inputs), out)

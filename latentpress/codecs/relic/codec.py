@@ -15,6 +15,7 @@ perceptual distance, or by pixel LPIPS plus DISTS (:mod:`.time_search`); decoder
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import replace
 from itertools import pairwise
@@ -31,10 +32,13 @@ from latentpress.codecs.relic import bitstream, schedule
 from latentpress.codecs.relic.bitstream import SideInfo
 from latentpress.codecs.relic.model import UNET_MULTIPLE, RelicModel
 from latentpress.codecs.relic.params import DECODE_STEPS, RelicParams
+from latentpress.codecs.relic.time_fit import fit_stage
 from latentpress.codecs.relic.time_search import TimeSearch, best_time, by_distance, by_pixels
 from latentpress.codecs.relic.train import TrainingStatus, train
 from latentpress.config import get_settings
 from latentpress.models.tiling import windows
+
+log = logging.getLogger(__name__)
 
 DENOISE_TILE = 128
 """Latents with a side over this many cells (1,024 pixels) are denoised window by
@@ -58,7 +62,19 @@ class Relic(CollectionModelCodec):
         latents = training_latents(items, "relic")
         arch = params.architecture(latents[0].shape[0])
         training = params.training(steps)
-        model = train(latents, arch, training, get_settings().device, progress, vae_name=items[0].vae_id or "")
+        vae_name = items[0].vae_id or ""
+        held_out = held_out_photos(items, training.time_fit.photos)
+        kept = [z for n, z in enumerate(latents) if n not in held_out]
+        model = train(kept, arch, training, get_settings().device, progress, vae_name=vae_name)
+        if held_out:
+
+            def measured(done: int, total: int) -> None:
+                if progress is not None:
+                    progress(TrainingStatus(done, total, "time", float("nan")))
+
+            photos = [(items[n].image, latents[n]) for n in held_out]
+            report = fit_stage(LoadedModel(model), photos, vae_name, training.time_fit, measured)
+            log.info("relic time fit on %d held-out photos: %s", len(photos), report.summary())
         record = bitstream.ModelRecord(arch, items[0].vae_id or "", len(items),
                                        training.denoiser_steps + training.coder_steps)  # fmt: skip
         return bitstream.pack_model(model, record)
@@ -72,6 +88,9 @@ class Relic(CollectionModelCodec):
                 f"relic model takes {loaded.channels}-channel latents, image {item.image_id} has {latent.shape[0]}"
             )
         return loaded.encode(latent, float(np.float32(params.quality)), search=time_search(item, params.time_search))
+
+    def training_pixels(self, params: RelicParams) -> int:
+        return params.time_fit_photos
 
     def reads_pixels(self, params: RelicParams) -> bool:
         return params.time_search == "pixels"
@@ -181,6 +200,22 @@ class LoadedModel:
     def to_latent(self, y: torch.Tensor) -> np.ndarray:
         """A normalised (1, C, h, w) latent back in the VAE's units, as (C, h, w) float32."""
         return np.ascontiguousarray(self.model.denormalise(y[0]).numpy(), dtype=np.float32)
+
+
+def held_out_photos(items: list[CodecInput], wanted: int) -> list[int]:
+    """Indices of the training images held out for the time fit: the first ``wanted``
+    that come with pixels, at most a third of ``items`` (the denoiser knows the photos
+    it learnt from by heart, and prefers larger times on them than on new ones:
+    docs/relic.md). ``CodecError`` if none has pixels."""
+    if not wanted:
+        return []
+    with_pixels = [n for n, item in enumerate(items) if item.image is not None]
+    if not with_pixels:
+        raise CodecError("relic's time fit (time_fit_photos) needs the pixels of some training images")
+    held_out = with_pixels[: min(wanted, len(items) // 3)]
+    if not held_out:
+        log.warning("relic's time fit skipped: %d training images are too few to hold any out", len(items))
+    return held_out
 
 
 def time_search(item: CodecInput, how: str) -> TimeSearch | None:

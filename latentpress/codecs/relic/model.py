@@ -74,13 +74,23 @@ class ParameterNet(nn.Module):
             self.out.bias[:c] = 1.0  # quality 1 starts at a step of half a standard deviation
             self.out.bias[-1] = -2.0  # and a small t
 
-    def forward(self, y: torch.Tensor, quality: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(B, C) log2 scales, (B, C) shifts and (B,) times of normalised latents ``y``."""
+    def trunk(self, y: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
+        """(B, F, h', w') features of normalised latents ``y`` at ``quality`` (B,), before
+        the last layer."""
         knob = (quality - sum(QUALITY_RANGE) / 2) / ((QUALITY_RANGE[1] - QUALITY_RANGE[0]) / 2)
         x = torch.cat([y, knob.reshape(-1, 1, 1, 1).expand(-1, 1, *y.shape[2:])], 1)
         for level in self.levels:
             x = F.silu(level(x))
-        out = self.out(x).mean((2, 3))
+        return x
+
+    def features(self, y: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
+        """(B, F) the trunk's features mean-pooled: each output is the last layer (a 1x1
+        convolution, linear) of these."""
+        return self.trunk(y, quality).mean((2, 3))
+
+    def forward(self, y: torch.Tensor, quality: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, C) log2 scales, (B, C) shifts and (B,) times of normalised latents ``y``."""
+        out = self.out(self.trunk(y, quality)).mean((2, 3))
         c = y.shape[1]
         base = 0.5 * math.log2(LAMBDA_STEP) * (quality - QUALITY_RANGE[0])
         return out[:, :c] + base[:, None], out[:, c : 2 * c], torch.sigmoid(out[:, -1]) * schedule.T_MAX

@@ -54,6 +54,32 @@ class Architecture:
             raise ValueError(f"relic denoiser widths must be three multiples of 8: {self.unet_channels}")
 
 
+FIT_TIMES = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4)
+"""Times the time fit decodes each photo from: the range of the best hand-set times on
+Kodak photos (docs/relic.md), finer where they lie; beyond 0.4 its costs are
+extrapolated."""
+
+
+@dataclass(frozen=True)
+class TimeFit:
+    """Training's last stage: the parameter network's time refitted to pixel LPIPS plus
+    DISTS measured on held-out photos decoded from ``times`` (:mod:`.time_fit`)."""
+
+    photos: int
+    """Photos held out and measured (0: no fit); they must come with their pixels."""
+    qualities: tuple[float, ...] = (1.0, 2.0, 3.0, 4.0)
+    windows: int = 3
+    """Windows judged per photo and quality."""
+    window: int = 16
+    """Side of a window's core in latent cells (128 pixels for TAESD)."""
+    margin: int = 2
+    """Latent cells of context decoded around the core."""
+    times: tuple[float, ...] = FIT_TIMES
+    steps: int = 300
+    learning_rate: float = 0.05
+    seed: int = 0
+
+
 @dataclass(frozen=True)
 class Training:
     """How a model learns from a collection's latents: the denoiser first, then the
@@ -73,6 +99,8 @@ class Training:
     """Weight of the latent perceptual distance (``models.latent_distance``, calibrated
     to LPIPS plus DISTS) between the denoised and the original crops, added to the
     codec stage's distortion; 0: the latent's squared error alone."""
+    time_fit: TimeFit = TimeFit(0)
+    """The last stage: P's time refitted to pixel LPIPS plus DISTS (:mod:`.time_fit`)."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +122,10 @@ class RelicParams:
     """Images of the collection a model is trained on (all when it has fewer)."""
     latent_perceptual: float = 0.0
     """Weight of the latent perceptual distance in the codec stage (``Training``)."""
+    time_fit_photos: int = 0
+    """Training images held out of the denoiser's and the codec's stages (the first
+    given with their pixels, at most a third) on which the parameter network's time is
+    then refitted to pixel LPIPS plus DISTS (:mod:`.time_fit`); 0: no fit."""
     time_search: str = "predicted"
     """Encoding only: ``predicted`` (the parameter network's t), ``distance`` (the time
     whose decoded latent is closest by the latent perceptual distance; about 11
@@ -111,7 +143,8 @@ class RelicParams:
         if steps is not None:
             denoiser = max(1, round(steps * denoiser / (denoiser + coder)))
             coder = max(1, steps - denoiser)
-        return Training(denoiser, coder, self.batch_size, self.crop, latent_perceptual=self.latent_perceptual)
+        return Training(denoiser, coder, self.batch_size, self.crop, latent_perceptual=self.latent_perceptual,
+                        time_fit=TimeFit(self.time_fit_photos))  # fmt: skip
 
     def validate(self) -> None:
         """Raise ``CodecError`` naming the first field out of range."""
@@ -125,6 +158,8 @@ class RelicParams:
             raise CodecError(str(exc)) from None
         if min(self.denoiser_steps, self.coder_steps, self.batch_size, self.sample) < 1:
             raise CodecError("relic needs denoiser_steps, coder_steps, batch_size and sample >= 1")
+        if not (isinstance(self.time_fit_photos, int) and self.time_fit_photos >= 0):
+            raise CodecError(f"relic time_fit_photos must be a count >= 0, got {self.time_fit_photos!r}")
         if not (math.isfinite(self.latent_perceptual) and self.latent_perceptual >= 0):
             raise CodecError(f"relic latent_perceptual must be a finite weight >= 0, got {self.latent_perceptual}")
         if self.time_search not in TIME_SEARCHES:
@@ -146,10 +181,12 @@ PRESETS: dict[str, RelicParams] = {
         crop=16,
         sample=16,
     ),
-    "fast": RelicParams(denoiser_steps=1500, coder_steps=1000),
-    "default": RelicParams(),
-    "best": RelicParams(time_search="pixels"),
+    "fast": RelicParams(denoiser_steps=1500, coder_steps=1000, time_fit_photos=6),
+    "default": RelicParams(time_fit_photos=12),
+    "best": RelicParams(time_fit_photos=12, time_search="pixels"),
 }
 """``tiny`` trains in seconds (tests); ``fast`` in minutes; ``default`` is the benchmark's;
-``best`` trains as ``default`` and encodes with the denoising time searched by pixel
-LPIPS plus DISTS (about 30 s a photo and quality on a CPU core instead of 0.1 s)."""
+``fast`` and ``default`` end by fitting the time on held-out photos (about 30 s a
+photo of up to 0.4 MP on a CPU core, 5 s more a megapixel); ``best`` trains as
+``default`` and encodes with the denoising time searched by pixel LPIPS plus DISTS
+(about 30 s a photo and quality on a CPU core instead of 0.1 s)."""

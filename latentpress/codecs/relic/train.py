@@ -43,7 +43,8 @@ class TrainingStatus:
     steps: int
     """All steps of both stages."""
     stage: str
-    """``denoiser`` or ``codec``."""
+    """``denoiser``, ``codec`` or ``time`` (the time fit: ``step`` of ``steps`` photos
+    measured, :mod:`.time_fit`)."""
     loss: float
     bpp: float = float("nan")
     """Estimated bits per image pixel of this step's crops (codec stage)."""
@@ -52,6 +53,8 @@ class TrainingStatus:
 
     def summary(self) -> str:
         """The figures of this step, for a progress line."""
+        if self.stage == "time":
+            return "time fit, photos decoded and measured"
         if self.stage == "denoiser":
             return f"denoiser, noise MSE {self.loss:.4f}"
         return f"codec, loss {self.loss:.4f}, about {self.bpp:.3f} bpp, mean t {self.t:.3f}"
