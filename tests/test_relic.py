@@ -340,5 +340,7 @@ def test_training_holds_photos_out_and_fits_the_time_on_them(latents: list[np.nd
     assert decoded.shape == latents[0].shape and np.all(np.isfinite(decoded))
     with pytest.raises(CodecError, match="time fit .* needs the pixels"):
         codec.train([item(z) for z in latents], params)
+    with pytest.raises(CodecError, match="32 pixels a side"):  # too small for LPIPS and DISTS to measure
+        codec.train([dataclasses.replace(i, image=i.image[:24, :24]) for i in items], params)
     with pytest.raises(CodecError, match="time_fit_photos"):
         dataclasses.replace(params, time_fit_photos=-1).validate()

@@ -204,14 +204,20 @@ class LoadedModel:
 
 def held_out_photos(items: list[CodecInput], wanted: int) -> list[int]:
     """Indices of the training images held out for the time fit: the first ``wanted``
-    that come with pixels, at most a third of ``items`` (the denoiser knows the photos
-    it learnt from by heart, and prefers larger times on them than on new ones:
-    docs/relic.md). ``CodecError`` if none has pixels."""
+    that come with pixels LPIPS and DISTS can measure, at most a third of ``items``
+    (the denoiser knows the photos it learnt from by heart, and prefers larger times
+    on them than on new ones: docs/relic.md). ``CodecError`` if none has such pixels."""
+    from latentpress.models.metrics import MIN_SIZE
+
     if not wanted:
         return []
-    with_pixels = [n for n, item in enumerate(items) if item.image is not None]
+    with_pixels = [
+        n for n, item in enumerate(items) if item.image is not None and min(item.image.shape[:2]) >= MIN_SIZE
+    ]
     if not with_pixels:
-        raise CodecError("relic's time fit (time_fit_photos) needs the pixels of some training images")
+        raise CodecError(
+            f"relic's time fit (time_fit_photos) needs the pixels of some training images of {MIN_SIZE} pixels a side"
+        )
     held_out = with_pixels[: min(wanted, len(items) // 3)]
     if not held_out:
         log.warning("relic's time fit skipped: %d training images are too few to hold any out", len(items))
