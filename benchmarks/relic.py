@@ -92,10 +92,10 @@ def main() -> int:
     report: dict = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
                     "machine": f"{platform.machine()}, {os.cpu_count()} cores", "preset": args.preset, "overrides": changes,
                     "evaluation_photos": list(evaluation_photos()), "rows": [], "sweep": [], "models": {}}  # fmt: skip
-    fitted = replace(get_codec("relic").params(args.preset), **changes).time_fit_photos
-    names = list(held_out_first(training_photos(mate_nature=fitted > 0)))
-    held_out = names[: min(fitted, len(names) // 3)] if args.fit_time or not args.load_models else []
-    report["training_photos"], report["time_fit_photos"] = sorted(set(names) - set(held_out)), held_out
+    photos, held_out = time_fit_photos(replace(get_codec("relic").params(args.preset), **changes))
+    if args.load_models and not args.fit_time:
+        held_out = []
+    report["training_photos"], report["time_fit_photos"] = sorted(set(photos) - set(held_out)), held_out
     with ProcessPoolExecutor(len(vaes), mp_context=get_context("spawn")) as pool:
         parts = {name: pool.submit(vae_part, name, args, threads, changes) for name in vaes}
         for vae_name, part in parts.items():
@@ -150,7 +150,7 @@ def vae_part(
 
 def train_model(vae, params, steps: int | None) -> tuple[bytes, dict]:
     codec = get_codec("relic")
-    photos = held_out_first(training_photos(mate_nature=params.time_fit_photos > 0))
+    photos, _ = time_fit_photos(params)
     start = time.perf_counter()
     items = [CodecInput(name, p.shape[1], p.shape[0], latent=vae.encode([p])[0], vae_id=vae.vae_id, image=p)
              for name, p in photos.items()]  # fmt: skip
@@ -174,13 +174,23 @@ def fit_time(vae, model: bytes, params) -> tuple[bytes, str]:
     from latentpress.codecs.relic.codec import LoadedModel
     from latentpress.codecs.relic.time_fit import fit_stage
 
-    photos = list(held_out_first(training_photos(mate_nature=True)).values())
-    held_out = photos[: min(params.time_fit_photos, len(photos) // 3)]
+    photos, names = time_fit_photos(params)
+    held_out = [photos[name] for name in names]
     relic, record = bitstream.unpack_model(model)
     fit = params.training().time_fit
     report = fit_stage(LoadedModel(relic), [(p, vae.encode([p])[0]) for p in held_out], vae.vae_id, fit)
     print(f"{vae.vae_id} time fit: {report.summary()}", flush=True)
     return bitstream.pack_model(relic, record), report.summary()
+
+
+def time_fit_photos(params) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The training photos for ``params`` (mate-nature's first where it fits the time)
+    and the names of those its training holds out for the time fit."""
+    from latentpress.codecs.relic.codec import held_out_photos
+
+    photos = held_out_first(training_photos(mate_nature=params.time_fit_photos > 0))
+    items = [CodecInput(name, p.shape[1], p.shape[0], image=p) for name, p in photos.items()]
+    return photos, [items[n].image_id for n in held_out_photos(items, params.time_fit_photos)]
 
 
 def held_out_first(photos: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

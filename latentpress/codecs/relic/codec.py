@@ -75,7 +75,7 @@ class Relic(CollectionModelCodec):
             photos = [(items[n].image, latents[n]) for n in held_out]
             report = fit_stage(LoadedModel(model), photos, vae_name, training.time_fit, measured)
             log.info("relic time fit on %d held-out photos: %s", len(photos), report.summary())
-        record = bitstream.ModelRecord(arch, items[0].vae_id or "", len(items),
+        record = bitstream.ModelRecord(arch, vae_name, len(items),
                                        training.denoiser_steps + training.coder_steps)  # fmt: skip
         return bitstream.pack_model(model, record)
 

@@ -32,6 +32,8 @@ import torch
 
 from latentpress.codecs.relic import schedule
 from latentpress.codecs.relic.params import TimeFit
+from latentpress.codecs.relic.time_search import PixelJudge
+from latentpress.models.tiling import Window
 
 RIDGES = (float("inf"), 10.0, 1.0, 0.1, 0.01)
 """Ridge strengths tried on held-out photos (inf: the bias alone)."""
@@ -60,31 +62,18 @@ def measure(
 ) -> Measurements:
     """Code each of ``photos`` ((H, W, 3) image, (C, h, w) latent of ``vae``) whole with
     ``loaded`` (a ``codec.LoadedModel``) at each quality, as the encoder does, decode
-    the code from every time of ``fit.times`` and measure ``fit.windows`` random
-    windows of it (the same ones for every time); ``progress(done, total)`` after
-    each photo."""
-    from latentpress.models.metrics import Reference
-
+    the code from every time of ``fit.times`` and judge ``fit.windows`` random
+    windows of it (the same ones for every time) as the encoder's pixel search does;
+    ``progress(done, total)`` after each photo."""
     rng = np.random.default_rng(fit.seed)
-    s = vae.stride
     features, costs, photo_index = [], [], []
     for index, (image, latent) in enumerate(photos):
-        rows, cols = min(latent.shape[1], image.shape[0] // s), min(latent.shape[2], image.shape[1] // s)
+        rows = min(latent.shape[1], image.shape[0] // vae.stride)
+        cols = min(latent.shape[2], image.shape[1] // vae.stride)
         for quality in fit.qualities:
             _, y_hat = loaded.code(latent, quality)
-            judged = [_window(rows, cols, fit, rng) for _ in range(fit.windows)]
-            references = [Reference(np.ascontiguousarray(image[core[0].start * s : core[0].stop * s,
-                                                                 core[1].start * s : core[1].stop * s]))
-                          for _, core in judged]  # fmt: skip
-            decoded = [_denoised(loaded, y_hat, t, [window for window, _ in judged]) for t in fit.times]
-            cost = np.zeros(len(fit.times))
-            for n, ((window, core), reference) in enumerate(zip(judged, references, strict=True)):
-                inner = tuple(
-                    slice((c.start - w.start) * s, (c.stop - w.start) * s) for c, w in zip(core, window, strict=True)
-                )
-                pixels = [np.ascontiguousarray(_pixels(vae, latents[n])[inner]) for latents in decoded]
-                cost += [v["lpips"] + v["dists"] for v in reference.measure(pixels, ("lpips", "dists"))]
-            costs.append(cost / len(judged))
+            judge = PixelJudge(image, vae, [_window(rows, cols, fit, rng) for _ in range(fit.windows)])
+            costs.append(judge.costs([_denoised(loaded, y_hat, t, judge.windows) for t in fit.times]))
             features.append(pooled_features(loaded.model, latent, quality))
             photo_index.append(index)
         if progress is not None:
@@ -93,19 +82,16 @@ def measure(
                         torch.tensor(fit.times, dtype=torch.float32), torch.tensor(photo_index))  # fmt: skip
 
 
-def _window(
-    rows: int, cols: int, fit: TimeFit, rng: np.random.Generator
-) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
-    """A random window (core plus margin) of a ``rows`` x ``cols`` latent, and its core."""
+def _window(rows: int, cols: int, fit: TimeFit, rng: np.random.Generator) -> Window:
+    """A random window (a core of ``fit.window`` cells and its margin) of a ``rows`` x
+    ``cols`` latent."""
     side_r, side_c = min(fit.window, rows), min(fit.window, cols)
     top, left = int(rng.integers(0, rows - side_r + 1)), int(rng.integers(0, cols - side_c + 1))
-    core = (slice(top, top + side_r), slice(left, left + side_c))
-    window = (slice(max(0, top - fit.margin), min(rows, top + side_r + fit.margin)),
-              slice(max(0, left - fit.margin), min(cols, left + side_c + fit.margin)))  # fmt: skip
-    return window, core
+    return Window(max(0, top - fit.margin), max(0, left - fit.margin), min(rows, top + side_r + fit.margin),
+                  min(cols, left + side_c + fit.margin), top, left, top + side_r, left + side_c)  # fmt: skip
 
 
-def _denoised(loaded, y_hat: torch.Tensor, t: float, windows: list[tuple[slice, slice]]) -> list[np.ndarray]:
+def _denoised(loaded, y_hat: torch.Tensor, t: float, windows: list[Window]) -> list[np.ndarray]:
     """The decoder's latent from ``y_hat`` (1, C, h, w) at ``t`` on each of ``windows``:
     denoised whole where the decoder denoises whole, else each window with the
     decoder's context around it (``codec.DENOISE_MARGIN``)."""
@@ -114,20 +100,14 @@ def _denoised(loaded, y_hat: torch.Tensor, t: float, windows: list[tuple[slice, 
     height, width = y_hat.shape[2:]
     if max(height, width) <= DENOISE_TILE:
         whole = loaded.to_latent(loaded.denoise(y_hat, t))
-        return [whole[(slice(None), *window)] for window in windows]
+        return [whole[(slice(None), *window.window())] for window in windows]
     out = []
     for window in windows:
-        rows, cols = (slice(max(0, w.start - DENOISE_MARGIN), min(n, w.stop + DENOISE_MARGIN))
-                      for w, n in zip(window, (height, width), strict=True))  # fmt: skip
-        region = loaded.to_latent(loaded.denoise(y_hat[..., rows, cols], t))
-        out.append(region[:, window[0].start - rows.start : window[0].stop - rows.start,
-                          window[1].start - cols.start : window[1].stop - cols.start])  # fmt: skip
+        top, left = max(0, window.top - DENOISE_MARGIN), max(0, window.left - DENOISE_MARGIN)
+        bottom, right = min(height, window.bottom + DENOISE_MARGIN), min(width, window.right + DENOISE_MARGIN)
+        region = loaded.to_latent(loaded.denoise(y_hat[..., top:bottom, left:right], t))
+        out.append(region[:, window.top - top : window.bottom - top, window.left - left : window.right - left])
     return out
-
-
-def _pixels(vae, latent: np.ndarray) -> np.ndarray:
-    """The VAE's decoding of ``latent`` (C, h, w), (h * stride, w * stride, 3)."""
-    return vae.decode([latent], [(latent.shape[2] * vae.stride, latent.shape[1] * vae.stride)])[0]
 
 
 @torch.inference_mode()

@@ -23,13 +23,17 @@ refinements`` candidates at most.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from latentpress.codecs.relic import schedule
-from latentpress.models.tiling import spread_windows, windows
+from latentpress.models.tiling import Window, spread_windows, windows
+
+if TYPE_CHECKING:
+    from latentpress.models.metrics import KeepBudget
 
 COARSE_TIMES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
 """Times the latent distance tries first. Best times measured by hand on Kodak photos
@@ -107,27 +111,45 @@ def by_distance(latent: np.ndarray, vae_name: str) -> TimeSearch:
 def by_pixels(image: np.ndarray, vae_name: str) -> TimeSearch:
     """The search by pixel LPIPS plus DISTS against ``image`` (H, W, 3) of the VAE
     ``vae_name``'s decoding, whole for small photos, else in ``PIXEL_WINDOWS``
-    windows spread over the photo (the original's side of both metrics computed once)."""
-    from latentpress.models.metrics import KeepBudget, Reference
+    windows spread over the photo."""
+    from latentpress.models.metrics import KeepBudget
     from latentpress.models.vae import load_vae
 
     vae = load_vae(vae_name)
-    s, (height, width) = vae.stride, vae.latent_size(image.shape[1], image.shape[0])[::-1]
+    height, width = vae.latent_size(image.shape[1], image.shape[0])[::-1]
     if height * width <= PIXEL_WINDOWS**2 * PIXEL_WINDOW**2:
         judged = windows(height, width, max(height, width), 0)  # the whole photo
     else:
         judged = spread_windows(height, width, PIXEL_WINDOW, PIXEL_WINDOWS, PIXEL_MARGIN)
-    budget = KeepBudget(KEEP_BYTES)
-    references = [Reference(np.ascontiguousarray(image[w.core(s)]), budget=budget) for w in judged]
+    judge = PixelJudge(image, vae, judged, KeepBudget(KEEP_BYTES))
 
     def cost(decoded: np.ndarray) -> float:
-        total = 0.0
-        for window, reference in zip(judged, references, strict=True):
-            latent = np.ascontiguousarray(decoded[(slice(None), *window.window())])
-            pixels = vae.decode([latent], [(latent.shape[2] * s, latent.shape[1] * s)])[0]
-            core = pixels[window.core_in_window(s)][: reference.image.shape[0], : reference.image.shape[1]]
-            values = reference.measure([np.ascontiguousarray(core)], ("lpips", "dists"))[0]
-            total += values["lpips"] + values["dists"]
-        return total / len(judged)
+        return float(judge.costs([[decoded[(slice(None), *w.window())] for w in judged]])[0])
 
     return TimeSearch(cost, PIXEL_COARSE_TIMES, PIXEL_REFINEMENTS)
+
+
+class PixelJudge:
+    """Windows of a photo judged by pixel LPIPS plus DISTS: the VAE's decoding of each
+    window's latent, its core against the original's (whose side of both metrics is
+    computed once)."""
+
+    def __init__(self, image: np.ndarray, vae, judged: list[Window], budget: KeepBudget | None = None) -> None:
+        from latentpress.models.metrics import Reference
+
+        self.vae, self.windows = vae, judged
+        self.references = [Reference(np.ascontiguousarray(image[w.core(vae.stride)]), budget=budget) for w in judged]
+
+    def costs(self, candidates: Sequence[Sequence[np.ndarray]]) -> np.ndarray:
+        """Mean LPIPS plus DISTS over the windows of each candidate: ``candidates[k][n]``
+        is candidate ``k``'s latent (C, h, w) on window ``n`` (``Window.window()``)."""
+        s, total = self.vae.stride, np.zeros(len(candidates))
+        for n, (window, reference) in enumerate(zip(self.windows, self.references, strict=True)):
+            pixels = []
+            for candidate in candidates:
+                latent = np.ascontiguousarray(candidate[n])
+                decoded = self.vae.decode([latent], [(latent.shape[2] * s, latent.shape[1] * s)])[0]
+                core = decoded[window.core_in_window(s)][: reference.image.shape[0], : reference.image.shape[1]]
+                pixels.append(np.ascontiguousarray(core))
+            total += [v["lpips"] + v["dists"] for v in reference.measure(pixels, ("lpips", "dists"))]
+        return total / len(self.windows)
