@@ -90,3 +90,17 @@ def test_a_codec_declaring_abilities_its_class_lacks_is_refused() -> None:
         with pytest.raises(ValueError, match=f"declares coding '{coding}'"):
             register_codec(info)
     assert "x-wrong" not in CODECS
+
+
+def test_an_option_added_later_leaves_fingerprints_alone_until_used() -> None:
+    """A parameter field added after fingerprints began (``ADDED``) is left out of a
+    configuration's fingerprint while it holds its default: glc's presets keep the
+    fingerprints their ledger rows had in 0.6.0, and the option counts once set."""
+    from latentpress.codecs.spec import CodecConfig, params_meaning
+
+    assert CodecConfig("glc", "default", 2.0).fingerprint() == "c9a5bd7c0857e49f"  # as written by 0.6.0
+    assert CodecConfig("glc", "fast", 0.2, "lpips").fingerprint() == "c5ff08056406e822"
+    plain = get_codec("glc").params("default")
+    assert "adversarial" not in params_meaning(plain)
+    assert params_meaning(dataclasses.replace(plain, adversarial=0.1))["adversarial"] == 0.1
+    assert params_meaning(plain)["latent_perceptual"] == 0.0  # fields from before keep counting

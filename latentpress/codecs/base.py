@@ -43,6 +43,12 @@ if TYPE_CHECKING:
 Domain = Literal["pixels", "latent"]
 
 
+ADDED = "added"
+"""Metadata key of a parameter field added after ledger fingerprints began (its value:
+the release that added it). At its default such a field does what the codec did before
+it existed, so the fingerprint leaves it out (``spec.params_meaning``)."""
+
+
 class CodecError(ValueError):
     """A bitstream, an input or a parameter set a codec cannot handle."""
 

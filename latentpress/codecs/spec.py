@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from latentpress.codecs.base import ADDED
 from latentpress.codecs.registry import CODECS, codec_info
 from latentpress.quality_floors import METRICS, QualityTarget, checked
 
@@ -25,6 +26,17 @@ _SPEC = re.compile(r"^(?P<name>[a-z0-9][a-z0-9_-]*)(?::(?P<preset>[a-z0-9_-]+))?
 _POINT = re.compile(r"(?P<target>bpp|lpips|dists|psnr|ms_ssim)?(?P<value>[0-9.eE+-]+)\Z")
 TARGETS = ("bpp", *METRICS)
 """What a configuration's ``quality`` may be instead of the codec's knob."""
+
+
+def params_meaning(params: Any) -> dict[str, Any]:
+    """``params`` (a codec's parameter dataclass) as a dict of what it means: every
+    field, but those marked ``ADDED`` while they hold their default, so that a new
+    option does not change the fingerprint of the configurations that do not use it."""
+    values = dataclasses.asdict(params)
+    for f in dataclasses.fields(params):
+        if ADDED in f.metadata and values[f.name] == f.default:
+            del values[f.name]
+    return values
 
 
 @dataclass(frozen=True)
@@ -66,7 +78,7 @@ class CodecConfig:
         Two rows of one key with different fingerprints were made by different codecs
         (a preset whose meaning changed), whatever their key says."""
         meaning = {"codec": self.name, "version": codec_info(self.name).version, "target": self.target,
-                   "params": dataclasses.asdict(self.params())}  # fmt: skip
+                   "params": params_meaning(self.params())}  # fmt: skip
         return hashlib.sha256(json.dumps(meaning, sort_keys=True).encode()).hexdigest()[:16]
 
     def to_dict(self) -> dict[str, Any]:

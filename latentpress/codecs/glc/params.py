@@ -6,9 +6,9 @@ Known without torch, so that ``--codec glc:fast@2.5`` is checked before any work
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
-from latentpress.codecs.base import CodecError
+from latentpress.codecs.base import ADDED, CodecError
 
 ANCHORS = 4
 """Qualities the model learns scalers at (``quality`` 1 to 4); between them the
@@ -73,6 +73,9 @@ class Training:
     latent_perceptual: float = 0.0
     """Weight of the latent perceptual distance (``models.latent_distance``, calibrated
     to LPIPS plus DISTS) added to the distortion; 0: the latent's MSE alone."""
+    adversarial: float = 0.0
+    """Weight of a latent discriminator's verdict (``hyperprior.adversarial``) added to
+    the distortion from ``ADVERSARIAL_FROM`` of the steps on; 0: none."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,8 @@ class GlcParams:
     """Steps of the last, perceptual stage (LPIPS through the VAE decoder; :mod:`.perceptual`)."""
     latent_perceptual: float = 0.0
     """Weight of the latent perceptual distance in the rate-distortion stage (``Training``)."""
+    adversarial: float = field(default=0.0, metadata={ADDED: "0.6.1"})
+    """Weight of the latent discriminator in the rate-distortion stage (``Training``)."""
 
     def architecture(self, latent_channels: int) -> Architecture:
         arch = Architecture(latent_channels, self.channels, self.hyper_channels, self.context_channels, self.blocks,
@@ -112,6 +117,7 @@ class GlcParams:
             self.crop,
             self.learning_rate,
             latent_perceptual=self.latent_perceptual,
+            adversarial=self.adversarial,
         )
 
     def validate(self) -> None:
@@ -131,8 +137,10 @@ class GlcParams:
             raise CodecError("glc needs learning_rate > 0 and sample >= 1")
         if self.perceptual_steps < 0:
             raise CodecError(f"glc perceptual_steps must be >= 0, got {self.perceptual_steps}")
-        if not (math.isfinite(self.latent_perceptual) and self.latent_perceptual >= 0):
-            raise CodecError(f"glc latent_perceptual must be >= 0, got {self.latent_perceptual}")
+        for name in ("latent_perceptual", "adversarial"):
+            weight = getattr(self, name)
+            if not (math.isfinite(weight) and weight >= 0):
+                raise CodecError(f"glc {name} must be >= 0, got {weight}")
 
 
 PRESETS: dict[str, GlcParams] = {

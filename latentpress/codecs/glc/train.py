@@ -18,6 +18,10 @@ sixteenth of the photos (at least one, from four photos on) is held aside, and e
 the VAE and measured in pixels beside the distance's prediction
 (``models.proxy_check``, reported in ``TrainingStatus.check``), so that a model
 learning to fool the proxy shows.
+With ``Training.adversarial`` a discriminator on latents (``hyperprior.adversarial``)
+learns from ``ADVERSARIAL_FROM`` of the steps on to tell the decoded crops from the
+originals, and its verdict on the decoded crops, times that weight, joins the
+distortion.
 Afterwards the exact networks' weights go onto their grids.
 """
 
@@ -31,6 +35,7 @@ import torch
 
 from latentpress.codecs.glc.model import GlcModel
 from latentpress.codecs.glc.params import ANCHORS, LAMBDAS, Architecture, Training
+from latentpress.codecs.hyperprior.adversarial import Adversary
 from latentpress.codecs.hyperprior.exact import quantize_in_place
 from latentpress.codecs.hyperprior.training import Crops, cosine_learning_rate, latent_distance, latent_statistics
 from latentpress.models.proxy_check import HeldAside, ProxyCheck
@@ -39,6 +44,9 @@ CHECK_EVERY = 250
 """Steps between two pixel checks of the held-aside crops (with the latent distance)."""
 HELD_QUALITIES = (1.0, 2.0, 3.0, 4.0)
 """Quality of each held-aside crop at a check."""
+ADVERSARIAL_FROM = 0.25
+"""Share of the steps after which the discriminator learns and judges (with
+``Training.adversarial``): the decoder first learns to reproduce its latents."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,8 @@ class TrainingStatus:
     """Estimated bits per image pixel of this step's crops (rate-distortion stage)."""
     mse: float
     stage: str = "rate-distortion"
+    adversarial: float | None = None
+    """The discriminator's loss at this step (with ``Training.adversarial``, once it learns)."""
     lpips: float | None = None
     """LPIPS of the decoded crops (perceptual stage)."""
     check: ProxyCheck | None = None
@@ -72,6 +82,8 @@ class TrainingStatus:
         if self.lpips is not None:
             return f"{self.stage}, LPIPS {self.lpips:.4f}, latent MSE {self.mse:.4f}"
         line = f"loss {self.loss:.4f}, about {self.bpp:.3f} bpp, latent MSE {self.mse:.4f}"
+        if self.adversarial is not None:
+            line += f", discriminator loss {self.adversarial:.3f}"
         if self.check is not None:
             c = self.check
             line += f"; held aside: LPIPS {c.lpips:.4f}, DISTS {c.dists:.4f}, predicted {c.predicted:.4f}"
@@ -125,6 +137,8 @@ def train(
     crops = Crops(latents, training.crop, training.seed)
     weights = channel_weights(latents).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=training.learning_rate)
+    adversary = Adversary(latents, device=device) if training.adversarial else None
+    judged_from = round(training.steps * ADVERSARIAL_FROM)
     pixels = 64 * training.crop * training.crop
     step = 0
     for phase in phases(training):
@@ -137,11 +151,15 @@ def train(
             damage = distortion(x_hat, x, weights)
             if perceptual is not None:
                 damage = damage + training.latent_perceptual * perceptual(x_hat, x, "both")
+            judged = adversary is not None and step >= judged_from
+            if judged:
+                damage = damage + training.adversarial * adversary.codec_loss(x_hat)
             loss = (bpp + lambdas(quality).to(device) * damage).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             optimizer.step()
+            verdict = adversary.update(x, x_hat) if judged else None
             step += 1
             check = None
             if held is not None and (step % CHECK_EVERY == 0 or step == training.steps):
@@ -150,6 +168,7 @@ def train(
                 check = held.check(step, decoded, perceptual)
             if progress is not None and (step % report_every == 0 or step == training.steps or check is not None):
                 progress(TrainingStatus(step, total_steps or training.steps, loss.item(), bpp.mean().item(),
-                                        ((x_hat - x) ** 2).mean().item(), check=check))  # fmt: skip
+                                        ((x_hat - x) ** 2).mean().item(), check=check,
+                                        adversarial=verdict))  # fmt: skip
     quantize_in_place(model)
     return model.cpu().eval().requires_grad_(False)
