@@ -4,9 +4,10 @@ the latent space where it is cheap on a CPU).
 
 The discriminator is a small patch network with spectral normalisation: it sees a
 standardised latent crop and gives a logit for every fourth latent position, each
-seeing 20x20 latent values (160x160 image pixels), high for a real photo's latent. It learns with the
-non-saturating logistic loss; the codec's term is ``softplus(-D(decoded))``, its
-mean per crop. It lives only during training: nothing of it is stored in a model.
+seeing 20x20 latent values (160x160 image pixels), high for a real photo's latent.
+It learns with the non-saturating logistic loss; the codec's term is
+``softplus(-D(decoded))``, its mean per crop. It lives only during training: nothing
+of it is stored in a model.
 """
 
 from __future__ import annotations
