@@ -184,18 +184,25 @@ def test_latent_perceptual_training_moves_the_model(model: bytes, latents: list[
     codec = get_codec("glc")
     items = [item(z, f"{i:016x}") for i, z in enumerate(latents)]
     statuses = []
-    perceptual = codec.train(items, dataclasses.replace(codec.params("tiny"), latent_perceptual=1.0),
-                             progress=statuses.append)  # fmt: skip
+    params = dataclasses.replace(codec.params("tiny"), latent_perceptual=1.0, distance_refresh=0.15)
+    perceptual = codec.train(items, params, progress=statuses.append)
     assert perceptual != model  # the distance's gradient reached the networks
     # a photo held aside, its crops measured in pixels at the end of the rate-distortion stage
     (check,) = [s.check for s in statuses if s.check is not None]
     assert check.step == codec.params("tiny").steps and 0.05 < check.lpips < 2 and 0.05 < check.dists < 1
     assert 0 < check.predicted < 10 and check.drift == pytest.approx(check.predicted - check.lpips - check.dists)
+    # a distance that missed by more than distance_refresh is refitted to these very crops, and then misses less
+    measured = check.lpips + check.dists
+    assert (check.refreshed is not None) == (abs(check.drift) > 0.15 * measured)
+    if check.refreshed is not None:
+        assert abs(check.refreshed - measured) < abs(check.drift)
     assert "held aside: LPIPS" in [s for s in statuses if s.check is not None][0].summary()
     assert bitstream.unpack_model(perceptual)[1].arch == bitstream.unpack_model(model)[1].arch
     foreign = [dataclasses.replace(i, vae_id="no-such-vae") for i in items]
     with pytest.raises(CodecError, match="latent perceptual training needs the VAE 'no-such-vae'"):
         codec.train(foreign, dataclasses.replace(codec.params("tiny"), latent_perceptual=1.0))
+    with pytest.raises(CodecError, match="distance_refresh refreshes the latent distance"):
+        dataclasses.replace(params, latent_perceptual=0.0).validate()
 
 
 def test_taesd3_latents_of_16_channels() -> None:

@@ -1,6 +1,6 @@
 """The latent perceptual distance: zero for identical latents, growing with damage on
-a real photo, differentiable into what made the latent, and its weights file loads
-while foreign bytes are refused."""
+a real photo, differentiable into what made the latent, refreshed to fit measured
+pairs, and its weights file loads while foreign bytes are refused."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from safetensors.torch import save
 
 from latentpress.models.latent_distance import (
     FORMAT,
+    SCALE_BOUNDS,
     TAPS,
     TARGETS,
     WEIGHTS_FOLDER,
@@ -22,6 +23,7 @@ from latentpress.models.latent_distance import (
     load_latent_distance,
     weights_file,
 )
+from latentpress.models.metrics import metric
 from latentpress.models.vae import load_vae
 
 
@@ -57,6 +59,34 @@ def test_its_gradient_reaches_what_made_the_latent(distance: LatentDistance, lat
     distance(noisy + offset, reference, "both").sum().backward()
     assert offset.grad is not None and torch.isfinite(offset.grad).all() and offset.grad.abs().sum() > 0
     assert not any(p.requires_grad for p in distance.parameters())  # the decoder stays frozen
+
+
+def test_a_refresh_fits_pixel_measurements_of_a_real_photo(latent: torch.Tensor, kodak_crop: np.ndarray) -> None:
+    distance = load_latent_distance("taesd")  # its own copy: a refresh changes it
+    scale, noise = latent.std(), torch.randn(latent.shape, generator=torch.Generator().manual_seed(0))
+    damaged = torch.cat([torch.round(latent / (k * scale)) * (k * scale) for k in (0.2, 0.5, 1.0)]
+                        + [latent + k * scale * noise for k in (0.1, 0.3)] + [torch.roll(latent, 1, 3)])  # fmt: skip
+    vae, size = load_vae("taesd"), kodak_crop.shape[1::-1]
+    reference = vae.decode([latent[0].numpy()], [size])[0]
+    images = vae.decode(list(damaged.numpy()), [size] * len(damaged))
+    measured = {t: torch.tensor([metric(t, reference, image) for image in images]) for t in TARGETS}
+    with torch.no_grad():
+        terms = distance.channel_terms(damaged, distance.features(latent))
+    before = {t: (distance.weigh(terms, t) - measured[t]).pow(2).sum().item() for t in TARGETS}
+    scales = distance.refresh(terms, measured)
+    for target in TARGETS:
+        assert len(scales[target]) == len(TAPS) and all(SCALE_BOUNDS[0] <= f <= SCALE_BOUNDS[1] for f in scales[target])
+        after = (distance.weigh(terms, target) - measured[target]).pow(2).sum().item()
+        assert after <= before[target] * (1 + 1e-6)  # the loaded weights (all scales 1) are one candidate
+    assert distance.calibration.record["refreshed"] == {"pairs": len(damaged), "tap_scales": scales}
+    assert torch.equal(distance.calibrated.weights["lpips"], load_latent_distance("taesd").calibration.weights["lpips"])
+    again = Calibration.from_bytes(distance.calibration.to_bytes(), "refreshed")
+    assert torch.equal(again.weights["dists"], distance.weights_dists)
+    # pixels that cost twice what it predicts double it; a hundred times, it stops at its bound
+    doubled = distance.refresh(terms, {t: 2 * terms @ distance.calibrated.weights[t] for t in TARGETS})
+    assert all(f == pytest.approx(2, rel=1e-4) for f in doubled["lpips"] + doubled["dists"])
+    bounded = distance.refresh(terms, {"lpips": 100 * terms @ distance.calibrated.weights["lpips"]})
+    assert bounded["lpips"] == pytest.approx([SCALE_BOUNDS[1]] * len(TAPS))
 
 
 @pytest.mark.parametrize("vae", sorted(p.stem for p in WEIGHTS_FOLDER.glob("*.safetensors")))

@@ -172,17 +172,29 @@ def test_latent_perceptual_training_moves_the_codec_stage(model: bytes, latents:
     reaches the parameter network (same seed and crops: only that term differs)."""
     codec = get_codec("relic")
     items = [item(z, f"{i:016x}") for i, z in enumerate(latents)]
-    perceptual = codec.train(items, dataclasses.replace(codec.params("tiny"), latent_perceptual=1.0))
+    statuses = []
+    params = dataclasses.replace(codec.params("tiny"), latent_perceptual=1.0, distance_refresh=0.15)
+    perceptual = codec.train(items, params, progress=statuses.append)
     before, after = bitstream.unpack_model(model)[0], bitstream.unpack_model(perceptual)[0]
     assert all(
         torch.equal(a, b) for a, b in zip(before.denoiser.parameters(), after.denoiser.parameters(), strict=True)
     )
     assert not torch.equal(before.parameter_net.levels[0].weight, after.parameter_net.levels[0].weight)
+    # a photo held out of the codec stage, its crops measured in pixels at the stage's end
+    (check,) = [s.check for s in statuses if s.check is not None]
+    assert check.step == params.coder_steps and 0.01 < check.lpips < 2 and 0.01 < check.dists < 1
+    measured = check.lpips + check.dists
+    assert (check.refreshed is not None) == (abs(check.drift) > 0.15 * measured)
+    if check.refreshed is not None:
+        assert abs(check.refreshed - measured) < abs(check.drift)
+    assert "held aside: LPIPS" in [s for s in statuses if s.check is not None][0].summary()
     foreign = [dataclasses.replace(i, vae_id="no-such-vae") for i in items]
     with pytest.raises(CodecError, match="relic's latent perceptual training needs the VAE 'no-such-vae'"):
         codec.train(foreign, dataclasses.replace(codec.params("tiny"), latent_perceptual=1.0))
     with pytest.raises(CodecError, match="latent_perceptual"):
         dataclasses.replace(codec.params("tiny"), latent_perceptual=-1.0).validate()
+    with pytest.raises(CodecError, match="distance_refresh refreshes the latent distance"):
+        dataclasses.replace(params, latent_perceptual=0.0).validate()
 
 
 def test_the_time_search_finds_a_minimum_to_a_quarter_of_its_grid() -> None:

@@ -17,7 +17,9 @@ Zero for identical latents, differentiable in both. The weights are fitted by
 non-negative least squares to pixel LPIPS and to pixel DISTS between the decoder's
 images of pairs of latents made from real photos (``scripts/calibrate_latent_distance.py``,
 which writes them with a record of what they were fitted on and how well they agree
-on photos the fit never saw; ``docs/latent-distance.md``). One weights file per VAE,
+on photos the fit never saw; ``docs/latent-distance.md``). A codec in training can
+refresh it with its own outputs (``LatentDistance.refresh``: each tap's weights scaled
+to fit pixel measurements of pairs it made). One weights file per VAE,
 safetensors, shipped in the package for the TAESD family (``WEIGHTS_FOLDER``) or
 named by path or models-folder name. Only ``AutoencoderTiny`` decoders (TAESD,
 TAESDXL, TAESD3) are supported. The ledger never sees this distance: it measures the
@@ -27,7 +29,7 @@ true pixel metrics.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from itertools import pairwise
 from pathlib import Path
@@ -48,6 +50,8 @@ TARGETS = ("lpips", "dists")
 WEIGHTS_FOLDER = Path(__file__).parent / "latent_distance_weights"
 """Weights shipped in the package: ``<vae id>.safetensors``."""
 NORM_EPS = 1e-10
+SCALE_BOUNDS = (0.25, 4.0)
+"""How far a refresh may scale a tap's calibrated weights, down and up."""
 
 
 class LatentDistanceError(ValueError):
@@ -114,13 +118,16 @@ class LatentDistance(torch.nn.Module):
         self.taps = calibration.taps
         self.stages = torch.nn.ModuleList(layers[a + 1 : b + 1] for a, b in pairwise((-1, *self.taps)))
         self.stages.requires_grad_(False).eval()
-        channels = sum(_out_channels(stage) for stage in self.stages)
+        self.tap_channels = tuple(_out_channels(stage) for stage in self.stages)
+        channels = sum(self.tap_channels)
         for name, weights in calibration.weights.items():
             if weights.shape != (channels,):
                 raise LatentDistanceError(f"{name} weights have {weights.shape[0]} entries; this decoder's taps "
                                           f"{self.taps} have {channels} channels")  # fmt: skip
             self.register_buffer(f"weights_{name}", weights.float().clone())
         self.calibration = calibration
+        self.calibrated = calibration
+        """The weights as loaded, before any :meth:`refresh`."""
 
     def features(self, latent: torch.Tensor) -> list[torch.Tensor]:
         """(B, C, h, w) raw latents -> each tap's unit-normalised features."""
@@ -144,11 +151,38 @@ class LatentDistance(torch.nn.Module):
         if isinstance(reference, torch.Tensor):
             with torch.no_grad():
                 reference = self.features(reference)
-        terms = self.channel_terms(latent, reference)
+        return self.weigh(self.channel_terms(latent, reference), target)
+
+    def weigh(self, terms: torch.Tensor, target: str = "lpips") -> torch.Tensor:
+        """(B,) the distance calibrated to ``target`` from (B, K) :meth:`channel_terms`."""
         names = TARGETS if target == "both" else (target,)
         if any(name not in TARGETS for name in names):
             raise ValueError(f"target must be one of {TARGETS} or 'both', got {target!r}")
         return sum(terms @ getattr(self, f"weights_{name}") for name in names)
+
+    def refresh(self, terms: torch.Tensor, measured: dict[str, torch.Tensor]) -> dict[str, list[float]]:
+        """Refit to pairs a codec made: ``terms`` (N, K) their :meth:`channel_terms`,
+        ``measured`` their pixel value of each target. Each tap's loaded weights are
+        scaled, one factor per tap and target within ``SCALE_BOUNDS``, by bounded least
+        squares (scipy's ``lsq_linear``): a few dozen pairs cannot refit every channel's
+        weight, but they can say how much each tap's damage costs on this codec's
+        outputs. Returns the factors; :attr:`calibration` records them."""
+        from scipy.optimize import lsq_linear
+
+        bounds = torch.tensor(self.tap_channels).cumsum(0).tolist()
+        taps = list(pairwise((0, *bounds)))
+        scales = {}
+        for name, values in measured.items():
+            loaded = self.calibrated.weights[name].to(terms)
+            columns = torch.stack([terms[:, a:b] @ loaded[a:b] for a, b in taps], 1)
+            fit = lsq_linear(columns.double().cpu().numpy(), values.double().cpu().numpy(), bounds=SCALE_BOUNDS)
+            scales[name] = [float(f) for f in fit.x]
+            factors = torch.cat([torch.full((b - a,), f) for (a, b), f in zip(taps, fit.x, strict=True)])
+            getattr(self, f"weights_{name}").copy_(loaded * factors.to(loaded))
+        weights = {name: getattr(self, f"weights_{name}").detach().cpu().clone() for name in TARGETS}
+        record = {**self.calibrated.record, "refreshed": {"pairs": len(terms), "tap_scales": scales}}
+        self.calibration = replace(self.calibrated, weights=weights, record=record)
+        return scales
 
 
 def _out_channels(stage: torch.nn.Module) -> int:

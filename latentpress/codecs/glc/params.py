@@ -76,6 +76,10 @@ class Training:
     adversarial: float = 0.0
     """Weight of a latent discriminator's verdict (``hyperprior.adversarial``) added to
     the distortion from ``ADVERSARIAL_FROM`` of the steps on; 0: none."""
+    distance_refresh: float = 0.0
+    """With ``latent_perceptual``: a held-aside check whose prediction misses the measured
+    LPIPS plus DISTS by more than this share of it refits the distance to the codec's
+    measured outputs (``models.proxy_check``); 0: never."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,8 @@ class GlcParams:
     """Weight of the latent perceptual distance in the rate-distortion stage (``Training``)."""
     adversarial: float = field(default=0.0, metadata={ADDED: "0.6.1"})
     """Weight of the latent discriminator in the rate-distortion stage (``Training``)."""
+    distance_refresh: float = field(default=0.0, metadata={ADDED: "0.6.2"})
+    """Drift beyond which training refreshes the latent distance (``Training``)."""
 
     def architecture(self, latent_channels: int) -> Architecture:
         arch = Architecture(latent_channels, self.channels, self.hyper_channels, self.context_channels, self.blocks,
@@ -118,6 +124,7 @@ class GlcParams:
             self.learning_rate,
             latent_perceptual=self.latent_perceptual,
             adversarial=self.adversarial,
+            distance_refresh=self.distance_refresh,
         )
 
     def validate(self) -> None:
@@ -137,10 +144,12 @@ class GlcParams:
             raise CodecError("glc needs learning_rate > 0 and sample >= 1")
         if self.perceptual_steps < 0:
             raise CodecError(f"glc perceptual_steps must be >= 0, got {self.perceptual_steps}")
-        for name in ("latent_perceptual", "adversarial"):
+        for name in ("latent_perceptual", "adversarial", "distance_refresh"):
             weight = getattr(self, name)
             if not (math.isfinite(weight) and weight >= 0):
                 raise CodecError(f"glc {name} must be >= 0, got {weight}")
+        if self.distance_refresh and not self.latent_perceptual:
+            raise CodecError("glc distance_refresh refreshes the latent distance: set latent_perceptual too")
 
 
 PRESETS: dict[str, GlcParams] = {

@@ -17,7 +17,9 @@ sixteenth of the photos (at least one, from four photos on) is held aside, and e
 ``CHECK_EVERY`` steps and at the end four crops of them are coded, decoded through
 the VAE and measured in pixels beside the distance's prediction
 (``models.proxy_check``, reported in ``TrainingStatus.check``), so that a model
-learning to fool the proxy shows.
+learning to fool the proxy shows; with ``Training.distance_refresh``, where prediction
+and measurement have drifted apart, the check refits the distance to the codec's own
+measured outputs.
 With ``Training.adversarial`` a discriminator on latents (``hyperprior.adversarial``)
 learns from ``ADVERSARIAL_FROM`` of the steps on to tell the decoded crops from the
 originals, and its verdict on the decoded crops, times that weight, joins the
@@ -37,12 +39,16 @@ from latentpress.codecs.glc.model import GlcModel
 from latentpress.codecs.glc.params import ANCHORS, LAMBDAS, Architecture, Training
 from latentpress.codecs.hyperprior.adversarial import Adversary
 from latentpress.codecs.hyperprior.exact import quantize_in_place
-from latentpress.codecs.hyperprior.training import Crops, cosine_learning_rate, latent_distance, latent_statistics
-from latentpress.models.proxy_check import HeldAside, ProxyCheck
+from latentpress.codecs.hyperprior.training import (
+    Crops,
+    cosine_learning_rate,
+    hold_aside,
+    latent_distance,
+    latent_statistics,
+)
+from latentpress.models.proxy_check import CHECK_EVERY, HELD_CROPS, ProxyCheck
 
-CHECK_EVERY = 250
-"""Steps between two pixel checks of the held-aside crops (with the latent distance)."""
-HELD_QUALITIES = (1.0, 2.0, 3.0, 4.0)
+HELD_QUALITIES = torch.linspace(1, ANCHORS, HELD_CROPS)
 """Quality of each held-aside crop at a check."""
 ADVERSARIAL_FROM = 0.25
 """Share of the steps after which the discriminator learns and judges (with
@@ -85,8 +91,7 @@ class TrainingStatus:
         if self.adversarial is not None:
             line += f", discriminator loss {self.adversarial:.3f}"
         if self.check is not None:
-            c = self.check
-            line += f"; held aside: LPIPS {c.lpips:.4f}, DISTS {c.dists:.4f}, predicted {c.predicted:.4f}"
+            line += f"; {self.check.summary()}"
         return line
 
 
@@ -128,10 +133,8 @@ def train(
     exact networks quantized."""
     perceptual = latent_distance("glc", vae_name, device) if training.latent_perceptual else None
     held = None
-    if perceptual is not None and len(latents) >= 4:
-        count = max(1, len(latents) // 16)
-        latents, aside = latents[:-count], latents[-count:]
-        held = HeldAside(Crops(aside, training.crop, training.seed + 1).batch(len(HELD_QUALITIES)), vae_name, device)
+    if perceptual is not None:
+        latents, held = hold_aside(latents, training.crop, training.seed + 1, vae_name, device)
     torch.manual_seed(training.seed)
     model = GlcModel(arch).to(device).train()
     crops = Crops(latents, training.crop, training.seed)
@@ -164,8 +167,8 @@ def train(
             check = None
             if held is not None and (step % CHECK_EVERY == 0 or step == training.steps):
                 with torch.no_grad():
-                    decoded, _ = model(held.crops, torch.tensor(HELD_QUALITIES, device=device), True)
-                check = held.check(step, decoded, perceptual)
+                    decoded, _ = model(held.crops, HELD_QUALITIES.to(device), True)
+                check = held.check(step, decoded, perceptual, training.distance_refresh)
             if progress is not None and (step % report_every == 0 or step == training.steps or check is not None):
                 progress(TrainingStatus(step, total_steps or training.steps, loss.item(), bpp.mean().item(),
                                         ((x_hat - x) ** 2).mean().item(), check=check,

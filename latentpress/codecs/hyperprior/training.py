@@ -1,6 +1,6 @@
 """What training a hyperprior codec's collection model needs besides its loss: latent
-statistics, random crops, the learning-rate schedule, and the latent perceptual
-distance a loss may add."""
+statistics, random crops, the learning-rate schedule, the latent perceptual distance
+a loss may add and the crops held aside to check it in pixels."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import math
 
 import numpy as np
 import torch
+
+from latentpress.models.proxy_check import HELD_CROPS, HeldAside
 
 
 def latent_statistics(latents: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -65,3 +67,16 @@ def latent_distance(codec: str, vae_name: str, device: str) -> torch.nn.Module:
         raise CodecError(
             f"{codec}'s latent perceptual training needs the VAE {vae_name!r} and its distance: {exc}"
         ) from None
+
+
+def hold_aside(
+    latents: list[np.ndarray], crop: int, seed: int, vae_name: str, device: str = "cpu"
+) -> tuple[list[np.ndarray], HeldAside | None]:
+    """The latents to train on (the first ones), and ``HELD_CROPS`` crops of side
+    ``crop`` from the last sixteenth of ``latents`` (at least one photo) held aside;
+    with fewer than four photos nothing is held aside."""
+    if len(latents) < 4:
+        return latents, None
+    count = max(1, len(latents) // 16)
+    aside = Crops(latents[-count:], crop, seed).batch(HELD_CROPS)
+    return latents[:-count], HeldAside(aside, vae_name, device)

@@ -6,10 +6,10 @@ Known without torch, so that ``--codec relic:fast@2.5`` is checked before any wo
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from latentpress.codecs.base import CodecError
+from latentpress.codecs.base import ADDED, CodecError
 
 QUALITY_RANGE = (1.0, 4.0)
 LAMBDA_LOW = 0.03
@@ -99,6 +99,10 @@ class Training:
     """Weight of the latent perceptual distance (``models.latent_distance``, calibrated
     to LPIPS plus DISTS) between the denoised and the original crops, added to the
     codec stage's distortion; 0: the latent's squared error alone."""
+    distance_refresh: float = 0.0
+    """With ``latent_perceptual``: a held-aside check whose prediction misses the measured
+    LPIPS plus DISTS by more than this share of it refits the distance to the codec's
+    measured outputs (``models.proxy_check``); 0: never."""
     time_fit: TimeFit = TimeFit(0)
     """The last stage: P's time refitted to pixel LPIPS plus DISTS (:mod:`.time_fit`)."""
 
@@ -122,6 +126,8 @@ class RelicParams:
     """Images of the collection a model is trained on (all when it has fewer)."""
     latent_perceptual: float = 0.0
     """Weight of the latent perceptual distance in the codec stage (``Training``)."""
+    distance_refresh: float = field(default=0.0, metadata={ADDED: "0.6.2"})
+    """Drift beyond which training refreshes the latent distance (``Training``)."""
     time_fit_photos: int = 0
     """Training images held out of the denoiser's and the codec's stages (the first
     given with their pixels, at most a third) on which the parameter network's time is
@@ -144,7 +150,7 @@ class RelicParams:
             denoiser = max(1, round(steps * denoiser / (denoiser + coder)))
             coder = max(1, steps - denoiser)
         return Training(denoiser, coder, self.batch_size, self.crop, latent_perceptual=self.latent_perceptual,
-                        time_fit=TimeFit(self.time_fit_photos))  # fmt: skip
+                        distance_refresh=self.distance_refresh, time_fit=TimeFit(self.time_fit_photos))  # fmt: skip
 
     def validate(self) -> None:
         """Raise ``CodecError`` naming the first field out of range."""
@@ -160,8 +166,12 @@ class RelicParams:
             raise CodecError("relic needs denoiser_steps, coder_steps, batch_size and sample >= 1")
         if not (isinstance(self.time_fit_photos, int) and self.time_fit_photos >= 0):
             raise CodecError(f"relic time_fit_photos must be a count >= 0, got {self.time_fit_photos!r}")
-        if not (math.isfinite(self.latent_perceptual) and self.latent_perceptual >= 0):
-            raise CodecError(f"relic latent_perceptual must be a finite weight >= 0, got {self.latent_perceptual}")
+        for name in ("latent_perceptual", "distance_refresh"):
+            weight = getattr(self, name)
+            if not (math.isfinite(weight) and weight >= 0):
+                raise CodecError(f"relic {name} must be a finite weight >= 0, got {weight}")
+        if self.distance_refresh and not self.latent_perceptual:
+            raise CodecError("relic distance_refresh refreshes the latent distance: set latent_perceptual too")
         if self.time_search not in TIME_SEARCHES:
             raise CodecError(f"relic time_search must be one of {TIME_SEARCHES}, got {self.time_search!r}")
         if not 16 <= self.crop <= 256 or self.crop % 16:

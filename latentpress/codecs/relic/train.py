@@ -13,7 +13,10 @@
    ``Training.latent_perceptual`` the distortion also counts the latent perceptual
    distance between that prediction and the crop (both back in the VAE's scale):
    what LPIPS and DISTS see, which the squared error, favouring a blurred mean and so
-   too large a t, does not. The rate is that of noisy values, then of rounded ones for
+   too large a t, does not; then a sixteenth of the photos is held out of this stage
+   and checked in pixels every ``CHECK_EVERY`` steps (``models.proxy_check``, as glc does),
+   and with ``Training.distance_refresh`` a distance drifted from the measured values
+   is refitted to them. The rate is that of noisy values, then of rounded ones for
    the last ``rounding`` share of steps.
 
 Adam with a cosine learning-rate decay in both; afterwards the exact networks'
@@ -29,10 +32,20 @@ import numpy as np
 import torch
 
 from latentpress.codecs.hyperprior.exact import quantize_in_place
-from latentpress.codecs.hyperprior.training import Crops, cosine_learning_rate, latent_distance, latent_statistics
+from latentpress.codecs.hyperprior.training import (
+    Crops,
+    cosine_learning_rate,
+    hold_aside,
+    latent_distance,
+    latent_statistics,
+)
 from latentpress.codecs.relic import schedule
 from latentpress.codecs.relic.model import RelicModel
 from latentpress.codecs.relic.params import QUALITY_RANGE, Architecture, Training, lambda_of
+from latentpress.models.proxy_check import CHECK_EVERY, HELD_CROPS, ProxyCheck
+
+HELD_QUALITIES = torch.linspace(*QUALITY_RANGE, HELD_CROPS)
+"""Quality of each held-aside crop at a check."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +63,8 @@ class TrainingStatus:
     """Estimated bits per image pixel of this step's crops (codec stage)."""
     t: float = float("nan")
     """Mean predicted time of this step's crops (codec stage)."""
+    check: ProxyCheck | None = None
+    """The held-aside crops measured in pixels, at a check step (codec stage)."""
 
     def summary(self) -> str:
         """The figures of this step, for a progress line."""
@@ -57,7 +72,8 @@ class TrainingStatus:
             return "time fit, photos decoded and measured"
         if self.stage == "denoiser":
             return f"denoiser, noise MSE {self.loss:.4f}"
-        return f"codec, loss {self.loss:.4f}, about {self.bpp:.3f} bpp, mean t {self.t:.3f}"
+        line = f"codec, loss {self.loss:.4f}, about {self.bpp:.3f} bpp, mean t {self.t:.3f}"
+        return line if self.check is None else f"{line}; {self.check.summary()}"
 
 
 def train(
@@ -83,9 +99,11 @@ def train(
     crops = Crops(normalised, training.crop, training.seed)
     total = training.denoiser_steps + training.coder_steps
 
-    def report(step: int, stage: str, loss: torch.Tensor, **extra: float) -> None:
-        if progress is not None and (step % report_every == 0 or step in (training.denoiser_steps, total)):
-            progress(TrainingStatus(step, total, stage, loss.item(), **extra))
+    def report(step: int, stage: str, loss: torch.Tensor, check: ProxyCheck | None = None, **extra: float) -> None:
+        if progress is not None and (
+            step % report_every == 0 or step in (training.denoiser_steps, total) or check is not None
+        ):
+            progress(TrainingStatus(step, total, stage, loss.item(), check=check, **extra))
 
     denoiser = model.denoiser
     optimizer = torch.optim.Adam(denoiser.parameters(), lr=training.denoiser_learning_rate)
@@ -101,6 +119,10 @@ def train(
         report(step + 1, "denoiser", loss)
     denoiser.requires_grad_(False).eval()
 
+    held = None
+    if perceptual is not None:  # photos the codec stage never sees, checked in pixels
+        kept, held = hold_aside(latents, training.crop, training.seed + 1, vae_name, device)
+        crops = Crops(normalised[: len(kept)], training.crop, training.seed)
     coder = [p for name, p in model.named_parameters() if not name.startswith("denoiser.")]
     optimizer = torch.optim.Adam(coder, lr=training.learning_rate)
     pixels = 64 * training.crop * training.crop
@@ -122,6 +144,11 @@ def train(
         loss.backward()
         torch.nn.utils.clip_grad_norm_(coder, 5.0)
         optimizer.step()
-        report(training.denoiser_steps + step + 1, "codec", loss, bpp=bpp.mean().item(), t=t.mean().item())
+        check = None
+        if held is not None and ((step + 1) % CHECK_EVERY == 0 or step + 1 == training.coder_steps):
+            with torch.no_grad():
+                held_x0, _, _ = model((held.crops - shift) / scale, HELD_QUALITIES.to(device), rounding=True)
+            check = held.check(step + 1, held_x0 * scale + shift, perceptual, training.distance_refresh)
+        report(training.denoiser_steps + step + 1, "codec", loss, check, bpp=bpp.mean().item(), t=t.mean().item())
     quantize_in_place(model)
     return model.cpu().eval().requires_grad_(False)
