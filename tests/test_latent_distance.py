@@ -72,11 +72,11 @@ def test_a_refresh_fits_pixel_measurements_of_a_real_photo(latent: torch.Tensor,
     measured = {t: torch.tensor([metric(t, reference, image) for image in images]) for t in TARGETS}
     with torch.no_grad():
         terms = distance.channel_terms(damaged, distance.features(latent))
-    before = {t: (distance.weigh(terms, t) - measured[t]).pow(2).sum().item() for t in TARGETS}
+    before = {t: (distance.weigh(terms, t) / measured[t] - 1).pow(2).sum().item() for t in TARGETS}
     scales = distance.refresh(terms, measured)
     for target in TARGETS:
         assert len(scales[target]) == len(TAPS) and all(SCALE_BOUNDS[0] <= f <= SCALE_BOUNDS[1] for f in scales[target])
-        after = (distance.weigh(terms, target) - measured[target]).pow(2).sum().item()
+        after = (distance.weigh(terms, target) / measured[target] - 1).pow(2).sum().item()
         assert after <= before[target] * (1 + 1e-6)  # the loaded weights (all scales 1) are one candidate
     assert distance.calibration.record["refreshed"] == {"pairs": len(damaged), "tap_scales": scales}
     assert torch.equal(distance.calibrated.weights["lpips"], load_latent_distance("taesd").calibration.weights["lpips"])

@@ -34,6 +34,7 @@ from functools import lru_cache
 from itertools import pairwise
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load, save
@@ -52,6 +53,8 @@ WEIGHTS_FOLDER = Path(__file__).parent / "latent_distance_weights"
 NORM_EPS = 1e-10
 SCALE_BOUNDS = (0.25, 4.0)
 """How far a refresh may scale a tap's calibrated weights, down and up."""
+RELATIVE_FLOOR = 1e-3
+"""Measured values below this count as this in a refresh's relative errors."""
 
 
 class LatentDistanceError(ValueError):
@@ -164,9 +167,11 @@ class LatentDistance(torch.nn.Module):
         """Refit to pairs a codec made: ``terms`` (N, K) their :meth:`channel_terms`,
         ``measured`` their pixel value of each target. Each tap's loaded weights are
         scaled, one factor per tap and target within ``SCALE_BOUNDS``, by bounded least
-        squares (scipy's ``lsq_linear``): a few dozen pairs cannot refit every channel's
-        weight, but they can say how much each tap's damage costs on this codec's
-        outputs. Returns the factors; :attr:`calibration` records them."""
+        squares of the relative error (scipy's ``lsq_linear``; relative, so that the
+        small distances of good reconstructions count as much as the large ones): a few
+        dozen pairs cannot refit every channel's weight, but they can say how much each
+        tap's damage costs on this codec's outputs. Returns the factors;
+        :attr:`calibration` records them."""
         from scipy.optimize import lsq_linear
 
         bounds = torch.tensor(self.tap_channels).cumsum(0).tolist()
@@ -174,8 +179,10 @@ class LatentDistance(torch.nn.Module):
         scales = {}
         for name, values in measured.items():
             loaded = self.calibrated.weights[name].to(terms)
-            columns = torch.stack([terms[:, a:b] @ loaded[a:b] for a, b in taps], 1)
-            fit = lsq_linear(columns.double().cpu().numpy(), values.double().cpu().numpy(), bounds=SCALE_BOUNDS)
+            truth = values.double().cpu().numpy()
+            columns = torch.stack([terms[:, a:b] @ loaded[a:b] for a, b in taps], 1).double().cpu().numpy()
+            relative = 1 / np.maximum(truth, RELATIVE_FLOOR)
+            fit = lsq_linear(columns * relative[:, None], truth * relative, bounds=SCALE_BOUNDS)
             scales[name] = [float(f) for f in fit.x]
             factors = torch.cat([torch.full((b - a,), f) for (a, b), f in zip(taps, fit.x, strict=True)])
             getattr(self, f"weights_{name}").copy_(loaded * factors.to(loaded))
