@@ -26,7 +26,7 @@ from latentpress.report.bdrate import bd_rate_or_reason  # noqa: E402
 
 def name(report: dict) -> str:
     """A run as its preset and overrides, e.g. ``fast, adversarial=0.1``."""
-    overrides = ", ".join(f"{k}={v}" for k, v in report["overrides"].items())
+    overrides = ", ".join(f"{k}={v}" for k, v in report.get("overrides", {}).items())
     return f"{report['preset']}{', ' + overrides if overrides else ''}"
 
 
