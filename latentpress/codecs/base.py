@@ -30,6 +30,7 @@ method; named presets fill in the rest.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,6 +52,18 @@ it existed, so the fingerprint leaves it out (``spec.params_meaning``)."""
 
 class CodecError(ValueError):
     """A bitstream, an input or a parameter set a codec cannot handle."""
+
+
+def check_loss_weights(codec: str, params: Any, names: tuple[str, ...]) -> None:
+    """Raise ``CodecError`` naming the first of the fields ``names`` of ``params`` that
+    is not a finite number >= 0, or a ``distance_refresh`` set without the
+    ``latent_perceptual`` weight whose distance it refreshes."""
+    for name in names:
+        weight = getattr(params, name)
+        if not (math.isfinite(weight) and weight >= 0):
+            raise CodecError(f"{codec} {name} must be >= 0 (a finite weight), got {weight}")
+    if getattr(params, "distance_refresh", 0) and not params.latent_perceptual:
+        raise CodecError(f"{codec} distance_refresh refreshes the latent distance: set latent_perceptual too")
 
 
 @dataclass(frozen=True)

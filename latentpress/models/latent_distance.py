@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from itertools import pairwise
+from itertools import accumulate, pairwise
 from pathlib import Path
 
 import numpy as np
@@ -174,8 +174,7 @@ class LatentDistance(torch.nn.Module):
         :attr:`calibration` records them."""
         from scipy.optimize import lsq_linear
 
-        bounds = torch.tensor(self.tap_channels).cumsum(0).tolist()
-        taps = list(pairwise((0, *bounds)))
+        taps = list(pairwise(accumulate(self.tap_channels, initial=0)))  # each tap's columns
         scales = {}
         for name, values in measured.items():
             loaded = self.calibrated.weights[name].to(terms)

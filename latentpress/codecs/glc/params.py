@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
-from latentpress.codecs.base import ADDED, CodecError
+from latentpress.codecs.base import ADDED, CodecError, check_loss_weights
 
 ANCHORS = 4
 """Qualities the model learns scalers at (``quality`` 1 to 4); between them the
@@ -144,12 +144,7 @@ class GlcParams:
             raise CodecError("glc needs learning_rate > 0 and sample >= 1")
         if self.perceptual_steps < 0:
             raise CodecError(f"glc perceptual_steps must be >= 0, got {self.perceptual_steps}")
-        for name in ("latent_perceptual", "adversarial", "distance_refresh"):
-            weight = getattr(self, name)
-            if not (math.isfinite(weight) and weight >= 0):
-                raise CodecError(f"glc {name} must be >= 0, got {weight}")
-        if self.distance_refresh and not self.latent_perceptual:
-            raise CodecError("glc distance_refresh refreshes the latent distance: set latent_perceptual too")
+        check_loss_weights("glc", self, ("latent_perceptual", "adversarial", "distance_refresh"))
 
 
 PRESETS: dict[str, GlcParams] = {

@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from latentpress.codecs.base import ADDED, CodecError
+from latentpress.codecs.base import ADDED, CodecError, check_loss_weights
 
 QUALITY_RANGE = (1.0, 4.0)
 LAMBDA_LOW = 0.03
@@ -166,12 +166,7 @@ class RelicParams:
             raise CodecError("relic needs denoiser_steps, coder_steps, batch_size and sample >= 1")
         if not (isinstance(self.time_fit_photos, int) and self.time_fit_photos >= 0):
             raise CodecError(f"relic time_fit_photos must be a count >= 0, got {self.time_fit_photos!r}")
-        for name in ("latent_perceptual", "distance_refresh"):
-            weight = getattr(self, name)
-            if not (math.isfinite(weight) and weight >= 0):
-                raise CodecError(f"relic {name} must be a finite weight >= 0, got {weight}")
-        if self.distance_refresh and not self.latent_perceptual:
-            raise CodecError("relic distance_refresh refreshes the latent distance: set latent_perceptual too")
+        check_loss_weights("relic", self, ("latent_perceptual", "distance_refresh"))
         if self.time_search not in TIME_SEARCHES:
             raise CodecError(f"relic time_search must be one of {TIME_SEARCHES}, got {self.time_search!r}")
         if not 16 <= self.crop <= 256 or self.crop % 16:
