@@ -209,6 +209,8 @@ def train_models(vae, photos: dict[str, np.ndarray], preset: str, steps: int | N
     too (what ``glc`` trains), and their record: the same stages ``Glc.train`` runs,
     taken apart to measure what the perceptual stage buys."""
     from latentpress.codecs.glc import bitstream
+    from latentpress.codecs.glc.codec import DECODER_PHOTOS
+    from latentpress.codecs.glc.decoder_tuning import DecoderStage, tune_decoder
     from latentpress.codecs.glc.perceptual import PerceptualStage, finetune
     from latentpress.codecs.glc.train import train
 
@@ -240,10 +242,25 @@ def train_models(vae, photos: dict[str, np.ndarray], preset: str, steps: int | N
         lambda step, lpips, mse: print(f"{vae.vae_id} perceptual {step} lpips {lpips:.4f} mse {mse:.4f}", flush=True),
     )
     perceptual_seconds = time.perf_counter() - start
-    perceptual = bitstream.pack_model(model, record)
+    decoder, decoder_seconds = None, 0.0
+    if params.decoder_steps:
+        start = time.perf_counter()
+        decoder = tune_decoder(
+            model,
+            list(zip(latents, photos.values(), strict=True))[:DECODER_PHOTOS],
+            vae.vae_id,
+            DecoderStage(params.decoder_steps),
+            "cpu",
+            lambda step, lpips, mse: print(f"{vae.vae_id} decoder {step} lpips {lpips:.4f} mse {mse:.4f}", flush=True),
+        )
+        decoder_seconds = time.perf_counter() - start
+        print(f"{vae.vae_id} decoder blends {decoder.blends.tolist()}", flush=True)
+    perceptual = bitstream.pack_model(model, record, decoder.arrays() if decoder else None)
     return perceptual, rate_distortion, {
-        "bytes": len(perceptual), "train_seconds": rd_seconds + perceptual_seconds, "rd_seconds": rd_seconds,
-        "perceptual_seconds": perceptual_seconds, "vae_encode_seconds": encoded, "images": len(latents),
+        "bytes": len(perceptual), "train_seconds": rd_seconds + perceptual_seconds + decoder_seconds,
+        "rd_seconds": rd_seconds, "perceptual_seconds": perceptual_seconds, "decoder_seconds": decoder_seconds,
+        "decoder_blends": decoder.blends.tolist() if decoder else None,
+        "vae_encode_seconds": encoded, "images": len(latents),
         "steps": params.training(steps).steps, "perceptual_steps": params.perceptual_steps,
         "held_aside_checks": checks,
     }  # fmt: skip
@@ -303,9 +320,10 @@ def glc_rows(vae, model: bytes, preset: str, images: dict, latents: dict, label:
             data = codec.encode(item, codec.params(preset, q), model)
             encode_s = time.perf_counter() - start
             start = time.perf_counter()
-            latent = codec.decode(data, DecodeContext(w, h, vae.vae_id, model))
+            context = DecodeContext(w, h, vae.vae_id, model)
+            latent = codec.decode(data, context)
             decode_s = time.perf_counter() - start
-            decoded = vae.decode([latent], [(w, h)])[0]
+            decoded = vae.with_decoder(codec.vae_decoder(data, context)).decode([latent], [(w, h)])[0]
             rows.append(measure(name, image, label, vae.vae_id, q, len(data), decoded, encode_s, decode_s))
     return rows
 

@@ -165,7 +165,7 @@ def test_perceptual_stage_changes_the_synthesis_alone(
     from latentpress.codecs.glc.perceptual import PerceptualStage, finetune
 
     codec = get_codec("glc")
-    net, record = bitstream.unpack_model(model)
+    net, record, _ = bitstream.unpack_model(model)
     before = {name: tensor.clone() for name, tensor in net.state_dict().items()}
     seen = []
     finetune(net, latents, "taesd", PerceptualStage(steps=2, crop=8, batch_size=2, learning_rate=1e-3),

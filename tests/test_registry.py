@@ -92,14 +92,20 @@ def test_a_codec_declaring_abilities_its_class_lacks_is_refused() -> None:
     assert "x-wrong" not in CODECS
 
 
-def test_an_option_added_later_leaves_fingerprints_alone_until_used() -> None:
+def test_an_option_added_later_leaves_fingerprints_alone_until_used(monkeypatch) -> None:
     """A parameter field added after fingerprints began (``ADDED``) is left out of a
-    configuration's fingerprint while it holds its default: glc's presets keep the
-    fingerprints their ledger rows had in 0.6.0, and the option counts once set."""
+    configuration's fingerprint while it holds its default: glc's presets as 0.6.0 had
+    them keep the fingerprints their ledger rows had then, and the option counts once
+    set (glc's ``fast`` and ``default`` set ``decoder_steps`` since 0.7.0)."""
+    from latentpress.codecs.glc.params import PRESETS
     from latentpress.codecs.spec import CodecConfig, params_meaning
 
+    now = CodecConfig("glc", "default", 2.0).fingerprint()
+    for preset in ("default", "fast"):
+        monkeypatch.setitem(PRESETS, preset, dataclasses.replace(PRESETS[preset], decoder_steps=0))
     assert CodecConfig("glc", "default", 2.0).fingerprint() == "c9a5bd7c0857e49f"  # as written by 0.6.0
     assert CodecConfig("glc", "fast", 0.2, "lpips").fingerprint() == "c5ff08056406e822"
+    assert now != "c9a5bd7c0857e49f"  # the preset whose meaning changed has a new fingerprint
     plain = get_codec("glc").params("default")
     assert "adversarial" not in params_meaning(plain)
     assert params_meaning(dataclasses.replace(plain, adversarial=0.1))["adversarial"] == 0.1

@@ -40,6 +40,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from latentpress.codecs.registry import CodecInfo
+    from latentpress.models.vae import DecoderWeights
 
 Domain = Literal["pixels", "latent"]
 
@@ -156,6 +157,11 @@ class Codec(ABC):
     @abstractmethod
     def decode(self, data: bytes, context: DecodeContext) -> np.ndarray:
         """Reconstruct pixels or latent from this codec's bitstream."""
+
+    def vae_decoder(self, data: bytes, context: DecodeContext) -> DecoderWeights | None:
+        """For a latent codec: the VAE decoder weights its latent of ``data`` is drawn
+        with (a collection model's tuned decoder); ``None``: the VAE's own."""
+        return None
 
 
 class ImageEncoder(Codec):

@@ -17,9 +17,12 @@ smaller images are batched by shape, at most ``BATCH_PIXELS`` pixels a batch.
 
 from __future__ import annotations
 
+import copy
 import math
-from collections import defaultdict
-from collections.abc import Iterator, Sequence
+import threading
+from collections import OrderedDict, defaultdict
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -39,6 +42,21 @@ field, so tiled latents differ from untiled ones by float rounding (measured in
 ``docs/large-photos.md``)."""
 BATCH_PIXELS = 1 << 21
 """Most pixels coded in one batch (about 2 MP: five Kodak photos)."""
+TUNED_DECODERS = 4
+"""Decoders with other weights (``with_decoder``) an autoencoder keeps built."""
+
+
+@dataclass(frozen=True, eq=False)
+class DecoderWeights:
+    """Weights for a VAE's decoder: ``stock + blend * (tuned - stock)``, per tensor of
+    the decoder's state (a collection model's tuned decoder, at the blend its quality
+    asks for)."""
+
+    key: str
+    """Names ``tuned`` (a digest of the model that holds it), for caching."""
+    tuned: Mapping[str, np.ndarray]
+    blend: float
+    """0: the stock decoder; 1: the tuned one."""
 
 
 def _batches(keys: Sequence[tuple[int, ...]], batch_size: int, max_pixels: int) -> Iterator[list[int]]:
@@ -70,9 +88,44 @@ class LatentAutoencoder:
         """Images with a side over this many pixels are coded in tiles of about this side."""
         self.margin = TILE_MARGIN
         """Context each tile sees beyond its core, in image pixels (a multiple of the stride)."""
+        self._decoders: OrderedDict[tuple[str, float], LatentAutoencoder] = OrderedDict()
+        self._decoders_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"LatentAutoencoder({self.vae_id!r}, stride={self.stride}, channels={self.latent_channels})"
+
+    def with_decoder(self, weights: DecoderWeights | None) -> LatentAutoencoder:
+        """This autoencoder with its decoder's weights set by ``weights`` (itself for
+        ``None`` or a blend of 0); ``ValueError`` if they do not fit this decoder. The
+        last ``TUNED_DECODERS`` are kept built."""
+        if weights is None or weights.blend == 0:
+            return self
+        key = (weights.key, float(weights.blend))
+        with self._decoders_lock:
+            if key in self._decoders:
+                self._decoders.move_to_end(key)
+                return self._decoders[key]
+        stock = self.vae.decoder.state_dict()
+        if set(weights.tuned) != set(stock):
+            raise ValueError(f"decoder weights of {len(weights.tuned)} tensors do not fit {self.vae_id}'s decoder "
+                             f"({len(stock)} tensors, other names)")  # fmt: skip
+        state = {}
+        for name, value in stock.items():
+            tuned = weights.tuned[name]
+            if tuned.shape != tuple(value.shape):
+                raise ValueError(
+                    f"decoder weight {name} has shape {tuned.shape}, {self.vae_id}'s has {tuple(value.shape)}"
+                )
+            state[name] = value + weights.blend * (torch.from_numpy(np.asarray(tuned, np.float32)).to(value) - value)
+        vae = copy.deepcopy(self.vae)
+        vae.decoder.load_state_dict(state)
+        tuned_vae = LatentAutoencoder(vae, self.vae_id, str(self.device))
+        tuned_vae.tile, tuned_vae.margin = self.tile, self.margin
+        with self._decoders_lock:
+            self._decoders[key] = tuned_vae
+            while len(self._decoders) > TUNED_DECODERS:
+                self._decoders.popitem(last=False)
+        return tuned_vae
 
     def latent_size(self, width: int, height: int) -> tuple[int, int]:
         """Latent (width, height) for an image of the given size."""

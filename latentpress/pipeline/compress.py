@@ -197,7 +197,8 @@ class Compressor:
             return decoded
         from latentpress.pipeline.decode import latent_pixels
 
-        return latent_pixels(decoded, self.vae_name, self.vae_id, (item.width, item.height))
+        weights = self.codec.vae_decoder(payload, context)
+        return latent_pixels(decoded, self.vae_name, self.vae_id, (item.width, item.height), item.image_id, weights)
 
     def outcome(self, item: Item, cached: bool = False) -> Outcome:
         return Outcome(item.image_id, self.config.key, "ok", cached=cached)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -13,6 +14,9 @@ from latentpress.infra.container import Container, ContainerError
 from latentpress.infra.images import pixel_limit
 from latentpress.infra.layout import ArchiveLayout, unpack_image, unpack_model
 from latentpress.pipeline.outcomes import describe
+
+if TYPE_CHECKING:
+    from latentpress.models.vae import DecoderWeights
 
 
 @lru_cache(maxsize=4)
@@ -108,17 +112,29 @@ def decode_container(
         raise CodecError(f"{source}: {container.codec} payload does not decode: {describe(exc)}") from exc
     if codec.domain == "pixels":
         return decoded, container
-    return latent_pixels(decoded, vae_name, container.vae_id, (container.width, container.height), source), container
+    size = (container.width, container.height)
+    weights = codec.vae_decoder(container.sections["payload"], context)
+    return latent_pixels(decoded, vae_name, container.vae_id, size, source, weights), container
 
 
 def latent_pixels(
-    latent: np.ndarray, vae_name: str, vae_id: str, size: tuple[int, int], source: str = ""
+    latent: np.ndarray,
+    vae_name: str,
+    vae_id: str,
+    size: tuple[int, int],
+    source: str = "",
+    weights: DecoderWeights | None = None,
 ) -> np.ndarray:
     """Pixels (H, W, 3) uint8 of a decoded latent of VAE ``vae_id``, through the VAE
-    decoder ``vae_name`` (``ContainerError`` if that is another VAE), cropped to ``size``."""
+    decoder ``vae_name`` (``ContainerError`` if that is another VAE) with ``weights``
+    where the codec gives its own, cropped to ``size``."""
     from latentpress.models.vae import load_vae
 
     vae = load_vae(vae_name)
     if vae.vae_id != vae_id:
         raise ContainerError(f"{source}: latent of VAE {vae_id!r}, but {vae.vae_id!r} was given")
-    return vae.decode([latent], [size])[0]
+    try:
+        decoder = vae.with_decoder(weights)
+    except ValueError as exc:
+        raise ContainerError(f"{source}: the model's decoder does not fit VAE {vae_id!r}: {exc}") from None
+    return decoder.decode([latent], [size])[0]

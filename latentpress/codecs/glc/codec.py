@@ -3,13 +3,15 @@ collection model.
 
 Encoding: the analysis transform maps the VAE latent to ``y``, scaled by ``q_enc`` of
 the quality, and :mod:`.coder` codes it with the model's entropy model. Decoding
-mirrors it, then unscales by ``q_dec`` and runs the synthesis transform. Loaded
-models are cached per process.
+mirrors it, then unscales by ``q_dec`` and runs the synthesis transform; a model
+with a tuned VAE decoder (``decoder_steps``) has the pipeline draw the latent with it
+(``vae_decoder``). Loaded models are cached per process.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -18,6 +20,7 @@ import torch.nn.functional as F
 from latentpress.codecs import entropy
 from latentpress.codecs.base import CodecError, CodecInput, CollectionModelCodec, DecodeContext
 from latentpress.codecs.glc import bitstream
+from latentpress.codecs.glc.decoder_tuning import DecoderStage, tune_decoder, usable
 from latentpress.codecs.glc.model import GlcModel
 from latentpress.codecs.glc.params import GlcParams
 from latentpress.codecs.glc.perceptual import PerceptualStage, finetune
@@ -26,6 +29,12 @@ from latentpress.codecs.hyperprior.coder import ONE, PriorCoder
 from latentpress.codecs.hyperprior.latents import MAX_VALUES, checked_latent, training_latents
 from latentpress.codecs.model_cache import ModelCache
 from latentpress.config import get_settings
+
+if TYPE_CHECKING:
+    from latentpress.models.vae import DecoderWeights
+
+DECODER_PHOTOS = 32
+"""Training photos whose pixels the decoder tuning reads (the first ones)."""
 
 
 class Glc(CollectionModelCodec):
@@ -43,21 +52,34 @@ class Glc(CollectionModelCodec):
         arch = params.architecture(latents[0].shape[0])
         training = params.training(steps)
         device = get_settings().device
-        total = training.steps + params.perceptual_steps
-        model = train(latents, arch, training, device, progress, total_steps=total, vae_name=items[0].vae_id or "")
-        if params.perceptual_steps:
+        total = training.steps + params.perceptual_steps + params.decoder_steps
+        vae_name = items[0].vae_id or ""
+        model = train(latents, arch, training, device, progress, total_steps=total, vae_name=vae_name)
 
+        def reporter(before: int, phase: str) -> Callable[[int, float, float], None]:
             def report(step: int, lpips: float, mse: float) -> None:
                 if progress is not None:
-                    progress(
-                        TrainingStatus(
-                            training.steps + step, total, mse + lpips, float("nan"), mse, "perceptual", lpips
-                        )
-                    )
+                    progress(TrainingStatus(before + step, total, mse + lpips, float("nan"), mse, phase, lpips=lpips))
 
-            finetune(model, latents, items[0].vae_id or "", PerceptualStage(params.perceptual_steps), device, report)
-        record = bitstream.ModelRecord(arch, items[0].vae_id or "", len(items), total)
-        return bitstream.pack_model(model.cpu(), record)
+            return report
+
+        if params.perceptual_steps:
+            stage = PerceptualStage(params.perceptual_steps)
+            finetune(model, latents, vae_name, stage, device, reporter(training.steps, "perceptual"))
+        decoder = None
+        if params.decoder_steps:
+            pairs = [(z, item.image) for z, item in zip(latents, items, strict=True) if item.image is not None]
+            if not pairs:
+                raise CodecError("glc decoder tuning needs the pixels of its training photos")
+            if usable(pairs):  # else (only photos too small to measure) the stock decoder stays
+                stage = DecoderStage(params.decoder_steps)
+                report = reporter(training.steps + params.perceptual_steps, "decoder")
+                decoder = tune_decoder(model, usable(pairs)[:DECODER_PHOTOS], vae_name, stage, device, report)
+        record = bitstream.ModelRecord(arch, vae_name, len(items), total)
+        return bitstream.pack_model(model.cpu(), record, decoder.arrays() if decoder else None)
+
+    def training_pixels(self, params: GlcParams) -> int:
+        return DECODER_PHOTOS if params.decoder_steps else 0
 
     def encode(self, item: CodecInput, params: GlcParams, model: bytes) -> bytes:
         params.validate()
@@ -78,14 +100,29 @@ class Glc(CollectionModelCodec):
             raise CodecError(f"glc latent {height}x{width} is larger than the image {context.height}x{context.width}")
         return load_model(context.shared_model).decode(quality, height, width, stream)
 
+    def vae_decoder(self, data: bytes, context: DecodeContext) -> DecoderWeights | None:
+        if context.shared_model is None:
+            return None
+        return load_model(context.shared_model).decoder_weights(bitstream.unpack_payload(data)[0])
+
 
 class LoadedModel:
     """A model ready to code: its float transforms and its exact entropy model."""
 
-    def __init__(self, model: GlcModel) -> None:
+    def __init__(self, model: GlcModel, decoder: bitstream.TunedDecoder | None = None) -> None:
         self.model = model
         self.coder = PriorCoder(model)
         self.stride = model.arch.stride
+        self.decoder = decoder
+        self.decoder_key = bitstream.weights_key(decoder.tuned) if decoder else ""
+
+    def decoder_weights(self, quality: float) -> DecoderWeights | None:
+        """The VAE decoder's weights for a payload at ``quality`` (``None``: the stock decoder)."""
+        if self.decoder is None:
+            return None
+        from latentpress.models.vae import DecoderWeights
+
+        return DecoderWeights(self.decoder_key, self.decoder.tuned, self.decoder.blend(quality))
 
     def code_shape(self, height: int, width: int) -> tuple[int, int]:
         """(y height, y width) for a latent of this size."""
@@ -131,7 +168,12 @@ class LoadedModel:
         return np.ascontiguousarray(latent.numpy(), dtype=np.float32)
 
 
-_models: ModelCache[LoadedModel] = ModelCache(lambda data: LoadedModel(bitstream.unpack_model(data)[0]))
+def _load(data: bytes) -> LoadedModel:
+    model, _, decoder = bitstream.unpack_model(data)
+    return LoadedModel(model, decoder)
+
+
+_models: ModelCache[LoadedModel] = ModelCache(_load)
 
 
 def load_model(data: bytes) -> LoadedModel:

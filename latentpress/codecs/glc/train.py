@@ -75,6 +75,7 @@ class TrainingStatus:
     bpp: float
     """Estimated bits per image pixel of this step's crops (rate-distortion stage)."""
     mse: float
+    """The latent's mean squared error (the decoder stage: the pixels', in [-1, 1])."""
     stage: str = "rate-distortion"
     adversarial: float | None = None
     """The discriminator's loss at this step (with ``Training.adversarial``, once it learns)."""
@@ -86,7 +87,8 @@ class TrainingStatus:
     def summary(self) -> str:
         """The figures of this step, for a progress line."""
         if self.lpips is not None:
-            return f"{self.stage}, LPIPS {self.lpips:.4f}, latent MSE {self.mse:.4f}"
+            domain = "pixel" if self.stage == "decoder" else "latent"
+            return f"{self.stage}, LPIPS {self.lpips:.4f}, {domain} MSE {self.mse:.4f}"
         line = f"loss {self.loss:.4f}, about {self.bpp:.3f} bpp, latent MSE {self.mse:.4f}"
         if self.adversarial is not None:
             line += f", discriminator loss {self.adversarial:.3f}"

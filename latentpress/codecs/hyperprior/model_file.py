@@ -6,14 +6,16 @@ training record), then a safetensors blob of the state dict: everything as float
 except the exact networks (:mod:`.exact`), stored as integers (weights int16 in units
 of ``2**-WEIGHT_BITS``, biases int32 in units of ``2**-FRACTION``). No pickle:
 safetensors holds only named arrays, and every name, shape and value range is
-checked against a fresh model of the recorded architecture.
+checked against a fresh model of the recorded architecture. A codec may store more
+arrays beside its networks (glc's tuned VAE decoder), float16 under names that begin
+with ``EXTRA``; they are checked to be finite and handed back to it as they are.
 """
 
 from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
@@ -30,6 +32,8 @@ from latentpress.codecs.hyperprior.tables import FRACTION
 
 _MODEL_HEADER = struct.Struct("<HI")
 MAX_JSON = 1 << 16
+EXTRA = "extra/"
+"""Name prefix of the arrays a codec stores beside its networks."""
 
 
 Model = TypeVar("Model", bound=ContextPrior)
@@ -68,13 +72,20 @@ def state_arrays(model: ContextPrior) -> dict[str, np.ndarray]:
     return arrays
 
 
-def load_state_arrays(model: ContextPrior, blob: bytes, label: str) -> None:
-    """Load safetensors ``blob`` (as ``state_arrays`` wrote it) into ``model``, checking
-    every name, shape, dtype and value; ``CodecError`` naming ``label`` otherwise."""
+def load_state_arrays(model: ContextPrior, blob: bytes, label: str) -> dict[str, np.ndarray]:
+    """Load safetensors ``blob`` (as ``pack_model`` wrote it) into ``model``, checking
+    every name, shape, dtype and value, and return its extra arrays (float32, without
+    the prefix); ``CodecError`` naming ``label`` otherwise."""
     try:
         arrays = load_arrays(bytes(blob))
     except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
         raise CodecError(f"{label} model weights are malformed: {exc}") from None
+    extra = {}
+    for name in [name for name in arrays if name.startswith(EXTRA)]:
+        values = arrays.pop(name)
+        if values.dtype != np.float16 or not np.all(np.isfinite(values)):
+            raise CodecError(f"{label} model array {name} is not finite float16")
+        extra[name.removeprefix(EXTRA)] = values.astype(np.float32)
     expected = model.state_dict()
     if set(arrays) != set(expected):
         raise CodecError(
@@ -97,22 +108,27 @@ def load_state_arrays(model: ContextPrior, blob: bytes, label: str) -> None:
                 raise CodecError(f"{label} model weight {name} is not finite float16")
             state[name] = torch.from_numpy(values.astype(np.float32))
     model.load_state_dict(state)
+    return extra
 
 
-def pack_model(model: ContextPrior, record: ModelRecord) -> bytes:
-    """The model's bytes (its exact networks already on their grids)."""
+def pack_model(model: ContextPrior, record: ModelRecord, extra: Mapping[str, np.ndarray] | None = None) -> bytes:
+    """The model's bytes (its exact networks already on their grids), with ``extra``
+    arrays (stored float16 under ``EXTRA`` + their names) beside them."""
     header = json.dumps({"arch": asdict(record.arch), "vae_id": record.vae_id, "images": record.images,
                          "steps": record.steps}, sort_keys=True).encode()  # fmt: skip
-    return _MODEL_HEADER.pack(FORMAT_VERSION, len(header)) + header + save_arrays(state_arrays(model))
+    arrays = state_arrays(model)
+    arrays.update({EXTRA + name: np.asarray(values, np.float16) for name, values in (extra or {}).items()})
+    return _MODEL_HEADER.pack(FORMAT_VERSION, len(header)) + header + save_arrays(arrays)
 
 
 def unpack_model_as(
     data: bytes, label: str, architecture: Callable[[dict], Any], build: Callable[[Any], Model]
-) -> tuple[Model, ModelRecord]:
-    """A model written by ``pack_model`` (float32, eval mode) and its record: the
-    architecture parsed from the JSON by ``architecture`` (which raises ``ValueError``,
-    ``KeyError`` or ``TypeError`` when it is not one), the model made by ``build``;
-    ``CodecError`` naming ``label`` for anything else."""
+) -> tuple[Model, ModelRecord, dict[str, np.ndarray]]:
+    """A model written by ``pack_model`` (float32, eval mode), its record and its extra
+    arrays (by the names they were given): the architecture parsed from the JSON by
+    ``architecture`` (which raises ``ValueError``, ``KeyError`` or ``TypeError`` when it
+    is not one), the model made by ``build``; ``CodecError`` naming ``label`` for
+    anything else."""
     if len(data) < _MODEL_HEADER.size:
         raise CodecError(f"{label} model shorter than its header")
     version, length = _MODEL_HEADER.unpack_from(data)
@@ -128,5 +144,5 @@ def unpack_model_as(
     except (ValueError, KeyError, TypeError) as exc:
         raise CodecError(f"{label} model header is malformed: {exc}") from None
     model = build(arch)
-    load_state_arrays(model, data[_MODEL_HEADER.size + length :], label)
-    return model.eval().requires_grad_(False), record
+    extra = load_state_arrays(model, data[_MODEL_HEADER.size + length :], label)
+    return model.eval().requires_grad_(False), record, extra

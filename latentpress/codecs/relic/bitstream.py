@@ -69,7 +69,9 @@ def time_units(t: float) -> int:
 
 def unpack_model(data: bytes) -> tuple[RelicModel, ModelRecord]:
     """A model (float32, eval mode) and its record; ``CodecError`` for anything else."""
-    model, record = unpack_model_as(data, "relic", _architecture, RelicModel)
+    model, record, extra = unpack_model_as(data, "relic", _architecture, RelicModel)
+    if extra:
+        raise CodecError(f"relic model holds arrays relic does not use: {sorted(extra)[:3]}")
     if not bool((model.latent_std > 0).all()):
         raise CodecError("relic model latent statistics need std > 0")
     return model, record
