@@ -209,8 +209,7 @@ def train_models(vae, photos: dict[str, np.ndarray], preset: str, steps: int | N
     too (what ``glc`` trains), and their record: the same stages ``Glc.train`` runs,
     taken apart to measure what the perceptual stage buys."""
     from latentpress.codecs.glc import bitstream
-    from latentpress.codecs.glc.codec import DECODER_PHOTOS
-    from latentpress.codecs.glc.decoder_tuning import DecoderStage, tune_decoder
+    from latentpress.codecs.glc.decoder_tuning import DecoderStage, tune_on_collection
     from latentpress.codecs.glc.perceptual import PerceptualStage, finetune
     from latentpress.codecs.glc.train import train
 
@@ -245,16 +244,17 @@ def train_models(vae, photos: dict[str, np.ndarray], preset: str, steps: int | N
     decoder, decoder_seconds = None, 0.0
     if params.decoder_steps:
         start = time.perf_counter()
-        decoder = tune_decoder(
+        decoder = tune_on_collection(
             model,
-            list(zip(latents, photos.values(), strict=True))[:DECODER_PHOTOS],
+            latents,
+            list(photos.values()),
             vae.vae_id,
             DecoderStage(params.decoder_steps),
             "cpu",
             lambda step, lpips, mse: print(f"{vae.vae_id} decoder {step} lpips {lpips:.4f} mse {mse:.4f}", flush=True),
         )
         decoder_seconds = time.perf_counter() - start
-        print(f"{vae.vae_id} decoder blends {decoder.blends.tolist()}", flush=True)
+        print(f"{vae.vae_id} decoder blends {decoder.blends.tolist() if decoder else None}", flush=True)
     perceptual = bitstream.pack_model(model, record, decoder.arrays() if decoder else None)
     return perceptual, rate_distortion, {
         "bytes": len(perceptual), "train_seconds": rd_seconds + perceptual_seconds + decoder_seconds,

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from latentpress.codecs import entropy
 from latentpress.codecs.base import CodecError, CodecInput, CollectionModelCodec, DecodeContext
 from latentpress.codecs.glc import bitstream
-from latentpress.codecs.glc.decoder_tuning import DecoderStage, tune_decoder, usable
+from latentpress.codecs.glc.decoder_tuning import DECODER_PHOTOS, DecoderStage, tune_on_collection
 from latentpress.codecs.glc.model import GlcModel
 from latentpress.codecs.glc.params import GlcParams
 from latentpress.codecs.glc.perceptual import PerceptualStage, finetune
@@ -32,9 +32,6 @@ from latentpress.config import get_settings
 
 if TYPE_CHECKING:
     from latentpress.models.vae import DecoderWeights
-
-DECODER_PHOTOS = 32
-"""Training photos whose pixels the decoder tuning reads (the first ones)."""
 
 
 class Glc(CollectionModelCodec):
@@ -68,13 +65,10 @@ class Glc(CollectionModelCodec):
             finetune(model, latents, vae_name, stage, device, reporter(training.steps, "perceptual"))
         decoder = None
         if params.decoder_steps:
-            pairs = [(z, item.image) for z, item in zip(latents, items, strict=True) if item.image is not None]
-            if not pairs:
-                raise CodecError("glc decoder tuning needs the pixels of its training photos")
-            if usable(pairs):  # else (only photos too small to measure) the stock decoder stays
-                stage = DecoderStage(params.decoder_steps)
-                report = reporter(training.steps + params.perceptual_steps, "decoder")
-                decoder = tune_decoder(model, usable(pairs)[:DECODER_PHOTOS], vae_name, stage, device, report)
+            stage = DecoderStage(params.decoder_steps)
+            report = reporter(training.steps + params.perceptual_steps, "decoder")
+            images = [item.image for item in items]
+            decoder = tune_on_collection(model, latents, images, vae_name, stage, device, report)
         record = bitstream.ModelRecord(arch, vae_name, len(items), total)
         return bitstream.pack_model(model.cpu(), record, decoder.arrays() if decoder else None)
 

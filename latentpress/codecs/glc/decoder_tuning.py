@@ -28,6 +28,8 @@ BLEND_CHOICES = (0.0, 0.25, 0.5, 0.75, 1.0)
 """Blends of the tuning an anchor may decode with (0: the stock decoder)."""
 MIN_CROP = 32
 """Fewest pixels a side of a crop (what LPIPS needs)."""
+DECODER_PHOTOS = 32
+"""Training photos whose pixels the decoder tuning reads (the first ones)."""
 
 
 @dataclass(frozen=True)
@@ -133,9 +135,24 @@ def tune_decoder(
     return TunedDecoder(state, choose_blends(model, state, vae, judge))
 
 
-def usable(pairs: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The (latent, pixels) pairs of photos large enough to tune on (``MIN_CROP``)."""
-    return [(z, image) for z, image in pairs if min(image.shape[:2]) >= MIN_CROP]
+def tune_on_collection(
+    model: GlcModel,
+    latents: list[np.ndarray],
+    images: list[np.ndarray | None],
+    vae_name: str,
+    stage: DecoderStage,
+    device: str = "cpu",
+    progress: Callable[[int, float, float], None] | None = None,
+) -> TunedDecoder | None:
+    """``tune_decoder`` on the first ``DECODER_PHOTOS`` training photos whose pixels
+    are given (``images[i]`` for ``latents[i]``, ``None`` where not) and large enough to
+    measure (``MIN_CROP``); ``None`` (the stock decoder stays) when none is that large,
+    ``CodecError`` when no pixels are given at all."""
+    pairs = [(z, image) for z, image in zip(latents, images, strict=True) if image is not None]
+    if not pairs:
+        raise CodecError("glc decoder tuning needs the pixels of its training photos")
+    usable = [(z, image) for z, image in pairs if min(image.shape[:2]) >= MIN_CROP][:DECODER_PHOTOS]
+    return tune_decoder(model, usable, vae_name, stage, device, progress) if usable else None
 
 
 def split_for_judging(
