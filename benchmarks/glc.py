@@ -209,9 +209,10 @@ def train_models(vae, photos: dict[str, np.ndarray], preset: str, steps: int | N
     too (what ``glc`` trains), and their record: the same stages ``Glc.train`` runs,
     taken apart to measure what the perceptual stage buys."""
     from latentpress.codecs.glc import bitstream
-    from latentpress.codecs.glc.decoder_tuning import DecoderStage, tune_on_collection
+    from latentpress.codecs.glc.codec import decoding
     from latentpress.codecs.glc.perceptual import PerceptualStage, finetune
     from latentpress.codecs.glc.train import train
+    from latentpress.codecs.tuned_decoder import DecoderStage, tune_on_collection
 
     params = replace(get_codec("glc").params(preset), **changes)
     start = time.perf_counter()
@@ -245,7 +246,7 @@ def train_models(vae, photos: dict[str, np.ndarray], preset: str, steps: int | N
     if params.decoder_steps:
         start = time.perf_counter()
         decoder = tune_on_collection(
-            model,
+            decoding(model),
             latents,
             list(photos.values()),
             vae.vae_id,

@@ -15,7 +15,11 @@ kodim06 at full size for evaluation. For each VAE, in its own process:
    picked by hand (``DECODE_STEPS``). Each point: bpp against LPIPS, DISTS, PSNR.
 2. The t sweep: two photos at three qualities, the same code decoded from hand-set
    times; where the predicted t falls among them.
-3. ``relic-t0``: the same payloads with t forced to 0 (no denoising).
+3. ``relic-t0``: the same payloads with t forced to 0 (no denoising), drawn with the
+   stock VAE decoder; and, for a model with a tuned VAE decoder (``--set
+   decoder_steps=N``), ``relic-stock-decoder``: the codec's payloads drawn with the
+   stock decoder, what the tuning buys. ``relic`` and the t sweep draw as the codec
+   does.
 
 Reported: payload bpp, metrics, encode and decode seconds besides the VAE, training
 time, BD-rates (LPIPS, DISTS) against latent-q and latent-q+denoise, and issue #12's
@@ -176,11 +180,11 @@ def fit_time(vae, model: bytes, params) -> tuple[bytes, str]:
 
     photos, names = time_fit_photos(params)
     held_out = [photos[name] for name in names]
-    relic, record = bitstream.unpack_model(model)
+    relic, record, decoder = bitstream.unpack_model(model)
     fit = params.training().time_fit
     report = fit_stage(LoadedModel(relic), [(p, vae.encode([p])[0]) for p in held_out], vae.vae_id, fit)
     print(f"{vae.vae_id} time fit: {report.summary()}", flush=True)
-    return bitstream.pack_model(relic, record), report.summary()
+    return bitstream.pack_model(relic, record, decoder.arrays() if decoder else None), report.summary()
 
 
 def time_fit_photos(params) -> tuple[dict[str, np.ndarray], list[str]]:
@@ -200,11 +204,13 @@ def held_out_first(photos: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def relic_rows(vae, model: bytes, params, images: dict, latents: dict) -> list[dict]:
-    """``relic`` (through the codec, so with ``params``' time search) and ``relic-t0``
-    (the same code, not denoised) at every quality."""
+    """``relic`` (through the codec, so with ``params``' time search, drawn with the
+    model's tuned VAE decoder if it has one), ``relic-stock-decoder`` (the same
+    payloads drawn with the stock decoder; models with a tuned one only) and
+    ``relic-t0`` (the same code, not denoised, stock decoder) at every quality."""
     from latentpress.codecs.relic.codec import load_model
 
-    loaded, rows = load_model(model), []
+    loaded, rows, codec = load_model(model), [], get_codec("relic")
     for name, image in images.items():
         h, w = image.shape[:2]
         for q in QUALITIES:
@@ -212,11 +218,17 @@ def relic_rows(vae, model: bytes, params, images: dict, latents: dict) -> list[d
             data = relic_payload(vae, model, params, name, image, latents[name], q)
             encode_s = time.perf_counter() - start
             start = time.perf_counter()
-            latent = get_codec("relic").decode(data, DecodeContext(w, h, vae.vae_id, model))
+            context = DecodeContext(w, h, vae.vae_id, model)
+            latent = codec.decode(data, context)
             decode_s = time.perf_counter() - start
             t = loaded.decoded(data)[0].time
-            rows.append({**measure(name, image, "relic", vae.vae_id, q, len(data), vae.decode([latent], [(w, h)])[0],
-                                   encode_s, decode_s), "t": t})  # fmt: skip
+            weights = codec.vae_decoder(data, context)
+            drawn = vae.with_decoder(weights).decode([latent], [(w, h)])[0]
+            rows.append({**measure(name, image, "relic", vae.vae_id, q, len(data), drawn, encode_s, decode_s),
+                         "t": t, "decoder_blend": weights.blend if weights else 0.0})  # fmt: skip
+            if weights is not None:
+                rows.append({**measure(name, image, "relic-stock-decoder", vae.vae_id, q, len(data),
+                                       vae.decode([latent], [(w, h)])[0], encode_s, decode_s), "t": t})  # fmt: skip
             plain = loaded.encode(latents[name], q, t=0.0)
             latent = loaded.decode(plain)
             rows.append({**measure(name, image, "relic-t0", vae.vae_id, q, len(plain),
@@ -278,9 +290,10 @@ def sweep_rows(vae, model: bytes, params, images: dict, latents: dict) -> list[d
         image, h, w = images[name], *images[name].shape[:2]
         for q in SWEEP_QUALITIES:
             predicted = loaded.decoded(relic_payload(vae, model, params, name, image, latents[name], q))[0].time
+            drawer = vae.with_decoder(loaded.decoder_weights(q))  # as the codec draws it
             for t, is_predicted in [*((t, False) for t in SWEEP_TIMES), (predicted, True)]:
                 latent = loaded.decode(loaded.encode(latents[name], q, t=t))
-                metrics = compute_metrics(image, vae.decode([latent], [(w, h)])[0])
+                metrics = compute_metrics(image, drawer.decode([latent], [(w, h)])[0])
                 rows.append({"vae": vae.vae_id, "image": name, "quality": q, "t": t, "predicted": is_predicted,
                              "lpips": metrics["lpips"], "dists": metrics["dists"]})  # fmt: skip
     return rows
@@ -290,7 +303,10 @@ def bd_rates(rows: list[dict]) -> list[dict]:
     out = []
     for vae in sorted({r["vae"] for r in rows if r["codec"] == "relic"}):
         test = curve(rows, "relic", vae)
-        for anchor in ("latent-q", "latent-q+denoise", "relic-t0"):
+        anchors = ["latent-q", "latent-q+denoise", "relic-t0"]
+        if any(r["codec"] == "relic-stock-decoder" and r["vae"] == vae for r in rows):
+            anchors.append("relic-stock-decoder")
+        for anchor in anchors:
             ref = curve(rows, anchor, vae)
             entry = {"relic": vae, "anchor": f"{anchor} ({vae})"}
             for index, metric in ((1, "lpips"), (2, "dists")):

@@ -15,13 +15,9 @@ from pipeline_fixtures import real_crops
 from latentpress.codecs import CodecInput, DecodeContext, get_codec
 from latentpress.codecs.base import CodecError
 from latentpress.codecs.glc import bitstream
-from latentpress.codecs.glc.decoder_tuning import (
-    BLEND_CHOICES,
-    DecoderStage,
-    decoded_latents,
-    split_for_judging,
-    tune_decoder,
-)
+from latentpress.codecs.glc.codec import decoding
+from latentpress.codecs.tuned_decoder import BLEND_CHOICES, DecoderStage, split_for_judging, tune_decoder
+from latentpress.codecs.tuned_decoder.stored import BLENDS
 from latentpress.infra.container import ContainerError
 from latentpress.models.metrics import compute_metrics
 from latentpress.models.vae import DecoderWeights, load_vae
@@ -55,16 +51,16 @@ def test_tuning_brings_the_decoder_closer_to_the_photos(items: list[CodecInput],
     model = bitstream.unpack_model(plain_model)[0]
     pairs = [(item.latent, item.image) for item in items]
     stage = DecoderStage(steps=30, crop=8, batch_size=4, judge_crops=2, judge_crop=8)
-    decoder = tune_decoder(model, pairs, "taesd", stage)
+    decoder = tune_decoder(decoding(model), pairs, "taesd", stage)
     vae = load_vae("taesd")
     assert set(decoder.tuned) == set(vae.vae.decoder.state_dict())
     assert set(decoder.blends.tolist()) <= set(BLEND_CHOICES)
-    tuned = vae.with_decoder(DecoderWeights(bitstream.weights_key(decoder.tuned), decoder.tuned, 1.0))
+    tuned = vae.with_decoder(DecoderWeights(decoder.key(), decoder.tuned, 1.0))
     train_pairs, _ = split_for_judging(pairs)
     before, after = [], []
     for latent, image in train_pairs:  # the photos it was tuned on, at the lowest quality
         with torch.no_grad():
-            decoded = decoded_latents(model, torch.from_numpy(latent)[None], torch.tensor([1.0]))[0].numpy()
+            decoded = decoding(model)(torch.from_numpy(latent)[None], torch.tensor([1.0]))[0].numpy()
         before.append(compute_metrics(image, vae.decode([decoded], [(96, 96)])[0])["lpips"])
         after.append(compute_metrics(image, tuned.decode([decoded], [(96, 96)])[0])["lpips"])
     assert np.mean(after) < np.mean(before) - 0.01
@@ -101,7 +97,7 @@ def test_foreign_decoder_arrays_are_refused(tuned_model: bytes) -> None:
     bogus = bitstream.pack_model(model, record, {**decoder.arrays(), "bogus": np.zeros(3)})
     with pytest.raises(CodecError, match="extra arrays glc does not write"):
         bitstream.unpack_model(bogus)
-    bad_blends = bitstream.pack_model(model, record, {**decoder.arrays(), bitstream.BLENDS: np.full(4, 2.0)})
+    bad_blends = bitstream.pack_model(model, record, {**decoder.arrays(), BLENDS: np.full(4, 2.0)})
     with pytest.raises(CodecError, match="blends must be 4 values in"):
         bitstream.unpack_model(bad_blends)
     name = sorted(decoder.tuned)[0]

@@ -20,7 +20,6 @@ import torch.nn.functional as F
 from latentpress.codecs import entropy
 from latentpress.codecs.base import CodecError, CodecInput, CollectionModelCodec, DecodeContext
 from latentpress.codecs.glc import bitstream
-from latentpress.codecs.glc.decoder_tuning import DECODER_PHOTOS, DecoderStage, tune_on_collection
 from latentpress.codecs.glc.model import GlcModel
 from latentpress.codecs.glc.params import GlcParams
 from latentpress.codecs.glc.perceptual import PerceptualStage, finetune
@@ -28,6 +27,7 @@ from latentpress.codecs.glc.train import TrainingStatus, train
 from latentpress.codecs.hyperprior.coder import ONE, PriorCoder
 from latentpress.codecs.hyperprior.latents import MAX_VALUES, checked_latent, training_latents
 from latentpress.codecs.model_cache import ModelCache
+from latentpress.codecs.tuned_decoder import DECODER_PHOTOS, DecoderStage, TunedDecoder, tune_on_collection
 from latentpress.config import get_settings
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ class Glc(CollectionModelCodec):
             stage = DecoderStage(params.decoder_steps)
             report = reporter(training.steps + params.perceptual_steps, "decoder")
             images = [item.image for item in items]
-            decoder = tune_on_collection(model, latents, images, vae_name, stage, device, report)
+            decoder = tune_on_collection(decoding(model), latents, images, vae_name, stage, device, report)
         record = bitstream.ModelRecord(arch, vae_name, len(items), total)
         return bitstream.pack_model(model.cpu(), record, decoder.arrays() if decoder else None)
 
@@ -103,12 +103,12 @@ class Glc(CollectionModelCodec):
 class LoadedModel:
     """A model ready to code: its float transforms and its exact entropy model."""
 
-    def __init__(self, model: GlcModel, decoder: bitstream.TunedDecoder | None = None) -> None:
+    def __init__(self, model: GlcModel, decoder: TunedDecoder | None = None) -> None:
         self.model = model
         self.coder = PriorCoder(model)
         self.stride = model.arch.stride
         self.decoder = decoder
-        self.decoder_key = bitstream.weights_key(decoder.tuned) if decoder else ""
+        self.decoder_key = decoder.key() if decoder else ""
 
     def decoder_weights(self, quality: float) -> DecoderWeights | None:
         """The VAE decoder's weights for a payload at ``quality`` (``None``: the stock decoder)."""
@@ -160,6 +160,12 @@ class LoadedModel:
         y_hat = (decoded / ONE).float() * q_dec
         latent = self.model.synthesis(y_hat)[0, :, :height, :width]
         return np.ascontiguousarray(latent.numpy(), dtype=np.float32)
+
+
+def decoding(model: GlcModel) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """What glc's decoder gives for latents at qualities (the rounded code through the
+    synthesis): what its VAE decoder is tuned to draw."""
+    return lambda latents, quality: model(latents, quality, rounding=True)[0]
 
 
 def _load(data: bytes) -> LoadedModel:

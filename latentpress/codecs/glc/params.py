@@ -112,7 +112,7 @@ class GlcParams:
     """Drift beyond which training refreshes the latent distance (``Training``)."""
     decoder_steps: int = field(default=0, metadata={ADDED: "0.7.0"})
     """Steps of a last stage that tunes the VAE decoder on the collection's photos and
-    stores it in the model (:mod:`.decoder_tuning`); 0: the stock decoder draws every image."""
+    stores it in the model (:mod:`latentpress.codecs.tuned_decoder`); 0: the stock decoder draws every image."""
 
     def architecture(self, latent_channels: int) -> Architecture:
         arch = Architecture(latent_channels, self.channels, self.hyper_channels, self.context_channels, self.blocks,

@@ -2,7 +2,10 @@
 
 Model: the hyperprior package's model file
 (:mod:`latentpress.codecs.hyperprior.model_file`) holding the denoiser, the parameter
-network, the entropy model and the latent statistics.
+network, the entropy model and the latent statistics; a model trained with
+``decoder_steps`` also holds, as extra arrays, its VAE decoder tuned on the collection
+and the share of the tuning each quality decodes with
+(:mod:`latentpress.codecs.tuned_decoder.stored`).
 
 Payload: version u8, quality f32, latent height u16 and width u16, the time ``t`` in
 thousandths u16, then the side information, C log2 scales (int8, sixteenths) and C
@@ -22,6 +25,7 @@ from latentpress.codecs.hyperprior.model_file import ModelRecord, pack_model, un
 from latentpress.codecs.relic import schedule
 from latentpress.codecs.relic.model import RelicModel
 from latentpress.codecs.relic.params import QUALITY_RANGE, Architecture
+from latentpress.codecs.tuned_decoder import TunedDecoder
 
 PAYLOAD_VERSION = 1
 PAYLOAD_HEADER = struct.Struct("<BfHHH")
@@ -67,14 +71,14 @@ def time_units(t: float) -> int:
     return int(np.clip(round(t * T_UNITS), 0, round(schedule.T_MAX * T_UNITS)))
 
 
-def unpack_model(data: bytes) -> tuple[RelicModel, ModelRecord]:
-    """A model (float32, eval mode) and its record; ``CodecError`` for anything else."""
+def unpack_model(data: bytes) -> tuple[RelicModel, ModelRecord, TunedDecoder | None]:
+    """A model (float32, eval mode), its record and its tuned VAE decoder if it has
+    one; ``CodecError`` for anything else."""
     model, record, extra = unpack_model_as(data, "relic", _architecture, RelicModel)
-    if extra:
-        raise CodecError(f"relic model holds arrays relic does not use: {sorted(extra)[:3]}")
+    decoder = TunedDecoder.from_arrays(extra, "relic")
     if not bool((model.latent_std > 0).all()):
         raise CodecError("relic model latent statistics need std > 0")
-    return model, record
+    return model, record, decoder
 
 
 def _architecture(fields: dict) -> Architecture:

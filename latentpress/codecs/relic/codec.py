@@ -10,7 +10,9 @@ model's denoiser (window by window on large latents), then undoes the normalisat
 With ``time_search`` ``"distance"`` or ``"pixels"`` the encoder replaces the predicted
 ``t`` by the time whose decoded latent is closest to the original by the latent
 perceptual distance, or by pixel LPIPS plus DISTS (:mod:`.time_search`); decoders read
-``t`` from the payload either way. Loaded models are cached per process.
+``t`` from the payload either way. A model with a tuned VAE decoder (``decoder_steps``)
+has the pipeline draw the latent with it (``vae_decoder``), and the search by pixels
+judges with it. Loaded models are cached per process.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import replace
 from itertools import pairwise
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -35,8 +38,18 @@ from latentpress.codecs.relic.params import DECODE_STEPS, RelicParams
 from latentpress.codecs.relic.time_fit import fit_stage
 from latentpress.codecs.relic.time_search import TimeSearch, best_time, by_distance, by_pixels
 from latentpress.codecs.relic.train import TrainingStatus, train
+from latentpress.codecs.tuned_decoder import (
+    DECODER_PHOTOS,
+    DecoderStage,
+    Decoding,
+    TunedDecoder,
+    tune_on_collection,
+)
 from latentpress.config import get_settings
 from latentpress.models.tiling import windows
+
+if TYPE_CHECKING:
+    from latentpress.models.vae import DecoderWeights
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +78,8 @@ class Relic(CollectionModelCodec):
         vae_name = items[0].vae_id or ""
         held_out = held_out_photos(items, training.time_fit.photos)
         kept = [z for n, z in enumerate(latents) if n not in held_out]
-        model = train(kept, arch, training, get_settings().device, progress, vae_name=vae_name)
+        device = get_settings().device
+        model = train(kept, arch, training, device, progress, vae_name=vae_name)
         if held_out:
 
             def measured(done: int, total: int) -> None:
@@ -75,9 +89,19 @@ class Relic(CollectionModelCodec):
             photos = [(items[n].image, latents[n]) for n in held_out]
             report = fit_stage(LoadedModel(model), photos, vae_name, training.time_fit, measured)
             log.info("relic time fit on %d held-out photos: %s", len(photos), report.summary())
+        decoder = None
+        if params.decoder_steps:
+
+            def tuned(step: int, lpips: float, mse: float) -> None:
+                if progress is not None:
+                    progress(TrainingStatus(step, params.decoder_steps, "decoder", lpips))
+
+            images = [item.image for item in items]
+            decoder = tune_on_collection(decoding(LoadedModel(model)), latents, images, vae_name,
+                                         DecoderStage(params.decoder_steps), device, tuned)  # fmt: skip
         record = bitstream.ModelRecord(arch, vae_name, len(items),
                                        training.denoiser_steps + training.coder_steps)  # fmt: skip
-        return bitstream.pack_model(model, record)
+        return bitstream.pack_model(model, record, decoder.arrays() if decoder else None)
 
     def encode(self, item: CodecInput, params: RelicParams, model: bytes) -> bytes:
         params.validate()
@@ -87,10 +111,12 @@ class Relic(CollectionModelCodec):
             raise CodecError(
                 f"relic model takes {loaded.channels}-channel latents, image {item.image_id} has {latent.shape[0]}"
             )
-        return loaded.encode(latent, float(np.float32(params.quality)), search=time_search(item, params.time_search))
+        quality = float(np.float32(params.quality))
+        search = time_search(item, params.time_search, loaded.decoder_weights(quality))
+        return loaded.encode(latent, quality, search=search)
 
     def training_pixels(self, params: RelicParams) -> int:
-        return params.time_fit_photos
+        return max(params.time_fit_photos, DECODER_PHOTOS if params.decoder_steps else 0)
 
     def reads_pixels(self, params: RelicParams) -> bool:
         return params.time_search == "pixels"
@@ -104,14 +130,31 @@ class Relic(CollectionModelCodec):
             raise CodecError(f"relic latent {height}x{width} is larger than the image {context.height}x{context.width}")
         return loaded.decode(data)
 
+    def vae_decoder(self, data: bytes, context: DecodeContext) -> DecoderWeights | None:
+        if context.shared_model is None:
+            return None
+        loaded = load_model(context.shared_model)
+        return loaded.decoder_weights(bitstream.unpack_payload(data, loaded.channels)[0])
+
 
 class LoadedModel:
-    """A model ready to code: its parameter network and denoiser, and its exact entropy model."""
+    """A model ready to code: its parameter network and denoiser, its exact entropy
+    model, and its tuned VAE decoder if it has one."""
 
-    def __init__(self, model: RelicModel) -> None:
+    def __init__(self, model: RelicModel, decoder: TunedDecoder | None = None) -> None:
         self.model = model
         self.coder = PriorCoder(model)
         self.channels = model.arch.latent_channels
+        self.decoder = decoder
+        self.decoder_key = decoder.key() if decoder else ""
+
+    def decoder_weights(self, quality: float) -> DecoderWeights | None:
+        """The VAE decoder's weights for a payload at ``quality`` (``None``: the stock decoder)."""
+        if self.decoder is None:
+            return None
+        from latentpress.models.vae import DecoderWeights
+
+        return DecoderWeights(self.decoder_key, self.decoder.tuned, self.decoder.blend(quality))
 
     @torch.inference_mode()
     def side_info(self, latent: np.ndarray, quality: float) -> SideInfo:
@@ -164,6 +207,13 @@ class LoadedModel:
     def decode(self, data: bytes) -> np.ndarray:
         """The (C, h, w) latent of a payload."""
         side, y_hat = self.decoded(data)
+        return self.to_latent(self.denoise(y_hat, side.time))
+
+    def reconstruct(self, latent: np.ndarray, quality: float) -> np.ndarray:
+        """The latent a decoder of ``encode(latent, quality)`` gives (the predicted
+        time), computed by the encoder."""
+        payload, y_hat = self.code(latent, quality)
+        side = bitstream.unpack_payload(payload, self.channels)[3]
         return self.to_latent(self.denoise(y_hat, side.time))
 
     @staticmethod
@@ -224,9 +274,21 @@ def held_out_photos(items: list[CodecInput], wanted: int) -> list[int]:
     return held_out
 
 
-def time_search(item: CodecInput, how: str) -> TimeSearch | None:
+def decoding(loaded: LoadedModel) -> Decoding:
+    """What relic's decoder gives for latents at qualities, crop by crop (each coded
+    and denoised from its predicted time): what its VAE decoder is tuned to draw."""
+
+    def decode(latents: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
+        decoded = [loaded.reconstruct(z.cpu().numpy(), float(q)) for z, q in zip(latents, quality, strict=True)]
+        return torch.from_numpy(np.stack(decoded)).to(latents.device)
+
+    return decode
+
+
+def time_search(item: CodecInput, how: str, weights: DecoderWeights | None = None) -> TimeSearch | None:
     """The encoder's search for the time of ``item`` (``RelicParams.time_search``); None
-    for the predicted time. ``CodecError`` where the image or its VAE cannot have one;
+    for the predicted time; by pixels, drawn with the decoder ``weights`` give (the
+    stock one for ``None``). ``CodecError`` where the image or its VAE cannot have one;
     a VAE or weights file that cannot be read now (``OSError``) is left to propagate,
     so the image is retried rather than refused."""
     if how == "predicted":
@@ -238,12 +300,17 @@ def time_search(item: CodecInput, how: str) -> TimeSearch | None:
             return by_distance(checked_latent(item, "relic"), item.vae_id)
         if item.image is None:
             raise CodecError(f"relic's time search by pixels needs image {item.image_id}'s pixels")
-        return by_pixels(item.image, item.vae_id)
+        return by_pixels(item.image, item.vae_id, weights)
     except ValueError as exc:  # LatentDistanceError among them
         raise CodecError(f"relic's time search for image {item.image_id}: {exc}") from None
 
 
-_models: ModelCache[LoadedModel] = ModelCache(lambda data: LoadedModel(bitstream.unpack_model(data)[0]))
+def _load(data: bytes) -> LoadedModel:
+    model, _, decoder = bitstream.unpack_model(data)
+    return LoadedModel(model, decoder)
+
+
+_models: ModelCache[LoadedModel] = ModelCache(_load)
 
 
 def load_model(data: bytes) -> LoadedModel:

@@ -138,6 +138,10 @@ class RelicParams:
     denoisings of the latent per image) or ``pixels`` (by pixel LPIPS plus DISTS
     against the original; at most 7 denoisings, VAE decodings and measurements),
     :mod:`.time_search`."""
+    decoder_steps: int = field(default=0, metadata={ADDED: "0.8.0"})
+    """Steps of a last stage that tunes the VAE decoder on the collection's photos to
+    draw relic's decoded latents, stored in the model
+    (:mod:`latentpress.codecs.tuned_decoder`); 0: the stock decoder draws every image."""
 
     def architecture(self, latent_channels: int) -> Architecture:
         return Architecture(latent_channels, tuple(self.unet_channels), tuple(self.parameter_channels),
@@ -164,6 +168,8 @@ class RelicParams:
             raise CodecError(str(exc)) from None
         if min(self.denoiser_steps, self.coder_steps, self.batch_size, self.sample) < 1:
             raise CodecError("relic needs denoiser_steps, coder_steps, batch_size and sample >= 1")
+        if not (isinstance(self.decoder_steps, int) and self.decoder_steps >= 0):
+            raise CodecError(f"relic decoder_steps must be a count >= 0, got {self.decoder_steps!r}")
         if not (isinstance(self.time_fit_photos, int) and self.time_fit_photos >= 0):
             raise CodecError(f"relic time_fit_photos must be a count >= 0, got {self.time_fit_photos!r}")
         check_loss_weights("relic", self, ("latent_perceptual", "distance_refresh"))

@@ -34,6 +34,7 @@ from latentpress.models.tiling import Window, spread_windows, windows
 
 if TYPE_CHECKING:
     from latentpress.models.metrics import KeepBudget
+    from latentpress.models.vae import DecoderWeights
 
 COARSE_TIMES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
 """Times the latent distance tries first. Best times measured by hand on Kodak photos
@@ -108,14 +109,14 @@ def by_distance(latent: np.ndarray, vae_name: str) -> TimeSearch:
     return TimeSearch(cost)
 
 
-def by_pixels(image: np.ndarray, vae_name: str) -> TimeSearch:
+def by_pixels(image: np.ndarray, vae_name: str, weights: DecoderWeights | None = None) -> TimeSearch:
     """The search by pixel LPIPS plus DISTS against ``image`` (H, W, 3) of the VAE
-    ``vae_name``'s decoding, whole for small photos, else in ``PIXEL_WINDOWS``
-    windows spread over the photo."""
+    ``vae_name``'s decoding (with the decoder ``weights``, if given), whole for small
+    photos, else in ``PIXEL_WINDOWS`` windows spread over the photo."""
     from latentpress.models.metrics import KeepBudget
     from latentpress.models.vae import load_vae
 
-    vae = load_vae(vae_name)
+    vae = load_vae(vae_name).with_decoder(weights)
     height, width = vae.latent_size(image.shape[1], image.shape[0])[::-1]
     if height * width <= PIXEL_WINDOWS**2 * PIXEL_WINDOW**2:
         judged = windows(height, width, max(height, width), 0)  # the whole photo

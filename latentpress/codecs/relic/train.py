@@ -56,8 +56,9 @@ class TrainingStatus:
     steps: int
     """All steps of both stages."""
     stage: str
-    """``denoiser``, ``codec`` or ``time`` (the time fit: ``step`` of ``steps`` photos
-    measured, :mod:`.time_fit`)."""
+    """``denoiser``, ``codec``, ``time`` (the time fit: ``step`` of ``steps`` photos
+    measured, :mod:`.time_fit`) or ``decoder`` (the VAE decoder's tuning: ``step`` of
+    ``steps`` of it, ``loss`` its pixel LPIPS)."""
     loss: float
     bpp: float = float("nan")
     """Estimated bits per image pixel of this step's crops (codec stage)."""
@@ -70,6 +71,8 @@ class TrainingStatus:
         """The figures of this step, for a progress line."""
         if self.stage == "time":
             return "time fit, photos decoded and measured"
+        if self.stage == "decoder":
+            return f"VAE decoder tuning, pixel LPIPS {self.loss:.4f}"
         if self.stage == "denoiser":
             return f"denoiser, noise MSE {self.loss:.4f}"
         line = f"codec, loss {self.loss:.4f}, about {self.bpp:.3f} bpp, mean t {self.t:.3f}"
