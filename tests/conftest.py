@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +19,14 @@ SHARED = REPO.parent / "shared"
 os.environ.setdefault("LATENTPRESS_MODELS", str(SHARED / "models"))
 os.environ.setdefault("LATENTPRESS_DEVICE", "cpu")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+# Parallel test processes (pytest-xdist, as scripts/test.sh runs them): one torch thread
+# each, since two processes of two threads on two cores run several times slower than
+# one alone, and a Prefect home (its SQLite database) each for their Prefect servers.
+if worker := os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix=f"latentpress-prefect-{worker}-")
+    atexit.register(shutil.rmtree, os.environ["PREFECT_HOME"], ignore_errors=True)
 
 KODAK = SHARED / "data" / "kodak-dev"
 

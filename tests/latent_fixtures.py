@@ -44,3 +44,17 @@ def test_latent() -> np.ndarray:
     from latentpress.models.vae import load_vae
 
     return load_vae("taesd").encode([odd_photo()])[0]
+
+
+@pytest.fixture(scope="module")
+def photo_items() -> list[CodecInput]:
+    """Four real photos of 96x96 pixels (scikit-image's) with their TAESD latents: what
+    a decoder tuning trains on."""
+    import skimage.data
+
+    from latentpress.models.vae import load_vae
+
+    vae = load_vae("taesd")
+    photos = [np.ascontiguousarray(getattr(skimage.data, name)()[64:160, 64:160, :3]) for name in
+              ("astronaut", "coffee", "chelsea", "rocket")]  # fmt: skip
+    return [CodecInput(f"p{i}", 96, 96, p, vae.encode([p])[0], vae.vae_id) for i, p in enumerate(photos)]

@@ -25,37 +25,26 @@ from latentpress.pipeline.decode import latent_pixels
 
 
 @pytest.fixture(scope="module")
-def items() -> list[CodecInput]:
-    """Four real photos of 96x96 pixels and their latents."""
-    import skimage.data
-
-    vae = load_vae("taesd")
-    photos = [np.ascontiguousarray(getattr(skimage.data, name)()[64:160, 64:160, :3]) for name in
-              ("astronaut", "coffee", "chelsea", "rocket")]  # fmt: skip
-    return [CodecInput(f"p{i}", 96, 96, p, vae.encode([p])[0], vae.vae_id) for i, p in enumerate(photos)]
-
-
-@pytest.fixture(scope="module")
-def plain_model(items: list[CodecInput]) -> bytes:
+def plain_model(photo_items: list[CodecInput]) -> bytes:
     torch.manual_seed(0)
-    return get_codec("glc").train(items, get_codec("glc").params("tiny"))
+    return get_codec("glc").train(photo_items, get_codec("glc").params("tiny"))
 
 
 @pytest.fixture(scope="module")
-def tuned_model(items: list[CodecInput]) -> bytes:
+def tuned_model(photo_items: list[CodecInput]) -> bytes:
     codec = get_codec("glc")
-    return codec.train(items, dataclasses.replace(codec.params("tiny"), decoder_steps=6))
+    return codec.train(photo_items, dataclasses.replace(codec.params("tiny"), decoder_steps=6))
 
 
-def test_tuning_brings_the_decoder_closer_to_the_photos(items: list[CodecInput], plain_model: bytes) -> None:
+def test_tuning_brings_the_decoder_closer_to_the_photos(photo_items: list[CodecInput], plain_model: bytes) -> None:
     model = bitstream.unpack_model(plain_model)[0]
-    pairs = [(item.latent, item.image) for item in items]
+    pairs = [(item.latent, item.image) for item in photo_items]
     stage = DecoderStage(steps=30, crop=8, batch_size=4, judge_crops=2, judge_crop=8)
     decoder = tune_decoder(decoding(model), pairs, "taesd", stage)
     vae = load_vae("taesd")
     assert set(decoder.tuned) == set(vae.vae.decoder.state_dict())
     assert set(decoder.blends.tolist()) <= set(BLEND_CHOICES)
-    tuned = vae.with_decoder(DecoderWeights(decoder.key(), decoder.tuned, 1.0))
+    tuned = vae.with_decoder(DecoderWeights(decoder.key, decoder.tuned, 1.0))
     train_pairs, _ = split_for_judging(pairs)
     before, after = [], []
     for latent, image in train_pairs:  # the photos it was tuned on, at the lowest quality
@@ -66,11 +55,11 @@ def test_tuning_brings_the_decoder_closer_to_the_photos(items: list[CodecInput],
     assert np.mean(after) < np.mean(before) - 0.01
 
 
-def test_a_tuned_model_stores_its_decoder_and_draws_with_it(items: list[CodecInput], tuned_model: bytes) -> None:
+def test_a_tuned_model_stores_its_decoder_and_draws_with_it(photo_items: list[CodecInput], tuned_model: bytes) -> None:
     codec = get_codec("glc")
     _, _, decoder = bitstream.unpack_model(tuned_model)
     assert decoder is not None and set(decoder.blends.tolist()) <= set(BLEND_CHOICES)
-    item = items[0]
+    item = photo_items[0]
     for quality in (1.0, 2.5, 4.0):
         data = codec.encode(item, codec.params("tiny", quality), tuned_model)
         context = DecodeContext(96, 96, "taesd", tuned_model)
@@ -83,9 +72,11 @@ def test_a_tuned_model_stores_its_decoder_and_draws_with_it(items: list[CodecInp
         assert (weights.blend > 0) == (not np.array_equal(drawn, stock))
 
 
-def test_models_without_a_tuned_decoder_draw_with_the_stock_one(items: list[CodecInput], plain_model: bytes) -> None:
+def test_models_without_a_tuned_decoder_draw_with_the_stock_one(
+    photo_items: list[CodecInput], plain_model: bytes
+) -> None:
     codec = get_codec("glc")
-    data = codec.encode(items[0], codec.params("tiny", 2.0), plain_model)
+    data = codec.encode(photo_items[0], codec.params("tiny", 2.0), plain_model)
     assert bitstream.unpack_model(plain_model)[2] is None
     assert codec.vae_decoder(data, DecodeContext(96, 96, "taesd", plain_model)) is None
     assert codec.training_pixels(codec.params("tiny")) == 0
@@ -107,10 +98,10 @@ def test_foreign_decoder_arrays_are_refused(tuned_model: bytes) -> None:
                       DecoderWeights("wrong", wrong, 0.5))  # fmt: skip
 
 
-def test_decoder_tuning_needs_pixels_and_a_valid_step_count(items: list[CodecInput]) -> None:
+def test_decoder_tuning_needs_pixels_and_a_valid_step_count(photo_items: list[CodecInput]) -> None:
     codec = get_codec("glc")
     params = dataclasses.replace(codec.params("tiny"), decoder_steps=2)
-    latents_only = [dataclasses.replace(item, image=None) for item in items]
+    latents_only = [dataclasses.replace(item, image=None) for item in photo_items]
     with pytest.raises(CodecError, match="needs the pixels of its training photos"):
         codec.train(latents_only, params)
     with pytest.raises(CodecError, match="decoder_steps must be >= 0"):

@@ -20,31 +20,22 @@ from latentpress.pipeline.decode import latent_pixels
 
 
 @pytest.fixture(scope="module")
-def items() -> list[CodecInput]:
-    """Four real photos of 96x96 pixels and their latents."""
-    import skimage.data
-
-    vae = load_vae("taesd")
-    photos = [np.ascontiguousarray(getattr(skimage.data, name)()[64:160, 64:160, :3]) for name in
-              ("astronaut", "coffee", "chelsea", "rocket")]  # fmt: skip
-    return [CodecInput(f"p{i}", 96, 96, p, vae.encode([p])[0], vae.vae_id) for i, p in enumerate(photos)]
-
-
-@pytest.fixture(scope="module")
-def tuned_model(items: list[CodecInput]) -> bytes:
+def tuned_model(photo_items: list[CodecInput]) -> bytes:
     codec = get_codec("relic")
     torch.manual_seed(0)
     statuses = []
-    model = codec.train(items, dataclasses.replace(codec.params("tiny"), decoder_steps=6), progress=statuses.append)
+    model = codec.train(
+        photo_items, dataclasses.replace(codec.params("tiny"), decoder_steps=6), progress=statuses.append
+    )
     decoder_statuses = [s for s in statuses if s.stage == "decoder"]
     assert decoder_statuses and decoder_statuses[-1].step == decoder_statuses[-1].steps == 6
     assert "pixel LPIPS" in decoder_statuses[-1].summary()
     return model
 
 
-def test_relic_decoding_is_what_its_decoder_gives(items: list[CodecInput], tuned_model: bytes) -> None:
+def test_relic_decoding_is_what_its_decoder_gives(photo_items: list[CodecInput], tuned_model: bytes) -> None:
     loaded = load_model(tuned_model)
-    latent = items[0].latent
+    latent = photo_items[0].latent
     for quality in (1.0, 3.0):
         expected = loaded.decode(loaded.encode(latent, quality))
         assert np.array_equal(loaded.reconstruct(latent, quality), expected)
@@ -52,14 +43,14 @@ def test_relic_decoding_is_what_its_decoder_gives(items: list[CodecInput], tuned
         assert np.array_equal(batch[0].numpy(), expected)
 
 
-def test_a_tuned_model_stores_its_decoder_and_draws_with_it(items: list[CodecInput], tuned_model: bytes) -> None:
+def test_a_tuned_model_stores_its_decoder_and_draws_with_it(photo_items: list[CodecInput], tuned_model: bytes) -> None:
     codec = get_codec("relic")
     _, _, decoder = bitstream.unpack_model(tuned_model)
     vae = load_vae("taesd")
     assert decoder is not None and set(decoder.tuned) == set(vae.vae.decoder.state_dict())
     assert set(decoder.blends.tolist()) <= set(BLEND_CHOICES)
     for quality in (1.0, 2.5, 4.0):
-        data = codec.encode(items[1], codec.params("tiny", quality), tuned_model)
+        data = codec.encode(photo_items[1], codec.params("tiny", quality), tuned_model)
         context = DecodeContext(96, 96, "taesd", tuned_model)
         latent = codec.decode(data, context)
         weights = codec.vae_decoder(data, context)
@@ -69,9 +60,11 @@ def test_a_tuned_model_stores_its_decoder_and_draws_with_it(items: list[CodecInp
         assert (weights.blend > 0) == (not np.array_equal(drawn, vae.decode([latent], [(96, 96)])[0]))
 
 
-def test_the_time_search_by_pixels_judges_with_the_tuned_decoder(items: list[CodecInput], tuned_model: bytes) -> None:
+def test_the_time_search_by_pixels_judges_with_the_tuned_decoder(
+    photo_items: list[CodecInput], tuned_model: bytes
+) -> None:
     loaded = load_model(tuned_model)
-    image, latent = items[2].image, items[2].latent
+    image, latent = photo_items[2].image, photo_items[2].latent
     decoded = loaded.decode(loaded.encode(latent, 1.0, t=0.1))
     stock = by_pixels(image, "taesd").cost(decoded)
     fully = dataclasses.replace(loaded.decoder_weights(1.0), blend=1.0)
@@ -79,17 +72,17 @@ def test_the_time_search_by_pixels_judges_with_the_tuned_decoder(items: list[Cod
     assert by_pixels(image, "taesd", dataclasses.replace(fully, blend=0.0)).cost(decoded) == pytest.approx(stock)
 
 
-def test_models_without_a_tuned_decoder_and_bad_settings(items: list[CodecInput]) -> None:
+def test_models_without_a_tuned_decoder_and_bad_settings(photo_items: list[CodecInput]) -> None:
     codec = get_codec("relic")
     params = codec.params("tiny")
     assert codec.training_pixels(params) == 0
     assert codec.training_pixels(dataclasses.replace(params, decoder_steps=1)) == DECODER_PHOTOS
-    plain = codec.train(items, params)
-    data = codec.encode(items[0], params, plain)
+    plain = codec.train(photo_items, params)
+    data = codec.encode(photo_items[0], params, plain)
     assert codec.vae_decoder(data, DecodeContext(96, 96, "taesd", plain)) is None
     assert LoadedModel(bitstream.unpack_model(plain)[0]).decoder_weights(2.0) is None
     with pytest.raises(CodecError, match="decoder_steps must be a count >= 0"):
         dataclasses.replace(params, decoder_steps=-1).validate()
-    latents_only = [dataclasses.replace(item, image=None) for item in items]
+    latents_only = [dataclasses.replace(item, image=None) for item in photo_items]
     with pytest.raises(CodecError, match="needs the pixels of its training photos"):
         codec.train(latents_only, dataclasses.replace(params, decoder_steps=2))

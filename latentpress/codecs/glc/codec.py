@@ -108,15 +108,10 @@ class LoadedModel:
         self.coder = PriorCoder(model)
         self.stride = model.arch.stride
         self.decoder = decoder
-        self.decoder_key = decoder.key() if decoder else ""
 
     def decoder_weights(self, quality: float) -> DecoderWeights | None:
         """The VAE decoder's weights for a payload at ``quality`` (``None``: the stock decoder)."""
-        if self.decoder is None:
-            return None
-        from latentpress.models.vae import DecoderWeights
-
-        return DecoderWeights(self.decoder_key, self.decoder.tuned, self.decoder.blend(quality))
+        return self.decoder.weights(quality) if self.decoder else None
 
     def code_shape(self, height: int, width: int) -> tuple[int, int]:
         """(y height, y width) for a latent of this size."""

@@ -146,15 +146,10 @@ class LoadedModel:
         self.coder = PriorCoder(model)
         self.channels = model.arch.latent_channels
         self.decoder = decoder
-        self.decoder_key = decoder.key() if decoder else ""
 
     def decoder_weights(self, quality: float) -> DecoderWeights | None:
         """The VAE decoder's weights for a payload at ``quality`` (``None``: the stock decoder)."""
-        if self.decoder is None:
-            return None
-        from latentpress.models.vae import DecoderWeights
-
-        return DecoderWeights(self.decoder_key, self.decoder.tuned, self.decoder.blend(quality))
+        return self.decoder.weights(quality) if self.decoder else None
 
     @torch.inference_mode()
     def side_info(self, latent: np.ndarray, quality: float) -> SideInfo:

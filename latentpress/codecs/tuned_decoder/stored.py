@@ -7,10 +7,15 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from latentpress.codecs.base import CodecError
+
+if TYPE_CHECKING:
+    from latentpress.models.vae import DecoderWeights
 
 ANCHOR_QUALITIES = (1.0, 2.0, 3.0, 4.0)
 """Qualities a blend is chosen at (glc's anchors, relic's whole qualities); between
@@ -53,9 +58,16 @@ class TunedDecoder:
             raise CodecError(f"{codec} model decoder blends must be {anchors} values in [0, 1], got {blends}")
         return cls(tuned, blends)
 
+    @cached_property
     def key(self) -> str:
         """``weights_key`` of the tuned weights."""
         return weights_key(self.tuned)
+
+    def weights(self, quality: float) -> DecoderWeights:
+        """The VAE decoder's weights an image at ``quality`` is drawn with."""
+        from latentpress.models.vae import DecoderWeights
+
+        return DecoderWeights(self.key, self.tuned, self.blend(quality))
 
 
 def weights_key(tuned: Mapping[str, np.ndarray]) -> str:
