@@ -84,6 +84,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, help="torch threads per VAE (default: the cores shared among the VAEs)")
     parser.add_argument("--mate-nature", action="store_true", help="train on the mate-nature photos too")
     parser.add_argument("--save-models", help="folder to write each trained model to (MODEL-VAE.bin)")
+    parser.add_argument("--load-models", help="folder of models saved by --save-models: evaluate them, no training")
     args = parser.parse_args()
     training, evaluation = training_photos(args.mate_nature), evaluation_photos()
     report: dict = {
@@ -106,6 +107,7 @@ def main() -> int:
                 args.preset,
                 args.steps,
                 args.save_models,
+                args.load_models,
                 threads,
                 overrides(args.set),
                 args.mate_nature,
@@ -145,15 +147,18 @@ def overrides(assignments: list[str], codec: str = "glc") -> dict:
     return out
 
 
-def vae_part(vae_name: str, preset: str, steps: int | None, save_models: str | None, threads: int,
-             changes: dict, mate_nature: bool) -> tuple[dict, list[dict]]:  # fmt: skip
+def vae_part(vae_name: str, preset: str, steps: int | None, save_models: str | None, load_models: str | None,
+             threads: int, changes: dict, mate_nature: bool) -> tuple[dict, list[dict]]:  # fmt: skip
     """One VAE's share, run in its own process with ``threads`` torch threads: train the
-    models, then code the evaluation photos with them and with latent-q."""
+    models (or load them), then code the evaluation photos with them and with latent-q."""
     import torch
 
     torch.set_num_threads(threads)
     vae = load_vae(vae_name)
-    model, without, record = train_models(vae, training_photos(mate_nature), preset, steps, changes)
+    if load_models:
+        model, without, record = loaded_models(Path(load_models), vae_name)
+    else:
+        model, without, record = train_models(vae, training_photos(mate_nature), preset, steps, changes)
     if save_models:
         Path(save_models).mkdir(parents=True, exist_ok=True)
         (Path(save_models) / f"glc-{vae_name}.bin").write_bytes(model)
@@ -165,6 +170,17 @@ def vae_part(vae_name: str, preset: str, steps: int | None, save_models: str | N
     rows += latent_q_rows(vae, evaluation, latents)
     print(f"{vae_name}: done", flush=True)
     return record, rows
+
+
+def loaded_models(folder: Path, vae_name: str) -> tuple[bytes, bytes, dict]:
+    """The models ``--save-models`` wrote for ``vae_name`` (as ``train_models`` gives
+    them; no training time)."""
+    from latentpress.codecs.glc import bitstream
+
+    model, without = (folder / f"glc-{vae_name}.bin").read_bytes(), (folder / f"glc-mse-{vae_name}.bin").read_bytes()
+    decoder = bitstream.unpack_model(model)[2]
+    return model, without, {"bytes": len(model), "train_seconds": float("nan"), "loaded_from": str(folder),
+                            "decoder_blends": decoder.blends.tolist() if decoder else None}  # fmt: skip
 
 
 def evaluation_photos() -> dict[str, np.ndarray]:
