@@ -1,14 +1,17 @@
 """GLC against AVIF, latent-q and CLRIC on photos it was not trained on.
 
     python benchmarks/glc.py [--vae taesd --vae taesd3] [--preset default] [--steps N] [--set FIELD=VALUE]
-                             [--mate-nature]
+                             [--photos mixed|mixed+mate-nature|natural]
 
-Training set: the colour photos scikit-image ships (astronaut, coffee, chelsea,
-rocket, hubble_deep_field, immunohistochemistry, retina, both motorcycle views) and
-its greyscale ones as RGB (camera, moon, brick, grass, gravel, coins, clock), with
-``--mate-nature`` also the twelve mate-nature photos of ``../shared/data`` (1.3-4.9
-MP; measured worse, docs/glc.md), each scaled to at most 768 pixels on its longer
-side, plus four 256x256 crops of each of kodim01 and kodim02. Evaluation set: kodim03 to kodim06 at full size, never seen in
+Training set (``--photos``), each photo scaled to at most 768 pixels on its longer
+side, plus four 256x256 crops of each of kodim01 and kodim02: ``mixed`` (the default,
+24 photos) the colour photos scikit-image ships (astronaut, coffee, chelsea, rocket,
+hubble_deep_field, immunohistochemistry, retina, both motorcycle views) and its
+greyscale ones as RGB (camera, moon, brick, grass, gravel, coins, clock);
+``mixed+mate-nature`` (36) those and the twelve mate-nature photos of
+``../shared/data`` (1.3-4.9 MP); ``natural`` (26) only the photographs of scenes in
+colour: scikit-image's astronaut, coffee, chelsea, rocket and motorcycle views and the
+mate-nature photos. Evaluation set: kodim03 to kodim06 at full size, never seen in
 training. For each VAE a ``glc`` model is trained (``--preset``, ``--steps``) on the
 training set's latents, then every evaluation photo is coded at qualities 1 to 4 in
 half steps, decoded from the bytes and measured (LPIPS, DISTS, PSNR, MS-SSIM);
@@ -59,6 +62,9 @@ EVALUATION = ("kodim03", "kodim04", "kodim05", "kodim06")
 TRAIN_CROPS = ("kodim01", "kodim02")
 COLOUR = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "retina")
 GREY = ("camera", "moon", "brick", "grass", "gravel", "coins", "clock")
+SCENES = ("astronaut", "coffee", "chelsea", "rocket")
+"""scikit-image's photographs of scenes in colour (besides the motorcycle views)."""
+PHOTO_SETS = ("mixed", "mixed+mate-nature", "natural")
 QUALITIES = (1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0)
 AVIF = (0, 5, 10, 15, 20, 30, 40, 50)
 LATENT_Q = (0.25, 0.35, 0.5, 0.7, 1.0, 1.5)
@@ -82,16 +88,17 @@ def main() -> int:
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
     parser.add_argument("--plots", default=str(REPO / "docs"))
     parser.add_argument("--threads", type=int, help="torch threads per VAE (default: the cores shared among the VAEs)")
-    parser.add_argument("--mate-nature", action="store_true", help="train on the mate-nature photos too")
+    parser.add_argument("--photos", choices=PHOTO_SETS, default="mixed", help="training set (default %(default)s)")
     parser.add_argument("--save-models", help="folder to write each trained model to (MODEL-VAE.bin)")
     parser.add_argument("--load-models", help="folder of models saved by --save-models: evaluate them, no training")
     args = parser.parse_args()
-    training, evaluation = training_photos(args.mate_nature), evaluation_photos()
+    training, evaluation = training_photos(args.photos), evaluation_photos()
     report: dict = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "preset": args.preset,
         "overrides": overrides(args.set),
+        "photo_set": args.photos,
         "training_photos": sorted(training),
         "evaluation_photos": list(EVALUATION),
         "rows": [],
@@ -110,7 +117,7 @@ def main() -> int:
                 args.load_models,
                 threads,
                 overrides(args.set),
-                args.mate_nature,
+                args.photos,
             )
             for name in vaes
         }
@@ -148,7 +155,7 @@ def overrides(assignments: list[str], codec: str = "glc") -> dict:
 
 
 def vae_part(vae_name: str, preset: str, steps: int | None, save_models: str | None, load_models: str | None,
-             threads: int, changes: dict, mate_nature: bool) -> tuple[dict, list[dict]]:  # fmt: skip
+             threads: int, changes: dict, photos: str) -> tuple[dict, list[dict]]:  # fmt: skip
     """One VAE's share, run in its own process with ``threads`` torch threads: train the
     models (or load them), then code the evaluation photos with them and with latent-q."""
     import torch
@@ -158,7 +165,7 @@ def vae_part(vae_name: str, preset: str, steps: int | None, save_models: str | N
     if load_models:
         model, without, record = loaded_models(Path(load_models), vae_name)
     else:
-        model, without, record = train_models(vae, training_photos(mate_nature), preset, steps, changes)
+        model, without, record = train_models(vae, training_photos(photos), preset, steps, changes)
     if save_models:
         Path(save_models).mkdir(parents=True, exist_ok=True)
         (Path(save_models) / f"glc-{vae_name}.bin").write_bytes(model)
@@ -187,17 +194,19 @@ def evaluation_photos() -> dict[str, np.ndarray]:
     return {name: np.asarray(Image.open(KODAK / f"{name}.png").convert("RGB")) for name in EVALUATION}
 
 
-def training_photos(mate_nature: bool = False) -> dict[str, np.ndarray]:
-    """The training set (see the module docstring), as RGB arrays."""
+def training_photos(photo_set: str = "mixed") -> dict[str, np.ndarray]:
+    """The training set ``photo_set`` of ``PHOTO_SETS`` (see the module docstring), as RGB arrays."""
     import skimage.data
 
+    if photo_set not in PHOTO_SETS:
+        raise ValueError(f"no training set {photo_set!r}; there are {', '.join(PHOTO_SETS)}")
     photos: dict[str, np.ndarray] = {}
-    for name in COLOUR + GREY:
+    for name in SCENES if photo_set == "natural" else COLOUR + GREY:
         image = np.asarray(getattr(skimage.data, name)())
         photos[name] = np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image[..., :3]
     left, right, _ = skimage.data.stereo_motorcycle()
     photos["motorcycle_left"], photos["motorcycle_right"] = left, right
-    if mate_nature:
+    if photo_set != "mixed":
         for path in sorted(MATE_NATURE.glob("*.jpg")):
             photos[f"mate-{path.stem}"] = np.asarray(Image.open(path).convert("RGB"))
     for name, image in list(photos.items()):
@@ -471,9 +480,8 @@ def markdown(report: dict) -> str:
     return (
         f"# GLC benchmark ({report['date']}, {report['machine']}, preset {report['preset']}"
         f"{''.join(f', {k}={v}' for k, v in report.get('overrides', {}).items())})\n\n"
-        f"Trained on {len(report['training_photos'])} photos (scikit-image's"
-        f"{', mate-nature' if any(n.startswith('mate-') for n in report['training_photos']) else ''} and crops of "
-        f"{', '.join(TRAIN_CROPS)}); evaluated on {', '.join(report['evaluation_photos'])} at full size. "
+        f"Trained on {len(report['training_photos'])} photos (set {report.get('photo_set', 'mixed')}: "
+        f"{', '.join(report['training_photos'])}); evaluated on {', '.join(report['evaluation_photos'])} at full size. "
         f"Rates are payload bpp (the image's own stream); seconds exclude the VAE.\n\n"
         f"## Targets\n\n{table(checks)}\n\n## BD-rates (negative: fewer bits than the anchor)\n\n"
         f"Over the LPIPS interval both curves cover, and within bands of it (where along the curve the "

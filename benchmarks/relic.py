@@ -192,7 +192,7 @@ def time_fit_photos(params) -> tuple[dict[str, np.ndarray], list[str]]:
     and the names of those its training holds out for the time fit."""
     from latentpress.codecs.relic.codec import held_out_photos
 
-    photos = held_out_first(training_photos(mate_nature=params.time_fit_photos > 0))
+    photos = held_out_first(training_photos("mixed+mate-nature" if params.time_fit_photos > 0 else "mixed"))
     items = [CodecInput(name, p.shape[1], p.shape[0], image=p) for name, p in photos.items()]
     return photos, [items[n].image_id for n in held_out_photos(items, params.time_fit_photos)]
 
