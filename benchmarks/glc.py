@@ -142,7 +142,11 @@ def main() -> int:
 def overrides(assignments: list[str], codec: str = "glc") -> dict:
     """``FIELD=VALUE`` strings as fields of ``codec``'s parameter dataclass, of their own
     types (numbers, flags and words)."""
-    params = type(get_codec(codec).params())
+    return dataclass_fields(assignments, type(get_codec(codec).params()))
+
+
+def dataclass_fields(assignments: list[str], params: type) -> dict:
+    """``FIELD=VALUE`` strings as fields of the dataclass ``params``, of their own types."""
     types = {f.name: f.type for f in fields(params)}
     parsers = {"int": int, "float": float, "bool": lambda v: v.lower() in ("1", "true"), "str": str}
     out = {}

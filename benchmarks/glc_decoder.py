@@ -20,13 +20,24 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from glc import EVALUATION, PHOTO_SETS, REPO, curve, evaluation_photos, glc_rows, latent_q_rows, training_photos  # noqa: E402
+from glc import (  # noqa: E402
+    EVALUATION,
+    PHOTO_SETS,
+    REPO,
+    _pct,
+    curve,
+    dataclass_fields,
+    evaluation_photos,
+    glc_rows,
+    latent_q_rows,
+    training_photos,
+)
 from mdtable import table  # noqa: E402
 
 from latentpress.codecs.tuned_decoder import DecoderStage, tune_on_collection  # noqa: E402
@@ -54,7 +65,9 @@ def main() -> int:
     from latentpress.codecs.glc.codec import decoding
 
     torch.set_num_threads(args.threads)
-    stage = DecoderStage(**{"steps": get_codec("glc").params(args.preset).decoder_steps, **stage_fields(args.set)})
+    stage = DecoderStage(
+        **{"steps": get_codec("glc").params(args.preset).decoder_steps, **dataclass_fields(args.set, DecoderStage)}
+    )
     vae = load_vae(args.vae)
     saved = (Path(args.load_models) / f"glc-{args.vae}.bin").read_bytes()
     model, record, carried = bitstream.unpack_model(saved)
@@ -97,18 +110,6 @@ def main() -> int:
     return 0
 
 
-def stage_fields(assignments: list[str]) -> dict:
-    """``FIELD=VALUE`` strings as ``DecoderStage`` fields of their own types."""
-    types = {f.name: f.type for f in fields(DecoderStage)}
-    out = {}
-    for assignment in assignments:
-        name, _, value = assignment.partition("=")
-        if types.get(name) not in ("int", "float"):
-            raise SystemExit(f"--set {assignment}: DecoderStage has no number field {name!r}")
-        out[name] = int(value) if types[name] == "int" else float(value)
-    return out
-
-
 def bd_rates(rows: list[dict], vae: str) -> list[dict]:
     """Each pair of ``COMPARED``: BD-rate by LPIPS and DISTS, mean and per photo."""
     out = []
@@ -130,10 +131,6 @@ def markdown(report: dict) -> str:
         f"{', '.join(EVALUATION)} at full size.\n\n## BD-rates (negative: fewer bits at equal quality)\n\n"
         f"{table(bds)}\n"
     )
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:+.1f}%"
 
 
 if __name__ == "__main__":
