@@ -50,8 +50,8 @@ class DecoderStage:
 
 
 class PixelCrops:
-    """Random crops of latents and of their photos' pixels at the same place, with
-    random left-right flips: of side ``size`` from the photos that have room for it,
+    """Random crops of latents and of their photos' pixels at the same place (never
+    mirrored: ``hyperprior.training.Crops``), of side ``size`` from the photos that have room for it,
     or of the smallest photo's side where none has (at least ``MIN_CROP``)."""
 
     def __init__(self, pairs: list[tuple[np.ndarray, np.ndarray]], stride: int, size: int, seed: int) -> None:
@@ -75,14 +75,8 @@ class PixelCrops:
             z, image = self.pairs[index]
             top = int(self.rng.integers(0, z.shape[1] - n + 1))
             left = int(self.rng.integers(0, z.shape[2] - n + 1))
-            latent, pixels = (
-                z[:, top : top + n, left : left + n],
-                image[top * s : (top + n) * s, left * s : (left + n) * s],
-            )
-            if self.rng.random() < 0.5:
-                latent, pixels = latent[:, :, ::-1], pixels[:, ::-1]
-            latents.append(np.ascontiguousarray(latent))
-            images.append(np.ascontiguousarray(pixels))
+            latents.append(np.ascontiguousarray(z[:, top : top + n, left : left + n]))
+            images.append(np.ascontiguousarray(image[top * s : (top + n) * s, left * s : (left + n) * s]))
         pixels = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
         return torch.from_numpy(np.stack(latents)), pixels
 
