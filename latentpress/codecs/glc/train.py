@@ -1,6 +1,7 @@
 """Training one GLC model on a collection's latents.
 
-Each step draws random latent crops (mirrored at random: ``hyperprior.training.Crops``) and a quality per crop, uniform in
+Each step draws random latent crops (mirrored at random unless the latent perceptual
+distance judges them: ``hyperprior.training.Crops``) and a quality per crop, uniform in
 [1, 4]; the loss is bits per image pixel plus lambda times the latent's distortion,
 lambda interpolated (log-linearly) between the anchors' ``LAMBDAS``, so that one
 model serves every quality and its scalers learn the interpolation. The distortion
@@ -139,7 +140,7 @@ def train(
         latents, held = hold_aside(latents, training.crop, training.seed + 1, vae_name, device)
     torch.manual_seed(training.seed)
     model = GlcModel(arch).to(device).train()
-    crops = Crops(latents, training.crop, training.seed, mirror=True)
+    crops = Crops(latents, training.crop, training.seed, mirror=perceptual is None)  # judged in latent space alone
     weights = channel_weights(latents).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=training.learning_rate)
     adversary = Adversary(latents, device=device) if training.adversarial else None

@@ -99,7 +99,7 @@ def train(
     model = model.to(device).train()
     normalised = [((np.asarray(z, np.float64) - mean[:, None, None]) / std[:, None, None]).astype(np.float32)
                   for z in latents]  # fmt: skip
-    crops = Crops(normalised, training.crop, training.seed)
+    crops = Crops(normalised, training.crop, training.seed, mirror=True)  # judged in latent space alone
     total = training.denoiser_steps + training.coder_steps
 
     def report(step: int, stage: str, loss: torch.Tensor, check: ProxyCheck | None = None, **extra: float) -> None:
