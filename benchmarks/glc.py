@@ -238,7 +238,7 @@ def train_models(vae, photos: dict[str, np.ndarray], preset: str, steps: int | N
     too (what ``glc`` trains), and their record: the same stages ``Glc.train`` runs,
     taken apart to measure what the perceptual stage buys."""
     from latentpress.codecs.glc import bitstream
-    from latentpress.codecs.glc.codec import decoding
+    from latentpress.codecs.glc.codec import decoding, measured_sensitivity
     from latentpress.codecs.glc.perceptual import PerceptualStage, finetune
     from latentpress.codecs.glc.train import train
     from latentpress.codecs.tuned_decoder import DecoderStage, tune_on_collection
@@ -256,8 +256,14 @@ def train_models(vae, photos: dict[str, np.ndarray], preset: str, steps: int | N
             checks.append(asdict(status.check))
 
     start = time.perf_counter()
+    sensitivity = None
+    if params.channel_weighting:
+        items = [CodecInput(name, p.shape[1], p.shape[0], latent=z, vae_id=vae.vae_id, image=p)
+                 for (name, p), z in zip(photos.items(), latents, strict=True)]  # fmt: skip
+        sensitivity = measured_sensitivity(items, latents, vae.vae_id)
+        print(f"{vae.vae_id} channel sensitivity {np.round(sensitivity, 2).tolist()}", flush=True)
     arch = params.architecture(latents[0].shape[0])
-    model = train(latents, arch, params.training(steps), "cpu", progress, vae_name=vae.vae_id)
+    model = train(latents, arch, params.training(steps), "cpu", progress, vae_name=vae.vae_id, sensitivity=sensitivity)
     rd_seconds = time.perf_counter() - start
     record = bitstream.ModelRecord(arch, vae.vae_id, len(latents), params.training(steps).steps)
     rate_distortion = bitstream.pack_model(model, record)
@@ -290,6 +296,7 @@ def train_models(vae, photos: dict[str, np.ndarray], preset: str, steps: int | N
         "bytes": len(perceptual), "train_seconds": rd_seconds + perceptual_seconds + decoder_seconds,
         "rd_seconds": rd_seconds, "perceptual_seconds": perceptual_seconds, "decoder_seconds": decoder_seconds,
         "decoder_blends": decoder.blends.tolist() if decoder else None,
+        "channel_sensitivity": sensitivity.tolist() if sensitivity is not None else None,
         "vae_encode_seconds": encoded, "images": len(latents),
         "steps": params.training(steps).steps, "perceptual_steps": params.perceptual_steps,
         "held_aside_checks": checks,

@@ -2,7 +2,7 @@
 was not trained on: the paper's Fig. 2, its supplement's t sweep, and what denoising buys.
 
     python benchmarks/relic.py [--vae taesd --vae taesd3] [--preset default] [--steps N]
-        [--set time_search=pixels] [--save-models DIR | --load-models DIR [--fit-time]]
+        [--set time_search=pixels] [--save-models DIR | --load-models DIR [--finish]]
 
 Training and evaluation photos are the GLC benchmark's (``benchmarks/glc.py``): the
 photos scikit-image ships plus crops of kodim01 and kodim02 for training, kodim03 to
@@ -78,9 +78,10 @@ def main() -> int:
     parser.add_argument("--save-models", help="folder to write each trained model to (relic-VAE.bin)")
     parser.add_argument("--load-models", help="folder of models saved by --save-models: evaluate them, no training")
     parser.add_argument(
-        "--fit-time",
+        "--finish",
         action="store_true",
-        help="with --load-models: first run the preset's last training stage, the time fit, on each loaded model",
+        help="with --load-models: first run the preset's stages after the codec stage (the time fit, the scale fit, "
+        "the decoder tuning) on each loaded model, in place of any tuned decoder it carries",
     )
     parser.add_argument(
         "--set",
@@ -97,7 +98,7 @@ def main() -> int:
                     "machine": f"{platform.machine()}, {os.cpu_count()} cores", "preset": args.preset, "overrides": changes,
                     "evaluation_photos": list(evaluation_photos()), "rows": [], "sweep": [], "models": {}}  # fmt: skip
     photos, held_out = time_fit_photos(replace(get_codec("relic").params(args.preset), **changes))
-    if args.load_models and not args.fit_time:
+    if args.load_models and not args.finish:
         held_out = []
     report["training_photos"], report["time_fit_photos"] = sorted(set(photos) - set(held_out)), held_out
     with ProcessPoolExecutor(len(vaes), mp_context=get_context("spawn")) as pool:
@@ -133,10 +134,10 @@ def vae_part(
         path = Path(args.load_models) / f"relic-{vae_name}.bin"
         model = path.read_bytes()
         record = {"bytes": len(model), "train_seconds": None, "loaded_from": str(path)}
-        if args.fit_time:
+        if args.finish:
             start = time.perf_counter()
-            model, record["time_fit"] = fit_time(vae, model, params)
-            record["time_fit_seconds"] = time.perf_counter() - start
+            model, record["finish"] = finish_model(vae, model, params)
+            record["finish_seconds"] = time.perf_counter() - start
     else:
         model, record = train_model(vae, params, args.steps)
     if args.save_models:
@@ -171,20 +172,24 @@ def train_model(vae, params, steps: int | None) -> tuple[bytes, dict]:
                    "coder_steps": training.coder_steps}  # fmt: skip
 
 
-def fit_time(vae, model: bytes, params) -> tuple[bytes, str]:
-    """``model`` (saved by ``--save-models``) after the time fit its preset's training
-    ends with, on the photos that training holds out; and what the fit reports."""
+def finish_model(vae, model: bytes, params) -> tuple[bytes, list[str]]:
+    """``model`` (saved by ``--save-models``) after the stages its preset's training
+    ends with (``codec.finish``), on the photos that training holds out and tunes on;
+    and what its fits report."""
     from latentpress.codecs.relic import bitstream
-    from latentpress.codecs.relic.codec import LoadedModel
-    from latentpress.codecs.relic.time_fit import fit_stage
+    from latentpress.codecs.relic.codec import finish
 
     photos, names = time_fit_photos(params)
-    held_out = [photos[name] for name in names]
-    relic, record, decoder = bitstream.unpack_model(model)
-    fit = params.training().time_fit
-    report = fit_stage(LoadedModel(relic), [(p, vae.encode([p])[0]) for p in held_out], vae.vae_id, fit)
-    print(f"{vae.vae_id} time fit: {report.summary()}", flush=True)
-    return bitstream.pack_model(relic, record, decoder.arrays() if decoder else None), report.summary()
+    latents = {name: vae.encode([p])[0] for name, p in photos.items()}
+    relic, record, _ = bitstream.unpack_model(model)
+
+    def progress(status) -> None:
+        print(f"{vae.vae_id} {status.stage} {status.step}/{status.steps} {status.summary()}", flush=True)
+
+    decoder, reports = finish(relic, params.training(), params.decoder_steps, [(photos[n], latents[n]) for n in names],
+                     (list(latents.values()), list(photos.values())), vae.vae_id, progress)  # fmt: skip
+    print(f"{vae.vae_id}: {'; '.join(reports)}", flush=True)
+    return bitstream.pack_model(relic, record, decoder.arrays() if decoder else None), reports
 
 
 def time_fit_photos(params) -> tuple[dict[str, np.ndarray], list[str]]:

@@ -29,6 +29,7 @@ from latentpress.codecs.hyperprior.latents import MAX_VALUES, checked_latent, tr
 from latentpress.codecs.model_cache import ModelCache
 from latentpress.codecs.tuned_decoder import DECODER_PHOTOS, DecoderStage, TunedDecoder, tune_on_collection
 from latentpress.config import get_settings
+from latentpress.models.channel_sensitivity import PHOTOS as SENSITIVITY_PHOTOS
 
 if TYPE_CHECKING:
     from latentpress.models.vae import DecoderWeights
@@ -51,7 +52,9 @@ class Glc(CollectionModelCodec):
         device = get_settings().device
         total = training.steps + params.perceptual_steps + params.decoder_steps
         vae_name = items[0].vae_id or ""
-        model = train(latents, arch, training, device, progress, total_steps=total, vae_name=vae_name)
+        sensitivity = measured_sensitivity(items, latents, vae_name) if params.channel_weighting else None
+        model = train(latents, arch, training, device, progress, total_steps=total, vae_name=vae_name,
+                      sensitivity=sensitivity)  # fmt: skip
 
         def reporter(before: int, phase: str) -> Callable[[int, float, float], None]:
             def report(step: int, lpips: float, mse: float) -> None:
@@ -73,7 +76,7 @@ class Glc(CollectionModelCodec):
         return bitstream.pack_model(model.cpu(), record, decoder.arrays() if decoder else None)
 
     def training_pixels(self, params: GlcParams) -> int:
-        return DECODER_PHOTOS if params.decoder_steps else 0
+        return max(DECODER_PHOTOS if params.decoder_steps else 0, SENSITIVITY_PHOTOS if params.channel_weighting else 0)
 
     def encode(self, item: CodecInput, params: GlcParams, model: bytes) -> bytes:
         params.validate()
@@ -98,6 +101,21 @@ class Glc(CollectionModelCodec):
         if context.shared_model is None:
             return None
         return load_model(context.shared_model).decoder_weights(bitstream.unpack_payload(data)[0])
+
+
+def measured_sensitivity(items: list[CodecInput], latents: list[np.ndarray], vae_name: str) -> np.ndarray:
+    """(C,) what each latent channel's error costs in pixel LPIPS plus DISTS, measured on
+    the training photos that come with pixels; ``CodecError`` if none does."""
+    from latentpress.codecs.hyperprior.training import latent_statistics
+    from latentpress.models.channel_sensitivity import channel_sensitivity
+    from latentpress.models.vae import load_vae
+
+    pairs = [(item.image, z) for item, z in zip(items, latents, strict=True) if item.image is not None]
+    try:
+        return channel_sensitivity(load_vae(vae_name), [p for p, _ in pairs], [z for _, z in pairs],
+                                   latent_statistics(latents)[1])  # fmt: skip
+    except ValueError as exc:
+        raise CodecError(f"glc channel_weighting: {exc}") from None
 
 
 class LoadedModel:

@@ -113,6 +113,10 @@ class GlcParams:
     decoder_steps: int = field(default=0, metadata={ADDED: "0.7.0"})
     """Steps of a last stage that tunes the VAE decoder on the collection's photos and
     stores it in the model (:mod:`latentpress.codecs.tuned_decoder`); 0: the stock decoder draws every image."""
+    channel_weighting: bool = field(default=False, metadata={ADDED: "0.9.0"})
+    """Weigh each latent channel's error in the rate-distortion stage by how much it
+    costs pixel LPIPS plus DISTS, measured on the collection's photos before training
+    (:mod:`latentpress.models.channel_sensitivity`); False: the channels alike."""
 
     def architecture(self, latent_channels: int) -> Architecture:
         arch = Architecture(latent_channels, self.channels, self.hyper_channels, self.context_channels, self.blocks,
@@ -149,6 +153,8 @@ class GlcParams:
             raise CodecError(
                 f"glc perceptual_steps and decoder_steps must be >= 0, got {self.perceptual_steps}, {self.decoder_steps}"
             )
+        if self.channel_weighting not in (True, False):
+            raise CodecError(f"glc channel_weighting must be true or false, got {self.channel_weighting!r}")
         check_loss_weights("glc", self, ("latent_perceptual", "adversarial", "distance_refresh"))
 
 

@@ -8,7 +8,8 @@ model serves every quality and its scalers learn the interpolation. The distorti
 is each channel's mean squared error over that channel's variance in the training
 latents, summed over channels: a lambda then asks for the same signal-to-noise ratio
 per channel of any VAE, whatever its scale or channel count (4 for TAESD, 16 for
-TAESD3). The decoder always sees rounded values (straight-through gradients); the
+TAESD3); given a ``sensitivity`` per channel (what its error costs in pixel LPIPS plus
+DISTS, ``models.channel_sensitivity``), each channel's share is weighted by it. The decoder always sees rounded values (straight-through gradients); the
 rate is that of values with uniform noise added, then, for the last ``rounding``
 share of steps, of the rounded values. Adam with a cosine learning-rate decay.
 With ``Training.latent_perceptual`` the distortion also counts the latent perceptual
@@ -104,9 +105,11 @@ def phases(training: Training) -> list[Phase]:
     return [Phase("noise", training.steps - rounding, False), Phase("rounding", rounding, True)]
 
 
-def channel_weights(latents: list[np.ndarray]) -> torch.Tensor:
-    """(C,) one over each channel's variance across ``latents``."""
-    return torch.from_numpy(latent_statistics(latents)[1] ** -2).float()
+def channel_weights(latents: list[np.ndarray], sensitivity: np.ndarray | None = None) -> torch.Tensor:
+    """(C,) one over each channel's variance across ``latents``, times its ``sensitivity``
+    if given."""
+    weights = latent_statistics(latents)[1] ** -2
+    return torch.from_numpy(weights * sensitivity if sensitivity is not None else weights).float()
 
 
 def distortion(x_hat: torch.Tensor, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -131,9 +134,11 @@ def train(
     report_every: int = 50,
     total_steps: int | None = None,
     vae_name: str = "",
+    sensitivity: np.ndarray | None = None,
 ) -> GlcModel:
     """A model trained on ``latents`` ((C, h, w) each) of the VAE ``vae_name``, its
-    exact networks quantized."""
+    exact networks quantized; the distortion weighs each channel by its ``sensitivity``
+    (C,) if given."""
     perceptual = latent_distance("glc", vae_name, device) if training.latent_perceptual else None
     held = None
     if perceptual is not None:
@@ -141,7 +146,7 @@ def train(
     torch.manual_seed(training.seed)
     model = GlcModel(arch).to(device).train()
     crops = Crops(latents, training.crop, training.seed, mirror=perceptual is None)  # judged in latent space alone
-    weights = channel_weights(latents).to(device)
+    weights = channel_weights(latents, sensitivity).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=training.learning_rate)
     adversary = Adversary(latents, device=device) if training.adversarial else None
     judged_from = round(training.steps * ADVERSARIAL_FROM)

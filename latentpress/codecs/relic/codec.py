@@ -34,7 +34,8 @@ from latentpress.codecs.model_cache import ModelCache
 from latentpress.codecs.relic import bitstream, schedule
 from latentpress.codecs.relic.bitstream import SideInfo
 from latentpress.codecs.relic.model import UNET_MULTIPLE, RelicModel
-from latentpress.codecs.relic.params import DECODE_STEPS, RelicParams
+from latentpress.codecs.relic.params import DECODE_STEPS, RelicParams, Training
+from latentpress.codecs.relic.scale_fit import fit_scales
 from latentpress.codecs.relic.time_fit import fit_stage
 from latentpress.codecs.relic.time_search import TimeSearch, best_time, by_distance, by_pixels
 from latentpress.codecs.relic.train import TrainingStatus, train
@@ -78,27 +79,10 @@ class Relic(CollectionModelCodec):
         vae_name = items[0].vae_id or ""
         held_out = held_out_photos(items, training.time_fit.photos)
         kept = [z for n, z in enumerate(latents) if n not in held_out]
-        device = get_settings().device
-        model = train(kept, arch, training, device, progress, vae_name=vae_name)
-        if held_out:
-
-            def measured(done: int, total: int) -> None:
-                if progress is not None:
-                    progress(TrainingStatus(done, total, "time", float("nan")))
-
-            photos = [(items[n].image, latents[n]) for n in held_out]
-            report = fit_stage(LoadedModel(model), photos, vae_name, training.time_fit, measured)
-            log.info("relic time fit on %d held-out photos: %s", len(photos), report.summary())
-        decoder = None
-        if params.decoder_steps:
-
-            def tuned(step: int, lpips: float, mse: float) -> None:
-                if progress is not None:
-                    progress(TrainingStatus(step, params.decoder_steps, "decoder", lpips))
-
-            images = [item.image for item in items]
-            decoder = tune_on_collection(decoding(LoadedModel(model)), latents, images, vae_name,
-                                         DecoderStage(params.decoder_steps), device, tuned)  # fmt: skip
+        model = train(kept, arch, training, get_settings().device, progress, vae_name=vae_name)
+        photos = [(items[n].image, latents[n]) for n in held_out]
+        decoder, _ = finish(model, training, params.decoder_steps, photos, (latents, [item.image for item in items]),
+                         vae_name, progress)  # fmt: skip
         record = bitstream.ModelRecord(arch, vae_name, len(items),
                                        training.denoiser_steps + training.coder_steps)  # fmt: skip
         return bitstream.pack_model(model, record, decoder.arrays() if decoder else None)
@@ -174,18 +158,24 @@ class LoadedModel:
         rebuilds before denoising. The time does not change what is coded: it is
         chosen (``t``, or by ``search``) after the code."""
         side = self.side_info(latent, quality)
-        y = self.model.normalise(torch.from_numpy(latent)).double()[None]
-        shift, scale = self._affine(side)
-        encoder = entropy.Encoder()
-        decoded = self.coder.encode((y - shift) * scale, encoder)
-        y_hat = (decoded / ONE / scale + shift).float()
+        stream, y_hat = self.code_with(latent, side)
         if search is not None:
             t = best_time(lambda t: search.cost(self.to_latent(self.denoise(y_hat, t))), side.time, search.coarse,
                           search.refinements)  # fmt: skip
         if t is not None:
             side = replace(side, t=bitstream.time_units(t))
-        payload = bitstream.pack_payload(quality, latent.shape[1], latent.shape[2], side, encoder.to_bytes())
+        payload = bitstream.pack_payload(quality, latent.shape[1], latent.shape[2], side, stream)
         return payload, y_hat
+
+    @torch.inference_mode()
+    def code_with(self, latent: np.ndarray, side: SideInfo) -> tuple[bytes, torch.Tensor]:
+        """The range coded stream of ``latent`` under ``side``'s scales and shifts, and
+        the normalised ``y_hat`` (1, C, h, w) it decodes to."""
+        y = self.model.normalise(torch.from_numpy(latent)).double()[None]
+        shift, scale = self._affine(side)
+        encoder = entropy.Encoder()
+        decoded = self.coder.encode((y - shift) * scale, encoder)
+        return encoder.to_bytes(), (decoded / ONE / scale + shift).float()
 
     @torch.inference_mode()
     def decoded(self, data: bytes) -> tuple[SideInfo, torch.Tensor]:
@@ -245,6 +235,48 @@ class LoadedModel:
     def to_latent(self, y: torch.Tensor) -> np.ndarray:
         """A normalised (1, C, h, w) latent back in the VAE's units, as (C, h, w) float32."""
         return np.ascontiguousarray(self.model.denormalise(y[0]).numpy(), dtype=np.float32)
+
+
+def finish(
+    model: RelicModel,
+    training: Training,
+    decoder_steps: int,
+    held_out: list[tuple[np.ndarray, np.ndarray]],
+    collection: tuple[list[np.ndarray], list[np.ndarray | None]],
+    vae_name: str,
+    progress: Callable[[TrainingStatus], None] | None = None,
+) -> tuple[TunedDecoder | None, list[str]]:
+    """Training's stages after the codec stage, on a trained ``model`` (in place): the
+    time fit and the scale fit on the ``held_out`` (image, latent) pairs, then, with
+    ``decoder_steps``, the VAE decoder tuned on the ``collection``'s (latents, images).
+    Returns that decoder and what each fit reports."""
+
+    def report(stage: str) -> Callable[[int, int], None]:
+        def measured(done: int, total: int) -> None:
+            if progress is not None:
+                progress(TrainingStatus(done, total, stage, float("nan")))
+
+        return measured
+
+    reports = []
+    if held_out:
+        timed = fit_stage(LoadedModel(model), held_out, vae_name, training.time_fit, report("time"))
+        reports.append(f"time fit: {timed.summary()}")
+        if training.scale_fit is not None:
+            scaled = fit_scales(LoadedModel(model), held_out, vae_name, training.scale_fit, report("scales"))
+            reports.append(f"scale fit: {scaled.summary()}")
+    for line in reports:
+        log.info("relic on %d held-out photos, %s", len(held_out), line)
+    if not decoder_steps:
+        return None, reports
+
+    def tuned(step: int, lpips: float, mse: float) -> None:
+        if progress is not None:
+            progress(TrainingStatus(step, decoder_steps, "decoder", lpips))
+
+    latents, images = collection
+    return tune_on_collection(decoding(LoadedModel(model)), latents, images, vae_name, DecoderStage(decoder_steps),
+                              get_settings().device, tuned), reports  # fmt: skip
 
 
 def held_out_photos(items: list[CodecInput], wanted: int) -> list[int]:
