@@ -80,8 +80,8 @@ def main() -> int:
     parser.add_argument(
         "--finish",
         action="store_true",
-        help="with --load-models: first run the preset's stages after the codec stage (the time fit, the scale fit, "
-        "the decoder tuning) on each loaded model, in place of any tuned decoder it carries",
+        help="with --load-models: first run the preset's stages after the codec stage (the time fit, the decoder "
+        "tuning) on each loaded model, in place of any tuned decoder it carries",
     )
     parser.add_argument(
         "--set",
@@ -172,10 +172,10 @@ def train_model(vae, params, steps: int | None) -> tuple[bytes, dict]:
                    "coder_steps": training.coder_steps}  # fmt: skip
 
 
-def finish_model(vae, model: bytes, params) -> tuple[bytes, list[str]]:
+def finish_model(vae, model: bytes, params) -> tuple[bytes, str | None]:
     """``model`` (saved by ``--save-models``) after the stages its preset's training
     ends with (``codec.finish``), on the photos that training holds out and tunes on;
-    and what its fits report."""
+    and what its time fit reports."""
     from latentpress.codecs.relic import bitstream
     from latentpress.codecs.relic.codec import finish
 
@@ -186,10 +186,10 @@ def finish_model(vae, model: bytes, params) -> tuple[bytes, list[str]]:
     def progress(status) -> None:
         print(f"{vae.vae_id} {status.stage} {status.step}/{status.steps} {status.summary()}", flush=True)
 
-    decoder, reports = finish(relic, params.training(), params.decoder_steps, [(photos[n], latents[n]) for n in names],
+    decoder, summary = finish(relic, params.training(), params.decoder_steps, [(photos[n], latents[n]) for n in names],
                      (list(latents.values()), list(photos.values())), vae.vae_id, progress)  # fmt: skip
-    print(f"{vae.vae_id}: {'; '.join(reports)}", flush=True)
-    return bitstream.pack_model(relic, record, decoder.arrays() if decoder else None), reports
+    print(f"{vae.vae_id} time fit: {summary}", flush=True)
+    return bitstream.pack_model(relic, record, decoder.arrays() if decoder else None), summary
 
 
 def time_fit_photos(params) -> tuple[dict[str, np.ndarray], list[str]]:

@@ -35,7 +35,6 @@ from latentpress.codecs.relic import bitstream, schedule
 from latentpress.codecs.relic.bitstream import SideInfo
 from latentpress.codecs.relic.model import UNET_MULTIPLE, RelicModel
 from latentpress.codecs.relic.params import DECODE_STEPS, RelicParams, Training
-from latentpress.codecs.relic.scale_fit import fit_scales
 from latentpress.codecs.relic.time_fit import fit_stage
 from latentpress.codecs.relic.time_search import TimeSearch, best_time, by_distance, by_pixels
 from latentpress.codecs.relic.train import TrainingStatus, train
@@ -158,24 +157,18 @@ class LoadedModel:
         rebuilds before denoising. The time does not change what is coded: it is
         chosen (``t``, or by ``search``) after the code."""
         side = self.side_info(latent, quality)
-        stream, y_hat = self.code_with(latent, side)
+        y = self.model.normalise(torch.from_numpy(latent)).double()[None]
+        shift, scale = self._affine(side)
+        encoder = entropy.Encoder()
+        decoded = self.coder.encode((y - shift) * scale, encoder)
+        y_hat = (decoded / ONE / scale + shift).float()
         if search is not None:
             t = best_time(lambda t: search.cost(self.to_latent(self.denoise(y_hat, t))), side.time, search.coarse,
                           search.refinements)  # fmt: skip
         if t is not None:
             side = replace(side, t=bitstream.time_units(t))
-        payload = bitstream.pack_payload(quality, latent.shape[1], latent.shape[2], side, stream)
+        payload = bitstream.pack_payload(quality, latent.shape[1], latent.shape[2], side, encoder.to_bytes())
         return payload, y_hat
-
-    @torch.inference_mode()
-    def code_with(self, latent: np.ndarray, side: SideInfo) -> tuple[bytes, torch.Tensor]:
-        """The range coded stream of ``latent`` under ``side``'s scales and shifts, and
-        the normalised ``y_hat`` (1, C, h, w) it decodes to."""
-        y = self.model.normalise(torch.from_numpy(latent)).double()[None]
-        shift, scale = self._affine(side)
-        encoder = entropy.Encoder()
-        decoded = self.coder.encode((y - shift) * scale, encoder)
-        return encoder.to_bytes(), (decoded / ONE / scale + shift).float()
 
     @torch.inference_mode()
     def decoded(self, data: bytes) -> tuple[SideInfo, torch.Tensor]:
@@ -245,30 +238,22 @@ def finish(
     collection: tuple[list[np.ndarray], list[np.ndarray | None]],
     vae_name: str,
     progress: Callable[[TrainingStatus], None] | None = None,
-) -> tuple[TunedDecoder | None, list[str]]:
+) -> tuple[TunedDecoder | None, str | None]:
     """Training's stages after the codec stage, on a trained ``model`` (in place): the
-    time fit and the scale fit on the ``held_out`` (image, latent) pairs, then, with
-    ``decoder_steps``, the VAE decoder tuned on the ``collection``'s (latents, images).
-    Returns that decoder and what each fit reports."""
+    time fit on the ``held_out`` (image, latent) pairs, then, with ``decoder_steps``,
+    the VAE decoder tuned on the ``collection``'s (latents, images). Returns that
+    decoder and what the time fit reports (None without held-out photos)."""
+    summary = None
+    if held_out:
 
-    def report(stage: str) -> Callable[[int, int], None]:
         def measured(done: int, total: int) -> None:
             if progress is not None:
-                progress(TrainingStatus(done, total, stage, float("nan")))
+                progress(TrainingStatus(done, total, "time", float("nan")))
 
-        return measured
-
-    reports = []
-    if held_out:
-        timed = fit_stage(LoadedModel(model), held_out, vae_name, training.time_fit, report("time"))
-        reports.append(f"time fit: {timed.summary()}")
-        if training.scale_fit is not None:
-            scaled = fit_scales(LoadedModel(model), held_out, vae_name, training.scale_fit, report("scales"))
-            reports.append(f"scale fit: {scaled.summary()}")
-    for line in reports:
-        log.info("relic on %d held-out photos, %s", len(held_out), line)
+        summary = fit_stage(LoadedModel(model), held_out, vae_name, training.time_fit, measured).summary()
+        log.info("relic time fit on %d held-out photos: %s", len(held_out), summary)
     if not decoder_steps:
-        return None, reports
+        return None, summary
 
     def tuned(step: int, lpips: float, mse: float) -> None:
         if progress is not None:
@@ -276,7 +261,7 @@ def finish(
 
     latents, images = collection
     return tune_on_collection(decoding(LoadedModel(model)), latents, images, vae_name, DecoderStage(decoder_steps),
-                              get_settings().device, tuned), reports  # fmt: skip
+                              get_settings().device, tuned), summary  # fmt: skip
 
 
 def held_out_photos(items: list[CodecInput], wanted: int) -> list[int]:

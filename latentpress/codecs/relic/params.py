@@ -81,25 +81,6 @@ class TimeFit:
 
 
 @dataclass(frozen=True)
-class ScaleFit:
-    """A stage after the time fit: the parameter network's per-channel log2 scales
-    shifted so that a bit buys as much pixel LPIPS plus DISTS in every channel, measured
-    on the time fit's held-out photos (:mod:`.scale_fit`)."""
-
-    qualities: tuple[float, ...] = (1.0, 2.0, 3.0, 4.0)
-    step: float = 0.5
-    """Log2 factor by which each channel's step is made finer and coarser to measure it."""
-    windows: int = 3
-    window: int = 16
-    margin: int = 2
-    floor: float = 0.05
-    """Slopes under this share of a sample's largest count as this share."""
-    max_shift: float = 1.0
-    """Largest shift of a channel's log2 scale."""
-    seed: int = 1
-
-
-@dataclass(frozen=True)
 class Training:
     """How a model learns from a collection's latents: the denoiser first, then the
     parameter network and the entropy model with the denoiser frozen."""
@@ -123,9 +104,7 @@ class Training:
     LPIPS plus DISTS by more than this share of it refits the distance to the codec's
     measured outputs (``models.proxy_check``); 0: never."""
     time_fit: TimeFit = TimeFit(0)
-    """P's time refitted to pixel LPIPS plus DISTS (:mod:`.time_fit`)."""
-    scale_fit: ScaleFit | None = None
-    """Then P's scales shifted between channels (:mod:`.scale_fit`); None: not."""
+    """The last stage: P's time refitted to pixel LPIPS plus DISTS (:mod:`.time_fit`)."""
 
 
 @dataclass(frozen=True)
@@ -159,10 +138,6 @@ class RelicParams:
     denoisings of the latent per image) or ``pixels`` (by pixel LPIPS plus DISTS
     against the original; at most 7 denoisings, VAE decodings and measurements),
     :mod:`.time_search`."""
-    scale_fit: bool = field(default=False, metadata={ADDED: "0.9.0"})
-    """After the time fit, on the same held-out photos: shift the parameter network's
-    log2 scales between channels so that a bit buys as much pixel LPIPS plus DISTS in
-    each (:mod:`.scale_fit`); needs ``time_fit_photos``."""
     decoder_steps: int = field(default=0, metadata={ADDED: "0.8.0"})
     """Steps of a last stage that tunes the VAE decoder on the collection's photos to
     draw relic's decoded latents, stored in the model
@@ -179,8 +154,7 @@ class RelicParams:
             denoiser = max(1, round(steps * denoiser / (denoiser + coder)))
             coder = max(1, steps - denoiser)
         return Training(denoiser, coder, self.batch_size, self.crop, latent_perceptual=self.latent_perceptual,
-                        distance_refresh=self.distance_refresh, time_fit=TimeFit(self.time_fit_photos),
-                        scale_fit=ScaleFit() if self.scale_fit else None)  # fmt: skip
+                        distance_refresh=self.distance_refresh, time_fit=TimeFit(self.time_fit_photos))  # fmt: skip
 
     def validate(self) -> None:
         """Raise ``CodecError`` naming the first field out of range."""
@@ -198,10 +172,6 @@ class RelicParams:
             raise CodecError(f"relic decoder_steps must be a count >= 0, got {self.decoder_steps!r}")
         if not (isinstance(self.time_fit_photos, int) and self.time_fit_photos >= 0):
             raise CodecError(f"relic time_fit_photos must be a count >= 0, got {self.time_fit_photos!r}")
-        if self.scale_fit not in (True, False):
-            raise CodecError(f"relic scale_fit must be true or false, got {self.scale_fit!r}")
-        if self.scale_fit and not self.time_fit_photos:
-            raise CodecError("relic scale_fit measures the time fit's held-out photos: it needs time_fit_photos > 0")
         check_loss_weights("relic", self, ("latent_perceptual", "distance_refresh"))
         if self.time_search not in TIME_SEARCHES:
             raise CodecError(f"relic time_search must be one of {TIME_SEARCHES}, got {self.time_search!r}")

@@ -57,8 +57,7 @@ class TrainingStatus:
     """All steps of both stages."""
     stage: str
     """``denoiser``, ``codec``, ``time`` (the time fit: ``step`` of ``steps`` photos
-    measured, :mod:`.time_fit`), ``scales`` (the scale fit, likewise, :mod:`.scale_fit`)
-    or ``decoder`` (the VAE decoder's tuning: ``step`` of
+    measured, :mod:`.time_fit`) or ``decoder`` (the VAE decoder's tuning: ``step`` of
     ``steps`` of it, ``loss`` its pixel LPIPS)."""
     loss: float
     bpp: float = float("nan")
@@ -72,8 +71,6 @@ class TrainingStatus:
         """The figures of this step, for a progress line."""
         if self.stage == "time":
             return "time fit, photos decoded and measured"
-        if self.stage == "scales":
-            return "scale fit, photos coded, decoded and measured"
         if self.stage == "decoder":
             return f"VAE decoder tuning, pixel LPIPS {self.loss:.4f}"
         if self.stage == "denoiser":
