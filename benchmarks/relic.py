@@ -180,6 +180,8 @@ def finish_model(vae, model: bytes, params) -> tuple[bytes, str | None]:
     from latentpress.codecs.relic.codec import finish
 
     photos, names = time_fit_photos(params)
+    if not params.decoder_steps:  # only the time fit: the held-out photos alone
+        photos = {name: photos[name] for name in names}
     latents = {name: vae.encode([p])[0] for name, p in photos.items()}
     relic, record, _ = bitstream.unpack_model(model)
 
@@ -187,7 +189,7 @@ def finish_model(vae, model: bytes, params) -> tuple[bytes, str | None]:
         print(f"{vae.vae_id} {status.stage} {status.step}/{status.steps} {status.summary()}", flush=True)
 
     decoder, summary = finish(relic, params.training(), params.decoder_steps, [(photos[n], latents[n]) for n in names],
-                     (list(latents.values()), list(photos.values())), vae.vae_id, progress)  # fmt: skip
+                              list(latents.values()), list(photos.values()), vae.vae_id, progress)  # fmt: skip
     print(f"{vae.vae_id} time fit: {summary}", flush=True)
     return bitstream.pack_model(relic, record, decoder.arrays() if decoder else None), summary
 

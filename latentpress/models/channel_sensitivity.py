@@ -4,7 +4,7 @@ A codec that measures its distortion as each latent channel's squared error over
 channel's variance treats the channels alike; the VAE decoder does not. Noise of the
 same share of each channel's spread, put into one channel at a time of real photos'
 latents and drawn by the decoder, raises pixel LPIPS plus DISTS by amounts that differ
-20-fold between TAESD3's 16 channels (docs/glc.md). :func:`channel_sensitivity`
+nine- to twentyfold between TAESD3's 16 channels (docs/glc.md). :func:`channel_sensitivity`
 measures that rise per unit of normalised noise variance, on a collection's own
 photos, as weights of mean 1: the diagonal of a quadratic model of the pixel metrics
 in the latent, which a codec's rate-distortion loss can weigh its channels by.
@@ -51,21 +51,16 @@ def channel_sensitivity(
             continue
         top, left = (latent.shape[1] - cells) // 2, (latent.shape[2] - cells) // 2
         window = np.ascontiguousarray(latent[:, top : top + cells, left : left + cells])
-        pixels = np.ascontiguousarray(
-            image[top * vae.stride :, left * vae.stride :][: cells * vae.stride, : cells * vae.stride]
-        )
-        size = [(pixels.shape[1], pixels.shape[0])]
-        noisy = []
+        s = vae.stride
+        pixels = np.ascontiguousarray(image[top * s : (top + cells) * s, left * s : (left + cells) * s])
+        candidates = [window]
         for channel, spread in enumerate(std):
             moved = window.copy()
             noise = rng.uniform(-0.5, 0.5, window[channel].shape) * np.sqrt(12) * NOISE * spread
             moved[channel] += noise.astype(np.float32)
-            noisy.append(vae.decode([moved], size)[0])
-        reference = Reference(pixels)
-        costs = [
-            v["lpips"] + v["dists"]
-            for v in reference.measure([vae.decode([window], size)[0], *noisy], ("lpips", "dists"))
-        ]
+            candidates.append(moved)
+        drawn = vae.decode(candidates, [(pixels.shape[1], pixels.shape[0])] * len(candidates))
+        costs = [v["lpips"] + v["dists"] for v in Reference(pixels).measure(drawn, ("lpips", "dists"))]
         rises += (np.array(costs[1:]) - costs[0]) / NOISE**2
         measured += 1
     if not measured:

@@ -9,8 +9,8 @@ is each channel's mean squared error over that channel's variance in the trainin
 latents, summed over channels: a lambda then asks for the same signal-to-noise ratio
 per channel of any VAE, whatever its scale or channel count (4 for TAESD, 16 for
 TAESD3); given a ``sensitivity`` per channel (what its error costs in pixel LPIPS plus
-DISTS, ``models.channel_sensitivity``), each channel's share is weighted by it. The decoder always sees rounded values (straight-through gradients); the
-rate is that of values with uniform noise added, then, for the last ``rounding``
+DISTS, ``models.channel_sensitivity``), each channel's share is weighted by it. The
+decoder always sees rounded values (straight-through gradients); the rate is that of values with uniform noise added, then, for the last ``rounding``
 share of steps, of the rounded values. Adam with a cosine learning-rate decay.
 With ``Training.latent_perceptual`` the distortion also counts the latent perceptual
 distance (``models.latent_distance``) between the decoded and the original crops,

@@ -80,8 +80,8 @@ class Relic(CollectionModelCodec):
         kept = [z for n, z in enumerate(latents) if n not in held_out]
         model = train(kept, arch, training, get_settings().device, progress, vae_name=vae_name)
         photos = [(items[n].image, latents[n]) for n in held_out]
-        decoder, _ = finish(model, training, params.decoder_steps, photos, (latents, [item.image for item in items]),
-                         vae_name, progress)  # fmt: skip
+        decoder, _ = finish(model, training, params.decoder_steps, photos, latents, [item.image for item in items],
+                            vae_name, progress)  # fmt: skip
         record = bitstream.ModelRecord(arch, vae_name, len(items),
                                        training.denoiser_steps + training.coder_steps)  # fmt: skip
         return bitstream.pack_model(model, record, decoder.arrays() if decoder else None)
@@ -235,13 +235,14 @@ def finish(
     training: Training,
     decoder_steps: int,
     held_out: list[tuple[np.ndarray, np.ndarray]],
-    collection: tuple[list[np.ndarray], list[np.ndarray | None]],
+    latents: list[np.ndarray],
+    images: list[np.ndarray | None],
     vae_name: str,
     progress: Callable[[TrainingStatus], None] | None = None,
 ) -> tuple[TunedDecoder | None, str | None]:
     """Training's stages after the codec stage, on a trained ``model`` (in place): the
     time fit on the ``held_out`` (image, latent) pairs, then, with ``decoder_steps``,
-    the VAE decoder tuned on the ``collection``'s (latents, images). Returns that
+    the VAE decoder tuned on the collection's ``latents`` and ``images``. Returns that
     decoder and what the time fit reports (None without held-out photos)."""
     summary = None
     if held_out:
@@ -259,7 +260,6 @@ def finish(
         if progress is not None:
             progress(TrainingStatus(step, decoder_steps, "decoder", lpips))
 
-    latents, images = collection
     return tune_on_collection(decoding(LoadedModel(model)), latents, images, vae_name, DecoderStage(decoder_steps),
                               get_settings().device, tuned), summary  # fmt: skip
 

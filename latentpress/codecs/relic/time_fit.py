@@ -72,9 +72,8 @@ def measure(
         cols = min(latent.shape[2], image.shape[1] // vae.stride)
         for quality in fit.qualities:
             _, y_hat = loaded.code(latent, quality)
-            judged = [random_window(rows, cols, fit.window, fit.margin, rng) for _ in range(fit.windows)]
-            judge = PixelJudge(image, vae, judged)
-            costs.append(judge.costs([denoised_windows(loaded, y_hat, t, judge.windows) for t in fit.times]))
+            judge = PixelJudge(image, vae, [_window(rows, cols, fit, rng) for _ in range(fit.windows)])
+            costs.append(judge.costs([_denoised(loaded, y_hat, t, judge.windows) for t in fit.times]))
             features.append(pooled_features(loaded.model, latent, quality))
             photo_index.append(index)
         if progress is not None:
@@ -83,16 +82,16 @@ def measure(
                         torch.tensor(fit.times, dtype=torch.float32), torch.tensor(photo_index))  # fmt: skip
 
 
-def random_window(rows: int, cols: int, side: int, margin: int, rng: np.random.Generator) -> Window:
-    """A random window (a core of ``side`` cells and ``margin`` cells of context) of a
-    ``rows`` x ``cols`` latent."""
-    side_r, side_c = min(side, rows), min(side, cols)
+def _window(rows: int, cols: int, fit: TimeFit, rng: np.random.Generator) -> Window:
+    """A random window (a core of ``fit.window`` cells and its margin) of a ``rows`` x
+    ``cols`` latent."""
+    side_r, side_c = min(fit.window, rows), min(fit.window, cols)
     top, left = int(rng.integers(0, rows - side_r + 1)), int(rng.integers(0, cols - side_c + 1))
-    return Window(max(0, top - margin), max(0, left - margin), min(rows, top + side_r + margin),
-                  min(cols, left + side_c + margin), top, left, top + side_r, left + side_c)  # fmt: skip
+    return Window(max(0, top - fit.margin), max(0, left - fit.margin), min(rows, top + side_r + fit.margin),
+                  min(cols, left + side_c + fit.margin), top, left, top + side_r, left + side_c)  # fmt: skip
 
 
-def denoised_windows(loaded, y_hat: torch.Tensor, t: float, windows: list[Window]) -> list[np.ndarray]:
+def _denoised(loaded, y_hat: torch.Tensor, t: float, windows: list[Window]) -> list[np.ndarray]:
     """The decoder's latent from ``y_hat`` (1, C, h, w) at ``t`` on each of ``windows``:
     denoised whole where the decoder denoises whole, else each window with the
     decoder's context around it (``codec.DENOISE_MARGIN``)."""
