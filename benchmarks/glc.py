@@ -257,7 +257,7 @@ def train_models(vae, photos: dict[str, np.ndarray], preset: str, steps: int | N
 
     start = time.perf_counter()
     sensitivity = None
-    if params.channel_weighting:
+    if params.weighs_channels(latents[0].shape[0]):
         items = [CodecInput(name, p.shape[1], p.shape[0], latent=z, vae_id=vae.vae_id, image=p)
                  for (name, p), z in zip(photos.items(), latents, strict=True)]  # fmt: skip
         sensitivity = measured_sensitivity(items, latents, vae.vae_id)

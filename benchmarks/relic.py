@@ -2,10 +2,14 @@
 was not trained on: the paper's Fig. 2, its supplement's t sweep, and what denoising buys.
 
     python benchmarks/relic.py [--vae taesd --vae taesd3] [--preset default] [--steps N]
-        [--set time_search=pixels] [--save-models DIR | --load-models DIR [--finish]]
+        [--set time_search=pixels] [--save-models DIR | --load-models DIR [--finish]] [--photos mixed|natural]
 
-Training and evaluation photos are the GLC benchmark's (``benchmarks/glc.py``): the
-photos scikit-image ships plus crops of kodim01 and kodim02 for training, kodim03 to
+Training and evaluation photos are the GLC benchmark's (``benchmarks/glc.py``): with
+``--photos mixed`` (the default) the photos scikit-image ships plus crops of kodim01
+and kodim02 for training, and the twelve mate-nature photos for a preset's time fit
+(held out from the rest of training); with ``natural`` the GLC benchmark's set of
+that name (26 photographs of scenes in colour, mate-nature's included), whose
+mate-nature photos a time fit holds out first (at most a third of the set). kodim03 to
 kodim06 at full size for evaluation. For each VAE, in its own process:
 
 1. ``relic`` at qualities 1 to 4 in half steps; ``latent-q`` at its usual steps; and
@@ -84,6 +88,12 @@ def main() -> int:
         "tuning) on each loaded model, in place of any tuned decoder it carries",
     )
     parser.add_argument(
+        "--photos",
+        choices=("mixed", "natural"),
+        default="mixed",
+        help="training set (default %(default)s; see the module docstring)",
+    )
+    parser.add_argument(
         "--set",
         action="append",
         default=[],
@@ -95,9 +105,9 @@ def main() -> int:
     vaes = args.vae or ["taesd", "taesd3"]
     threads = args.threads or max(1, (os.cpu_count() or 1) // len(vaes))
     report: dict = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
-                    "machine": f"{platform.machine()}, {os.cpu_count()} cores", "preset": args.preset, "overrides": changes,
+                    "machine": f"{platform.machine()}, {os.cpu_count()} cores", "preset": args.preset, "overrides": changes, "photo_set": args.photos,
                     "evaluation_photos": list(evaluation_photos()), "rows": [], "sweep": [], "models": {}}  # fmt: skip
-    photos, held_out = time_fit_photos(replace(get_codec("relic").params(args.preset), **changes))
+    photos, held_out = time_fit_photos(replace(get_codec("relic").params(args.preset), **changes), args.photos)
     if args.load_models and not args.finish:
         held_out = []
     report["training_photos"], report["time_fit_photos"] = sorted(set(photos) - set(held_out)), held_out
@@ -136,10 +146,10 @@ def vae_part(
         record = {"bytes": len(model), "train_seconds": None, "loaded_from": str(path)}
         if args.finish:
             start = time.perf_counter()
-            model, record["finish"] = finish_model(vae, model, params)
+            model, record["finish"] = finish_model(vae, model, params, args.photos)
             record["finish_seconds"] = time.perf_counter() - start
     else:
-        model, record = train_model(vae, params, args.steps)
+        model, record = train_model(vae, params, args.steps, args.photos)
     if args.save_models:
         Path(args.save_models).mkdir(parents=True, exist_ok=True)
         (Path(args.save_models) / f"relic-{vae_name}.bin").write_bytes(model)
@@ -153,9 +163,9 @@ def vae_part(
     return record, rows, sweep
 
 
-def train_model(vae, params, steps: int | None) -> tuple[bytes, dict]:
+def train_model(vae, params, steps: int | None, photo_set: str) -> tuple[bytes, dict]:
     codec = get_codec("relic")
-    photos, _ = time_fit_photos(params)
+    photos, _ = time_fit_photos(params, photo_set)
     start = time.perf_counter()
     items = [CodecInput(name, p.shape[1], p.shape[0], latent=vae.encode([p])[0], vae_id=vae.vae_id, image=p)
              for name, p in photos.items()]  # fmt: skip
@@ -172,14 +182,14 @@ def train_model(vae, params, steps: int | None) -> tuple[bytes, dict]:
                    "coder_steps": training.coder_steps}  # fmt: skip
 
 
-def finish_model(vae, model: bytes, params) -> tuple[bytes, str | None]:
+def finish_model(vae, model: bytes, params, photo_set: str) -> tuple[bytes, str | None]:
     """``model`` (saved by ``--save-models``) after the stages its preset's training
     ends with (``codec.finish``), on the photos that training holds out and tunes on;
     and what its time fit reports."""
     from latentpress.codecs.relic import bitstream
     from latentpress.codecs.relic.codec import finish
 
-    photos, names = time_fit_photos(params)
+    photos, names = time_fit_photos(params, photo_set)
     if not params.decoder_steps:  # only the time fit: the held-out photos alone
         photos = {name: photos[name] for name in names}
     latents = {name: vae.encode([p])[0] for name, p in photos.items()}
@@ -194,12 +204,14 @@ def finish_model(vae, model: bytes, params) -> tuple[bytes, str | None]:
     return bitstream.pack_model(relic, record, decoder.arrays() if decoder else None), summary
 
 
-def time_fit_photos(params) -> tuple[dict[str, np.ndarray], list[str]]:
-    """The training photos for ``params`` (mate-nature's first where it fits the time)
-    and the names of those its training holds out for the time fit."""
+def time_fit_photos(params, photo_set: str) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The training photos of ``photo_set`` for ``params`` (mate-nature's first where it
+    fits the time) and the names of those its training holds out for the time fit."""
     from latentpress.codecs.relic.codec import held_out_photos
 
-    photos = held_out_first(training_photos("mixed+mate-nature" if params.time_fit_photos > 0 else "mixed"))
+    if photo_set == "mixed" and params.time_fit_photos > 0:
+        photo_set = "mixed+mate-nature"
+    photos = held_out_first(training_photos(photo_set))
     items = [CodecInput(name, p.shape[1], p.shape[0], image=p) for name, p in photos.items()]
     return photos, [items[n].image_id for n in held_out_photos(items, params.time_fit_photos)]
 
@@ -400,7 +412,7 @@ def markdown(report: dict) -> str:
     return (
         f"# Relic benchmark ({report['date']}, {report['machine']}, preset {report['preset']}"
         f"{''.join(f', {k}={v}' for k, v in report.get('overrides', {}).items())})\n\n"
-        f"Trained on {len(report['training_photos'])} photos (the GLC benchmark's)"
+        f"Trained on {len(report['training_photos'])} photos (the GLC benchmark's, set {report.get('photo_set', 'mixed')})"
         f"{'; time fitted on ' + str(len(report['time_fit_photos'])) + ' more (mate-nature)' if report['time_fit_photos'] else ''}"
         f"; evaluated on "
         f"{', '.join(report['evaluation_photos'])} at full size. Rates are payload bpp; seconds exclude the VAE.\n\n"

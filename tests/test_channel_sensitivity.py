@@ -42,12 +42,25 @@ def test_glc_weighs_its_channels_by_their_sensitivity(latents: list[np.ndarray])
         channel_weights(latents, sensitivity), channel_weights(latents) * torch.tensor(sensitivity)
     )
     codec = get_codec("glc")
-    params = dataclasses.replace(codec.params("tiny"), channel_weighting=True)
+    params = dataclasses.replace(codec.params("tiny"), channel_weighting="on")
     assert codec.training_pixels(params) == 8 and codec.training_pixels(codec.params("tiny")) == 0
     items = [dataclasses.replace(item(z, f"{i:016x}"), image=photo)
              for i, (z, photo) in enumerate(zip(latents, crops(), strict=True))]  # fmt: skip
     assert codec.train(items, params, steps=5) != codec.train(items, codec.params("tiny"), steps=5)
     with pytest.raises(CodecError, match="channel_weighting: channel sensitivity needs photos"):
         codec.train([item(z) for z in latents], params, steps=5)
-    with pytest.raises(CodecError, match="channel_weighting must be true or false"):
+    with pytest.raises(CodecError, match="channel_weighting must be one of off, on, auto, got 'yes'"):
         dataclasses.replace(params, channel_weighting="yes").validate()
+
+
+def test_auto_weighs_the_channels_of_taesd3_only(latents: list[np.ndarray]) -> None:
+    """``auto`` (the fast and default presets) weighs 16-channel latents, not 4-channel
+    ones: trained on TAESD latents it makes the unweighted model, bit for bit."""
+    codec = get_codec("glc")
+    auto = dataclasses.replace(codec.params("tiny"), channel_weighting="auto")
+    assert [auto.weighs_channels(c) for c in (4, 16)] == [False, True]
+    assert [codec.params(p).channel_weighting for p in ("fast", "default")] == ["auto", "auto"]
+    assert codec.training_pixels(auto) == 8
+    items = [dataclasses.replace(item(z, f"{i:016x}"), image=photo)
+             for i, (z, photo) in enumerate(zip(latents, crops(), strict=True))]  # fmt: skip
+    assert codec.train(items, auto, steps=5) == codec.train(items, codec.params("tiny"), steps=5)

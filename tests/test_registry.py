@@ -96,13 +96,16 @@ def test_an_option_added_later_leaves_fingerprints_alone_until_used(monkeypatch)
     """A parameter field added after fingerprints began (``ADDED``) is left out of a
     configuration's fingerprint while it holds its default: glc's presets as 0.6.0 had
     them keep the fingerprints their ledger rows had then, and the option counts once
-    set (glc's ``fast`` and ``default`` set ``decoder_steps`` since 0.7.0)."""
+    set (glc's ``fast`` and ``default`` set ``decoder_steps`` since 0.7.0 and
+    ``channel_weighting`` since 0.9.0)."""
     from latentpress.codecs.glc.params import PRESETS
     from latentpress.codecs.spec import CodecConfig, params_meaning
 
     now = CodecConfig("glc", "default", 2.0).fingerprint()
     for preset in ("default", "fast"):
-        monkeypatch.setitem(PRESETS, preset, dataclasses.replace(PRESETS[preset], decoder_steps=0))
+        monkeypatch.setitem(
+            PRESETS, preset, dataclasses.replace(PRESETS[preset], decoder_steps=0, channel_weighting="off")
+        )
     assert CodecConfig("glc", "default", 2.0).fingerprint() == "c9a5bd7c0857e49f"  # as written by 0.6.0
     assert CodecConfig("glc", "fast", 0.2, "lpips").fingerprint() == "c5ff08056406e822"
     assert now != "c9a5bd7c0857e49f"  # the preset whose meaning changed has a new fingerprint

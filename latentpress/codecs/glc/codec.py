@@ -52,7 +52,8 @@ class Glc(CollectionModelCodec):
         device = get_settings().device
         total = training.steps + params.perceptual_steps + params.decoder_steps
         vae_name = items[0].vae_id or ""
-        sensitivity = measured_sensitivity(items, latents, vae_name) if params.channel_weighting else None
+        weighted = params.weighs_channels(arch.latent_channels)
+        sensitivity = measured_sensitivity(items, latents, vae_name) if weighted else None
         model = train(latents, arch, training, device, progress, total_steps=total, vae_name=vae_name,
                       sensitivity=sensitivity)  # fmt: skip
 
@@ -76,7 +77,8 @@ class Glc(CollectionModelCodec):
         return bitstream.pack_model(model.cpu(), record, decoder.arrays() if decoder else None)
 
     def training_pixels(self, params: GlcParams) -> int:
-        return max(DECODER_PHOTOS if params.decoder_steps else 0, SENSITIVITY_PHOTOS if params.channel_weighting else 0)
+        weighting = SENSITIVITY_PHOTOS if params.channel_weighting != "off" else 0
+        return max(DECODER_PHOTOS if params.decoder_steps else 0, weighting)
 
     def encode(self, item: CodecInput, params: GlcParams, model: bytes) -> bytes:
         params.validate()

@@ -17,6 +17,12 @@ LAMBDAS = (0.03, 0.12, 0.48, 1.92)
 """Rate-distortion trade-off of each anchor during training: loss = bpp + lambda * the
 latent's distortion (per-channel MSE over the channel's variance, summed over
 channels; :mod:`.train`). Anchor 1 costs the fewest bits."""
+CHANNEL_WEIGHTINGS = ("off", "on", "auto")
+"""Values of ``GlcParams.channel_weighting``."""
+AUTO_WEIGHTED_CHANNELS = 8
+"""``channel_weighting="auto"`` weighs the channels of latents with at least this many:
+TAESD3's 16, whose measured sensitivities differ ninefold, not the four of TAESD and
+TAESDXL, which differ little (docs/glc.md)."""
 
 
 @dataclass(frozen=True)
@@ -113,15 +119,22 @@ class GlcParams:
     decoder_steps: int = field(default=0, metadata={ADDED: "0.7.0"})
     """Steps of a last stage that tunes the VAE decoder on the collection's photos and
     stores it in the model (:mod:`latentpress.codecs.tuned_decoder`); 0: the stock decoder draws every image."""
-    channel_weighting: bool = field(default=False, metadata={ADDED: "0.9.0"})
-    """Weigh each latent channel's error in the rate-distortion stage by how much it
-    costs pixel LPIPS plus DISTS, measured on the collection's photos before training
-    (:mod:`latentpress.models.channel_sensitivity`); False: the channels alike."""
+    channel_weighting: str = field(default="off", metadata={ADDED: "0.9.0"})
+    """``on``: weigh each latent channel's error in the rate-distortion stage by how much
+    it costs pixel LPIPS plus DISTS, measured on the collection's photos before training
+    (:mod:`latentpress.models.channel_sensitivity`); ``off``: the channels alike;
+    ``auto``: on for latents of ``AUTO_WEIGHTED_CHANNELS`` channels or more."""
 
     def architecture(self, latent_channels: int) -> Architecture:
         arch = Architecture(latent_channels, self.channels, self.hyper_channels, self.context_channels, self.blocks,
                             self.stride)  # fmt: skip
         return replace(arch, identity=self.identity and arch.rearranged_channels <= self.channels)
+
+    def weighs_channels(self, latent_channels: int) -> bool:
+        """Whether training weighs the channels of a ``latent_channels``-channel latent."""
+        if self.channel_weighting == "auto":
+            return latent_channels >= AUTO_WEIGHTED_CHANNELS
+        return self.channel_weighting == "on"
 
     def training(self, steps: int | None = None) -> Training:
         return Training(
@@ -153,8 +166,10 @@ class GlcParams:
             raise CodecError(
                 f"glc perceptual_steps and decoder_steps must be >= 0, got {self.perceptual_steps}, {self.decoder_steps}"
             )
-        if self.channel_weighting not in (True, False):
-            raise CodecError(f"glc channel_weighting must be true or false, got {self.channel_weighting!r}")
+        if self.channel_weighting not in CHANNEL_WEIGHTINGS:
+            raise CodecError(
+                f"glc channel_weighting must be one of {', '.join(CHANNEL_WEIGHTINGS)}, got {self.channel_weighting!r}"
+            )
         check_loss_weights("glc", self, ("latent_perceptual", "adversarial", "distance_refresh"))
 
 
@@ -171,10 +186,11 @@ PRESETS: dict[str, GlcParams] = {
         sample=16,
         perceptual_steps=0,
     ),
-    "fast": GlcParams(steps=1500, learning_rate=4e-3, perceptual_steps=60, decoder_steps=300),
-    "default": GlcParams(decoder_steps=300),
+    "fast": GlcParams(steps=1500, learning_rate=4e-3, perceptual_steps=60, decoder_steps=300, channel_weighting="auto"),
+    "default": GlcParams(decoder_steps=300, channel_weighting="auto"),
 }
 """``tiny`` trains in seconds (tests); ``fast`` in minutes; ``default`` is the benchmark's (4,000
 steps: about 35 minutes on one CPU core, and as good on the benchmark as 12,000 steps at a quarter
 of the learning rate: docs/glc.md). Since 0.7.0 ``fast`` and ``default`` also tune the VAE decoder
-(300 steps, about 13 minutes more on one core)."""
+(300 steps, about 13 minutes more on one core). Since 0.9.0 both weigh TAESD3's channels by
+what they cost in pixels (``channel_weighting="auto"``; TAESD's and TAESDXL's alike)."""
