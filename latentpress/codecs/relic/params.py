@@ -193,11 +193,13 @@ PRESETS: dict[str, RelicParams] = {
         sample=16,
     ),
     "fast": RelicParams(denoiser_steps=1500, coder_steps=1000, time_fit_photos=6),
-    "default": RelicParams(time_fit_photos=12),
-    "best": RelicParams(time_fit_photos=12, time_search="pixels"),
+    "default": RelicParams(time_fit_photos=12, decoder_steps=300),
+    "best": RelicParams(time_fit_photos=12, time_search="pixels", decoder_steps=300),
 }
 """``tiny`` trains in seconds (tests); ``fast`` in minutes; ``default`` is the benchmark's;
 ``fast`` and ``default`` end by fitting the time on held-out photos (about 30 s a
 photo of up to 0.4 MP on a CPU core, 5 s more a megapixel); ``best`` trains as
 ``default`` and encodes with the denoising time searched by pixel LPIPS plus DISTS
-(about 30 s a photo and quality on a CPU core instead of 0.1 s)."""
+(about 30 s a photo and quality on a CPU core instead of 0.1 s). Since 0.9.0 ``default`` and
+``best`` end by tuning the VAE decoder on the collection (300 steps, about 15 minutes more on
+one core; docs/relic.md)."""
