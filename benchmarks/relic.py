@@ -105,7 +105,8 @@ def main() -> int:
     vaes = args.vae or ["taesd", "taesd3"]
     threads = args.threads or max(1, (os.cpu_count() or 1) // len(vaes))
     report: dict = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
-                    "machine": f"{platform.machine()}, {os.cpu_count()} cores", "preset": args.preset, "overrides": changes, "photo_set": args.photos,
+                    "machine": f"{platform.machine()}, {os.cpu_count()} cores", "preset": args.preset,
+                    "overrides": changes, "photo_set": args.photos,
                     "evaluation_photos": list(evaluation_photos()), "rows": [], "sweep": [], "models": {}}  # fmt: skip
     photos, held_out = time_fit_photos(replace(get_codec("relic").params(args.preset), **changes), args.photos)
     if args.load_models and not args.finish:

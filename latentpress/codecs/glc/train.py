@@ -10,8 +10,9 @@ latents, summed over channels: a lambda then asks for the same signal-to-noise r
 per channel of any VAE, whatever its scale or channel count (4 for TAESD, 16 for
 TAESD3); given a ``sensitivity`` per channel (what its error costs in pixel LPIPS plus
 DISTS, ``models.channel_sensitivity``), each channel's share is weighted by it. The
-decoder always sees rounded values (straight-through gradients); the rate is that of values with uniform noise added, then, for the last ``rounding``
-share of steps, of the rounded values. Adam with a cosine learning-rate decay.
+decoder always sees rounded values (straight-through gradients); the rate is that of
+values with uniform noise added, then, for the last ``rounding`` share of steps, of
+the rounded values. Adam with a cosine learning-rate decay.
 With ``Training.latent_perceptual`` the distortion also counts the latent perceptual
 distance (``models.latent_distance``) between the decoded and the original crops,
 what LPIPS and DISTS would see of them at a tenth of the decoder's cost; then a
